@@ -1,0 +1,123 @@
+"""Grouping a batch's tokens by adapter, once per step.
+
+Both the CPU path and the Triton kernels work on groups ("segments") of
+tokens that share an adapter, so the grouping is computed once per forward
+step and reused by every layer.  Tokens whose slot is negative have no
+adapter; they belong to no segment and are never touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["Segments", "group_tokens", "TileSchedule"]
+
+Rows = slice | torch.Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class TileSchedule:
+    """One entry per (segment, block of ``block_m`` rows): the work list of a
+    kernel launch, so the grid has exactly as many programs as there are
+    non-empty row blocks, however ragged the segments are."""
+
+    block_m: int
+    tile_segment: torch.Tensor  # (n_tiles,) int64, index into the segment arrays
+    tile_row: torch.Tensor  # (n_tiles,) int64, first row of the tile inside its segment
+    num_tiles: int
+
+
+@dataclass(frozen=True, eq=False)
+class Segments:
+    """Tokens of one batch grouped by adapter slot.
+
+    ``groups`` is the host-side form the CPU path iterates over: one
+    ``(slot, rows)`` per adapter present, where ``rows`` is a ``slice`` when the
+    adapter's tokens are contiguous (the common case: a request's prompt, or
+    consecutive decode rows of one adapter), so the matmul reads a view
+    instead of gathering rows; otherwise a sorted index tensor.
+
+    ``order``/``seg_*`` are the device-side form for kernels: ``order`` lists
+    token rows sorted by slot (stable), and segment ``i`` covers
+    ``order[seg_start[i] : seg_start[i] + seg_len[i]]`` for slot ``seg_slot[i]``.
+    """
+
+    num_tokens: int
+    groups: tuple[tuple[int, Rows], ...]
+    order: torch.Tensor
+    seg_slot: torch.Tensor
+    seg_start: torch.Tensor
+    seg_len: torch.Tensor
+    _schedules: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def num_segments(self) -> int:
+        return len(self.groups)
+
+    @property
+    def max_segment_len(self) -> int:
+        return max((_rows_len(r) for _, r in self.groups), default=0)
+
+    def schedule(self, block_m: int) -> TileSchedule:
+        """Row-block work list for kernels, cached per block size."""
+        if block_m not in self._schedules:
+            self._schedules[block_m] = _build_schedule(self, block_m)
+        return self._schedules[block_m]
+
+
+def _rows_len(rows: Rows) -> int:
+    return rows.stop - rows.start if isinstance(rows, slice) else int(rows.numel())
+
+
+def group_tokens(token_slots: torch.Tensor) -> Segments:
+    """Group token rows by their adapter slot; negative slots mean "no adapter".
+
+    One host read of the (small) index tensor per step; everything a layer
+    needs afterwards is either a Python slice or an index tensor.
+    """
+    slots = token_slots.reshape(-1).to(torch.int64)
+    device = slots.device
+    n = slots.numel()
+    rows_with_adapter = torch.nonzero(slots >= 0).flatten()
+    sorted_slots, perm = torch.sort(slots[rows_with_adapter], stable=True)
+    order = rows_with_adapter[perm]
+    seg_slot, seg_len = torch.unique_consecutive(sorted_slots, return_counts=True)
+    seg_start = torch.cumsum(seg_len, 0) - seg_len
+
+    groups: list[tuple[int, Rows]] = []
+    if seg_slot.numel():
+        order_cpu = order.cpu()
+        for slot, start, length in zip(
+            seg_slot.tolist(), seg_start.tolist(), seg_len.tolist()
+        ):
+            rows = order_cpu[start : start + length]
+            first, last = int(rows[0]), int(rows[-1])
+            if last - first + 1 == length:  # sorted and unique, so contiguous
+                groups.append((slot, slice(first, last + 1)))
+            else:
+                groups.append((slot, rows.to(device)))
+    return Segments(
+        num_tokens=n,
+        groups=tuple(groups),
+        order=order,
+        seg_slot=seg_slot,
+        seg_start=seg_start,
+        seg_len=seg_len,
+    )
+
+
+def _build_schedule(seg: Segments, block_m: int) -> TileSchedule:
+    device = seg.order.device
+    tiles_per_seg = (seg.seg_len + block_m - 1) // block_m
+    num_tiles = int(tiles_per_seg.sum()) if tiles_per_seg.numel() else 0
+    if num_tiles == 0:
+        empty = torch.empty(0, dtype=torch.int64, device=device)
+        return TileSchedule(block_m, empty, empty, 0)
+    tile_segment = torch.repeat_interleave(
+        torch.arange(seg.num_segments, device=device), tiles_per_seg
+    )
+    first_tile = torch.cumsum(tiles_per_seg, 0) - tiles_per_seg
+    tile_row = (torch.arange(num_tiles, device=device) - first_tile[tile_segment]) * block_m
+    return TileSchedule(block_m, tile_segment, tile_row, num_tiles)
