@@ -1,0 +1,180 @@
+"""Text in, `LoRAWeights` out: tokenize, chunk, encode, run the hypernetwork, concatenate.
+
+Memory is bounded by one micro-batch of chunks: a document of any length streams through the
+encoder `batch_chunks` chunks at a time and only the small per-chunk factors are kept.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .base_model import ensure_default_model, load_model_and_tokenizer
+from .encoder import Encoder
+from .errors import BadDocument, MissingModel
+from .hypernet import Hypernet, HypernetConfig, checkpoint_fingerprint
+from .lora import LoRAWeights
+from .paths import cache_root, package_data_dir
+
+log = logging.getLogger(__name__)
+
+
+def default_hypernet_dir() -> Path:
+    """`VLLM_D2L_HYPERNET`, else the checkpoint shipped in the package.
+
+    Before a trained checkpoint ships, an untrained one (an exact no-op) is built once from a fixed
+    seed in the cache, so everything downstream works end to end.
+    """
+    env = os.environ.get("VLLM_D2L_HYPERNET")
+    if env:
+        return Path(env).expanduser()
+    shipped = package_data_dir() / "hypernet"
+    if (shipped / "model.safetensors").is_file():
+        return shipped
+    fallback = cache_root() / "hypernets" / "untrained-seed0"
+    if not (fallback / "model.safetensors").is_file():
+        log.warning("no trained hypernetwork is installed; using an untrained one (adapters are no-ops)")
+        torch.manual_seed(0)
+        Hypernet(HypernetConfig()).save(fallback)
+    return fallback
+
+
+def decode_text(text: str | bytes) -> str:
+    """Accept str or UTF-8 bytes; refuse what cannot be a document, naming why."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadDocument(f"document is not valid UTF-8 (byte {e.start}: {bytes(text)[e.start:e.start + 1]!r})") from None
+    if not isinstance(text, str):
+        raise BadDocument(f"document must be text, got {type(text).__name__}")
+    if not text.strip():
+        raise BadDocument("document is empty or only whitespace")
+    if "\x00" in text:
+        raise BadDocument("document contains NUL characters")
+    return text
+
+
+@dataclass
+class Internalized:
+    """One document's adapter and what it cost."""
+
+    weights: LoRAWeights
+    tokens: int
+    chunks: int
+    seconds: float
+
+    def summary(self) -> str:
+        return (f"tokens={self.tokens} chunks={self.chunks} rank={self.weights.rank} "
+                f"bytes={self.weights.nbytes} seconds={self.seconds:.2f}")
+
+
+class Generator:
+    """Owns the frozen base model (as encoder), its tokenizer and the hypernetwork."""
+
+    def __init__(self, model, tokenizer, hypernet: Hypernet, base_model_name: str, fingerprint: str = "",
+                 chunk_tokens: int = 1024, batch_chunks: int = 4, adapter_dtype: torch.dtype = torch.bfloat16):
+        hypernet.config.check_base_model(model.config)
+        self.model, self.tokenizer, self.hypernet = model, tokenizer, hypernet.eval()
+        self.encoder = Encoder(model, hypernet.config.source_layers)
+        self.base_model_name = base_model_name
+        self.fingerprint = fingerprint
+        self.chunk_tokens = chunk_tokens
+        self.batch_chunks = batch_chunks
+        self.adapter_dtype = adapter_dtype
+
+    @classmethod
+    def load(cls, hypernet_dir: Path | str | None = None, model_dir: Path | str | None = None,
+             encoder_dtype: torch.dtype = torch.bfloat16, **kwargs) -> "Generator":
+        model_dir = Path(model_dir) if model_dir else ensure_default_model()
+        hypernet_dir = Path(hypernet_dir) if hypernet_dir else default_hypernet_dir()
+        if not hypernet_dir.is_dir():
+            raise MissingModel(f"hypernetwork folder not found: {hypernet_dir}")
+        model, tokenizer = load_model_and_tokenizer(model_dir, dtype=encoder_dtype)
+        hypernet = Hypernet.load(hypernet_dir, model.config)
+        fp = f"{checkpoint_fingerprint(hypernet_dir)}:{model_dir.resolve().name}"
+        return cls(model, tokenizer, hypernet, str(model_dir), fingerprint=fp, **kwargs)
+
+    # ----------------------------------------------------------------------------- text -> chunks
+    def tokenize(self, text: str | bytes, max_tokens: int | None = None) -> list[int]:
+        ids = self.tokenizer(decode_text(text), add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise BadDocument("document has no tokens")
+        if max_tokens is not None and len(ids) > max_tokens:
+            raise BadDocument(f"document has {len(ids)} tokens; the limit is {max_tokens}")
+        return ids
+
+    def split(self, ids: list[int], chunk_tokens: int | None = None) -> list[list[int]]:
+        size = chunk_tokens or self.chunk_tokens
+        if size < 1:
+            raise ValueError("chunk_tokens must be >= 1")
+        return [ids[i:i + size] for i in range(0, len(ids), size)]
+
+    # ----------------------------------------------------------------------------- chunks -> factors
+    @torch.no_grad()
+    def chunk_factors(self, chunks: list[list[int]], progress: bool = False) -> list[dict]:
+        """Per-chunk factors, encoding `batch_chunks` chunks at a time (right-padded)."""
+        out: list[dict] = []
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(chunks), unit="chunk", desc="internalizing")
+        pad = self.tokenizer.pad_token_id or 0
+        for start in range(0, len(chunks), self.batch_chunks):
+            group = chunks[start:start + self.batch_chunks]
+            width = max(len(c) for c in group)
+            ids = torch.full((len(group), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(group), width), dtype=torch.bool)
+            for i, c in enumerate(group):
+                ids[i, :len(c)] = torch.tensor(c)
+                mask[i, :len(c)] = True
+            feats = self.encoder(ids, mask.long())
+            factors = self.hypernet(feats, mask)
+            for i in range(len(group)):
+                out.append({k: (a[i], b[i]) for k, (a, b) in factors.items()})
+            if bar:
+                bar.update(len(group))
+        if bar:
+            bar.close()
+        return out
+
+    def assemble(self, per_chunk: list[dict], meta: dict) -> LoRAWeights:
+        """Concatenate chunk factors (and the always-on block) along rank."""
+        parts = list(per_chunk)
+        bias = self.hypernet.bias_factors()
+        if bias:
+            parts.append(bias)
+        a = {k: torch.cat([p[k][0] for p in parts], 0).to(self.adapter_dtype).contiguous() for k in parts[0]}
+        b = {k: torch.cat([p[k][1] for p in parts], 1).to(self.adapter_dtype).contiguous() for k in parts[0]}
+        return LoRAWeights(a, b, self.base_model_name, meta)
+
+    # ----------------------------------------------------------------------------- public API
+    def internalize(self, text: str | bytes, chunk_tokens: int | None = None, max_rank: int | None = None,
+                    max_tokens: int | None = None, progress: bool = False) -> Internalized:
+        return self.internalize_many([text], chunk_tokens, max_rank, max_tokens, progress)[0]
+
+    @torch.no_grad()
+    def internalize_many(self, texts: list[str | bytes], chunk_tokens: int | None = None,
+                         max_rank: int | None = None, max_tokens: int | None = None,
+                         progress: bool = False) -> list[Internalized]:
+        """Several documents in one pass: their chunks share encoder batches."""
+        t0 = time.perf_counter()
+        docs = [self.split(self.tokenize(t, max_tokens), chunk_tokens) for t in texts]
+        flat = [c for d in docs for c in d]
+        factors = self.chunk_factors(flat, progress=progress and len(flat) > 1)
+        seconds = (time.perf_counter() - t0) / len(texts)
+        results, pos = [], 0
+        for d in docs:
+            n_tokens = sum(len(c) for c in d)
+            meta = {"tokens": n_tokens, "chunks": len(d), "hypernet": self.fingerprint,
+                    "chunk_tokens": chunk_tokens or self.chunk_tokens}
+            w = self.assemble(factors[pos:pos + len(d)], meta)
+            pos += len(d)
+            if max_rank is not None:
+                w = w.cap_rank(max_rank)
+            results.append(Internalized(w, n_tokens, len(d), seconds))
+        return results

@@ -1,0 +1,231 @@
+"""The hypernetwork: a Perceiver that reads one chunk's activations and writes a LoRA.
+
+Shape of the computation, per chunk:
+
+    hidden states of the frozen base model, one [T, H] sheet per source layer
+      -> keys/values (per-layer norm, shared projection, learned layer embedding)
+    learned queries, one per (target layer, module, rank row)
+      -> cross-attention to their own layer's sheet (each layer's adapter reads that layer)
+      -> a small transformer over all queries (layers and modules exchange information)
+      -> per-module heads: each query becomes one row of A (d_in) and one column of B (d_out)
+
+B is multiplied by a learned per-(layer, module) gate that starts at zero, so a fresh hypernetwork
+is an exact no-op. A learned "bias LoRA" (a fixed adapter block, also gated at zero) is appended
+once per document: it carries what every document needs (e.g. "answer from memory") so the
+per-chunk rows can spend their rank on content.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from .errors import MissingModel, ModelMismatch
+from .lora import module_path, module_shapes
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class HypernetConfig:
+    """Everything needed to rebuild the hypernetwork and check it against a base model."""
+
+    # the base model it was trained for (checked on load)
+    base_model: str = "SmolLM2-135M-Instruct"
+    base_hidden_size: int = 576
+    base_num_layers: int = 30
+    base_intermediate_size: int = 1536
+    base_num_heads: int = 9
+    base_num_kv_heads: int = 3
+    # what it generates
+    target_modules: list[str] = field(default_factory=lambda: ["down_proj"])
+    target_layers: list[int] | None = None  # None: every layer
+    rank: int = 8  # rows per chunk per module
+    bias_rank: int = 8  # rows of the always-on block (0 disables it)
+    # which hidden state feeds each target layer: hidden_states[layer + offset] (0 = embeddings)
+    source_offset: int = 1
+    # network size
+    dim: int = 512
+    heads: int = 8
+    latent_blocks: int = 2
+    mlp_ratio: int = 4
+
+    @property
+    def layers(self) -> list[int]:
+        return list(self.target_layers) if self.target_layers is not None else list(range(self.base_num_layers))
+
+    @property
+    def source_layers(self) -> list[int]:
+        return [l + self.source_offset for l in self.layers]
+
+    def shapes(self) -> dict[str, tuple[int, int]]:
+        return module_shapes(self._as_hf(), self.target_modules)
+
+    def _as_hf(self):
+        from types import SimpleNamespace
+        return SimpleNamespace(hidden_size=self.base_hidden_size, intermediate_size=self.base_intermediate_size,
+                               num_attention_heads=self.base_num_heads, num_key_value_heads=self.base_num_kv_heads,
+                               num_hidden_layers=self.base_num_layers, head_dim=None)
+
+    @classmethod
+    def for_base_model(cls, hf_config, base_model: str, **overrides) -> "HypernetConfig":
+        return cls(base_model=base_model, base_hidden_size=hf_config.hidden_size,
+                   base_num_layers=hf_config.num_hidden_layers,
+                   base_intermediate_size=hf_config.intermediate_size,
+                   base_num_heads=hf_config.num_attention_heads,
+                   base_num_kv_heads=hf_config.num_key_value_heads, **overrides)
+
+    def check_base_model(self, hf_config) -> None:
+        """Raise `ModelMismatch` listing every field where the base model differs."""
+        pairs = {
+            "hidden_size": (self.base_hidden_size, hf_config.hidden_size),
+            "num_hidden_layers": (self.base_num_layers, hf_config.num_hidden_layers),
+            "intermediate_size": (self.base_intermediate_size, hf_config.intermediate_size),
+            "num_attention_heads": (self.base_num_heads, hf_config.num_attention_heads),
+            "num_key_value_heads": (self.base_num_kv_heads, hf_config.num_key_value_heads),
+        }
+        diff = [f"{k}: hypernetwork {a}, model {b}" for k, (a, b) in pairs.items() if a != b]
+        if diff:
+            raise ModelMismatch(f"hypernetwork was trained for '{self.base_model}', which differs from "
+                                "this base model: " + "; ".join(diff))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "HypernetConfig":
+        raw = json.loads(text)
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(raw) - known
+        if unknown:
+            raise ModelMismatch(f"unknown hypernetwork config fields {sorted(unknown)}")
+        return cls(**raw)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block; queries attend to `context` (self-attention when it is None)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: int, context_dim: int | None = None):
+        super().__init__()
+        self.heads = heads
+        self.norm_q = nn.LayerNorm(dim)
+        self.norm_kv = nn.LayerNorm(context_dim, elementwise_affine=False) if context_dim else None
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(context_dim or dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.norm_mlp = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
+
+    def attend(self, x: torch.Tensor, context: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
+        b, n, d = x.shape
+        q = self.q(self.norm_q(x))
+        ctx = self.norm_q(x) if context is None else self.norm_kv(context)
+        k, v = self.kv(ctx).chunk(2, dim=-1)
+        split = lambda t: t.view(b, t.shape[1], self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
+        y = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask)
+        return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+    def forward(self, x, context=None, mask=None):
+        x = x + self.attend(x, context, mask)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class Hypernet(nn.Module):
+    def __init__(self, config: HypernetConfig):
+        super().__init__()
+        self.config = c = config
+        n_layers, n_mod = len(c.layers), len(c.target_modules)
+        self.shapes = c.shapes()
+        # one query per (layer, module, rank row), built from three learned parts
+        self.row_emb = nn.Parameter(torch.randn(n_mod, c.rank, c.dim) * 0.02)
+        self.layer_emb = nn.Parameter(torch.randn(n_layers, c.dim) * 0.02)
+        self.source_emb = nn.Parameter(torch.zeros(n_layers, c.base_hidden_size))
+        self.read = Block(c.dim, c.heads, c.mlp_ratio, context_dim=c.base_hidden_size)
+        self.blocks = nn.ModuleList(Block(c.dim, c.heads, c.mlp_ratio) for _ in range(c.latent_blocks))
+        self.norm_out = nn.LayerNorm(c.dim)
+        self.head_a = nn.ModuleDict({m: nn.Linear(c.dim, d_in) for m, (d_in, _) in self.shapes.items()})
+        self.head_b = nn.ModuleDict({m: nn.Linear(c.dim, d_out) for m, (_, d_out) in self.shapes.items()})
+        # gates start at zero: an untrained hypernetwork generates B = 0, an exact no-op adapter
+        self.gate = nn.Parameter(torch.zeros(n_layers, n_mod))
+        if c.bias_rank:
+            self.bias_a = nn.ParameterDict({m: nn.Parameter(torch.randn(n_layers, c.bias_rank, d_in) / d_in ** 0.5)
+                                            for m, (d_in, _) in self.shapes.items()})
+            self.bias_b = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_layers, d_out, c.bias_rank))
+                                            for m, (_, d_out) in self.shapes.items()})
+
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per-chunk factors.
+
+        feats: [N, L, T, H] hidden states of N chunks at the L source layers; mask: [N, T] bool,
+        True for real tokens. Returns {module path: (A [N, r, d_in], B [N, d_out, r])}.
+        """
+        c = self.config
+        n, n_layers, t, h = feats.shape
+        n_mod = len(c.target_modules)
+        context = (feats.float() + self.source_emb[None, :, None, :]).reshape(n * n_layers, t, h)
+        attn_mask = None
+        if mask is not None:
+            attn_mask = mask[:, None, :].expand(n, n_layers, t).reshape(n * n_layers, 1, 1, t)
+        queries = (self.row_emb[None] + self.layer_emb[:, None, None]).reshape(1, n_layers, n_mod * c.rank, c.dim)
+        x = queries.expand(n, -1, -1, -1).reshape(n * n_layers, n_mod * c.rank, c.dim)
+        x = self.read(x, context, attn_mask)
+        x = x.reshape(n, n_layers * n_mod * c.rank, c.dim)
+        for block in self.blocks:
+            x = block(x)
+        x = self.norm_out(x).reshape(n, n_layers, n_mod, c.rank, c.dim)
+        out = {}
+        for j, m in enumerate(c.target_modules):
+            a = self.head_a[m](x[:, :, j])  # [N, L, r, d_in]
+            b = self.head_b[m](x[:, :, j]) * self.gate[None, :, j, None, None]  # [N, L, r, d_out]
+            for i, layer in enumerate(c.layers):
+                out[module_path(layer, m)] = (a[:, i], b[:, i].transpose(1, 2))
+        return out
+
+    def bias_factors(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The always-on block: {module path: (A [r_b, d_in], B [d_out, r_b])}."""
+        if not self.config.bias_rank:
+            return {}
+        return {module_path(layer, m): (self.bias_a[m][i], self.bias_b[m][i])
+                for m in self.config.target_modules for i, layer in enumerate(self.config.layers)}
+
+    # ----------------------------------------------------------------------------- checkpoints
+    def save(self, folder: Path | str, dtype: torch.dtype = torch.float32) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to(dtype).contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_NAME))
+        (folder / CONFIG_NAME).write_text(self.config.to_json())
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path | str, hf_config=None) -> "Hypernet":
+        folder = Path(folder)
+        if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
+            raise MissingModel(f"{folder} is not a hypernetwork checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+        config = HypernetConfig.from_json((folder / CONFIG_NAME).read_text())
+        if hf_config is not None:
+            config.check_base_model(hf_config)
+        net = cls(config)
+        state = load_file(str(folder / WEIGHTS_NAME))
+        missing, unexpected = net.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+        if missing or unexpected:
+            raise ModelMismatch(f"checkpoint {folder} does not match its config: missing {missing[:3]}, "
+                                f"unexpected {unexpected[:3]}")
+        net.eval()
+        return net
+
+
+def checkpoint_fingerprint(folder: Path | str) -> str:
+    """Content hash of a checkpoint: part of every adapter id, so a new checkpoint means new ids."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        h.update((folder / name).read_bytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,244 @@
+"""`LoRAWeights`: the one adapter type used everywhere (generator, store, server, training).
+
+Convention: for every target module (a dotted path such as `model.layers.3.mlp.down_proj`) the
+update is `delta_W = B @ A` with `A: [r, d_in]`, `B: [d_out, r]`, and the scaling already folded
+into B. Folding keeps concatenation trivial (chunks and documents just stack along rank) and makes
+the PEFT export exact with `lora_alpha = r` (PEFT and vLLM both scale by `alpha / r` = 1).
+All modules share one rank, because PEFT's config has one `r` (per-module ranks would need a
+`rank_pattern`, which vLLM does not read).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .errors import MissingModel, ModelMismatch
+
+_PEFT_PREFIX = "base_model.model."
+CONFIG_NAME = "adapter_config.json"
+WEIGHTS_NAME = "adapter_model.safetensors"
+
+
+def module_shapes(hf_config, modules: list[str]) -> dict[str, tuple[int, int]]:
+    """(d_in, d_out) of each Llama-style projection named by its short name (e.g. `down_proj`)."""
+    h = hf_config.hidden_size
+    inter = hf_config.intermediate_size
+    head_dim = getattr(hf_config, "head_dim", None) or h // hf_config.num_attention_heads
+    q = hf_config.num_attention_heads * head_dim
+    kv = hf_config.num_key_value_heads * head_dim
+    table = {
+        "q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
+        "gate_proj": (h, inter), "up_proj": (h, inter), "down_proj": (inter, h),
+    }
+    unknown = [m for m in modules if m not in table]
+    if unknown:
+        raise ModelMismatch(f"unsupported target modules {unknown}; known: {sorted(table)}")
+    return {m: table[m] for m in modules}
+
+
+def module_path(layer: int, module: str) -> str:
+    """Dotted path of a projection inside a Llama-style `*ForCausalLM`."""
+    group = "self_attn" if module in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
+    return f"model.layers.{layer}.{group}.{module}"
+
+
+@dataclass
+class LoRAWeights:
+    """Low-rank factors for a set of modules of one base model.
+
+    `base_model` is a free-form identifier (name or path) carried into the PEFT config.
+    """
+
+    a: dict[str, torch.Tensor]
+    b: dict[str, torch.Tensor]
+    base_model: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if set(self.a) != set(self.b):
+            raise ValueError("A and B must name the same modules")
+        if not self.a:
+            raise ValueError("an adapter needs at least one module")
+        ranks = {self.a[k].shape[0] for k in self.a} | {self.b[k].shape[1] for k in self.b}
+        if len(ranks) != 1:
+            raise ValueError(f"all modules must share one rank, got {sorted(ranks)}")
+
+    # ----------------------------------------------------------------------------- properties
+    @property
+    def rank(self) -> int:
+        return next(iter(self.a.values())).shape[0]
+
+    @property
+    def modules(self) -> list[str]:
+        return sorted(self.a)
+
+    @property
+    def target_modules(self) -> list[str]:
+        return sorted({k.rsplit(".", 1)[-1] for k in self.a})
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (*self.a.values(), *self.b.values()))
+
+    def delta(self, name: str) -> torch.Tensor:
+        """Dense update of one module (for tests and small models only)."""
+        return self.b[name].float() @ self.a[name].float()
+
+    def to(self, dtype: torch.dtype | None = None, device=None) -> "LoRAWeights":
+        cast = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
+        return LoRAWeights({k: cast(v) for k, v in self.a.items()},
+                           {k: cast(v) for k, v in self.b.items()}, self.base_model, dict(self.meta))
+
+    # ----------------------------------------------------------------------------- algebra
+    @staticmethod
+    def concat(parts: list["LoRAWeights"]) -> "LoRAWeights":
+        """Stack adapters along rank: the summed update of all parts, at rank sum(r_i)."""
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        first = parts[0]
+        for p in parts[1:]:
+            if set(p.a) != set(first.a):
+                raise ModelMismatch("cannot concatenate adapters with different target modules")
+            if p.base_model != first.base_model:
+                raise ModelMismatch(
+                    f"cannot concatenate adapters of '{first.base_model}' and '{p.base_model}'")
+        a = {k: torch.cat([p.a[k] for p in parts], dim=0) for k in first.a}
+        b = {k: torch.cat([p.b[k] for p in parts], dim=1) for k in first.b}
+        return LoRAWeights(a, b, first.base_model, dict(first.meta))
+
+    def cap_rank(self, max_rank: int) -> "LoRAWeights":
+        """Best rank-`max_rank` approximation of each module's update (truncated SVD).
+
+        Computed from the factors: QR of B and of A^T reduce the problem to an r x r core, so the
+        dense d_out x d_in matrix is never formed. Exact when `max_rank` >= the true rank.
+        """
+        if max_rank < 1:
+            raise ValueError("max_rank must be >= 1")
+        if self.rank <= max_rank:
+            return self
+        a_out, b_out = {}, {}
+        for k in self.a:
+            dtype = self.a[k].dtype
+            A, B = self.a[k].double(), self.b[k].double()
+            qb, rb = torch.linalg.qr(B)           # B = Qb Rb,  Qb: [d_out, r]
+            qa, ra = torch.linalg.qr(A.T)         # A^T = Qa Ra, Qa: [d_in, r]
+            u, s, vh = torch.linalg.svd(rb @ ra.T)  # core: [r, r]
+            root = s[:max_rank].sqrt()
+            b_out[k] = ((qb @ u[:, :max_rank]) * root).to(dtype)
+            a_out[k] = (root[:, None] * (vh[:max_rank] @ qa.T)).to(dtype)
+        return LoRAWeights(a_out, b_out, self.base_model, dict(self.meta))
+
+    # ----------------------------------------------------------------------------- checks
+    def validate(self, hf_config) -> None:
+        """Raise `ModelMismatch` naming every module whose shape the base model does not have."""
+        problems = []
+        n_layers = hf_config.num_hidden_layers
+        for name in self.modules:
+            parts = name.split(".")
+            try:
+                layer, short = int(parts[2]), parts[-1]
+                d_in, d_out = module_shapes(hf_config, [short])[short]
+            except (IndexError, ValueError, ModelMismatch):
+                problems.append(f"{name}: not a known projection of this model")
+                continue
+            if layer >= n_layers:
+                problems.append(f"{name}: the model has only {n_layers} layers")
+                continue
+            got = (self.a[name].shape[1], self.b[name].shape[0])
+            if got != (d_in, d_out):
+                problems.append(f"{name}: adapter is {got[0]}->{got[1]}, model is {d_in}->{d_out}")
+        if problems:
+            raise ModelMismatch("adapter does not fit the base model: " + "; ".join(problems[:5])
+                                + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+
+    # ----------------------------------------------------------------------------- PEFT format
+    def peft_config(self) -> dict:
+        return {
+            "peft_type": "LORA",
+            "task_type": "CAUSAL_LM",
+            "base_model_name_or_path": self.base_model,
+            "r": self.rank,
+            "lora_alpha": self.rank,  # scaling alpha/r = 1: it is folded into B
+            "lora_dropout": 0.0,
+            "bias": "none",
+            "fan_in_fan_out": False,
+            "use_rslora": False,
+            "use_dora": False,
+            "target_modules": self.target_modules,
+            "inference_mode": True,
+            "vllm_d2l": self.meta,
+        }
+
+    def peft_state_dict(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for k in self.a:
+            out[f"{_PEFT_PREFIX}{k}.lora_A.weight"] = self.a[k].contiguous()
+            out[f"{_PEFT_PREFIX}{k}.lora_B.weight"] = self.b[k].contiguous()
+        return out
+
+    def to_safetensors_bytes(self) -> bytes:
+        """Weights as safetensors bytes with the PEFT config in the header metadata."""
+        return st_save(self.peft_state_dict(), metadata={"peft_config": json.dumps(self.peft_config())})
+
+    @classmethod
+    def from_safetensors_bytes(cls, data: bytes, config: dict | None = None) -> "LoRAWeights":
+        if config is None:
+            from safetensors import safe_open  # header only, no tensor copy
+            with tempfile.NamedTemporaryFile(suffix=".safetensors") as fh:
+                fh.write(data)
+                fh.flush()
+                with safe_open(fh.name, "pt") as f:
+                    config = json.loads((f.metadata() or {}).get("peft_config", "{}"))
+        return cls._from_state_dict(st_load(data), config)
+
+    def save_peft(self, folder: Path | str) -> Path:
+        """Write a PEFT folder atomically (temp folder + rename), so readers never see half of one."""
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            (tmp / WEIGHTS_NAME).write_bytes(self.to_safetensors_bytes())
+            (tmp / CONFIG_NAME).write_text(json.dumps(self.peft_config(), indent=2))
+            tmp.chmod(0o755)
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return folder
+
+    @classmethod
+    def load_peft(cls, folder: Path | str) -> "LoRAWeights":
+        folder = Path(folder)
+        cfg_path, w_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        if not cfg_path.is_file() or not w_path.is_file():
+            raise MissingModel(f"{folder} is not a PEFT adapter folder "
+                               f"(needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+        config = json.loads(cfg_path.read_text())
+        return cls._from_state_dict(st_load(w_path.read_bytes()), config)
+
+    @classmethod
+    def _from_state_dict(cls, sd: dict[str, torch.Tensor], config: dict) -> "LoRAWeights":
+        a, b = {}, {}
+        for key, t in sd.items():
+            name = key[len(_PEFT_PREFIX):] if key.startswith(_PEFT_PREFIX) else key
+            if name.endswith(".lora_A.weight"):
+                a[name[: -len(".lora_A.weight")]] = t
+            elif name.endswith(".lora_B.weight"):
+                b[name[: -len(".lora_B.weight")]] = t
+        r = config.get("r")
+        alpha = config.get("lora_alpha", r)
+        if r and alpha and alpha != r:  # foreign adapter: fold its scaling into B
+            scale = alpha / (r ** 0.5 if config.get("use_rslora") else r)
+            b = {k: v * scale for k, v in b.items()}
+        return cls(a, b, config.get("base_model_name_or_path", ""), dict(config.get("vllm_d2l") or {}))
