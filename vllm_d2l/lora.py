@@ -9,7 +9,6 @@ All modules share one rank, because PEFT's config has one `r` (per-module ranks 
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ from .errors import MissingModel, ModelMismatch
 
 _PEFT_PREFIX = "base_model.model."
 CONFIG_NAME = "adapter_config.json"
+META_NAME = "vllm_d2l.json"  # our provenance (tokens, chunks, checkpoint), beside PEFT's own files
 WEIGHTS_NAME = "adapter_model.safetensors"
 
 
@@ -175,7 +175,6 @@ class LoRAWeights:
             "use_dora": False,
             "target_modules": self.target_modules,
             "inference_mode": True,
-            "vllm_d2l": self.meta,
         }
 
     def peft_state_dict(self) -> dict[str, torch.Tensor]:
@@ -187,18 +186,14 @@ class LoRAWeights:
 
     def to_safetensors_bytes(self) -> bytes:
         """Weights as safetensors bytes with the PEFT config in the header metadata."""
-        return st_save(self.peft_state_dict(), metadata={"peft_config": json.dumps(self.peft_config())})
+        return st_save(self.peft_state_dict(), metadata={"peft_config": json.dumps(self.peft_config()),
+                                                          "vllm_d2l": json.dumps(self.meta)})
 
     @classmethod
-    def from_safetensors_bytes(cls, data: bytes, config: dict | None = None) -> "LoRAWeights":
-        if config is None:
-            from safetensors import safe_open  # header only, no tensor copy
-            with tempfile.NamedTemporaryFile(suffix=".safetensors") as fh:
-                fh.write(data)
-                fh.flush()
-                with safe_open(fh.name, "pt") as f:
-                    config = json.loads((f.metadata() or {}).get("peft_config", "{}"))
-        return cls._from_state_dict(st_load(data), config)
+    def from_safetensors_bytes(cls, data: bytes) -> "LoRAWeights":
+        header = _safetensors_metadata(data)
+        config = json.loads(header.get("peft_config", "{}"))
+        return cls._from_state_dict(st_load(data), config, json.loads(header.get("vllm_d2l", "{}")))
 
     def save_peft(self, folder: Path | str) -> Path:
         """Write a PEFT folder atomically (temp folder + rename), so readers never see half of one."""
@@ -208,6 +203,7 @@ class LoRAWeights:
         try:
             (tmp / WEIGHTS_NAME).write_bytes(self.to_safetensors_bytes())
             (tmp / CONFIG_NAME).write_text(json.dumps(self.peft_config(), indent=2))
+            (tmp / META_NAME).write_text(json.dumps(self.meta, indent=2))
             tmp.chmod(0o755)
             if folder.exists():
                 shutil.rmtree(folder)
@@ -225,10 +221,12 @@ class LoRAWeights:
             raise MissingModel(f"{folder} is not a PEFT adapter folder "
                                f"(needs {CONFIG_NAME} and {WEIGHTS_NAME})")
         config = json.loads(cfg_path.read_text())
-        return cls._from_state_dict(st_load(w_path.read_bytes()), config)
+        meta_path = folder / META_NAME
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        return cls._from_state_dict(st_load(w_path.read_bytes()), config, meta)
 
     @classmethod
-    def _from_state_dict(cls, sd: dict[str, torch.Tensor], config: dict) -> "LoRAWeights":
+    def _from_state_dict(cls, sd: dict[str, torch.Tensor], config: dict, meta: dict) -> "LoRAWeights":
         a, b = {}, {}
         for key, t in sd.items():
             name = key[len(_PEFT_PREFIX):] if key.startswith(_PEFT_PREFIX) else key
@@ -241,4 +239,10 @@ class LoRAWeights:
         if r and alpha and alpha != r:  # foreign adapter: fold its scaling into B
             scale = alpha / (r ** 0.5 if config.get("use_rslora") else r)
             b = {k: v * scale for k, v in b.items()}
-        return cls(a, b, config.get("base_model_name_or_path", ""), dict(config.get("vllm_d2l") or {}))
+        return cls(a, b, config.get("base_model_name_or_path", ""), meta)
+
+
+def _safetensors_metadata(data: bytes) -> dict[str, str]:
+    """The `__metadata__` of a safetensors blob, read from its JSON header without loading tensors."""
+    n = int.from_bytes(data[:8], "little")
+    return json.loads(data[8:8 + n]).get("__metadata__") or {}

@@ -1,0 +1,40 @@
+"""`vllm-d2l internalize` end to end on the tiny model, and its one-line errors."""
+import subprocess
+import sys
+
+import torch
+
+from test_generator import tiny_hypernet
+from vllm_d2l.lora import LoRAWeights
+
+
+def run_cli(*args, input=None):
+    return subprocess.run([sys.executable, "-m", "vllm_d2l.cli", *map(str, args)], capture_output=True,
+                          text=input is None or isinstance(input, str), input=input, timeout=300)
+
+
+def test_internalize_writes_peft_folder(tiny_model_dir, tmp_path):
+    hn = tiny_hypernet(tiny_model_dir, tmp_path / "hn", gate=1.0, rank=2, bias_rank=0)
+    doc = tmp_path / "doc.txt"
+    doc.write_text("The museum opens at nine. " * 40)
+    out = tmp_path / "adapter"
+    res = run_cli("internalize", doc, "--out", out, "--chunk-tokens", 64, "--max-rank", 3,
+                  "--hypernet", hn, "--model", tiny_model_dir)
+    assert res.returncode == 0, res.stderr
+    assert "tokens=" in res.stdout and "rank=3" in res.stdout
+    w = LoRAWeights.load_peft(out)
+    assert w.rank == 3 and w.meta["chunks"] >= 2
+    assert any(torch.count_nonzero(b) for b in w.b.values())
+
+
+def test_internalize_errors_are_one_line(tiny_model_dir, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\x00")
+    res = run_cli("internalize", bad)
+    assert res.returncode == 1 and "not valid UTF-8" in res.stderr and "Traceback" not in res.stderr
+    res = run_cli("internalize", tmp_path / "missing.txt")
+    assert res.returncode == 1 and "no such file" in res.stderr
+    res = run_cli("internalize", "-", "--hypernet", tmp_path / "nope", "--model", tiny_model_dir, input="hello")
+    assert res.returncode == 1 and "hypernetwork folder not found" in res.stderr
+    res = run_cli("nonsense")
+    assert res.returncode == 2

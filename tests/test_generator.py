@@ -1,0 +1,121 @@
+"""Hypernetwork and generator on the tiny model: no-op at init, checkpoints, chunking, bad input."""
+import json
+
+import pytest
+import torch
+from transformers import AutoConfig
+
+from vllm_d2l.apply import lora_applied
+from vllm_d2l.errors import BadDocument, MissingModel, ModelMismatch
+from vllm_d2l.generator import Generator
+from vllm_d2l.hypernet import Hypernet, HypernetConfig
+
+TEXT = "Paris is the capital of France. Berlin is the capital of Germany. " * 12
+
+
+def tiny_hypernet(model_dir, folder, gate=0.0, **overrides):
+    cfg = HypernetConfig.for_base_model(AutoConfig.from_pretrained(model_dir), base_model="tiny",
+                                        dim=32, heads=2, latent_blocks=1, **overrides)
+    torch.manual_seed(0)
+    net = Hypernet(cfg)
+    net.gate.data.fill_(gate)
+    return net.save(folder)
+
+
+@pytest.fixture
+def gen(tiny_model_dir, tmp_path):
+    folder = tiny_hypernet(tiny_model_dir, tmp_path / "hn", gate=1.0, rank=4, bias_rank=2)
+    return Generator.load(folder, tiny_model_dir, encoder_dtype=torch.float32, chunk_tokens=32, batch_chunks=2)
+
+
+def test_fresh_hypernetwork_is_exact_noop(tiny_model_dir, tmp_path):
+    g = Generator.load(tiny_hypernet(tiny_model_dir, tmp_path / "hn"), tiny_model_dir,
+                       encoder_dtype=torch.float32, adapter_dtype=torch.float32)
+    w = g.internalize(TEXT).weights
+    assert all(torch.count_nonzero(b) == 0 for b in w.b.values())
+    ids = torch.tensor([[3, 4, 5, 6]])
+    with torch.no_grad():
+        base = g.model(ids).logits
+        with lora_applied(g.model, {k: (w.a[k], w.b[k]) for k in w.a}):
+            adapted = g.model(ids).logits
+    assert torch.equal(base, adapted)
+
+
+def test_rank_is_chunks_times_rank_plus_bias(gen):
+    r = gen.internalize(TEXT)
+    n_tokens = len(gen.tokenizer(TEXT, add_special_tokens=False)["input_ids"])
+    assert r.tokens == n_tokens and r.chunks == -(-n_tokens // 32)
+    assert r.weights.rank == 4 * r.chunks + 2
+    assert r.weights.meta["chunks"] == r.chunks
+    r.weights.validate(gen.model.config)
+    assert r.weights.cap_rank(5).rank == 5
+
+
+def test_deterministic_and_batched_matches_single(gen):
+    one = gen.internalize(TEXT).weights
+    again = gen.internalize(TEXT).weights
+    many = gen.internalize_many([TEXT, "Another short note about Berlin."])
+    for k in one.a:
+        assert torch.equal(one.a[k], again.a[k]) and torch.equal(one.b[k], again.b[k])
+        torch.testing.assert_close(one.b[k].float(), many[0].weights.b[k].float(), atol=2e-2, rtol=2e-2)
+    assert many[1].chunks == 1
+
+
+def test_long_document_streams_one_batch_at_a_time(gen, monkeypatch):
+    """A document 4x the model's window never puts more than one micro-batch through the encoder."""
+    window = gen.model.config.max_position_embeddings
+    text = "The quick brown fox jumps over the lazy dog. " * 1000
+    n_tokens = len(gen.tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert n_tokens >= 4 * window
+    seen = []
+    real = gen.encoder.__call__
+    monkeypatch.setattr(type(gen.encoder), "__call__", lambda self, ids, mask=None: seen.append(ids.shape) or real(ids, mask))
+    r = gen.internalize(text, chunk_tokens=512, progress=True)
+    assert r.chunks == -(-n_tokens // 512)
+    assert max(s[0] * s[1] for s in seen) <= gen.batch_chunks * 512
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("", "empty"), ("   \n\t ", "empty"), (b"\xff\xfeabc", "UTF-8"), ("a\x00b", "NUL"), (42, "text"),
+])
+def test_bad_documents_are_named(gen, bad, message):
+    with pytest.raises(BadDocument, match=message):
+        gen.internalize(bad)
+
+
+def test_token_limit(gen):
+    with pytest.raises(BadDocument, match="limit is 5"):
+        gen.internalize(TEXT, max_tokens=5)
+
+
+def test_checkpoint_for_another_model_is_refused(tiny_model_dir, tmp_path):
+    folder = tiny_hypernet(tiny_model_dir, tmp_path / "hn")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["base_hidden_size"], cfg["base_num_layers"] = 576, 30
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelMismatch, match="hidden_size: hypernetwork 576, model 64"):
+        Generator.load(folder, tiny_model_dir)
+
+
+def test_missing_folders_are_named(tiny_model_dir, tmp_path):
+    with pytest.raises(MissingModel, match="hypernetwork folder not found"):
+        Generator.load(tmp_path / "nope", tiny_model_dir)
+    with pytest.raises(MissingModel, match="model folder not found"):
+        Generator.load(tiny_hypernet(tiny_model_dir, tmp_path / "hn"), tmp_path / "no-model")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MissingModel, match="not a hypernetwork checkpoint"):
+        Hypernet.load(tmp_path / "empty")
+
+
+def test_hypernetwork_round_trip(tiny_model_dir, tmp_path):
+    folder = tiny_hypernet(tiny_model_dir, tmp_path / "hn", gate=0.5)
+    net = Hypernet.load(folder)
+    again = Hypernet.load(net.save(tmp_path / "hn2"))
+    for (k, v), (_, w) in zip(net.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(v, w), k
+
+
+def test_default_hypernetwork_fits_the_package_budget():
+    """The shipped checkpoint for SmolLM2-135M is bf16 and must stay within 40 MB."""
+    net = Hypernet(HypernetConfig())
+    assert sum(p.numel() for p in net.parameters()) * 2 <= 40e6

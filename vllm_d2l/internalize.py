@@ -1,0 +1,42 @@
+"""`vllm-d2l internalize FILE`: one document to one PEFT folder, with a one-line summary."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+from .errors import BadDocument
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vllm-d2l internalize", description=__doc__)
+    p.add_argument("file", help="UTF-8 text file, or - for standard input")
+    p.add_argument("--out", type=Path, help="adapter folder (default: ./<file stem>-adapter)")
+    p.add_argument("--chunk-tokens", type=int, default=1024, help="tokens per chunk (default 1024)")
+    p.add_argument("--max-rank", type=int, help="recompress the adapter to at most this rank (truncated SVD)")
+    p.add_argument("--hypernet", type=Path, help="hypernetwork checkpoint folder (default: the shipped one)")
+    p.add_argument("--model", type=Path, help="base model folder (default: SmolLM2-135M-Instruct)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.file == "-":
+        raw = sys.stdin.buffer.read()
+        out = args.out or Path("stdin-adapter")
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            raise BadDocument(f"no such file: {path}")
+        raw = path.read_bytes()
+        out = args.out or Path(f"{path.stem}-adapter")
+    from .generator import Generator, decode_text
+
+    text = decode_text(raw)  # fail on bad input before paying for model loading
+    gen = Generator.load(args.hypernet, args.model, chunk_tokens=args.chunk_tokens)
+    result = gen.internalize(text, max_rank=args.max_rank, progress=True)
+    result.weights.meta["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    result.weights.save_peft(out)
+    print(f"{out}: {result.summary()}")
+    return 0

@@ -1,0 +1,1 @@
+"""Meta-training the hypernetwork: context distillation plus a reconstruction pretraining task."""

@@ -1,0 +1,54 @@
+"""Resumable training state in safetensors + JSON (no pickles, not even for the optimizer)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..hypernet import Hypernet
+
+
+def save(folder: Path, net: Hypernet, opt: torch.optim.Optimizer, state: dict) -> None:
+    """Write to a temp folder, then swap it in, so a kill mid-save never corrupts the last one."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    net.save(tmp, dtype=torch.float32)
+    tensors, meta = {}, {}
+    sd = opt.state_dict()
+    for idx, st in sd["state"].items():
+        for key, val in st.items():
+            if torch.is_tensor(val) and val.dim() > 0:
+                tensors[f"{idx}.{key}"] = val.contiguous()
+            else:
+                meta[f"{idx}.{key}"] = float(val)
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    (tmp / "state.json").write_text(json.dumps({**state, "optimizer_scalars": meta,
+                                                "param_groups": sd["param_groups"]}, indent=2))
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def load(folder: Path, net: Hypernet, opt: torch.optim.Optimizer) -> dict:
+    """Restore weights and optimizer in place; return the saved training state."""
+    loaded = Hypernet.load(folder)
+    net.load_state_dict(loaded.state_dict())
+    state = json.loads((folder / "state.json").read_text())
+    tensors = load_file(str(folder / "optimizer.safetensors"))
+    per_param: dict[int, dict] = {}
+    for key, val in tensors.items():
+        idx, name = key.split(".", 1)
+        per_param.setdefault(int(idx), {})[name] = val
+    for key, val in state.pop("optimizer_scalars").items():
+        idx, name = key.split(".", 1)
+        per_param.setdefault(int(idx), {})[name] = torch.tensor(val)
+    opt.load_state_dict({"state": per_param, "param_groups": state.pop("param_groups")})
+    return state

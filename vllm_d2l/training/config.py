@@ -1,0 +1,59 @@
+"""`TrainConfig`: one dataclass holds a whole training run, read from JSON or YAML."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "runs/default"
+    model_dir: str | None = None  # None: the default model
+    hypernet: dict = field(default_factory=dict)  # HypernetConfig overrides (dim, rank, ...)
+    init_from: str | None = None  # start from an existing hypernetwork checkpoint
+    # data
+    synthetic_docs: int = 4000  # fictional fact documents generated for training
+    heldout_docs: int = 48
+    holdout_genres: list[str] = field(default_factory=list)  # never seen in training
+    jsonl: list[str] = field(default_factory=list)  # extra {"text","qa"} files
+    max_questions: int = 4  # per document per step
+    # objectives
+    kl_topk: int = 16
+    kl_weight: float = 1.0
+    ce_weight: float = 0.5  # cross-entropy on the gold answer (the teacher is weak)
+    pretrain_prob: float = 0.0  # share of steps that use the reconstruction objective
+    reconstruct_tokens: int = 48
+    max_chunks: int = 4  # documents are cut into 1..max_chunks chunks (chunk-aware training)
+    l1_weight: float = 0.0  # penalty on the generated B factors
+    # optimisation
+    steps: int = 2000
+    batch_docs: int = 4
+    lr: float = 3e-4
+    warmup: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    threads: int = 2
+    # bookkeeping
+    log_every: int = 10
+    eval_every: int = 200
+    save_every: int = 100
+    max_minutes: float | None = None  # stop (after saving) when the wall clock runs out
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+            raw = yaml.safe_load(text) or {}
+        else:
+            raw = json.loads(text)
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown training config fields {sorted(unknown)}")
+        return cls(**raw)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)

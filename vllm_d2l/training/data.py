@@ -1,0 +1,43 @@
+"""Training and held-out records: `{"id", "text", "qa": [{"q", "a"}], "genre"}` dicts."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .config import TrainConfig
+
+
+def _read_jsonl(path: str) -> list[dict]:
+    out = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        if not isinstance(rec.get("text"), str) or not rec.get("qa"):
+            raise ValueError(f"{path}:{n}: each record needs 'text' and a non-empty 'qa' list")
+        rec.setdefault("id", f"{Path(path).stem}-{n}")
+        out.append(rec)
+    return out
+
+
+def load_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
+    """(train, held-out). Held-out documents come from genres never used for training."""
+    train, heldout = [], []
+    if cfg.synthetic_docs or cfg.heldout_docs:
+        from ..datasets import synthetic
+
+        genres = [g for g in synthetic.GENRES if g not in set(cfg.holdout_genres)]
+    if cfg.synthetic_docs:
+        train = synthetic.generate(cfg.synthetic_docs, seed=cfg.seed, genres=genres)
+    if cfg.heldout_docs:
+        held_genres = list(cfg.holdout_genres) or genres
+        heldout = synthetic.generate(cfg.heldout_docs, seed=cfg.seed + 10_000, genres=held_genres)
+    for path in cfg.jsonl:
+        train.extend(_read_jsonl(path))
+    for i, rec in enumerate(train):
+        rec.setdefault("id", f"train-{i}")
+    for i, rec in enumerate(heldout):
+        rec["id"] = f"heldout-{i}"
+    if not train:
+        raise ValueError("no training records: set synthetic_docs or jsonl")
+    return train, heldout
