@@ -1,0 +1,1 @@
+"""Offline training and evaluation data: synthetic fact documents, plain-text corpora, user JSONL."""

@@ -1,0 +1,180 @@
+"""Invented values for facts: every answer a document can be asked about comes from here.
+
+One `Inventor` serves one document. It never hands out the same value twice, so a question about
+one fact cannot be answered correctly by quoting a different sentence of the same document.
+"""
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+from . import words as W
+
+# value kind -> answer type reported with each question (for per-type breakdowns)
+ANSWER_TYPES = {
+    "person": "name", "first": "name", "surname": "name", "company": "name", "team": "name",
+    "codename": "name", "product": "name",
+    "place": "place", "street": "place",
+    "count": "number", "bignum": "number", "year": "number", "percent": "number", "temperature": "number",
+    "date": "date", "weekday": "date", "month": "date",
+    "time": "time", "minutes": "time",
+    "money": "amount", "weight": "amount", "distance": "amount", "volume": "amount",
+    "color": "color",
+    "object": "object", "animal": "object", "ingredient": "object", "spice": "object", "dish": "object",
+    "instrument": "object", "job": "object",
+    "code": "code", "room": "code",
+}
+
+_SYSTEM_WORDS = Path("/usr/share/dict/words")
+
+
+def system_code_words(path: Path = _SYSTEM_WORDS) -> list[str]:
+    """Plain capitalised words from a system dictionary (Debian `wamerican`), if one is installed.
+
+    Only used when asked for, so default output does not depend on what a machine has installed.
+    """
+    if not path.is_file():
+        return []
+    keep = []
+    for line in path.read_text(errors="ignore").splitlines():
+        if re.fullmatch(r"[a-z]{5,9}", line):
+            keep.append(line.capitalize())
+    return keep
+
+
+class Inventor:
+    """Draws unique fictional values from a seeded random generator."""
+
+    def __init__(self, rng: random.Random, code_words: list[str] | None = None):
+        self.rng = rng
+        self.code_words = code_words or W.CODE_WORDS
+        self.used: set[str] = set()
+
+    def draw(self, kind: str) -> str:
+        """A value of `kind` not yet used in this document."""
+        make = getattr(self, f"_{kind}", None)
+        if make is None:
+            raise KeyError(f"unknown value kind {kind!r}")
+        for _ in range(100):
+            value = make()
+            if value not in self.used and not any(value in u or u in value for u in self.used):
+                self.used.add(value)
+                return value
+        raise RuntimeError(f"ran out of distinct values of kind {kind!r}")
+
+    # -- names
+    def _first(self) -> str:
+        return self.rng.choice(W.FIRST_NAMES)
+
+    def _surname(self) -> str:
+        return self.rng.choice(W.SURNAME_HEADS) + self.rng.choice(W.SURNAME_TAILS)
+
+    def _person(self) -> str:
+        return f"{self._first()} {self._surname()}"
+
+    def _place(self) -> str:
+        return self.rng.choice(W.PLACE_HEADS) + self.rng.choice(W.PLACE_TAILS)
+
+    def _company(self) -> str:
+        head = self._surname() if self.rng.random() < 0.5 else self._place()
+        return f"{head} {self.rng.choice(W.COMPANY_TAILS)}"
+
+    def _team(self) -> str:
+        return f"{self._place()} {self.rng.choice(W.SPORTS_TEAMS)}"
+
+    def _codename(self) -> str:
+        return self.rng.choice(self.code_words)
+
+    def _product(self) -> str:
+        return f"{self.rng.choice(W.CODE_WORDS)} {self.rng.choice(['X', 'S', 'Pro ', 'Mini ', ''])}{self.rng.randint(2, 99) * 10}".replace("  ", " ")
+
+    def _street(self) -> str:
+        return f"{self.rng.randint(2, 240)} {self._surname()} {self.rng.choice(W.STREET_KINDS)}"
+
+    # -- numbers and quantities
+    def _count(self) -> str:
+        return str(self.rng.randint(3, 60))
+
+    def _bignum(self) -> str:
+        return f"{self.rng.randint(120, 9800):,}"
+
+    def _year(self) -> str:
+        return str(self.rng.randint(1871, 1999))
+
+    def _percent(self) -> str:
+        return f"{self.rng.randint(4, 96)} percent"
+
+    def _temperature(self) -> str:
+        return f"{self.rng.randint(3, 240)} degrees"
+
+    def _money(self) -> str:
+        cur = self.rng.choice(W.CURRENCIES)
+        if self.rng.random() < 0.3:
+            return f"{cur}{self.rng.randint(2, 90)}.{self.rng.choice(['25', '50', '75', '40', '95'])}"
+        return f"{cur}{self.rng.randint(12, 9500):,}"
+
+    def _weight(self) -> str:
+        return f"{self.rng.randint(2, 480)} {self.rng.choice(W.UNITS_WEIGHT)}"
+
+    def _distance(self) -> str:
+        return f"{self.rng.randint(2, 900)} {self.rng.choice(W.UNITS_LENGTH)}"
+
+    def _volume(self) -> str:
+        return f"{self.rng.randint(2, 75)} {self.rng.choice(W.UNITS_VOLUME)}"
+
+    def _minutes(self) -> str:
+        return f"{self.rng.randint(3, 95)} minutes"
+
+    # -- dates and times
+    def _date(self) -> str:
+        month, day = self.rng.choice(W.MONTHS), self.rng.randint(1, 28)
+        return f"{month} {day}" if self.rng.random() < 0.7 else f"{day} {month}"
+
+    def _weekday(self) -> str:
+        return self.rng.choice(W.WEEKDAYS)
+
+    def _month(self) -> str:
+        return self.rng.choice(W.MONTHS)
+
+    def _time(self) -> str:
+        h, m = self.rng.randint(1, 12), self.rng.choice(range(0, 60, 5))
+        if self.rng.random() < 0.35:
+            return f"{h + self.rng.choice([0, 12]) if h < 12 else h}:{m:02d}"
+        return f"{h}:{m:02d} {self.rng.choice(['a.m.', 'p.m.'])}"
+
+    # -- things
+    def _color(self) -> str:
+        return self.rng.choice(W.COLORS)
+
+    def _object(self) -> str:
+        return self.rng.choice(W.OBJECTS)
+
+    def _animal(self) -> str:
+        return self.rng.choice(W.ANIMALS)
+
+    def _ingredient(self) -> str:
+        return self.rng.choice(W.INGREDIENTS)
+
+    def _spice(self) -> str:
+        return self.rng.choice(W.SPICES)
+
+    def _dish(self) -> str:
+        return self.rng.choice(W.DISHES)
+
+    def _instrument(self) -> str:
+        return self.rng.choice(W.INSTRUMENTS)
+
+    def _job(self) -> str:
+        return self.rng.choice(W.JOB_TITLES)
+
+    # -- codes
+    def _code(self) -> str:
+        letters = "".join(self.rng.choice("ABCDEFGHJKLMNPRSTVWXZ") for _ in range(2))
+        return f"{letters}-{self.rng.randint(100, 999)}"
+
+    def _room(self) -> str:
+        return f"{self.rng.randint(1, 9)}{self.rng.choice(W.ROOM_LETTERS)}"
+
+    def _productkind(self) -> str:
+        return self.rng.choice(W.PRODUCT_KINDS)
