@@ -26,6 +26,9 @@ from typing import Iterable, Sequence
 from .genres import BY_NAME, DEFAULT_HOLDOUT, GENRE_NAMES, Genre
 from .values import ANSWER_TYPES, Inventor, system_code_words
 
+GENRES: tuple[str, ...] = GENRE_NAMES  # every genre name, in a stable order
+DEFAULT_HOLDOUT_GENRES: tuple[str, ...] = DEFAULT_HOLDOUT  # kept out of training by default
+
 # placeholder names that are not value kinds themselves
 _ALIASES = {"org": "company", "town": "place"}
 
