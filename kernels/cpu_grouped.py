@@ -17,7 +17,7 @@ import torch
 from .layout import LoRABank, LoRASlice
 from .segments import Rows, Segments
 
-__all__ = ["grouped_shrink", "grouped_expand", "grouped_lora_linear"]
+__all__ = ["PackedSlices", "grouped_shrink", "grouped_expand", "grouped_lora_linear"]
 
 # Below this many rows, half-precision CPU matmuls are slower than upcasting
 # the few rows and the small adapter slice to fp32 (oneDNN's bf16 kernels have
@@ -94,31 +94,143 @@ def grouped_expand(
         _write(y, rows, cols, _matmul(h[rows, :r], b.t()), add)
 
 
+class PackedSlices:
+    """A layer's slices packed so each adapter group costs one matmul pair.
+
+    q/k/v (or gate/up) share the input and write adjacent output columns, so
+    per slot the slices' A matrices stack into one ``(sum r, d_in)`` and the
+    B matrices into one block-diagonal ``(width, sum r)``: the shrink reads
+    the group's rows once and the expand writes all slices' columns at once.
+    The block-diagonal zeros cost ``n_slices`` times the expand FLOPs, which
+    is noise at the ranks where per-call overhead dominates; above
+    ``max_packed_rank`` slices are handled one by one.  Packed copies are
+    built lazily per slot and dtype; keep the object while the weights stay
+    put (the vLLM wrapper caches it per layer and slot layout).
+    """
+
+    def __init__(self, slices: Sequence[LoRASlice], max_packed_rank: int = 64):
+        self.slices = tuple(slices)
+        self.col0 = min((sl.out_offset for sl in self.slices), default=0)
+        self.width = sum(sl.out_width for sl in self.slices)
+        ordered = sorted(self.slices, key=lambda sl: sl.out_offset)
+        adjacent = all(
+            p.out_offset + p.out_width == q.out_offset for p, q in zip(ordered, ordered[1:])
+        )
+        self.slices = tuple(ordered)
+        self.packable = adjacent
+        self.max_packed_rank = max_packed_rank
+        self._cache: dict[tuple[int, torch.dtype], tuple[torch.Tensor, torch.Tensor] | None] = {}
+
+    def weights(
+        self, slot: int, dtype: torch.dtype | None
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(A^T (d_in, R), B^T (R, width))`` for ``slot``, or None when the
+        slot has no rank or cannot be packed."""
+        key = (slot, dtype)
+        if key not in self._cache:
+            self._cache[key] = self._pack(slot, dtype)
+        return self._cache[key]
+
+    def _pack(self, slot: int, dtype: torch.dtype | None):
+        ranks = [sl.bank.ranks[slot] for sl in self.slices]
+        total = sum(ranks)
+        if total == 0 or not self.packable:
+            return None
+        if len(self.slices) == 1:  # views, no copy
+            bank = self.slices[0].bank
+            at, bt = bank.a_of(slot).t(), bank.b_of(slot).t()
+        else:
+            if total > self.max_packed_rank:
+                return None
+            first = self.slices[0].bank
+            at = torch.cat([sl.bank.a_of(slot) for sl in self.slices], 0).t()
+            bt = first.b.new_zeros(total, self.width)
+            r0 = c0 = 0
+            for sl, r in zip(self.slices, ranks):
+                bt[r0 : r0 + r, c0 : c0 + sl.out_width] = sl.bank.b_of(slot).t()
+                r0, c0 = r0 + r, c0 + sl.out_width
+        if dtype is not None and dtype != at.dtype:
+            at, bt = at.to(dtype).contiguous(), bt.to(dtype).contiguous()
+        return at, bt
+
+
+def _compute_dtype(rows: int, weights_dtype: torch.dtype) -> torch.dtype | None:
+    if rows <= _SMALL_GROUP_ROWS and weights_dtype in (torch.float16, torch.bfloat16):
+        return torch.float32
+    return None
+
+
 def grouped_lora_linear(
     y: torch.Tensor,
     x: torch.Tensor,
-    slices: Sequence[LoRASlice],
+    slices: Sequence[LoRASlice] | PackedSlices,
     segments: Segments,
     scale: float = 1.0,
 ) -> None:
-    """Add every slice's LoRA into ``y`` in place, one group at a time.
+    """Add every slice's LoRA into ``y`` in place, one matmul pair per group.
 
-    Fusing shrink and expand per group keeps the ``(rows, r)`` intermediate
-    tiny and gathers a non-contiguous group's rows of ``x`` only once for all
-    slices (q/k/v or gate/up).
+    When all groups are contiguous row ranges (prefill) the matmuls read and
+    write views of ``x`` and ``y``.  Otherwise (interleaved decode rows) the
+    adapter rows are gathered once in slot order, every group works on a
+    contiguous block, and one ``index_add_`` scatters the result back: two
+    gathers per call instead of two per group and slice.
     """
+    packed = slices if isinstance(slices, PackedSlices) else PackedSlices(slices)
+    if not segments.groups or not packed.slices:
+        return
+    wdtype = packed.slices[0].bank.a.dtype
+    cols = slice(packed.col0, packed.col0 + packed.width)
+    contiguous = all(isinstance(rows, slice) for _, rows in segments.groups)
+    if contiguous:
+        for slot, rows in segments.groups:
+            _group_linear(y, x, packed, slot, rows, rows.stop - rows.start, cols, scale, wdtype)
+        return
+    order = segments.order
+    xs = x[order]
+    out = torch.zeros(order.numel(), packed.width, dtype=torch.float32, device=y.device)
+    start = 0
     for slot, rows in segments.groups:
-        xg = x[rows]
-        for sl in slices:
-            bank = sl.bank
-            r = bank.ranks[slot]
-            if r == 0:
-                continue
-            hg = _matmul(xg, bank.a_of(slot).t())
-            if scale != 1.0:
-                hg = hg * scale
-            out = _matmul(hg, bank.b_of(slot).t())
-            _write(y, rows, slice(sl.out_offset, sl.out_offset + bank.d_out), out, add=True)
+        n = _n(rows)
+        span = slice(start, start + n)
+        _group_linear(out, xs, packed, slot, span, n, slice(0, packed.width), scale, wdtype,
+                      x_rows=span)
+        start += n
+    y[:, cols].index_add_(0, order, out.to(y.dtype))
+
+
+def _group_linear(
+    y: torch.Tensor,
+    x: torch.Tensor,
+    packed: PackedSlices,
+    slot: int,
+    rows: slice,
+    n: int,
+    cols: slice,
+    scale: float,
+    wdtype: torch.dtype,
+    x_rows: slice | None = None,
+) -> None:
+    """``y[rows, cols] += scale * x[rows] @ A^T @ B^T`` for one group (all slices)."""
+    xg = x[rows if x_rows is None else x_rows]
+    cdtype = _compute_dtype(n, wdtype)
+    w = packed.weights(slot, cdtype)
+    if w is not None:
+        at, bt = w
+        h = xg.to(at.dtype) @ at
+        if scale != 1.0:
+            h = h * scale
+        y[rows, cols].add_((h.to(bt.dtype) @ bt).to(y.dtype))
+        return
+    base = cols.start
+    for sl in packed.slices:  # large ranks or scattered slices: one by one
+        r = sl.bank.ranks[slot]
+        if r == 0:
+            continue
+        h = _matmul(xg, sl.bank.a_of(slot).t())
+        if scale != 1.0:
+            h = h * scale
+        c0 = base + sl.out_offset - packed.col0
+        y[rows, c0 : c0 + sl.out_width].add_(_matmul(h, sl.bank.b_of(slot).t()).to(y.dtype))
 
 
 def _n(rows: Rows) -> int:

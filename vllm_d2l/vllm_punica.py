@@ -29,7 +29,12 @@ from typing import Any, Callable
 
 import torch
 
-from kernels.cpu_grouped import grouped_expand, grouped_lora_linear, grouped_shrink
+from kernels.cpu_grouped import (
+    PackedSlices,
+    grouped_expand,
+    grouped_lora_linear,
+    grouped_shrink,
+)
 from kernels.layout import LoRABank, LoRASlice
 from kernels.segments import Segments, group_tokens
 
@@ -204,6 +209,27 @@ class GroupedPunicaWrapperCPU(PunicaWrapperCPU):
         self._bank_cache[key] = (self._slot_ids, bank)
         return bank
 
+    def _packed(
+        self,
+        a_stacked: tuple[torch.Tensor, ...],
+        b_stacked: tuple[torch.Tensor, ...],
+        widths: tuple[int, ...],
+    ) -> PackedSlices:
+        """A layer's slices packed for the grouped matmuls, cached like banks
+        (the packed per-slot copies are what makes decode steps cheap)."""
+        key = ("packed",) + tuple((a.data_ptr(), b.data_ptr(), tuple(b.shape))
+                                  for a, b in zip(a_stacked, b_stacked))
+        hit = self._bank_cache.get(key)
+        if hit is not None and hit[0] == self._slot_ids:
+            return hit[1]
+        slices, offset = [], 0
+        for a, b, width in zip(a_stacked, b_stacked, widths):
+            slices.append(LoRASlice(self._bank(a, b), offset))
+            offset += width
+        packed = PackedSlices(slices)
+        self._bank_cache[key] = (self._slot_ids, packed)
+        return packed
+
     def _build_bank(self, a: torch.Tensor | None, b: torch.Tensor | None) -> LoRABank:
         if a is not None and b is not None:
             ranks = tuple(min(p, q) for p, q in zip(self._ranks(a, 0), self._ranks(b, 1)))
@@ -322,13 +348,10 @@ class GroupedPunicaWrapperCPU(PunicaWrapperCPU):
             y2 = y.view(-1, y.shape[-1])
             x2 = x.reshape(-1, x.shape[-1])
             groups = self._groups("token", x2.shape[0])
-            slices, offset = [], 0
-            for a, b, width in zip(lora_a_stacked, lora_b_stacked, output_slices):
-                slices.append(LoRASlice(self._bank(a, b), offset))
-                offset += width
+            packed = self._packed(lora_a_stacked, lora_b_stacked, output_slices)
             if not kwargs.get("add_inputs", True):
-                y2[:, :offset].zero_()
-            grouped_lora_linear(y2, x2, slices, groups, scale)
+                y2[:, : packed.width].zero_()
+            grouped_lora_linear(y2, x2, packed, groups, scale)
 
         self._guarded(
             "add_lora_linear", ours,
@@ -356,8 +379,8 @@ class GroupedPunicaWrapperCPU(PunicaWrapperCPU):
             b = lora_b_stacked
             if _stacked3(b).shape[1] > y2.shape[1]:  # LoRA vocab wider than the logits
                 b = _stacked3(b)[:, : y2.shape[1]]
-            bank = self._bank(lora_a_stacked, b)
-            grouped_lora_linear(y2, x2, [LoRASlice(bank, 0)], groups, scale)
+            packed = self._packed((lora_a_stacked,), (b,), (_stacked3(b).shape[1],))
+            grouped_lora_linear(y2, x2, packed, groups, scale)
 
         self._guarded(
             "add_lora_logits", ours,
