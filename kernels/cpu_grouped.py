@@ -111,7 +111,8 @@ class PackedSlices:
     def __init__(self, slices: Sequence[LoRASlice], max_packed_rank: int = 64):
         self.slices = tuple(slices)
         self.col0 = min((sl.out_offset for sl in self.slices), default=0)
-        self.width = sum(sl.out_width for sl in self.slices)
+        # columns from the first slice's start to the last one's end (gaps included)
+        self.width = max((sl.out_offset + sl.out_width for sl in self.slices), default=0) - self.col0
         ordered = sorted(self.slices, key=lambda sl: sl.out_offset)
         adjacent = all(
             p.out_offset + p.out_width == q.out_offset for p, q in zip(ordered, ordered[1:])
@@ -187,13 +188,13 @@ def grouped_lora_linear(
         return
     order = segments.order
     xs = x[order]
-    out = torch.zeros(order.numel(), packed.width, dtype=torch.float32, device=y.device)
+    out = torch.empty(order.numel(), packed.width, dtype=torch.float32, device=y.device)
     start = 0
     for slot, rows in segments.groups:
         n = _n(rows)
         span = slice(start, start + n)
         _group_linear(out, xs, packed, slot, span, n, slice(0, packed.width), scale, wdtype,
-                      x_rows=span)
+                      x_rows=span, overwrite=True)
         start += n
     y[:, cols].index_add_(0, order, out.to(y.dtype))
 
@@ -209,8 +210,11 @@ def _group_linear(
     scale: float,
     wdtype: torch.dtype,
     x_rows: slice | None = None,
+    overwrite: bool = False,
 ) -> None:
-    """``y[rows, cols] += scale * x[rows] @ A^T @ B^T`` for one group (all slices)."""
+    """``y[rows, cols] += scale * x[rows] @ A^T @ B^T`` for one group (all
+    slices); with ``overwrite`` the block is written instead (a scratch
+    buffer that needs no clearing)."""
     xg = x[rows if x_rows is None else x_rows]
     cdtype = _compute_dtype(n, wdtype)
     w = packed.weights(slot, cdtype)
@@ -219,8 +223,14 @@ def _group_linear(
         h = xg.to(at.dtype) @ at
         if scale != 1.0:
             h = h * scale
-        y[rows, cols].add_((h.to(bt.dtype) @ bt).to(y.dtype))
+        prod = h.to(bt.dtype) @ bt
+        if overwrite:
+            y[rows, cols].copy_(prod)
+        else:
+            y[rows, cols].add_(prod.to(y.dtype))
         return
+    if overwrite:
+        y[rows, cols].zero_()
     base = cols.start
     for sl in packed.slices:  # large ranks or scattered slices: one by one
         r = sl.bank.ranks[slot]

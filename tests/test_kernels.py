@@ -261,3 +261,16 @@ def test_triton_padded_mode_matches_on_zero_padded_pool():
     got = y.clone()
     tri.triton_lora_linear(got, x, [LoRASlice(bank)], group_tokens(idx), padded=True)
     torch.testing.assert_close(got.cpu(), want, atol=1e-4, rtol=1e-4)
+
+
+def test_cpu_scattered_slices_and_wide_packs():
+    """Slices that leave a gap in the output, and packs past the packing rank."""
+    ranks, slots, d_in, d_out = CASES["interleaved"]
+    banks = [make_pool([r * 12 for r in ranks], d_in, d_out, seed=s) for s in range(2)]
+    slices = [LoRASlice(banks[0], 0), LoRASlice(banks[1], d_out + 5)]
+    idx, x, y = make_batch(slots, d_in, 2 * d_out + 5, torch.float32)
+    want = reference_lora_linear(y, x, idx, slices)
+    got = y.clone()
+    grouped_lora_linear(got, x, slices, group_tokens(idx))
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert torch.equal(got[:, d_out : d_out + 5], y[:, d_out : d_out + 5])
