@@ -54,3 +54,74 @@ def test_cli_writes_jsonl(tmp_path):
     assert synthetic.main(["--n", "5", "--seed", "2", "--out", str(out), "--holdout", "default"]) == 0
     lines = out.read_text().splitlines()
     assert [json.loads(l) for l in lines] == synthetic.generate(5, 2, holdout_genres=DEFAULT_HOLDOUT)
+
+
+# ----------------------------------------------------------------------------- user JSONL
+from vllm_d2l.datasets.jsonl import BadRecord, load_handwritten, load_jsonl  # noqa: E402
+
+
+def test_jsonl_loads_and_assigns_ids(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"text": "A is B.", "qa": [{"q": "What is A?", "a": "B"}]}\n\n'
+                    '{"id": "x", "text": "C.", "qa": [{"q": "C?", "a": "C"}]}\n')
+    records = load_jsonl(path)
+    assert [r["id"] for r in records] == ["docs-1", "x"]
+    assert len(load_jsonl(path, limit=1)) == 1
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"text": "x", "qa": [{"q": "y"}]', "line 2: not valid JSON"),
+    ('[1, 2]', "line 2: expected a JSON object"),
+    ('{"text": "", "qa": [{"q": "y", "a": "z"}]}', "line 2: 'text' must be"),
+    ('{"text": "x"}', "line 2: 'qa' must be"),
+    ('{"text": "x", "qa": [{"q": "y", "a": 3}]}', r"line 2: qa\[0\].a must be"),
+])
+def test_jsonl_errors_name_the_line(tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "ok", "qa": [{"q": "q", "a": "a"}]}\n' + line + "\n")
+    with pytest.raises(BadRecord, match=message.replace("line 2", "bad.jsonl:2")):
+        load_jsonl(path)
+
+
+def test_jsonl_missing_or_empty_file(tmp_path):
+    with pytest.raises(BadRecord, match="no such file"):
+        load_jsonl(tmp_path / "nope.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(BadRecord, match="no records"):
+        load_jsonl(tmp_path / "empty.jsonl")
+
+
+def test_handwritten_set_is_well_formed():
+    records = load_handwritten()
+    assert len(records) == 20
+    for r in records:
+        assert len(r["qa"]) == 4
+        for qa in r["qa"]:
+            assert qa["a"] in r["text"]
+
+
+# ----------------------------------------------------------------------------- corpora
+from vllm_d2l.datasets import corpora  # noqa: E402
+
+
+def test_corpora_passages_respect_token_bounds(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    import itertools
+
+    passages = list(itertools.islice(corpora.iter_passages(32, 96, tok, seed=0, sources=["pydoc"]), 20))
+    assert len(passages) == 20
+    for p in passages:
+        assert 32 <= len(tok(p, add_special_tokens=False)["input_ids"]) <= 96
+    again = list(itertools.islice(corpora.iter_passages(32, 96, tok, seed=0, sources=["pydoc"]), 20))
+    assert passages == again
+
+
+def test_corpora_missing_sources_degrade(monkeypatch):
+    monkeypatch.setattr(corpora, "_STATE_FILES", ("/nonexistent/a.gz",))
+    monkeypatch.setattr(corpora, "_JARGON_FILE", "/nonexistent/j.gz")
+    assert corpora.state_documents() == [] and corpora.jargon_documents() == []
+    assert corpora.load_documents(["state", "pydoc"])  # pydoc is always there
+    with pytest.raises(ValueError, match="unknown corpus"):
+        corpora.load_documents(["bigbench"])
