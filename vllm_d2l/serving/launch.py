@@ -1,0 +1,145 @@
+"""`vllm-d2l serve`: vLLM's OpenAI server with our plugins, the default model and LoRA settings.
+
+Everything here could be done by hand with the plain launcher; this command only fills in what a
+document server needs and vLLM does not default to:
+
+    VLLM_PLUGINS=vllm_d2l VLLM_ALLOW_RUNTIME_LORA_UPDATING=True \\
+    python -m vllm.entrypoints.openai.api_server --model DIR --enable-lora --max-lora-rank 128 ...
+
+Our own flags (`--store`, `--hypernet`, `--max-document-tokens`, `--max-body-bytes`,
+`--over-rank`) become `VLLM_D2L_*` environment variables; every other flag goes to vLLM untouched,
+and a flag the user gives always wins over our defaults. The process is replaced by vLLM's (exec),
+so signals and exit codes are vLLM's own.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from . import PLUGIN_NAME
+from .settings import (ENV_HYPERNET, ENV_MAX_BODY, ENV_MAX_TOKENS, ENV_OVER_RANK, ENV_STORE,
+                       OVER_RANK_POLICIES)
+
+VLLM_MODULE = "vllm.entrypoints.openai.api_server"
+# Rank 8 per 1,024-token chunk plus 8 always-on rows: 128 holds 15 chunks (~15k tokens) before
+# recompression; the grouped CPU path computes at each adapter's true rank, so the headroom costs
+# buffer memory (~16 MB per slot on the default model), not time.
+DEFAULT_MAX_LORA_RANK = 128
+DEFAULT_MAX_LORAS = 4
+DEFAULT_CPU_KVCACHE_GIB = "4"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vllm-d2l serve", add_help=False,
+        description="Run vLLM's OpenAI-compatible server with document adapters. "
+                    "Takes every vLLM flag; the ones below are ours.")
+    p.add_argument("--store", help="adapter store directory (env VLLM_D2L_STORE)")
+    p.add_argument("--hypernet", help="hypernetwork checkpoint folder (env VLLM_D2L_HYPERNET)")
+    p.add_argument("--max-document-tokens", type=int, help="longest document accepted, in tokens")
+    p.add_argument("--max-body-bytes", type=int, help="largest POST /v1/documents body, in bytes")
+    p.add_argument("--over-rank", choices=OVER_RANK_POLICIES,
+                   help="adapters above --max-lora-rank: recompress (default) or refuse with a 400")
+    p.add_argument("--dry-run", action="store_true", help="print the command and environment, run nothing")
+    p.add_argument("-h", "--help", action="store_true")
+    return p
+
+
+def _has_flag(argv: list[str], *names: str) -> bool:
+    """True if any of `names` (e.g. `--max-loras`) appears, as `--x v`, `--x=v`, or with underscores."""
+    wanted = {n.replace("_", "-") for n in names}
+    for arg in argv:
+        if arg.startswith("--"):
+            key = arg.split("=", 1)[0].replace("_", "-")
+            if key in wanted:
+                return True
+    return False
+
+
+def _flag_value(argv: list[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if not arg.startswith("--"):
+            continue
+        key, eq, value = arg.partition("=")
+        if key.replace("_", "-") == name:
+            if eq:
+                return value
+            return argv[i + 1] if i + 1 < len(argv) else None
+    return None
+
+
+def _plugins_env(current: str | None) -> str:
+    """`VLLM_PLUGINS` naming ours plus every general plugin already installed.
+
+    vLLM loads endpoint plugins only when `VLLM_PLUGINS` names them, but setting the variable also
+    filters general plugins; listing the installed ones keeps them loading as before.
+    """
+    names: list[str] = [n.strip() for n in current.split(",") if n.strip()] if current else [
+        ep.name for ep in entry_points(group="vllm.general_plugins")]
+    if PLUGIN_NAME not in names:
+        names.append(PLUGIN_NAME)
+    return ",".join(dict.fromkeys(names))
+
+
+def build(argv: list[str], environ: dict[str, str] | None = None) -> tuple[list[str], dict[str, str], argparse.Namespace]:
+    """The vLLM command line and environment `serve` would exec; pure, for tests and --dry-run."""
+    ours, vllm_args = _parser().parse_known_args(argv)
+    env = dict(os.environ if environ is None else environ)
+    args = list(vllm_args)
+
+    env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+    env["VLLM_PLUGINS"] = _plugins_env(env.get("VLLM_PLUGINS"))
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", DEFAULT_CPU_KVCACHE_GIB)
+    if ours.store:
+        env[ENV_STORE] = str(Path(ours.store).expanduser().resolve())
+    if ours.hypernet:
+        env[ENV_HYPERNET] = str(Path(ours.hypernet).expanduser().resolve())
+    if ours.max_document_tokens:
+        env[ENV_MAX_TOKENS] = str(ours.max_document_tokens)
+    if ours.max_body_bytes:
+        env[ENV_MAX_BODY] = str(ours.max_body_bytes)
+    if ours.over_rank:
+        env[ENV_OVER_RANK] = ours.over_rank
+
+    model_given = _has_flag(args, "--model") or (bool(args) and not args[0].startswith("-"))
+    if not model_given:
+        from ..base_model import DEFAULT_MODEL_NAME, ensure_default_model
+        args = ["--model", str(ensure_default_model())] + args
+        if not _has_flag(args, "--served-model-name"):
+            args += ["--served-model-name", DEFAULT_MODEL_NAME]
+    if not _has_flag(args, "--enable-lora"):
+        args.append("--enable-lora")
+    if not _has_flag(args, "--max-lora-rank"):
+        args += ["--max-lora-rank", str(DEFAULT_MAX_LORA_RANK)]
+    if not _has_flag(args, "--max-loras"):
+        args += ["--max-loras", str(DEFAULT_MAX_LORAS)]
+    if not _has_flag(args, "--max-cpu-loras"):
+        # room to keep recently used adapters in worker memory beyond the active slots; we never
+        # pin adapters, so vLLM's pinned-cache KeyError (max_cpu_loras == max_loras) cannot occur
+        max_loras = int(_flag_value(args, "--max-loras") or DEFAULT_MAX_LORAS)
+        args += ["--max-cpu-loras", str(max(4 * max_loras, 16))]
+    return [sys.executable, "-m", VLLM_MODULE, *args], env, ours
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cmd, env, ours = build(argv)
+    if ours.help:
+        _parser().print_help()
+        print("\nAll other flags are vLLM's; see: python -m vllm.entrypoints.openai.api_server --help")
+        return 0
+    if ours.dry_run:
+        for key in sorted(k for k in env if k.startswith(("VLLM_D2L_", "VLLM_PLUGINS", "VLLM_ALLOW_RUNTIME",
+                                                          "VLLM_CPU_KVCACHE"))):
+            print(f"{key}={env[key]}")
+        print(" ".join(cmd))
+        return 0
+    if env.get(ENV_STORE):
+        Path(env[ENV_STORE]).mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe(cmd[0], cmd, env)
+    return 1  # not reached

@@ -1,0 +1,68 @@
+"""The `vllm.general_plugins` entry point: runs in every vLLM process (API server, engine, workers).
+
+vLLM calls `register()` with no error handling of its own, possibly more than once, and in
+processes where half of vLLM is not imported yet; so each step is idempotent, cheap, and guarded:
+a failing step is logged and the server comes up without it rather than not at all.
+"""
+from __future__ import annotations
+
+import logging
+
+from . import PLUGIN_NAME
+
+log = logging.getLogger(__name__)
+
+_done = False
+
+
+def register() -> None:
+    global _done
+    if _done:
+        return
+    _done = True
+    _step("worker method", _install_worker_method)
+    _step("LoRA resolver", _register_resolver)
+    _step("grouped CPU LoRA path", _install_cpu_punica)
+
+
+def _step(what: str, fn) -> None:
+    try:
+        fn()
+    except Exception:
+        log.exception("vllm-d2l: could not install the %s; continuing without it", what)
+
+
+def _install_worker_method() -> None:
+    from .worker import install_worker_methods
+    install_worker_methods()
+
+
+def _register_resolver() -> None:
+    from vllm.lora.resolver import LoRAResolverRegistry
+
+    from .resolver import StoreResolver
+
+    if PLUGIN_NAME not in LoRAResolverRegistry.get_supported_resolvers():
+        LoRAResolverRegistry.register_resolver(PLUGIN_NAME, StoreResolver())
+
+
+def get_resolver():
+    """This process's resolver instance (the endpoint plugin wires metrics and the model into it)."""
+    from vllm.lora.resolver import LoRAResolverRegistry
+
+    if PLUGIN_NAME in LoRAResolverRegistry.get_supported_resolvers():
+        return LoRAResolverRegistry.get_resolver(PLUGIN_NAME)
+    return None
+
+
+def _install_cpu_punica() -> None:
+    """vLLM 0.32's CPU LoRA ops give base rows the last slot's adapter once every slot is full;
+    the grouped path fixes that (and is faster). Only the CPU platform is touched."""
+    try:
+        from ..vllm_punica import install_cpu_punica
+    except ImportError as e:
+        log.warning("vllm-d2l: grouped CPU LoRA path unavailable (%s); mixed batches on CPU may be "
+                    "wrong once all --max-loras slots are full", e)
+        return
+    if install_cpu_punica():
+        log.debug("vllm-d2l: grouped CPU LoRA path installed")

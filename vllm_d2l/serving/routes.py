@@ -1,0 +1,250 @@
+"""The `vllm.endpoint_plugins` entry point: `/v1/documents`, an adapter-aware `/v1/models`, and a
+small middleware that sees which model each completion request names.
+
+Routes answer errors in vLLM's own shape (`{"error": {"message", "type", "param", "code"}}`, built
+with vLLM's `create_error_response`), so clients handle ours like vLLM's. vLLM's `--api-key`
+middleware guards every `/v1` path, ours included.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ..errors import D2LError
+from . import PLUGIN_NAME
+from .errors import NotReady, PayloadTooLarge, ServingError
+from .ids import is_document_id
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "vllm_d2l"
+MAX_NAME_CHARS = 256
+COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/responses"})
+MAX_PEEK_BYTES = 64 * 2**20  # bodies larger than this are passed on unread by the middleware
+
+router = APIRouter()
+
+
+# ------------------------------------------------------------------------------------- errors
+def error_response(message: str, err_type: str = "BadRequestError",
+                   status: HTTPStatus = HTTPStatus.BAD_REQUEST, param: str | None = None) -> JSONResponse:
+    from vllm.entrypoints.serve import create_error_response
+
+    err = create_error_response(message, err_type=err_type, status_code=status, param=param)
+    return JSONResponse(content=err.model_dump(), status_code=err.error.code)
+
+
+def _from_exception(e: Exception, outcome: list[str] | None = None) -> JSONResponse:
+    if isinstance(e, ServingError):
+        reason = {HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "too_large", HTTPStatus.SERVICE_UNAVAILABLE: "not_ready"}
+        if outcome is not None:
+            outcome[0] = "over_rank" if type(e).__name__ == "OverRank" else reason.get(
+                e.status, "bad_request" if e.status < 500 else "error")
+        return error_response(str(e), e.err_type, e.status, e.param)
+    if isinstance(e, D2LError):  # BadDocument, ModelMismatch, MissingModel: the input's fault
+        if outcome is not None:
+            outcome[0] = "bad_request"
+        return error_response(str(e), "BadRequestError", HTTPStatus.BAD_REQUEST)
+    log.exception("vllm-d2l: unexpected error")
+    return error_response(f"internal error: {type(e).__name__}", "InternalServerError",
+                          HTTPStatus.INTERNAL_SERVER_ERROR)
+
+
+def _service(request: Request):
+    svc = getattr(request.app.state, STATE_KEY, None)
+    if svc is None:
+        raise NotReady("the document service is not initialised on this server")
+    return svc
+
+
+# ------------------------------------------------------------------------------------- body
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {int(declared)} bytes; this server accepts at most {limit} "
+                              "(VLLM_D2L_MAX_BODY_BYTES / --max-body-bytes)")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes (VLLM_D2L_MAX_BODY_BYTES / --max-body-bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_upload(request: Request, body: bytes) -> tuple[str | bytes, str | None]:
+    """JSON `{"text": ..., "name": ...}`, or the raw document with a text/plain content type."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype.startswith("text/"):
+        name = request.query_params.get("name")
+        return body, _check_name(name)
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ServingError(f"request body is not valid JSON ({e}); send {{\"text\": \"...\"}}") from None
+    if not isinstance(payload, dict):
+        raise ServingError("request body must be a JSON object like {\"text\": \"...\"}")
+    if "text" not in payload:
+        raise ServingError("missing field 'text' (the document)", param="text")
+    text = payload["text"]
+    if not isinstance(text, str):
+        raise ServingError(f"'text' must be a string, got {type(text).__name__}", param="text")
+    return text, _check_name(payload.get("name"))
+
+
+def _check_name(name: Any) -> str | None:
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise ServingError(f"'name' must be a string, got {type(name).__name__}", param="name")
+    if len(name) > MAX_NAME_CHARS or any(not c.isprintable() for c in name):
+        raise ServingError(f"'name' must be printable and at most {MAX_NAME_CHARS} characters", param="name")
+    return name
+
+
+# ------------------------------------------------------------------------------------- routes
+@router.post("/v1/documents")
+async def create_document(raw_request: Request):
+    from . import metrics
+
+    outcome = ["error"]
+    try:
+        svc = _service(raw_request)
+        body = await _read_body(raw_request, svc.settings.max_body_bytes)
+        text, name = _parse_upload(raw_request, body)
+        # a task, so a client that hangs up does not cancel work other uploads may be waiting on
+        result = await asyncio.ensure_future(svc.upload(text, name))
+        outcome[0] = "cached" if result.get("cached") else "created"
+        return JSONResponse(content=result)
+    except Exception as e:
+        return _from_exception(e, outcome)
+    finally:
+        metrics.UPLOADS.labels(outcome=outcome[0]).inc()
+
+
+@router.get("/v1/documents")
+async def list_documents(raw_request: Request):
+    try:
+        data = await _service(raw_request).list()
+        return JSONResponse(content={"object": "list", "data": data})
+    except Exception as e:
+        return _from_exception(e)
+
+
+@router.get("/v1/documents/{doc_id:path}")
+async def get_document(doc_id: str, raw_request: Request):
+    try:
+        return JSONResponse(content=await _service(raw_request).get(doc_id))
+    except Exception as e:
+        return _from_exception(e)
+
+
+@router.delete("/v1/documents/{doc_id:path}")
+async def delete_document(doc_id: str, raw_request: Request):
+    try:
+        return JSONResponse(content=await _service(raw_request).delete(doc_id))
+    except Exception as e:
+        return _from_exception(e)
+
+
+@router.get("/v1/models")
+async def list_models(raw_request: Request):
+    """vLLM's list (base model + loaded adapters) plus this server's stored documents, which the
+    resolver loads on first use."""
+    from vllm.entrypoints.serve.engine.protocol import ModelCard, ModelPermission
+
+    handler = raw_request.app.state.openai_serving_models
+    listing = await handler.show_available_models()
+    svc = getattr(raw_request.app.state, STATE_KEY, None)
+    if svc is not None:
+        try:
+            shown = {card.id for card in listing.data}
+            parent = handler.base_model_paths[0].name
+            for rec in await svc.list():
+                if rec["id"] not in shown:
+                    listing.data.append(ModelCard(id=rec["id"], root=rec["id"], parent=parent,
+                                                  created=rec["created"], permission=[ModelPermission()]))
+        except Exception:
+            log.exception("vllm-d2l: listing stored documents failed")
+    return JSONResponse(content=listing.model_dump())
+
+
+# ------------------------------------------------------------------------------------- middleware
+class CompletionTrafficMiddleware:
+    """Reads the `model` of completion requests (then replays the body untouched) to count
+    traffic per model kind and to stop serving documents another replica deleted.
+
+    A plain ASGI middleware, so streaming responses pass through unbuffered.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") not in COMPLETION_PATHS:
+            return await self.app(scope, receive, send)
+        app_state = scope.get("app").state if scope.get("app") is not None else None
+        messages, size, more = [], 0, True
+        while more:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+            if size > MAX_PEEK_BYTES:
+                break
+        if not more and messages and messages[-1]["type"] == "http.request":
+            self._observe(app_state, b"".join(m.get("body", b"") for m in messages))
+
+        async def replay():
+            if messages:
+                return messages.pop(0)
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+    @staticmethod
+    def _observe(app_state, body: bytes) -> None:
+        svc = getattr(app_state, STATE_KEY, None) if app_state is not None else None
+        if svc is None:
+            return
+        try:
+            model = json.loads(body).get("model")
+        except Exception:
+            return  # vLLM will answer the malformed body itself
+        if not isinstance(model, str):
+            model = None
+        try:
+            if model and is_document_id(model):
+                svc.forget_if_gone(model)
+            svc.note_request(model)
+        except Exception:
+            log.exception("vllm-d2l: request accounting failed")
+
+
+# ------------------------------------------------------------------------------------- plugin
+class DocumentsPlugin:
+    """Factory target of the `vllm.endpoint_plugins` entry point."""
+
+    name = PLUGIN_NAME
+    required_tasks = ("generate",)
+
+    def attach_router(self, app: FastAPI) -> None:
+        app.include_router(router)
+        app.add_middleware(CompletionTrafficMiddleware)
+
+    async def init_state(self, engine_client, state, args) -> None:
+        from .setup import build_service
+
+        if engine_client is None:
+            log.warning("vllm-d2l: no engine on this server; /v1/documents is disabled")
+            return
+        svc = await build_service(engine_client, state)
+        setattr(state, STATE_KEY, svc)

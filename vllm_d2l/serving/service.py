@@ -1,0 +1,283 @@
+"""The document service: upload, look up, delete; owns the generator and talks to the engine.
+
+HTTP-free on purpose (routes.py maps its errors to responses), so the policy lives in one place:
+
+- Generation runs on one dedicated thread, never on the event loop, so chat traffic keeps
+  flowing while a long document is read. Uploads of the same document share one computation
+  (an in-flight table keyed by id), and a client that disconnects does not cancel it for others.
+- Store first, engine second: the adapter is published in the store, then registered in the
+  workers from its bytes (`collective_rpc`), then added to vLLM's table of served adapters. A
+  failed registration removes the store entry it just wrote.
+- Rank: vLLM pads every adapter to `--max-lora-rank` and refuses larger ones. By default an
+  adapter that needs more rank is recompressed by truncated SVD (`LoRAWeights.cap_rank`: the best
+  approximation at that rank) and reported as `"compressed": true`; with `VLLM_D2L_OVER_RANK=refuse`
+  the upload gets a 400 naming the rank it needs.
+- Delete: tombstone in the store (the id is gone for clients at once), drop it from vLLM's table,
+  then, once no running request uses it, unload it from the workers and purge the files. Files
+  outlive running requests because vLLM may reload an evicted adapter from disk mid-request.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from vllm.lora.request import LoRARequest
+
+from ..generator import Generator, decode_text
+from . import metrics
+from .errors import CorruptAdapter, DocumentNotFound, NotReady, OverRank, RegistrationFailed
+from .ids import document_id, is_document_id
+from .settings import Settings
+from .store import AdapterRecord, AdapterStore, _shorten
+from .worker import METHOD_NAME
+
+log = logging.getLogger(__name__)
+
+PURGE_POLL_S = 0.25
+PURGE_MAX_WAIT_S = 600.0
+RPC_TIMEOUT_S = 120.0
+
+
+class DocumentService:
+    def __init__(self, engine_client: Any, models: Any, settings: Settings, store: AdapterStore,
+                 generator: Generator | None, max_lora_rank: int, hf_config: Any = None,
+                 not_ready_reason: str | None = None):
+        self.engine_client = engine_client
+        self.models = models  # vLLM's OpenAIServingModels: its table is what requests are checked against
+        self.settings = settings
+        self.store = store
+        self.generator = generator
+        self.max_lora_rank = max_lora_rank
+        self.hf_config = hf_config
+        self.not_ready_reason = not_ready_reason
+        self.fingerprint = generator.fingerprint if generator else ""
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm-d2l-internalize")
+        self._inflight: dict[str, asyncio.Future] = {}
+        self._purges: dict[str, asyncio.Task] = {}
+        self.request_counts: Counter[str] = Counter()
+
+    # ----------------------------------------------------------------------------- upload
+    async def upload(self, text: str | bytes, name: str | None = None) -> dict:
+        if self.generator is None:
+            raise NotReady(f"document upload is unavailable: {self.not_ready_reason}")
+        text = decode_text(text)
+        doc_id = document_id(text, self.fingerprint)
+
+        cached = await self._cached(doc_id)
+        if cached is not None:
+            metrics.CACHE_HITS.inc()
+            return cached.public(cached=True)
+
+        fut = self._inflight.get(doc_id)
+        joined = fut is not None
+        if fut is None:
+            fut = asyncio.ensure_future(self._create(doc_id, text, name))
+            self._inflight[doc_id] = fut
+            fut.add_done_callback(lambda _f, i=doc_id: self._inflight.pop(i, None))
+        record, seconds = await asyncio.shield(fut)
+        if joined:
+            metrics.CACHE_HITS.inc()
+            return record.public(cached=True)
+        return record.public(cached=False, seconds=round(seconds, 4))
+
+    async def _cached(self, doc_id: str) -> AdapterRecord | None:
+        """A stored adapter for this id, registered with the engine; None if it must be computed."""
+        rec = await asyncio.to_thread(self.store.record, doc_id, True)
+        if rec is None:
+            return None
+        if self.store.is_deleted(doc_id):
+            self.store.undelete(doc_id)  # same text again after a DELETE: the files are still whole
+        try:
+            rec2, data, config = await asyncio.to_thread(self.store.read_verified, doc_id)
+        except CorruptAdapter as e:  # quarantined: compute afresh
+            log.error("vllm-d2l: %s", e)
+            metrics.CORRUPT.inc()
+            return None
+        except DocumentNotFound:  # purged in between
+            return None
+        if rec2.rank > self.max_lora_rank:
+            raise OverRank(f"the stored adapter {doc_id} has rank {rec2.rank} (made by a server with a larger "
+                           f"--max-lora-rank); this server holds at most rank {self.max_lora_rank}")
+        await self.ensure_registered(doc_id, data, config)
+        return rec2
+
+    async def _create(self, doc_id: str, text: str, name: str | None) -> tuple[AdapterRecord, float]:
+        metrics.QUEUE.inc()
+        try:
+            loop = asyncio.get_running_loop()
+            record, data, config, seconds, ours = await loop.run_in_executor(
+                self._executor, self._compute, doc_id, text, name)
+        finally:
+            metrics.QUEUE.dec()
+        try:
+            await self.ensure_registered(doc_id, data, config, replace=True)
+        except Exception:
+            if ours:  # roll back only what this call published
+                await asyncio.to_thread(self.store.remove, doc_id)
+            raise
+        metrics.INTERNALIZE_SECONDS.observe(seconds)
+        metrics.DOCUMENTS.inc()
+        metrics.TOKENS.inc(record.tokens)
+        log.info("vllm-d2l: internalized %s (%s tokens, %s chunks, rank %s) in %.2fs",
+                 doc_id, record.tokens, record.chunks, record.rank, seconds)
+        return record, seconds
+
+    def _compute(self, doc_id: str, text: str, name: str | None) -> tuple[AdapterRecord, bytes, bytes, float, bool]:
+        """Runs on the generation thread: text -> adapter -> store. Returns what was stored."""
+        t0 = time.perf_counter()
+        result = self.generator.internalize(text, max_tokens=self.settings.max_document_tokens)
+        weights = result.weights
+        full_rank = weights.rank
+        if full_rank > self.max_lora_rank:
+            if self.settings.over_rank == "refuse":
+                raise OverRank(
+                    f"this document needs an adapter of rank {full_rank} ({result.chunks} chunks) but the "
+                    f"server holds at most rank {self.max_lora_rank}; restart it with a larger "
+                    "--max-lora-rank, send a shorter document, or allow compression (--over-rank compress)")
+            weights = weights.cap_rank(self.max_lora_rank)
+            metrics.COMPRESSED.inc()
+        if self.hf_config is not None:
+            weights.validate(self.hf_config)
+        record = AdapterRecord(
+            id=doc_id, tokens=result.tokens, chunks=result.chunks, rank=weights.rank, bytes=weights.nbytes,
+            created=int(time.time()), name=name, full_rank=full_rank if full_rank != weights.rank else None,
+            fingerprint=self.fingerprint, base_model=str(self.generator.base_model_name))
+        _, ours = self.store.put(weights, record)
+        stored, data, config = self.store.read_verified(doc_id)
+        return stored, data, config, time.perf_counter() - t0, ours
+
+    # ----------------------------------------------------------------------------- engine
+    async def ensure_registered(self, doc_id: str, data: bytes, config: bytes, replace: bool = False) -> bool:
+        """Make `doc_id` servable by this server's engine; True if it was registered now."""
+        table = self.models.lora_requests
+        if doc_id in table and not replace:
+            return False
+        async with self.models.lora_resolver_lock[doc_id]:
+            if doc_id in table and not replace:
+                return False
+            previous = table.get(doc_id)
+            int_id = previous.lora_int_id if previous is not None else self.models.lora_id_counter.inc(1)
+            path = str(self.store.folder(doc_id))
+            await self._register_in_workers(int_id, doc_id, path, data, config)
+            table[doc_id] = LoRARequest(lora_name=doc_id, lora_int_id=int_id, lora_path=path)
+            return True
+
+    async def _register_in_workers(self, int_id: int, doc_id: str, path: str, data: bytes, config: bytes) -> None:
+        try:
+            results = await self.engine_client.collective_rpc(
+                METHOD_NAME, timeout=RPC_TIMEOUT_S, args=(int_id, doc_id, path, data, config.decode()))
+        except Exception as e:
+            if "not implemented" not in str(e).lower():
+                raise RegistrationFailed(f"the engine could not register adapter {doc_id}: {e}") from e
+            # the general plugin is not loaded in the workers: let vLLM load the folder itself
+            log.warning("vllm-d2l: worker method missing (is VLLM_PLUGINS excluding vllm_d2l?); loading from disk")
+            try:
+                await self.engine_client.add_lora(LoRARequest(lora_name=doc_id, lora_int_id=int_id, lora_path=path))
+            except Exception as e2:
+                raise RegistrationFailed(f"the engine could not load adapter {doc_id}: {e2}") from e2
+            return
+        failures = [r.get("error", "unknown error") if isinstance(r, dict) else repr(r)
+                    for r in (results or []) if not (isinstance(r, dict) and r.get("ok"))]
+        if failures:
+            raise RegistrationFailed(f"the engine could not register adapter {doc_id}: {failures[0]}")
+
+    def registered_documents(self) -> int:
+        return sum(1 for k in list(self.models.lora_requests) if is_document_id(k))
+
+    def adapters_in_use(self) -> set[str] | None:
+        """Adapter names of requests the engine is running now; None if this vLLM hides that.
+
+        Reads vLLM 0.32's `AsyncLLM.output_processor.request_states` (no public API exists);
+        tests pin this so a vLLM change shows up as a failure, not a silent early purge.
+        """
+        states = getattr(getattr(self.engine_client, "output_processor", None), "request_states", None)
+        if states is None:
+            return None
+        return {name for s in list(states.values()) if (name := getattr(s, "lora_name", None))}
+
+    # ----------------------------------------------------------------------------- read
+    async def get(self, doc_id: str) -> dict:
+        rec = await asyncio.to_thread(self.store.record, doc_id) if is_document_id(doc_id) else None
+        if rec is None:
+            raise DocumentNotFound(f"no document adapter named '{_shorten(doc_id)}'", param="id")
+        return self._describe(rec)
+
+    async def list(self) -> list[dict]:
+        records = await asyncio.to_thread(self.store.list)
+        return [self._describe(r) for r in records if not self.fingerprint or r.fingerprint == self.fingerprint]
+
+    def _describe(self, rec: AdapterRecord) -> dict:
+        return rec.public(loaded=rec.id in self.models.lora_requests, requests=self.request_counts.get(rec.id, 0))
+
+    # ----------------------------------------------------------------------------- delete
+    async def delete(self, doc_id: str) -> dict:
+        if not is_document_id(doc_id):
+            raise DocumentNotFound(f"no document adapter named '{_shorten(doc_id)}'", param="id")
+        known = await asyncio.to_thread(self.store.mark_deleted, doc_id)
+        async with self.models.lora_resolver_lock[doc_id]:
+            request = self.models.lora_requests.pop(doc_id, None)
+        if not known and request is None:
+            raise DocumentNotFound(f"no document adapter named '{doc_id}'", param="id")
+        self.request_counts.pop(doc_id, None)
+        task = asyncio.ensure_future(self._purge_when_idle(doc_id, request))
+        self._purges[doc_id] = task
+        task.add_done_callback(lambda _t, i=doc_id: self._purges.pop(i, None))
+        return {"id": doc_id, "object": "adapter", "deleted": True}
+
+    async def _purge_when_idle(self, doc_id: str, request: LoRARequest | None) -> None:
+        try:
+            deadline = time.monotonic() + PURGE_MAX_WAIT_S
+            while time.monotonic() < deadline:
+                in_use = self.adapters_in_use()
+                if in_use is None:
+                    await asyncio.sleep(30.0)  # cannot see running requests: give them a grace period
+                    break
+                if doc_id not in in_use:
+                    break
+                await asyncio.sleep(PURGE_POLL_S)
+            if doc_id in self.models.lora_requests:
+                return  # uploaded again meanwhile
+            if request is not None:
+                try:
+                    await self.engine_client.remove_lora(request.lora_int_id)
+                except Exception as e:
+                    log.warning("vllm-d2l: unloading %s from the workers failed: %s", doc_id, e)
+            await asyncio.to_thread(self.store.purge, doc_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("vllm-d2l: purging %s failed", doc_id)
+
+    # ----------------------------------------------------------------------------- traffic
+    def note_request(self, model: str | None) -> None:
+        """Count a completion request by model kind (bounded labels) and per document (in memory)."""
+        if not model or self.models.is_base_model(model):
+            metrics.REQUESTS.labels(kind="base").inc()
+        elif is_document_id(model):
+            metrics.REQUESTS.labels(kind="document").inc()
+            self.request_counts[model] += 1
+            self.store.touch(model)
+        else:
+            metrics.REQUESTS.labels(kind="other").inc()
+
+    def forget_if_gone(self, model: str | None) -> None:
+        """If another replica deleted this document, stop serving it here too.
+
+        Dropping it from vLLM's table sends the request to the resolver, which finds the tombstone
+        and answers 404, instead of letting vLLM later reload files that are about to vanish.
+        """
+        if not is_document_id(model) or model not in self.models.lora_requests:
+            return
+        if self.store.is_deleted(model) or not self.store.folder(model).is_dir():
+            request = self.models.lora_requests.pop(model, None)
+            if request is not None and model not in self._purges:
+                self._purges[model] = asyncio.ensure_future(self._purge_when_idle(model, request))
+
+    async def close(self) -> None:
+        for task in list(self._purges.values()):
+            task.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)

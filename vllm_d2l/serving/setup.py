@@ -1,0 +1,64 @@
+"""Build the document service when the API server starts (endpoint plugin `init_state`).
+
+A server that cannot internalize (LoRA disabled, no hypernetwork for this model) still serves
+everything else: the reason is logged once and every upload answers 503 with it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from . import metrics
+from .service import DocumentService
+from .settings import Settings
+from .store import AdapterStore
+
+log = logging.getLogger(__name__)
+
+
+async def build_service(engine_client, state) -> DocumentService:
+    import vllm.envs as envs
+
+    from ..generator import Generator
+    from .plugin import get_resolver
+
+    settings = Settings.from_env()
+    store = AdapterStore(settings.store_dir)
+    models = state.openai_serving_models
+    model_config = engine_client.model_config
+    hf_config = getattr(model_config, "hf_config", None)
+    lora_config = engine_client.vllm_config.lora_config
+
+    generator, reason = None, None
+    if lora_config is None:
+        reason = "this server was started without --enable-lora"
+    else:
+        try:
+            generator = await asyncio.to_thread(
+                Generator.load, settings.hypernet_dir, Path(model_config.model))
+        except Exception as e:
+            reason = f"the hypernetwork could not be loaded for {model_config.model}: {e}"
+    if reason:
+        log.error("vllm-d2l: %s; POST /v1/documents will answer 503", reason)
+    if not envs.VLLM_ALLOW_RUNTIME_LORA_UPDATING:
+        log.warning("vllm-d2l: VLLM_ALLOW_RUNTIME_LORA_UPDATING is not set, so vLLM will not ask the store "
+                    "for adapters it has not loaded (after a restart, or uploaded on another replica)")
+
+    svc = DocumentService(engine_client, models, settings, store, generator,
+                          max_lora_rank=lora_config.max_lora_rank if lora_config else 0,
+                          hf_config=hf_config, not_ready_reason=reason)
+
+    resolver = get_resolver()
+    if resolver is not None:
+        resolver.hf_config = hf_config
+        resolver.on_corrupt = lambda _id: metrics.CORRUPT.inc()
+        resolver.on_resolved = lambda _id: metrics.RESOLVED.inc()
+    else:
+        log.warning("vllm-d2l: the LoRA resolver is not registered (general plugin not loaded?)")
+
+    metrics.ACTIVE.set_function(svc.registered_documents)
+    metrics.STORED.set_function(lambda: sum(1 for _ in store.adapters.iterdir()) if store.adapters.is_dir() else 0)
+    log.info("vllm-d2l: documents ready (store %s, max rank %s, over-rank policy %s%s)", store.root,
+             svc.max_lora_rank, settings.over_rank, f", generator {generator.fingerprint}" if generator else "")
+    return svc

@@ -1,0 +1,310 @@
+"""The adapter store: one PEFT folder per document id, on a shared filesystem.
+
+Why a directory of plain PEFT folders: vLLM (and PEFT, and `/v1/load_lora_adapter`) read them as
+they are, several servers can share one store, and a person can inspect or copy an adapter with
+`ls` and `cp`. Layout under the root:
+
+    adapters/<id>/adapter_config.json         what vLLM and PEFT read
+    adapters/<id>/adapter_model.safetensors
+    adapters/<id>/d2l.json                    our record: sizes, origin, SHA-256 of both files
+    adapters/<id>/last_used                   empty; its mtime is the LRU clock
+    adapters/<id>/deleted                     tombstone: gone for clients, files kept until purged
+    tmp/                                      staging for atomic writes and purges
+    quarantine/<id>.<time>/                   folders that failed their checksum
+
+Durability: a folder is staged in `tmp/`, every file fsynced, then renamed into `adapters/` in one
+step, and the directory fsynced; a reader sees a whole adapter or none, also after `kill -9`.
+Integrity: the record carries SHA-256 digests; `read_verified` checks them and quarantines a folder
+that does not match, so a corrupt file is reported and never served.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..lora import CONFIG_NAME, WEIGHTS_NAME, LoRAWeights
+from ..paths import default_store_dir
+from .errors import CorruptAdapter, DocumentNotFound
+from .ids import is_document_id
+
+log = logging.getLogger(__name__)
+
+RECORD_NAME = "d2l.json"
+USED_NAME = "last_used"
+TOMBSTONE_NAME = "deleted"
+FORMAT = 1
+
+
+@dataclass
+class AdapterRecord:
+    """What we know about a stored adapter; the public part is what `/v1/documents` returns."""
+
+    id: str
+    tokens: int
+    chunks: int
+    rank: int
+    bytes: int
+    created: int
+    name: str | None = None
+    full_rank: int | None = None  # before compression to the server's max rank, if any
+    fingerprint: str = ""
+    base_model: str = ""
+    sha256: dict[str, str] = field(default_factory=dict)
+    format: int = FORMAT
+
+    @property
+    def compressed(self) -> bool:
+        return self.full_rank is not None and self.full_rank > self.rank
+
+    def public(self, **extra) -> dict:
+        out = {"id": self.id, "object": "adapter", "name": self.name, "tokens": self.tokens,
+               "chunks": self.chunks, "rank": self.rank, "bytes": self.bytes, "created": self.created,
+               "compressed": self.compressed}
+        if self.compressed:
+            out["full_rank"] = self.full_rank
+        out.update(extra)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "AdapterRecord":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class AdapterStore:
+    """Content-addressed PEFT folders with atomic publish, checksums, tombstones and an LRU clock.
+
+    Every method takes an id from a client at face value only after `is_document_id`; anything
+    else is "not found" and never becomes a path.
+    """
+
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root).expanduser() if root else default_store_dir()
+        self.adapters = self.root / "adapters"
+        self.tmp = self.root / "tmp"
+        self.quarantine_dir = self.root / "quarantine"
+        for d in (self.adapters, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # ----------------------------------------------------------------------------- paths
+    def folder(self, doc_id: str) -> Path:
+        if not is_document_id(doc_id):
+            raise DocumentNotFound(f"no document adapter named '{_shorten(doc_id)}'", param="id")
+        return self.adapters / doc_id
+
+    # ----------------------------------------------------------------------------- write
+    def put(self, weights: LoRAWeights, record: AdapterRecord) -> tuple[AdapterRecord, bool]:
+        """Publish an adapter atomically; if another writer published the same id first, keep theirs.
+
+        Returns the record now in the store and whether it is ours (False: another writer won).
+        """
+        final = self.folder(record.id)
+        data = weights.to_safetensors_bytes()
+        config = json.dumps(weights.peft_config(), indent=2).encode()
+        record.sha256 = {WEIGHTS_NAME: _sha256(data), CONFIG_NAME: _sha256(config)}
+        record.bytes = weights.nbytes
+        stage = Path(tempfile.mkdtemp(prefix=f"put-{record.id}.", dir=self.tmp))
+        try:
+            _write_synced(stage / WEIGHTS_NAME, data)
+            _write_synced(stage / CONFIG_NAME, config)
+            _write_synced(stage / RECORD_NAME, json.dumps(asdict(record), indent=2).encode())
+            _write_synced(stage / USED_NAME, b"")
+            stage.chmod(0o755)
+            _fsync_dir(stage)
+            if final.exists():
+                self._replace_if_unusable(final)
+            try:
+                os.rename(stage, final)
+            except OSError:
+                if not final.exists():
+                    raise
+                log.info("adapter %s was published concurrently; keeping the first copy", record.id)
+                return self.record(record.id) or record, False
+            _fsync_dir(self.adapters)
+            return record, True
+        finally:
+            if stage.exists():
+                shutil.rmtree(stage, ignore_errors=True)
+
+    def _replace_if_unusable(self, final: Path) -> None:
+        """A tombstoned or half-broken folder must not block a fresh upload of the same id."""
+        if (final / TOMBSTONE_NAME).exists() or not (final / RECORD_NAME).is_file():
+            self._remove_tree(final)
+
+    # ----------------------------------------------------------------------------- read
+    def record(self, doc_id: str, include_deleted: bool = False) -> AdapterRecord | None:
+        """The record of a live adapter, or None (unknown id, tombstoned, or unreadable record)."""
+        if not is_document_id(doc_id):
+            return None
+        folder = self.adapters / doc_id
+        if not include_deleted and (folder / TOMBSTONE_NAME).exists():
+            return None
+        try:
+            return AdapterRecord.from_json(json.loads((folder / RECORD_NAME).read_text()))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as e:
+            log.warning("unreadable record for %s: %s", doc_id, e)
+            return None
+
+    def exists(self, doc_id: str) -> bool:
+        return self.record(doc_id) is not None
+
+    def read_verified(self, doc_id: str) -> tuple[AdapterRecord, bytes, bytes]:
+        """Record, safetensors bytes and PEFT config bytes, checked against the record's digests.
+
+        A mismatch moves the folder to `quarantine/` (kept for inspection) and raises
+        `CorruptAdapter`; an unknown id raises `DocumentNotFound`.
+        """
+        rec = self.record(doc_id)
+        if rec is None:
+            raise DocumentNotFound(f"no document adapter named '{_shorten(doc_id)}'", param="id")
+        folder = self.adapters / doc_id
+        try:
+            data = (folder / WEIGHTS_NAME).read_bytes()
+            config = (folder / CONFIG_NAME).read_bytes()
+        except FileNotFoundError:
+            data, config = b"", b""
+        problems = []
+        if _sha256(data) != rec.sha256.get(WEIGHTS_NAME):
+            problems.append(WEIGHTS_NAME)
+        if _sha256(config) != rec.sha256.get(CONFIG_NAME):
+            problems.append(CONFIG_NAME)
+        if problems:
+            where = self.quarantine(doc_id)
+            raise CorruptAdapter(f"stored adapter {doc_id} failed its checksum ({', '.join(problems)}); "
+                                 f"it was moved aside ({where.name}) and is not served; upload the "
+                                 "document again to rebuild it", param="id")
+        return rec, data, config
+
+    def load(self, doc_id: str) -> tuple[AdapterRecord, LoRAWeights]:
+        rec, data, config = self.read_verified(doc_id)
+        return rec, LoRAWeights.from_safetensors_bytes(data, json.loads(config))
+
+    def list(self) -> list[AdapterRecord]:
+        """Live adapters, newest first."""
+        out = []
+        try:
+            names = os.listdir(self.adapters)
+        except FileNotFoundError:
+            return out
+        for name in names:
+            rec = self.record(name)
+            if rec is not None:
+                out.append(rec)
+        out.sort(key=lambda r: (r.created, r.id), reverse=True)
+        return out
+
+    # ----------------------------------------------------------------------------- LRU clock
+    def touch(self, doc_id: str) -> None:
+        """Mark an adapter used now (its `last_used` mtime); cheap enough to call per request."""
+        if is_document_id(doc_id):
+            with contextlib.suppress(OSError):
+                os.utime(self.adapters / doc_id / USED_NAME)
+
+    def last_used(self, doc_id: str) -> float:
+        try:
+            return (self.adapters / doc_id / USED_NAME).stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def least_recently_used(self, keep: int, in_use: set[str] = frozenset()) -> list[str]:
+        """Ids to evict so that at most `keep` adapters stay, oldest first, never one in `in_use`."""
+        live = [r.id for r in self.list()]
+        excess = len(live) - keep
+        if excess <= 0:
+            return []
+        candidates = sorted((i for i in live if i not in in_use), key=self.last_used)
+        return candidates[:excess]
+
+    # ----------------------------------------------------------------------------- delete
+    def mark_deleted(self, doc_id: str) -> bool:
+        """Tombstone: clients stop seeing the adapter now; files stay until `purge`.
+
+        Files outlive the tombstone because a request already running may need vLLM to reload
+        them from disk, and a reload that finds nothing would take the engine down.
+        """
+        if self.record(doc_id) is None:
+            return False
+        _write_synced(self.adapters / doc_id / TOMBSTONE_NAME, b"")
+        return True
+
+    def undelete(self, doc_id: str) -> bool:
+        if not is_document_id(doc_id):
+            return False
+        try:
+            (self.adapters / doc_id / TOMBSTONE_NAME).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def is_deleted(self, doc_id: str) -> bool:
+        return is_document_id(doc_id) and (self.adapters / doc_id / TOMBSTONE_NAME).exists()
+
+    def purge(self, doc_id: str, only_if_deleted: bool = True) -> bool:
+        """Remove the folder (atomically: rename away, then delete)."""
+        if not is_document_id(doc_id):
+            return False
+        folder = self.adapters / doc_id
+        if only_if_deleted and not (folder / TOMBSTONE_NAME).exists():
+            return False
+        return self._remove_tree(folder)
+
+    def remove(self, doc_id: str) -> bool:
+        """Remove unconditionally (rollback of a failed registration)."""
+        return self.purge(doc_id, only_if_deleted=False)
+
+    def quarantine(self, doc_id: str) -> Path:
+        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        dest = self.quarantine_dir / f"{doc_id}.{int(time.time() * 1000)}"
+        try:
+            os.rename(self.adapters / doc_id, dest)
+        except OSError as e:
+            log.warning("could not quarantine %s: %s", doc_id, e)
+        else:
+            log.error("stored adapter %s failed its checksum; moved to %s", doc_id, dest)
+        return dest
+
+    def _remove_tree(self, folder: Path) -> bool:
+        trash = self.tmp / f"trash-{folder.name}.{os.getpid()}.{time.monotonic_ns()}"
+        try:
+            os.rename(folder, trash)
+        except FileNotFoundError:
+            return False
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
+
+
+def _shorten(value: object, limit: int = 80) -> str:
+    """Echo client input safely: printable and bounded."""
+    text = value if isinstance(value, str) else repr(value)
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
