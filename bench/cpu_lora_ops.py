@@ -149,7 +149,8 @@ def run(dtype: torch.dtype, pool_ranks: list[int], rank: int, n_adapters: int,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16")
-    ap.add_argument("--pool-ranks", default="8", help="--max-lora-rank values, e.g. 8,64 (64 takes minutes: the stock path is slow there)")
+    ap.add_argument("--pool-ranks", default="8",
+                    help="--max-lora-rank values, e.g. 8,64 (64 takes minutes: stock is slow there)")
     ap.add_argument("--rank", type=int, default=8, help="true rank of every adapter")
     ap.add_argument("--adapters", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=7)
