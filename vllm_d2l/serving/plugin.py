@@ -20,6 +20,7 @@ def register() -> None:
     if _done:
         return
     _done = True
+    _step("logging", _share_vllm_logging)
     _step("worker method", _install_worker_method)
     _step("LoRA resolver", _register_resolver)
     _step("grouped CPU LoRA path", _install_cpu_punica)
@@ -30,6 +31,17 @@ def _step(what: str, fn) -> None:
         fn()
     except Exception:
         log.exception("vllm-d2l: could not install the %s; continuing without it", what)
+
+
+def _share_vllm_logging() -> None:
+    """Send our log records through vLLM's handlers, so they appear in the server log like vLLM's."""
+    ours, theirs = logging.getLogger("vllm_d2l"), logging.getLogger("vllm")
+    if ours.handlers or not theirs.handlers:
+        return
+    for handler in theirs.handlers:
+        ours.addHandler(handler)
+    ours.setLevel(theirs.level or logging.INFO)
+    ours.propagate = False
 
 
 def _install_worker_method() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 
 from vllm.lora.request import LoRARequest
@@ -75,7 +74,7 @@ class StoreResolver(LoRAResolver):
     def _check(self, base_model_name: str, lora_name: str) -> str | None:
         store = self.store
         try:
-            _, data, config = store.read_verified(lora_name)
+            _, data, _config = store.read_verified(lora_name)
         except DocumentNotFound:
             return None
         except CorruptAdapter as e:
@@ -86,7 +85,7 @@ class StoreResolver(LoRAResolver):
         hf_config = self.hf_config or _hf_config(base_model_name)
         if hf_config is not None:
             try:
-                LoRAWeights.from_safetensors_bytes(data, json.loads(config)).validate(hf_config)
+                LoRAWeights.from_safetensors_bytes(data).validate(hf_config)
             except ModelMismatch as e:
                 log.warning("vllm-d2l resolver: %s was made for another model: %s", lora_name, e)
                 return None

@@ -6,7 +6,8 @@ they are, several servers can share one store, and a person can inspect or copy 
 
     adapters/<id>/adapter_config.json         what vLLM and PEFT read
     adapters/<id>/adapter_model.safetensors
-    adapters/<id>/d2l.json                    our record: sizes, origin, SHA-256 of both files
+    adapters/<id>/vllm_d2l.json               the adapter's provenance, as `LoRAWeights.save_peft` writes it
+    adapters/<id>/d2l.json                    the store's record: sizes, origin, SHA-256 of both files
     adapters/<id>/last_used                   empty; its mtime is the LRU clock
     adapters/<id>/deleted                     tombstone: gone for clients, files kept until purged
     tmp/                                      staging for atomic writes and purges
@@ -30,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..lora import CONFIG_NAME, WEIGHTS_NAME, LoRAWeights
+from ..lora import CONFIG_NAME, META_NAME, WEIGHTS_NAME, LoRAWeights
 from ..paths import default_store_dir
 from .errors import CorruptAdapter, DocumentNotFound
 from .ids import is_document_id
@@ -135,6 +136,7 @@ class AdapterStore:
         try:
             _write_synced(stage / WEIGHTS_NAME, data)
             _write_synced(stage / CONFIG_NAME, config)
+            _write_synced(stage / META_NAME, json.dumps(weights.meta, indent=2).encode())
             _write_synced(stage / RECORD_NAME, json.dumps(asdict(record), indent=2).encode())
             _write_synced(stage / USED_NAME, b"")
             stage.chmod(0o755)
@@ -207,7 +209,7 @@ class AdapterStore:
 
     def load(self, doc_id: str) -> tuple[AdapterRecord, LoRAWeights]:
         rec, data, config = self.read_verified(doc_id)
-        return rec, LoRAWeights.from_safetensors_bytes(data, json.loads(config))
+        return rec, LoRAWeights.from_safetensors_bytes(data)
 
     def list(self) -> list[AdapterRecord]:
         """Live adapters, newest first."""
