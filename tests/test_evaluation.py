@@ -1,0 +1,124 @@
+import json
+
+import pytest
+import torch
+
+from vllm_d2l.evaluation import metrics
+
+
+# ----------------------------------------------------------------------------- metrics
+@pytest.mark.parametrize("text, expected", [
+    ("The Blue Heron Inn!", "blue heron inn"),
+    ("It costs $3,450.", "it costs 3450"),
+    ("  at 9:40 a.m.  ", "at 940 am"),
+    ("An  apple, a pear; the end", "apple pear end"),
+])
+def test_normalize(text, expected):
+    assert metrics.normalize(text) == expected
+
+
+def test_contains_on_word_boundaries():
+    assert metrics.contains("The memo was written by Dagny Forsvik.", "Dagny Forsvik")
+    assert metrics.contains("It costs 3,450 crowns", "3450")
+    assert metrics.contains("the answer is E12", "e12")
+    assert not metrics.contains("It weighs 170 kilograms", "7")
+    assert not metrics.contains("anything", "")
+
+
+def test_token_f1():
+    assert metrics.token_f1("Dagny Forsvik", "Dagny Forsvik") == 1.0
+    assert metrics.token_f1("nothing relevant", "Dagny Forsvik") == 0.0
+    # 1 shared token, precision 1/4, recall 1/2
+    assert metrics.token_f1("it is Dagny's desk", "Dagny's office") == pytest.approx(2 * 0.25 * 0.5 / 0.75)
+
+
+def test_gap_closure():
+    assert metrics.gap_closure(adapter=0.5, context=0.6, none=0.1) == pytest.approx(0.8)
+    assert metrics.gap_closure(adapter=0.7, context=0.6, none=0.1) == pytest.approx(1.2)
+    assert metrics.gap_closure(adapter=0.1, context=0.6, none=0.1) == 0.0
+    assert metrics.gap_closure(adapter=0.3, context=0.1, none=0.1) is None
+
+
+def test_needle_insertion():
+    from vllm_d2l.evaluation.needle import insert_at_depth, make_needle
+
+    hay = "One. Two. Three. Four. Five. Six. Seven. Eight. Nine. Ten."
+    needle = make_needle(3)
+    assert needle["a"] in needle["sentence"] and needle == make_needle(3)
+    early, late = insert_at_depth(hay, "NEEDLE.", 0.1), insert_at_depth(hay, "NEEDLE.", 0.9)
+    assert early.index("NEEDLE") < len(hay) * 0.3 < len(hay) * 0.7 < late.index("NEEDLE")
+    assert early.replace(" NEEDLE.", "") == hay
+
+
+# ----------------------------------------------------------------------------- end to end (tiny model)
+@pytest.fixture(scope="module")
+def tiny_hypernet_dir(tiny_model_dir, tmp_path_factory):
+    from transformers import AutoConfig
+
+    from vllm_d2l.hypernet import Hypernet, HypernetConfig
+
+    cfg = HypernetConfig.for_base_model(AutoConfig.from_pretrained(tiny_model_dir), base_model="tiny",
+                                        dim=32, heads=2, latent_blocks=1)
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny-hypernet")
+    Hypernet(cfg).save(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_generator(tiny_model_dir, tiny_hypernet_dir):
+    from vllm_d2l.generator import Generator
+
+    return Generator.load(tiny_hypernet_dir, model_dir=tiny_model_dir, encoder_dtype=torch.float32)
+
+
+RECORDS = [
+    {"id": "a", "genre": "memo", "text": "The quick brown fox is called Pell.",
+     "qa": [{"q": "What is the fox called?", "a": "Pell", "type": "name"}, {"q": "What color?", "a": "brown"}]},
+    {"id": "b", "genre": "report", "text": "Paris is the capital of France.", "qa": [{"q": "Capital?", "a": "Paris"}]},
+]
+
+
+def test_evaluate_structure(tiny_generator):
+    from vllm_d2l.evaluation.qa import CONDITIONS, evaluate
+
+    res = evaluate(tiny_generator, RECORDS, max_new_tokens=3, batch_size=2)
+    assert res["n_docs"] == 2 and res["n_questions"] == 3
+    assert set(res["conditions"]) == set(CONDITIONS)
+    for s in res["conditions"].values():
+        assert 0.0 <= s["accuracy"] <= 1.0 and 0.0 <= s["f1"] <= 1.0 and s["n"] == 3
+    assert set(res["by_genre"]) == {"memo", "report"}
+    for item in res["items"]:
+        assert set(item["outputs"]) == set(CONDITIONS) and all(isinstance(o, str) for o in item["outputs"].values())
+    json.dumps(res)  # serialisable as is
+    with pytest.raises(ValueError, match="unknown conditions"):
+        evaluate(tiny_generator, RECORDS, conditions=("oracle",))
+
+
+def test_eval_cli_writes_json_and_png(tiny_model_dir, tiny_hypernet_dir, tmp_path):
+    from vllm_d2l.evaluation.qa import main
+
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    out, png = tmp_path / "res.json", tmp_path / "res.png"
+    rc = main(["--data", str(data), "--hypernet", str(tiny_hypernet_dir), "--model", str(tiny_model_dir),
+               "--limit", "1", "--max-new-tokens", "2", "--out", str(out), "--plot", str(png), "--no-progress"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["n_docs"] == 1 and res["n_questions"] == 2 and res["data"] == str(data)
+    assert set(res["gap_closure"]) == {"accuracy", "f1"}
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_needle_run_and_chart(tiny_generator, tmp_path):
+    from vllm_d2l.evaluation.needle import run
+    from vllm_d2l.evaluation.plots import needle_chart
+
+    res = run(tiny_generator, train_tokens=48, multiples=(1, 2), depths=(0.5,), trials=1, max_new_tokens=2)
+    assert {(c["multiple"], c["condition"]) for c in res["cells"]} == {(1, "context"), (1, "adapter"),
+                                                                        (2, "context"), (2, "adapter")}
+    assert set(res["recall"]["adapter"]) == {"1x", "2x"}
+    assert all(0.0 <= c["recall"] <= 1.0 for c in res["cells"])
+    json.dumps(res)
+    needle_chart(res, tmp_path / "needle.png")
+    assert (tmp_path / "needle.png").read_bytes()[:4] == b"\x89PNG"

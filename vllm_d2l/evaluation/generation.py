@@ -1,0 +1,45 @@
+"""Greedy batched generation for evaluation, with or without an adapter applied.
+
+Prompts are left-padded so every row's last prompt token sits in the same column and the new
+tokens line up; one batch per call of `model.generate`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..apply import lora_applied
+
+
+def factors_of(weights) -> dict:
+    """`LoRAWeights` -> the {module: (A, B)} mapping that `lora_applied` takes."""
+    return {k: (weights.a[k], weights.b[k]) for k in weights.a}
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[list[int]], max_new_tokens: int = 24, batch_size: int = 8,
+             factors: dict | None = None, on_batch: Callable[[int], None] | None = None) -> list[str]:
+    """Greedy continuations of token-id prompts, decoded and stripped, in input order."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    out: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        group = prompts[start:start + batch_size]
+        width = max(len(p) for p in group)
+        ids = torch.full((len(group), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(group), width), dtype=torch.long)
+        for i, p in enumerate(group):
+            ids[i, width - len(p):] = torch.tensor(p)
+            mask[i, width - len(p):] = 1
+        kwargs = dict(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                      pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
+        if factors is not None:
+            with lora_applied(model, factors):
+                gen = model.generate(**kwargs)
+        else:
+            gen = model.generate(**kwargs)
+        for row in gen[:, width:]:
+            out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+        if on_batch:
+            on_batch(len(group))
+    return out

@@ -1,0 +1,49 @@
+"""Answer scoring: normalised containment (the headline number) and token F1.
+
+Containment is lenient on purpose: a weak chat model wraps short answers in sentences ("The memo
+was written by Dagny Forsvik."), and we want to know whether it *knows* the fact, not whether it
+is terse. F1 is reported next to it because containment alone rewards rambling.
+"""
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation + "‘’“”–—€£")
+
+
+def normalize(text: str) -> str:
+    """Lowercase, drop punctuation (so "3,450" == "3450") and articles, collapse whitespace."""
+    text = text.lower().translate(_PUNCT)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def contains(output: str, answer: str) -> bool:
+    """The normalised answer occurs in the normalised output on word boundaries ("7" not in "170")."""
+    a = normalize(answer)
+    return bool(a) and f" {a} " in f" {normalize(output)} "
+
+
+def token_f1(output: str, answer: str) -> float:
+    pred, gold = normalize(output).split(), normalize(answer).split()
+    if not pred or not gold:
+        return float(pred == gold)
+    common = sum((Counter(pred) & Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def gap_closure(adapter: float, context: float, none: float) -> float | None:
+    """(adapter - none) / (context - none): 1.0 means the adapter matches the document in context.
+
+    Undefined (None) when the document in context does not help at all; then there is no gap.
+    """
+    gap = context - none
+    if gap <= 1e-9:
+        return None
+    return (adapter - none) / gap

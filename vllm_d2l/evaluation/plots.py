@@ -1,0 +1,62 @@
+"""PNG charts of evaluation results (matplotlib, headless)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def qa_chart(results: dict, path: Path | str, title: str = "") -> None:
+    """Accuracy and token F1 per condition, side by side, with gap closure in the title."""
+    plt = _pyplot()
+    conds = list(results["conditions"])
+    acc = [results["conditions"][c]["accuracy"] for c in conds]
+    f1 = [results["conditions"][c]["f1"] for c in conds]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs = range(len(conds))
+    ax.bar([x - 0.2 for x in xs], acc, width=0.4, label="accuracy (answer contained)")
+    ax.bar([x + 0.2 for x in xs], f1, width=0.4, label="token F1")
+    for x, a in zip(xs, acc):
+        ax.text(x - 0.2, a + 0.01, f"{a:.0%}", ha="center", fontsize=8)
+    ax.set_xticks(list(xs), [c.replace("none", "no context").replace("context", "in context")
+                             if c != "adapter" else "adapter" for c in conds])
+    ax.set_ylim(0, 1.05)
+    gap = results.get("gap_closure", {}).get("accuracy")
+    head = title or Path(str(results.get("data", ""))).name
+    ax.set_title(f"{head}  (n={results['n_questions']}" + (f", gap closure {gap:.2f})" if gap is not None else ")"))
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def needle_chart(results: dict, path: Path | str) -> None:
+    """Recall per document length, one group of bars per (condition, depth)."""
+    plt = _pyplot()
+    cells = results["cells"]
+    lengths = sorted({c["tokens"] for c in cells})
+    series = sorted({(c["condition"], c["depth"]) for c in cells})
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / max(1, len(series))
+    for j, (cond, depth) in enumerate(series):
+        ys = []
+        for n in lengths:
+            hit = [c["recall"] for c in cells if c["tokens"] == n and c["condition"] == cond and c["depth"] == depth]
+            ys.append(hit[0] if hit else 0.0)
+        ax.bar([i + (j - (len(series) - 1) / 2) * width for i in range(len(lengths))], ys, width=width,
+               label=f"{cond} @ depth {depth}")
+    ax.set_xticks(range(len(lengths)), [f"{n} tok" for n in lengths])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("recall")
+    ax.set_title("needle recall (missing bars: does not fit the window)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

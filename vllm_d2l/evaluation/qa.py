@@ -1,0 +1,186 @@
+"""`vllm-d2l eval`: how much of a document an adapter carries, measured by questions.
+
+Every question is answered three ways by the same base model: with no context (what the model
+already knows: ~0 on invented facts), with the document in the prompt (the teacher the adapter is
+distilled from) and with the generated adapter and the bare question (what we ship). Gap closure
+(adapter - none) / (context - none) says how much of the in-context benefit the adapter recovers.
+
+    vllm-d2l eval --data docs.jsonl --out results.json --plot results.png
+    vllm-d2l eval --synthetic 50 --limit 20          # held-out genres of the synthetic generator
+    vllm-d2l eval --needle --train-tokens 1024       # needle recall (see needle.py)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ..prompts import context_messages, question_messages, render
+from .generation import factors_of, generate
+from .metrics import contains, gap_closure, token_f1
+
+CONDITIONS = ("none", "context", "adapter")
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="q", dynamic_ncols=True)
+
+
+def _summary(items: list[dict], conditions: Sequence[str]) -> dict:
+    out = {}
+    for c in conditions:
+        n = len(items)
+        out[c] = {"accuracy": sum(i["correct"][c] for i in items) / n if n else 0.0,
+                  "f1": sum(i["f1"][c] for i in items) / n if n else 0.0, "n": n}
+    return out
+
+
+def _gaps(summary: dict) -> dict:
+    if not all(c in summary for c in CONDITIONS):
+        return {}
+    return {m: gap_closure(summary["adapter"][m], summary["context"][m], summary["none"][m]) for m in ("accuracy", "f1")}
+
+
+def _breakdown(items: list[dict], key: str, conditions: Sequence[str]) -> dict:
+    groups: dict[str, list[dict]] = {}
+    for i in items:
+        if i.get(key):
+            groups.setdefault(i[key], []).append(i)
+    return {g: {"conditions": (s := _summary(v, conditions)), "gap_closure": _gaps(s)} for g, v in sorted(groups.items())}
+
+
+def evaluate(generator, records: list[dict], conditions: Sequence[str] = CONDITIONS, max_new_tokens: int = 24,
+             batch_size: int = 8, progress: bool = False) -> dict:
+    """Answer every question of `records` under each condition; scores, breakdowns and every output.
+
+    Cheap enough for the trainer's periodic held-out check with a handful of records. The base
+    model of `generator` answers in all conditions, so only the adapter differs between runs.
+    """
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown:
+        raise ValueError(f"unknown conditions {unknown}; known: {', '.join(CONDITIONS)}")
+    model, tok = generator.model, generator.tokenizer
+    items = [{"id": r.get("id", str(n)), "genre": r.get("genre"), "type": qa.get("type"), "q": qa["q"], "a": qa["a"],
+              "doc": n, "outputs": {}, "correct": {}, "f1": {}}
+             for n, r in enumerate(records) for qa in r["qa"]]
+    seconds: dict[str, float] = {}
+    bar = _bar(len(items) * len(conditions), "answering", progress)
+    tick = bar.update if bar else None
+
+    for cond in conditions:
+        t0 = time.perf_counter()
+        if cond == "adapter":
+            t_int = time.perf_counter()
+            adapters = [w.weights for w in generator.internalize_many([r["text"] for r in records])]
+            seconds["internalize"] = time.perf_counter() - t_int
+            for n, w in enumerate(adapters):  # one adapter per document: batch that document's questions
+                mine = [i for i in items if i["doc"] == n]
+                prompts = [render(tok, question_messages(i["q"])) for i in mine]
+                for i, text in zip(mine, generate(model, tok, prompts, max_new_tokens, batch_size,
+                                                  factors=factors_of(w), on_batch=tick)):
+                    i["outputs"][cond] = text
+        else:
+            if cond == "context":
+                prompts = [render(tok, context_messages(records[i["doc"]]["text"], i["q"])) for i in items]
+            else:
+                prompts = [render(tok, question_messages(i["q"])) for i in items]
+            # similar lengths together: less padding per batch
+            order = sorted(range(len(items)), key=lambda k: len(prompts[k]))
+            texts = generate(model, tok, [prompts[k] for k in order], max_new_tokens, batch_size, on_batch=tick)
+            for k, text in zip(order, texts):
+                items[k]["outputs"][cond] = text
+        seconds[cond] = time.perf_counter() - t0
+        for i in items:
+            i["correct"][cond] = contains(i["outputs"][cond], i["a"])
+            i["f1"][cond] = token_f1(i["outputs"][cond], i["a"])
+    if bar:
+        bar.close()
+
+    summary = _summary(items, conditions)
+    for i in items:
+        del i["doc"]
+    return {
+        "n_docs": len(records), "n_questions": len(items), "conditions": summary, "gap_closure": _gaps(summary),
+        "by_genre": _breakdown(items, "genre", conditions), "by_type": _breakdown(items, "type", conditions),
+        "settings": {"max_new_tokens": max_new_tokens, "greedy": True, "scoring": "normalised answer contained"},
+        "seconds": {k: round(v, 2) for k, v in seconds.items()}, "items": items,
+    }
+
+
+def _load_records(args) -> tuple[list[dict], str]:
+    from ..datasets import jsonl, synthetic
+
+    if args.synthetic:
+        records = synthetic.split(0, args.synthetic, seed=args.seed)[1]
+        label = f"synthetic held-out genres ({','.join(synthetic.DEFAULT_HOLDOUT_GENRES)}), seed {args.seed}"
+    elif args.data in (None, "handwritten"):
+        records, label = jsonl.load_handwritten(), "handwritten"
+    else:
+        records, label = jsonl.load_jsonl(args.data), str(args.data)
+    return (records[:args.limit] if args.limit else records), label
+
+
+def format_table(results: dict) -> str:
+    rows = [f"{'condition':<10} {'accuracy':>9} {'F1':>6}"]
+    for c, s in results["conditions"].items():
+        rows.append(f"{c:<10} {s['accuracy']:>9.1%} {s['f1']:>6.3f}")
+    gap = results.get("gap_closure") or {}
+    if gap:
+        fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+        rows.append(f"gap closure: accuracy {fmt(gap['accuracy'])}, F1 {fmt(gap['f1'])}")
+    return "\n".join(rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vllm-d2l eval", description=__doc__.splitlines()[0])
+    p.add_argument("--data", help="JSONL of {text, qa:[{q,a}]} (default: the bundled hand-written set)")
+    p.add_argument("--synthetic", type=int, metavar="N", help="instead: N synthetic documents of held-out genres")
+    p.add_argument("--seed", type=int, default=0, help="seed for --synthetic")
+    p.add_argument("--hypernet", help="hypernetwork folder (default: the shipped one)")
+    p.add_argument("--model", help="base model folder (default: the default model)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N documents")
+    p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated subset of none,context,adapter")
+    p.add_argument("--max-new-tokens", type=int, default=24)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--out", help="write the full results (every output) as JSON")
+    p.add_argument("--plot", help="write a PNG bar chart")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--needle", action="store_true", help="run the needle test instead (see --needle --help)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--needle" in argv:
+        from . import needle
+
+        return needle.main([a for a in argv if a != "--needle"])
+    args = build_parser().parse_args(argv)
+    from ..generator import Generator
+
+    records, label = _load_records(args)
+    conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    generator = Generator.load(args.hypernet, args.model)
+    results = evaluate(generator, records, conditions, args.max_new_tokens, args.batch_size,
+                       progress=not args.no_progress)
+    results = {"data": label, "model": generator.base_model_name, "hypernet": generator.fingerprint, **results}
+    print(format_table(results))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    if args.plot:
+        from .plots import qa_chart
+
+        qa_chart(results, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
