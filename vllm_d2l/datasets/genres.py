@@ -92,7 +92,7 @@ GENRES: tuple[Genre, ...] = (
     ),
     Genre(
         "travel_itinerary", "itinerary",
-        ("Travel itinerary for {person2}", "Trip plan: {town} and beyond", "ITINERARY - spring trip"),
+        ("Travel itinerary for {person2}", "Trip plan: the coast and beyond", "ITINERARY - spring trip"),
         (
             F("place", ["Day one: fly from home to {v}.", "The trip begins with a flight to {v}."],
               ["Where does the trip begin?", "Which town is the first flight to?"]),
@@ -257,7 +257,7 @@ GENRES: tuple[Genre, ...] = (
     ),
     Genre(
         "faq", "FAQ",
-        ("Frequently asked questions - {org}", "FAQ: the {town} community garden", "Help center"),
+        ("Frequently asked questions - {org}", "FAQ: our community garden", "Help center"),
         (
             F("time", ["Q: When does the garden open?\nA: The gates open at {v}.", "Q: What are the opening hours?\nA: We open at {v}."],
               ["What time does the garden open?", "When do the gates open?"]),
@@ -272,7 +272,7 @@ GENRES: tuple[Genre, ...] = (
             F("weekday", ["Q: When is the compost collected?\nA: Every {v}.", "Q: Is there a compost day?\nA: Compost is collected on {v}."],
               ["On which day is compost collected?", "When is the compost day?"]),
             F("street", ["Q: Where is the garden?\nA: At {v}.", "Q: What is the address?\nA: {v}."],
-              ["What is the garden's address?", "Where is the garden?"]),
+              ["What is the garden's address?", "What is the street address of the garden?"]),
         ),
         ("Q: Can children join?\nA: Yes, with an adult.", "Q: Are dogs allowed?\nA: Only on a leash.",
          "Q: Is there parking?\nA: Street parking only."),
@@ -393,7 +393,7 @@ GENRES: tuple[Genre, ...] = (
     ),
     Genre(
         "museum_label", "museum label",
-        ("Gallery {room2}", "{town} Museum of Ordinary Things", "On display"),
+        ("Gallery {room2}", "Museum of Ordinary Things", "On display"),
         (
             F("object", ["This case holds an old {v}.", "On display is a rare {v}."],
               ["What object is on display?", "What does the case hold?"]),
@@ -412,7 +412,7 @@ GENRES: tuple[Genre, ...] = (
     ),
     Genre(
         "school_notice", "notice",
-        ("Notice to parents", "{town} Primary School newsletter", "SCHOOL NEWS"),
+        ("Notice to parents", "Primary school newsletter", "SCHOOL NEWS"),
         (
             F("date", ["The school trip is on {v}.", "Our class trip takes place on {v}."],
               ["When is the school trip?", "On what date is the class trip?"]),
