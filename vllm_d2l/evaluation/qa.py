@@ -67,7 +67,8 @@ def evaluate(generator, records: list[dict], conditions: Sequence[str] = CONDITI
     if unknown:
         raise ValueError(f"unknown conditions {unknown}; known: {', '.join(CONDITIONS)}")
     model, tok = generator.model, generator.tokenizer
-    items = [{"id": r.get("id", str(n)), "genre": r.get("genre"), "type": qa.get("type"), "q": qa["q"], "a": qa["a"],
+    items = [{"id": r.get("id", str(n)), "genre": r.get("genre"), "length": r.get("length"), "type": qa.get("type"),
+              "q": qa["q"], "a": qa["a"],
               "doc": n, "outputs": {}, "correct": {}, "f1": {}}
              for n, r in enumerate(records) for qa in r["qa"]]
     seconds: dict[str, float] = {}
@@ -109,6 +110,7 @@ def evaluate(generator, records: list[dict], conditions: Sequence[str] = CONDITI
     return {
         "n_docs": len(records), "n_questions": len(items), "conditions": summary, "gap_closure": _gaps(summary),
         "by_genre": _breakdown(items, "genre", conditions), "by_type": _breakdown(items, "type", conditions),
+        "by_length": _breakdown(items, "length", conditions),
         "settings": {"max_new_tokens": max_new_tokens, "greedy": True, "scoring": "normalised answer contained"},
         "seconds": {k: round(v, 2) for k, v in seconds.items()}, "items": items,
     }
