@@ -12,3 +12,11 @@ The store (:mod:`vllm_d2l.serving.store`) is the source of truth; worker memory 
 """
 
 PLUGIN_NAME = "vllm_d2l"
+
+
+def get_logger(name: str):
+    """A logger under vLLM's `vllm` hierarchy, so our lines go through vLLM's handlers and format
+    (process tag, level) whatever vLLM does to its logging configuration at startup."""
+    import logging
+
+    return logging.getLogger(f"vllm.{name}")

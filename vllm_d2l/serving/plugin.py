@@ -6,11 +6,10 @@ a failing step is logged and the server comes up without it rather than not at a
 """
 from __future__ import annotations
 
-import logging
 
-from . import PLUGIN_NAME
+from . import PLUGIN_NAME, get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _done = False
 
@@ -20,7 +19,6 @@ def register() -> None:
     if _done:
         return
     _done = True
-    _step("logging", _share_vllm_logging)
     _step("worker method", _install_worker_method)
     _step("LoRA resolver", _register_resolver)
     _step("grouped CPU LoRA path", _install_cpu_punica)
@@ -31,17 +29,6 @@ def _step(what: str, fn) -> None:
         fn()
     except Exception:
         log.exception("vllm-d2l: could not install the %s; continuing without it", what)
-
-
-def _share_vllm_logging() -> None:
-    """Send our log records through vLLM's handlers, so they appear in the server log like vLLM's."""
-    ours, theirs = logging.getLogger("vllm_d2l"), logging.getLogger("vllm")
-    if ours.handlers or not theirs.handlers:
-        return
-    for handler in theirs.handlers:
-        ours.addHandler(handler)
-    ours.setLevel(theirs.level or logging.INFO)
-    ours.propagate = False
 
 
 def _install_worker_method() -> None:

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 
 from vllm.lora.request import LoRARequest
 from vllm.lora.resolver import LoRAResolver
 
 from ..errors import ModelMismatch
 from ..lora import LoRAWeights
+from . import get_logger
 from .errors import CorruptAdapter, DocumentNotFound
 from .ids import is_document_id
 from .store import AdapterStore
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @functools.lru_cache(maxsize=4)

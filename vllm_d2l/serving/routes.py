@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -17,11 +16,11 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ..errors import D2LError
-from . import PLUGIN_NAME
+from . import PLUGIN_NAME, get_logger
 from .errors import NotReady, PayloadTooLarge, ServingError
 from .ids import is_document_id
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 STATE_KEY = "vllm_d2l"
 MAX_NAME_CHARS = 256

@@ -19,7 +19,6 @@ HTTP-free on purpose (routes.py maps its errors to responses), so the policy liv
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -28,14 +27,15 @@ from typing import Any
 from vllm.lora.request import LoRARequest
 
 from ..generator import Generator, decode_text
-from . import metrics
+from . import get_logger, metrics
 from .errors import CorruptAdapter, DocumentNotFound, NotReady, OverRank, RegistrationFailed
 from .ids import document_id, is_document_id
 from .settings import Settings
 from .store import AdapterRecord, AdapterStore, _shorten
 from .worker import METHOD_NAME
 
-log = logging.getLogger(__name__)
+
+log = get_logger(__name__)
 
 PURGE_POLL_S = 0.25
 PURGE_MAX_WAIT_S = 600.0

@@ -6,15 +6,15 @@ everything else: the reason is logged once and every upload answers 503 with it.
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 
-from . import metrics
+from . import get_logger, metrics
 from .service import DocumentService
 from .settings import Settings
 from .store import AdapterStore
 
-log = logging.getLogger(__name__)
+
+log = get_logger(__name__)
 
 
 async def build_service(engine_client, state) -> DocumentService:

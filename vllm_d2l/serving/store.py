@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -33,10 +32,11 @@ from pathlib import Path
 
 from ..lora import CONFIG_NAME, META_NAME, WEIGHTS_NAME, LoRAWeights
 from ..paths import default_store_dir
+from . import get_logger
 from .errors import CorruptAdapter, DocumentNotFound
 from .ids import is_document_id
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 RECORD_NAME = "d2l.json"
 USED_NAME = "last_used"

@@ -15,10 +15,11 @@ step. It never raises: a worker exception would kill the server, so failures com
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
-log = logging.getLogger(__name__)
+from . import get_logger
+
+log = get_logger(__name__)
 
 METHOD_NAME = "vllm_d2l_add_lora"
 
