@@ -1,11 +1,12 @@
-"""Losses. Each takes the generated per-document factors and returns a scalar to minimise.
+"""Losses over a batch of examples, each example scored with its own document's adapter.
 
 Context distillation: the teacher is the base model with the document in its prompt, the student
 is the same model with the adapter and no document; on the answer positions the student matches
-the teacher's top-k distribution (renormalised over those k tokens), plus an optional
-cross-entropy on the gold answer because a 135M teacher is often wrong.
-Reconstruction (pretraining, no questions needed): the student with the adapter must reproduce the
+the teacher's top-k distribution (renormalised over those k tokens), plus a cross-entropy on the
+gold answer because a 135M teacher is often wrong.
+Reconstruction (pretraining, needs no questions): the student with the adapter must reproduce the
 start of the chunk it was generated from, given only a fixed instruction.
+Logits are computed at answer positions only: the 49k-wide LM head is a fifth of the model.
 """
 from __future__ import annotations
 
@@ -22,10 +23,13 @@ RECONSTRUCT_PROMPT = "Repeat the document you have memorised, word for word."
 
 @dataclass
 class Example:
-    """One (prompt, answer) pair, tokenized; the answer includes the end-of-turn token."""
+    """One (prompt, answer) pair, tokenized; `doc` indexes the adapter it is scored with."""
 
     prompt: list[int]
     answer: list[int]
+    doc: int = 0
+    teacher: tuple[torch.Tensor, torch.Tensor] | None = None  # top-k ids, log-probs per answer token
+    reconstruct: bool = False
 
 
 def pad_batch(examples: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -49,53 +53,90 @@ def answer_ids(tokenizer, answer: str) -> list[int]:
     return tokenizer(answer.strip(), add_special_tokens=False)["input_ids"] + [end]
 
 
+def qa_examples(tokenizer, qa: list[dict], doc: int) -> list[Example]:
+    return [Example(render(tokenizer, question_messages(x["q"])), answer_ids(tokenizer, x["a"]), doc) for x in qa]
+
+
+def reconstruct_example(tokenizer, chunk_ids: list[int], n_tokens: int, doc: int) -> Example:
+    return Example(render(tokenizer, question_messages(RECONSTRUCT_PROMPT)), list(chunk_ids[:n_tokens]), doc,
+                   reconstruct=True)
+
+
+def target_logits(model, ids: torch.Tensor, attn: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Logits only where the next token is scored: [P, V] in row-major order of `target`."""
+    hidden = model.model(input_ids=ids, attention_mask=attn, use_cache=False).last_hidden_state
+    return model.lm_head(hidden[target]).float()
+
+
 @torch.no_grad()
 def teacher_topk(model, tokenizer, document: str, qa: list[dict], k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Teacher's top-k (token ids, log-probs) at each answer position, per question."""
+    """Teacher's top-k (token ids, log-probs) at each answer position, per question.
+
+    All questions share the document prefix of the prompt, so it is encoded once and its KV
+    cache is repeated for the questions: the cost is one document plus the questions, not one
+    document per question.
+    """
+    prompts = [render(tokenizer, context_messages(document, x["q"])) for x in qa]
+    answers = [answer_ids(tokenizer, x["a"]) for x in qa]
+    shared = min(len(p) for p in prompts) - 1
+    for p in prompts[1:]:
+        shared = next((i for i in range(shared) if p[i] != prompts[0][i]), shared)
+    out = model.model(input_ids=torch.tensor([prompts[0][:shared]]), use_cache=True)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(len(qa))
+    tails = [Example(p[shared:], a) for p, a in zip(prompts, answers)]
+    ids, attn, target = pad_batch(tails, tokenizer.pad_token_id or 0)
+    attn = torch.cat([torch.ones(len(qa), shared, dtype=attn.dtype), attn], dim=1)
+    hidden = model.model(input_ids=ids, attention_mask=attn, past_key_values=cache, use_cache=True).last_hidden_state
+    lp = F.log_softmax(model.lm_head(hidden[target]).float(), dim=-1)
+    vals, idx = lp.topk(k, dim=-1)
+    sizes = target.sum(1).tolist()
+    return list(zip(idx.split(sizes), vals.split(sizes)))
+
+
+def teacher_topk_uncached(model, tokenizer, document: str, qa: list[dict], k: int):
+    """The same as `teacher_topk` without prefix sharing (the reference it is tested against)."""
     examples = [Example(render(tokenizer, context_messages(document, x["q"])), answer_ids(tokenizer, x["a"])) for x in qa]
     ids, attn, target = pad_batch(examples, tokenizer.pad_token_id or 0)
-    logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits.float()
-    out = []
-    for i in range(len(examples)):
-        lp = F.log_softmax(logits[i][target[i]], dim=-1)
-        vals, idx = lp.topk(k, dim=-1)
-        out.append((idx, vals))
-    return out
+    with torch.no_grad():
+        lp = F.log_softmax(target_logits(model, ids, attn, target), dim=-1)
+    vals, idx = lp.topk(k, dim=-1)
+    sizes = target.sum(1).tolist()
+    return list(zip(idx.split(sizes), vals.split(sizes)))
 
 
-def student_loss(model, tokenizer, factors: dict, qa: list[dict], teacher: list | None,
-                 kl_weight: float, ce_weight: float) -> tuple[torch.Tensor, dict]:
-    """KL to the teacher's top-k plus CE on the gold answer, for the questions of one document.
-
-    `factors` are one document's (A [r, d_in], B [d_out, r]) pairs, differentiable.
-    """
-    examples = [Example(render(tokenizer, question_messages(x["q"])), answer_ids(tokenizer, x["a"])) for x in qa]
-    ids, attn, target = pad_batch(examples, tokenizer.pad_token_id or 0)
-    with lora_applied(model, factors):
-        logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits.float()
+def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_weight: float,
+               ce_weight: float) -> tuple[torch.Tensor, dict]:
+    """Loss of a batch; `factors` hold one adapter per document: A [D, R, d_in], B [D, d_out, R]."""
+    ids, attn, target = pad_batch(examples, pad_id)
+    doc = torch.tensor([e.doc for e in examples])
+    per_example = {k: (a.index_select(0, doc), b.index_select(0, doc)) for k, (a, b) in factors.items()}
+    with lora_applied(model, per_example):
+        logits = target_logits(model, ids, attn, target)
     labels = ids[:, 1:][target[:, :-1]]
-    pos_logits = logits[target]  # [P, V] in example order
-    logp = F.log_softmax(pos_logits, dim=-1)
-    ce = F.nll_loss(logp, labels)
-    loss = ce_weight * ce
-    stats = {"ce": ce.item()}
-    if teacher is not None and kl_weight > 0:
-        idx = torch.cat([t[0] for t in teacher])
-        t_lp = torch.cat([t[1] for t in teacher])
+    logp = F.log_softmax(logits, dim=-1)
+    nll = F.nll_loss(logp, labels, reduction="none")
+    sizes = target.sum(1).tolist()
+    is_rec = torch.cat([torch.full((n,), e.reconstruct) for n, e in zip(sizes, examples)])
+    loss = logits.new_zeros(())
+    stats: dict[str, float] = {}
+    if (~is_rec).any():
+        ce = nll[~is_rec].mean()
+        loss = loss + ce_weight * ce
+        stats["ce"] = ce.item()
+    if is_rec.any():
+        rec = nll[is_rec].mean()
+        loss = loss + rec
+        stats["rec"] = rec.item()
+    with_teacher = [e.teacher is not None for e in examples]
+    if kl_weight > 0 and any(with_teacher):
+        rows = torch.cat([torch.full((n,), t) for n, t in zip(sizes, with_teacher)])
+        idx = torch.cat([e.teacher[0] for e in examples if e.teacher is not None])
+        t_lp = torch.cat([e.teacher[1] for e in examples if e.teacher is not None])
         t_p = F.softmax(t_lp, dim=-1)  # renormalised over the teacher's top-k
-        s_lp = torch.gather(logp, 1, idx)
+        s_lp = torch.gather(logp[rows], 1, idx)
         s_lp = s_lp - torch.logsumexp(s_lp, dim=-1, keepdim=True)
-        kl = (t_p * (t_p.clamp_min(1e-12).log() - s_lp)).sum(-1).mean()
+        kl = (t_p * (F.log_softmax(t_lp, dim=-1) - s_lp)).sum(-1).mean()
         loss = loss + kl_weight * kl
         stats["kl"] = kl.item()
     return loss, stats
-
-
-def reconstruct_loss(model, tokenizer, factors: dict, chunk_ids: list[int], n_tokens: int) -> tuple[torch.Tensor, dict]:
-    """CE of the chunk's first `n_tokens` tokens under base model + adapter, from a fixed prompt."""
-    ex = Example(render(tokenizer, question_messages(RECONSTRUCT_PROMPT)), list(chunk_ids[:n_tokens]))
-    ids, attn, target = pad_batch([ex], tokenizer.pad_token_id or 0)
-    with lora_applied(model, factors):
-        logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits.float()
-    ce = F.cross_entropy(logits[target], ids[:, 1:][target[:, :-1]])
-    return ce, {"rec": ce.item()}

@@ -22,7 +22,7 @@ from ..hypernet import Hypernet, HypernetConfig
 from . import checkpoint
 from .config import TrainConfig
 from .data import load_records
-from .objectives import reconstruct_loss, student_loss, teacher_topk
+from .objectives import batch_loss, qa_examples, reconstruct_example, teacher_topk
 
 
 class Trainer:
@@ -52,49 +52,73 @@ class Trainer:
         if (ckpt / "state.json").is_file():
             self.step = checkpoint.load(ckpt, self.net, self.opt)["step"]
 
-    # ----------------------------------------------------------------------------- one document
-    def doc_factors(self, ids: list[int], n_chunks: int) -> dict:
-        """Differentiable factors of one document split into `n_chunks` near-equal chunks."""
-        size = math.ceil(len(ids) / n_chunks)
-        chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+    # ----------------------------------------------------------------------------- a batch of documents
+    def batch_factors(self, docs: list[list[int]], n_chunks: list[int]) -> dict:
+        """Differentiable adapters of several documents, each cut into its own number of chunks.
+
+        All chunks go through the encoder and hypernetwork as one padded batch; each document's
+        chunk factors (and the always-on block) are concatenated along rank and zero-padded to the
+        largest rank in the batch: A [D, R, d_in], B [D, d_out, R].
+        """
+        chunks, owner = [], []
+        for d, (ids, n) in enumerate(zip(docs, n_chunks)):
+            size = math.ceil(len(ids) / n)
+            for i in range(0, len(ids), size):
+                chunks.append(ids[i:i + size])
+                owner.append(d)
         width = max(len(c) for c in chunks)
         x = torch.full((len(chunks), width), self.tok.pad_token_id or 0, dtype=torch.long)
         mask = torch.zeros_like(x, dtype=torch.bool)
         for i, c in enumerate(chunks):
             x[i, :len(c)] = torch.tensor(c)
             mask[i, :len(c)] = True
-        feats = self.encoder(x, mask.long())
-        per_chunk = self.net(feats, mask)
+        per_chunk = self.net(self.encoder(x, mask.long()), mask)
         bias = self.net.bias_factors()
+        most = max(owner.count(d) for d in range(len(docs)))
         out = {}
         for k, (a, b) in per_chunk.items():
-            parts_a = [a[i] for i in range(len(chunks))] + ([bias[k][0]] if bias else [])
-            parts_b = [b[i] for i in range(len(chunks))] + ([bias[k][1]] if bias else [])
-            out[k] = (torch.cat(parts_a, 0), torch.cat(parts_b, 1))
+            r = a.shape[1]
+            rows_a, cols_b = [], []
+            for d in range(len(docs)):
+                mine = [i for i, o in enumerate(owner) if o == d]
+                pad = (most - len(mine)) * r
+                rows_a.append(torch.cat([a[mine].flatten(0, 1), a.new_zeros(pad, a.shape[2])]
+                                        + ([bias[k][0]] if bias else []), 0))
+                cols_b.append(torch.cat([b[mine].transpose(0, 1).flatten(1), b.new_zeros(b.shape[1], pad)]
+                                        + ([bias[k][1]] if bias else []), 1))
+            out[k] = (torch.stack(rows_a), torch.stack(cols_b))
         return out
 
-    def teacher(self, rec: dict, qa: list[dict]) -> list:
+    def teacher(self, rec: dict) -> list:
+        """Teacher top-k for every question of a record, computed once and cached."""
         key = rec["id"]
         if key not in self.teacher_cache:
             self.teacher_cache[key] = teacher_topk(self.model, self.tok, rec["text"], rec["qa"], self.cfg.kl_topk)
-        cached = self.teacher_cache[key]
-        return [cached[rec["qa"].index(x)] for x in qa]
+        return self.teacher_cache[key]
 
-    def doc_loss(self, rec: dict, rng: random.Random, pretrain: bool) -> tuple[torch.Tensor, dict]:
+    def batch_loss(self, recs: list[dict], rng: random.Random, pretrain: list[bool]) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
-        ids = self.tok(rec["text"], add_special_tokens=False)["input_ids"]
-        n_chunks = rng.randint(1, max(1, min(cfg.max_chunks, len(ids) // 32)))
-        factors = self.doc_factors(ids, n_chunks)
-        if pretrain:
-            loss, stats = reconstruct_loss(self.model, self.tok, factors, ids, cfg.reconstruct_tokens)
-        else:
-            qa = rec["qa"] if len(rec["qa"]) <= cfg.max_questions else rng.sample(rec["qa"], cfg.max_questions)
-            teacher = self.teacher(rec, qa) if cfg.kl_weight > 0 else None
-            loss, stats = student_loss(self.model, self.tok, factors, qa, teacher, cfg.kl_weight, cfg.ce_weight)
+        docs = [self.tok(r["text"], add_special_tokens=False)["input_ids"] for r in recs]
+        n_chunks = [rng.randint(1, max(1, min(cfg.max_chunks, len(ids) // 32))) for ids in docs]
+        examples = []
+        for d, (rec, ids) in enumerate(zip(recs, docs)):
+            if pretrain[d]:
+                examples.append(reconstruct_example(self.tok, ids, cfg.reconstruct_tokens, d))
+                continue
+            chosen = sorted(rng.sample(range(len(rec["qa"])), min(cfg.max_questions, len(rec["qa"]))))
+            mine = qa_examples(self.tok, [rec["qa"][i] for i in chosen], d)
+            if cfg.kl_weight > 0:
+                cached = self.teacher(rec)
+                for e, i in zip(mine, chosen):
+                    e.teacher = cached[i]
+            examples.extend(mine)
+        factors = self.batch_factors(docs, n_chunks)
+        loss, stats = batch_loss(self.model, self.tok.pad_token_id or 0, examples, factors,
+                                 cfg.kl_weight, cfg.ce_weight)
         if cfg.l1_weight:
             l1 = sum(b.abs().mean() for _, b in factors.values()) / len(factors)
             loss = loss + cfg.l1_weight * l1
-        stats["chunks"] = n_chunks
+        stats["chunks"] = sum(n_chunks) / len(n_chunks)
         return loss, stats
 
     # ----------------------------------------------------------------------------- loop
@@ -112,17 +136,13 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step)
         self.opt.zero_grad(set_to_none=True)
-        totals: dict[str, float] = {}
-        for rec in recs:
-            pretrain = rng.random() < cfg.pretrain_prob
-            loss, stats = self.doc_loss(rec, rng, pretrain)
-            (loss / len(recs)).backward()
-            for k, v in {"loss": loss.item(), **stats}.items():
-                totals[k] = totals.get(k, 0.0) + v / len(recs)
+        loss, totals = self.batch_loss(recs, rng, [rng.random() < cfg.pretrain_prob for _ in recs])
+        loss.backward()
+        totals["loss"] = loss.item()
         totals["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip))
         self.opt.step()
         self.step += 1
-        totals["gate"] = float(self.net.gate.abs().mean())
+        totals["gate"] = self.net.gate.detach().abs().mean().item()
         return totals
 
     @torch.no_grad()
@@ -130,10 +150,12 @@ class Trainer:
         self.net.eval()
         sums: dict[str, float] = {}
         rng = random.Random(12345)
-        for rec in self.heldout:
-            _, stats = self.doc_loss(rec, rng, pretrain=False)
+        size = self.cfg.batch_docs
+        batches = [self.heldout[i:i + size] for i in range(0, len(self.heldout), size)]
+        for recs in batches:
+            _, stats = self.batch_loss(recs, rng, [False] * len(recs))
             for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + v / len(self.heldout)
+                sums[k] = sums.get(k, 0.0) + v / len(batches)
         self.net.train()
         return {f"heldout_{k}": v for k, v in sums.items()}
 
@@ -141,8 +163,10 @@ class Trainer:
         checkpoint.save(self.out / "checkpoint", self.net, self.opt, {"step": self.step})
         self.net.save(self.out / "hypernet", dtype=torch.bfloat16)  # the shippable form
 
-    def run(self, progress: bool = True) -> None:
+    def run(self, progress: bool = True, until: int | None = None) -> None:
+        """Train to `cfg.steps` (or stop early at step `until`, as an interruption would)."""
         cfg = self.cfg
+        last = min(cfg.steps, until) if until else cfg.steps
         (self.out / "config.json").write_text(cfg.to_json())
         log = open(self.out / "log.jsonl", "a")
         deadline = time.time() + 60 * cfg.max_minutes if cfg.max_minutes else None
@@ -151,7 +175,7 @@ class Trainer:
             from tqdm.auto import tqdm
             bar = tqdm(total=cfg.steps, initial=self.step, unit="step", desc="training", dynamic_ncols=True)
         t0 = time.time()
-        while self.step < cfg.steps:
+        while self.step < last:
             stats = self.train_step()
             if bar:
                 bar.update(1)

@@ -1,0 +1,70 @@
+"""The trainer on the tiny model: losses fall on a memorisable document, and runs resume exactly."""
+import json
+
+import torch
+
+from vllm_d2l.hypernet import Hypernet
+from vllm_d2l.training.config import TrainConfig
+from vllm_d2l.training.trainer import Trainer
+
+
+def write_records(path):
+    recs = [{"text": f"The vault code of tower {c} is {n}. The keeper of tower {c} is {k}.",
+             "qa": [{"q": f"What is the vault code of tower {c}?", "a": n}, {"q": f"Who keeps tower {c}?", "a": k}]}
+            for c, n, k in [("Alder", "4471", "Mira"), ("Brook", "9032", "Tobin"), ("Cedar", "1185", "Oska")]]
+    path.write_text("\n".join(json.dumps(r) for r in recs))
+    return path
+
+
+def config(tmp_path, model_dir, **kw):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    base = dict(out_dir=str(tmp_path / "run"), model_dir=str(model_dir), synthetic_docs=0, heldout_docs=0,
+                jsonl=[str(write_records(tmp_path / "train.jsonl"))], hypernet={"dim": 32, "heads": 2, "latent_blocks": 1, "rank": 2},
+                steps=6, batch_docs=2, lr=3e-3, warmup=1, log_every=1, save_every=3, eval_every=0, max_chunks=2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_reduces_loss_and_writes_checkpoints(tiny_model_dir, tmp_path):
+    cfg = config(tmp_path, tiny_model_dir, steps=30, pretrain_prob=0.3)
+    Trainer(cfg).run(progress=False)
+    log = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    ce = [r["ce"] for r in log if "ce" in r]
+    assert sum(ce[-5:]) / 5 < sum(ce[:5]) / 5
+    assert log[-1]["gate"] > 0  # the gates opened: adapters are no longer no-ops
+    net = Hypernet.load(tmp_path / "run" / "hypernet")
+    assert next(iter(net.state_dict().values())).dtype == torch.float32  # loaded as fp32 from the bf16 file
+
+
+def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path):
+    straight = Trainer(config(tmp_path / "a", tiny_model_dir, steps=6))
+    straight.run(progress=False)
+    first = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6))
+    first.run(progress=False, until=3)
+    resumed = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6))
+    assert resumed.step == 3
+    resumed.run(progress=False)
+    for (k, v), (_, w) in zip(straight.net.state_dict().items(), resumed.net.state_dict().items()):
+        torch.testing.assert_close(v, w, atol=1e-5, rtol=1e-4, msg=k)
+
+
+def test_config_rejects_unknown_fields(tmp_path):
+    import pytest
+    p = tmp_path / "c.yaml"
+    p.write_text("steps: 3\nstepz: 4\n")
+    with pytest.raises(ValueError, match="stepz"):
+        TrainConfig.from_file(p)
+
+
+def test_teacher_prefix_sharing_matches_plain_forward(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from vllm_d2l.training.objectives import teacher_topk, teacher_topk_uncached
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    qa = [{"q": "Who keeps tower Alder?", "a": "Mira"}, {"q": "What is the code?", "a": "4471 and more"},
+          {"q": "Why?", "a": "x"}]
+    doc = "The vault code of tower Alder is 4471. The keeper of tower Alder is Mira."
+    for (i1, v1), (i2, v2) in zip(teacher_topk(model, tok, doc, qa, 5), teacher_topk_uncached(model, tok, doc, qa, 5)):
+        assert torch.equal(i1, i2)
+        torch.testing.assert_close(v1, v2, atol=1e-4, rtol=1e-4)
