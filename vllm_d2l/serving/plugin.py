@@ -6,6 +6,7 @@ a failing step is logged and the server comes up without it rather than not at a
 """
 from __future__ import annotations
 
+import os
 
 from . import PLUGIN_NAME, get_logger
 
@@ -56,7 +57,14 @@ def get_resolver():
 
 def _install_cpu_punica() -> None:
     """vLLM 0.32's CPU LoRA ops give base rows the last slot's adapter once every slot is full;
-    the grouped path fixes that (and is faster). Only the CPU platform is touched."""
+    the grouped path fixes that (and is faster). Only the CPU platform is touched.
+
+    `VLLM_D2L_CPU_LORA=vllm` keeps vLLM's own ops: a diagnostic switch, to reproduce the bug or
+    rule the grouped path out when chasing a problem."""
+    if os.environ.get("VLLM_D2L_CPU_LORA", "").strip().lower() == "vllm":
+        log.warning("vllm-d2l: VLLM_D2L_CPU_LORA=vllm: using vLLM's CPU LoRA ops (wrong for mixed batches "
+                    "once all --max-loras slots are full)")
+        return
     try:
         from ..vllm_punica import install_cpu_punica
     except ImportError as e:
