@@ -53,3 +53,25 @@ class RegistrationFailed(ServingError):
 
     status = HTTPStatus.INTERNAL_SERVER_ERROR
     err_type = "InternalServerError"
+
+
+class DocumentTooLong(ServingError):
+    """More tokens than `--max-document-tokens`: the client must split or shorten it."""
+
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    err_type = "PayloadTooLargeError"
+
+
+class GeneratorOutOfMemory(ServingError):
+    """The generator ran out of memory on this document. 413, not 503: retrying the same document
+    on the same server fails the same way; a shorter one may not."""
+
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    err_type = "PayloadTooLargeError"
+
+
+class InternalizeFailed(ServingError):
+    """The generator raised on this document; the upload fails, the server keeps serving."""
+
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+    err_type = "InternalServerError"

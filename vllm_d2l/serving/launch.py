@@ -7,7 +7,7 @@ document server needs and vLLM does not default to:
     python -m vllm.entrypoints.openai.api_server --model DIR --enable-lora --max-lora-rank 128 ...
 
 Our own flags (`--store`, `--hypernet`, `--max-document-tokens`, `--max-body-bytes`,
-`--over-rank`) become `VLLM_D2L_*` environment variables; every other flag goes to vLLM untouched,
+`--max-stored-documents`, `--over-rank`) become `VLLM_D2L_*` environment variables; every other flag goes to vLLM untouched,
 and a flag the user gives always wins over our defaults. The process is replaced by vLLM's (exec),
 so signals and exit codes are vLLM's own.
 """
@@ -20,8 +20,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from . import PLUGIN_NAME
-from .settings import (ENV_HYPERNET, ENV_MAX_BODY, ENV_MAX_TOKENS, ENV_OVER_RANK, ENV_STORE,
-                       OVER_RANK_POLICIES)
+from .settings import (ENV_HYPERNET, ENV_MAX_BODY, ENV_MAX_STORED, ENV_MAX_TOKENS, ENV_OVER_RANK, ENV_STORE,
+                       OVER_RANK_POLICIES, Settings)
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 # Rank 8 per 1,024-token chunk plus 8 always-on rows: 128 holds 15 chunks (~15k tokens) before
@@ -39,13 +39,25 @@ def _parser() -> argparse.ArgumentParser:
                     "Takes every vLLM flag; the ones below are ours.")
     p.add_argument("--store", help="adapter store directory (env VLLM_D2L_STORE)")
     p.add_argument("--hypernet", help="hypernetwork checkpoint folder (env VLLM_D2L_HYPERNET)")
-    p.add_argument("--max-document-tokens", type=int, help="longest document accepted, in tokens")
-    p.add_argument("--max-body-bytes", type=int, help="largest POST /v1/documents body, in bytes")
+    p.add_argument("--max-document-tokens", type=_positive, metavar="N",
+                   help=f"longest document accepted, in tokens (default {Settings.max_document_tokens})")
+    p.add_argument("--max-body-bytes", type=_positive, metavar="N",
+                   help=f"largest POST /v1/documents body, in bytes (default {Settings.max_body_bytes})")
+    p.add_argument("--max-stored-documents", type=_positive, metavar="N",
+                   help="adapters kept in the store; beyond it the least recently used are deleted "
+                        f"(default {Settings.max_stored_documents})")
     p.add_argument("--over-rank", choices=OVER_RANK_POLICIES,
                    help="adapters above --max-lora-rank: recompress (default) or refuse with a 400")
     p.add_argument("--dry-run", action="store_true", help="print the command and environment, run nothing")
     p.add_argument("-h", "--help", action="store_true")
     return p
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {raw}")
+    return value
 
 
 def _has_flag(argv: list[str], *names: str) -> bool:
@@ -101,6 +113,8 @@ def build(argv: list[str], environ: dict[str, str] | None = None) -> tuple[list[
         env[ENV_MAX_TOKENS] = str(ours.max_document_tokens)
     if ours.max_body_bytes:
         env[ENV_MAX_BODY] = str(ours.max_body_bytes)
+    if ours.max_stored_documents:
+        env[ENV_MAX_STORED] = str(ours.max_stored_documents)
     if ours.over_rank:
         env[ENV_OVER_RANK] = ours.over_rank
 

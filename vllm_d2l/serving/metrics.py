@@ -29,6 +29,8 @@ COMPRESSED = Counter("vllm_d2l_adapters_compressed",
                      "Adapters recompressed (truncated SVD) to fit --max-lora-rank.")
 CORRUPT = Counter("vllm_d2l_store_corrupt", "Stored adapters that failed their checksum.")
 RESOLVED = Counter("vllm_d2l_resolver_loads", "Adapters reloaded from the store by the resolver.")
+EVICTED = Counter("vllm_d2l_store_evictions",
+                  "Adapters deleted from the store by LRU eviction (--max-stored-documents).")
 STORED = Gauge("vllm_d2l_adapters_stored", "Live adapters in the store.", multiprocess_mode="livemax")
 ACTIVE = Gauge("vllm_d2l_adapters_registered",
                "Document adapters registered with this server's engine.", multiprocess_mode="livesum")

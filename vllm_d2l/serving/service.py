@@ -5,6 +5,10 @@ HTTP-free on purpose (routes.py maps its errors to responses), so the policy liv
 - Generation runs on one dedicated thread, never on the event loop, so chat traffic keeps
   flowing while a long document is read. Uploads of the same document share one computation
   (an in-flight table keyed by id), and a client that disconnects does not cancel it for others.
+  The generation thread looks in the store once more before computing, so an upload that raced
+  past the in-flight table (or one another replica just finished) is not computed twice.
+- A generator failure (out of memory on a huge document, any exception) fails that upload with
+  a message naming the cause; nothing reaches the engine, and the thread serves the next upload.
 - Store first, engine second: the adapter is published in the store, then registered in the
   workers from its bytes (`collective_rpc`), then added to vLLM's table of served adapters. A
   failed registration removes the store entry it just wrote.
@@ -15,10 +19,15 @@ HTTP-free on purpose (routes.py maps its errors to responses), so the policy liv
 - Delete: tombstone in the store (the id is gone for clients at once), drop it from vLLM's table,
   then, once no running request uses it, unload it from the workers and purge the files. Files
   outlive running requests because vLLM may reload an evicted adapter from disk mid-request.
+- Store limit: after each new adapter, the least recently used ones beyond
+  `--max-stored-documents` are deleted the same way; never one a running request or an upload
+  uses, nor one used within `VLLM_D2L_EVICT_MIN_IDLE_S` (requests on other replicas are invisible
+  here, the recent-use clock in the shared store is not).
 """
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -26,9 +35,11 @@ from typing import Any
 
 from vllm.lora.request import LoRARequest
 
+from ..errors import D2LError
 from ..generator import Generator, decode_text
 from . import get_logger, metrics
-from .errors import CorruptAdapter, DocumentNotFound, NotReady, OverRank, RegistrationFailed
+from .errors import (CorruptAdapter, DocumentNotFound, DocumentTooLong, GeneratorOutOfMemory, InternalizeFailed,
+                     NotReady, OverRank, RegistrationFailed, ServingError)
 from .ids import document_id, is_document_id
 from .settings import Settings
 from .store import AdapterRecord, AdapterStore, _shorten
@@ -58,7 +69,9 @@ class DocumentService:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm-d2l-internalize")
         self._inflight: dict[str, asyncio.Future] = {}
         self._purges: dict[str, asyncio.Task] = {}
+        self._evict_lock = asyncio.Lock()
         self.request_counts: Counter[str] = Counter()
+        self.computed = 0  # documents this server actually ran through the generator
 
     # ----------------------------------------------------------------------------- upload
     async def upload(self, text: str | bytes, name: str | None = None) -> dict:
@@ -78,8 +91,8 @@ class DocumentService:
             fut = asyncio.ensure_future(self._create(doc_id, text, name))
             self._inflight[doc_id] = fut
             fut.add_done_callback(lambda _f, i=doc_id: self._inflight.pop(i, None))
-        record, seconds = await asyncio.shield(fut)
-        if joined:
+        record, seconds, ours = await asyncio.shield(fut)
+        if joined or not ours:
             metrics.CACHE_HITS.inc()
             return record.public(cached=True)
         return record.public(cached=False, seconds=round(seconds, 4))
@@ -91,6 +104,7 @@ class DocumentService:
             return None
         if self.store.is_deleted(doc_id):
             self.store.undelete(doc_id)  # same text again after a DELETE: the files are still whole
+        self.store.touch(doc_id)
         try:
             rec2, data, config = await asyncio.to_thread(self.store.read_verified, doc_id)
         except CorruptAdapter as e:  # quarantined: compute afresh
@@ -101,11 +115,12 @@ class DocumentService:
             return None
         if rec2.rank > self.max_lora_rank:
             raise OverRank(f"the stored adapter {doc_id} has rank {rec2.rank} (made by a server with a larger "
-                           f"--max-lora-rank); this server holds at most rank {self.max_lora_rank}")
+                           f"--max-lora-rank); this server holds at most rank {self.max_lora_rank}: restart it with "
+                           f"--max-lora-rank {rec2.rank} or more, or send the document to a server that has it")
         await self.ensure_registered(doc_id, data, config)
         return rec2
 
-    async def _create(self, doc_id: str, text: str, name: str | None) -> tuple[AdapterRecord, float]:
+    async def _create(self, doc_id: str, text: str, name: str | None) -> tuple[AdapterRecord, float, bool]:
         metrics.QUEUE.inc()
         try:
             loop = asyncio.get_running_loop()
@@ -118,18 +133,25 @@ class DocumentService:
         except Exception:
             if ours:  # roll back only what this call published
                 await asyncio.to_thread(self.store.remove, doc_id)
+                log.warning("vllm-d2l: registration of %s failed; its store entry was removed", doc_id)
             raise
-        metrics.INTERNALIZE_SECONDS.observe(seconds)
-        metrics.DOCUMENTS.inc()
-        metrics.TOKENS.inc(record.tokens)
-        log.info("vllm-d2l: internalized %s (%s tokens, %s chunks, rank %s) in %.2fs",
-                 doc_id, record.tokens, record.chunks, record.rank, seconds)
-        return record, seconds
+        if ours:
+            metrics.INTERNALIZE_SECONDS.observe(seconds)
+            metrics.DOCUMENTS.inc()
+            metrics.TOKENS.inc(record.tokens)
+            log.info("vllm-d2l: internalized %s (%s tokens, %s chunks, rank %s) in %.2fs",
+                     doc_id, record.tokens, record.chunks, record.rank, seconds)
+            await self.enforce_store_limit(keep=doc_id)
+        return record, seconds, ours
 
     def _compute(self, doc_id: str, text: str, name: str | None) -> tuple[AdapterRecord, bytes, bytes, float, bool]:
-        """Runs on the generation thread: text -> adapter -> store. Returns what was stored."""
+        """Runs on the generation thread: text -> adapter -> store. Returns what is stored and
+        whether this call computed and published it."""
         t0 = time.perf_counter()
-        result = self.generator.internalize(text, max_tokens=self.settings.max_document_tokens)
+        existing = self._stored_copy(doc_id)
+        if existing is not None:
+            return (*existing, time.perf_counter() - t0, False)
+        result = self._internalize(text)
         weights = result.weights
         full_rank = weights.rank
         if full_rank > self.max_lora_rank:
@@ -147,8 +169,103 @@ class DocumentService:
             created=int(time.time()), name=name, full_rank=full_rank if full_rank != weights.rank else None,
             fingerprint=self.fingerprint, base_model=str(self.generator.base_model_name))
         _, ours = self.store.put(weights, record)
+        if ours:
+            self.computed += 1
         stored, data, config = self.store.read_verified(doc_id)
         return stored, data, config, time.perf_counter() - t0, ours
+
+    def _stored_copy(self, doc_id: str) -> tuple[AdapterRecord, bytes, bytes] | None:
+        """A whole, live copy already in the store (published since this upload looked), or None."""
+        if self.store.record(doc_id) is None:
+            return None
+        try:
+            return self.store.read_verified(doc_id)
+        except (CorruptAdapter, DocumentNotFound):
+            return None
+
+    def _internalize(self, text: str):
+        """The generator call, with its failures turned into errors a client can act on."""
+        limit = self.settings.max_document_tokens
+        try:
+            n_tokens = len(self.generator.tokenize(text))
+            if n_tokens > limit:
+                raise DocumentTooLong(
+                    f"document has {n_tokens} tokens; this server accepts at most {limit} "
+                    "(--max-document-tokens / VLLM_D2L_MAX_DOCUMENT_TOKENS); split it into several documents",
+                    param="text")
+            return self.generator.internalize(text)
+        except (ServingError, D2LError):
+            raise
+        except MemoryError as e:  # torch.OutOfMemoryError (CUDA and CPU allocators) is a RuntimeError
+            self._release_memory()
+            raise GeneratorOutOfMemory(self._oom_message(text, e)) from None
+        except Exception as e:
+            if _is_out_of_memory(e):
+                self._release_memory()
+                raise GeneratorOutOfMemory(self._oom_message(text, e)) from None
+            log.exception("vllm-d2l: the generator failed")
+            raise InternalizeFailed(f"internalizing the document failed ({type(e).__name__}: "
+                                    f"{_shorten(str(e), 200)}); the server is still serving, the upload "
+                                    "was not stored") from None
+
+    def _oom_message(self, text: str, e: BaseException) -> str:
+        log.error("vllm-d2l: out of memory internalizing a %d-character document: %s", len(text), e)
+        return (f"the server ran out of memory reading this document ({len(text)} characters); send a shorter "
+                "document (or split it), or lower --max-document-tokens so such uploads are refused early")
+
+    @staticmethod
+    def _release_memory() -> None:
+        gc.collect()
+        try:
+            import torch
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:
+            pass
+
+    # ----------------------------------------------------------------------------- store limit
+    async def enforce_store_limit(self, keep: str | None = None) -> list[str]:
+        """Evict least recently used adapters beyond `max_stored_documents`; returns the evicted ids.
+
+        Never raises: an upload that succeeded stays a success even if housekeeping fails.
+        """
+        limit = self.settings.max_stored_documents
+        try:
+            async with self._evict_lock:
+                if await asyncio.to_thread(self.store.count) <= limit:
+                    return []
+                protected = set(self._inflight) | ({keep} if keep else set())
+                in_use = self.adapters_in_use()
+                if in_use is not None:
+                    protected |= in_use
+                victims = await asyncio.to_thread(self.store.least_recently_used, limit, protected,
+                                                  self.settings.evict_min_idle_s)
+                for doc_id in victims:
+                    await self._evict(doc_id)
+                if victims:
+                    log.info("vllm-d2l: store over %d adapters; evicted %d least recently used: %s",
+                             limit, len(victims), ", ".join(victims[:5]) + (" ..." if len(victims) > 5 else ""))
+                return victims
+        except Exception:
+            log.exception("vllm-d2l: enforcing the store limit failed")
+            return []
+
+    async def _evict(self, doc_id: str) -> None:
+        known = await asyncio.to_thread(self.store.mark_deleted, doc_id)
+        if not known:  # a folder without a readable record cannot be served anyway
+            await asyncio.to_thread(self.store.remove, doc_id)
+        async with self.models.lora_resolver_lock[doc_id]:
+            request = self.models.lora_requests.pop(doc_id, None)
+        self.request_counts.pop(doc_id, None)
+        metrics.EVICTED.inc()
+        self._schedule_purge(doc_id, request)
+
+    def _schedule_purge(self, doc_id: str, request: LoRARequest | None) -> None:
+        if doc_id in self._purges:
+            return
+        task = asyncio.ensure_future(self._purge_when_idle(doc_id, request))
+        self._purges[doc_id] = task
+        task.add_done_callback(lambda _t, i=doc_id: self._purges.pop(i, None))
 
     # ----------------------------------------------------------------------------- engine
     async def ensure_registered(self, doc_id: str, data: bytes, config: bytes, replace: bool = False) -> bool:
@@ -223,9 +340,7 @@ class DocumentService:
         if not known and request is None:
             raise DocumentNotFound(f"no document adapter named '{doc_id}'", param="id")
         self.request_counts.pop(doc_id, None)
-        task = asyncio.ensure_future(self._purge_when_idle(doc_id, request))
-        self._purges[doc_id] = task
-        task.add_done_callback(lambda _t, i=doc_id: self._purges.pop(i, None))
+        self._schedule_purge(doc_id, request)
         return {"id": doc_id, "object": "adapter", "deleted": True}
 
     async def _purge_when_idle(self, doc_id: str, request: LoRARequest | None) -> None:
@@ -274,10 +389,24 @@ class DocumentService:
             return
         if self.store.is_deleted(model) or not self.store.folder(model).is_dir():
             request = self.models.lora_requests.pop(model, None)
-            if request is not None and model not in self._purges:
-                self._purges[model] = asyncio.ensure_future(self._purge_when_idle(model, request))
+            if request is not None:
+                self._schedule_purge(model, request)
 
     async def close(self) -> None:
         for task in list(self._purges.values()):
             task.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    """torch raises `torch.OutOfMemoryError` (a RuntimeError) on CUDA, and plain RuntimeErrors
+    whose message says so from some CPU allocators."""
+    try:
+        import torch
+        if isinstance(e, torch.OutOfMemoryError):
+            return True
+    except (ImportError, AttributeError):
+        pass
+    msg = str(e).lower()
+    return isinstance(e, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg
+                                           or "failed to allocate" in msg)

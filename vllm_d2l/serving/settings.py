@@ -1,9 +1,13 @@
 """Server-side knobs, read from environment variables.
 
 Environment variables (not flags) because vLLM's own launcher owns the command line: with
-`vllm-d2l serve` the flags `--store`, `--hypernet`, `--max-document-tokens`, `--max-body-bytes`
-and `--over-rank` become these variables, and a user of the plain vLLM launcher sets them
-directly.
+`vllm-d2l serve` the flags `--store`, `--hypernet`, `--max-document-tokens`, `--max-body-bytes`,
+`--max-stored-documents` and `--over-rank` become these variables, and a user of the plain vLLM
+launcher sets them directly.
+
+Defaults: a 32 MiB body holds any English document under the token limit (a token is a few
+bytes); 131,072 tokens (128 chunks) bounds the time and memory one upload may take; 10,000 stored
+adapters bound the disk a store takes (each adapter's size is its record's `bytes`).
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ ENV_HYPERNET = "VLLM_D2L_HYPERNET"
 ENV_MAX_BODY = "VLLM_D2L_MAX_BODY_BYTES"
 ENV_MAX_TOKENS = "VLLM_D2L_MAX_DOCUMENT_TOKENS"
 ENV_OVER_RANK = "VLLM_D2L_OVER_RANK"
+ENV_MAX_STORED = "VLLM_D2L_MAX_STORED_DOCUMENTS"
+ENV_EVICT_IDLE = "VLLM_D2L_EVICT_MIN_IDLE_S"
 OVER_RANK_POLICIES = ("compress", "refuse")
 
 
@@ -30,6 +36,12 @@ class Settings:
     # "compress": truncated SVD down to --max-lora-rank (the adapter loses the least energy);
     # "refuse": a 400 that names the rank needed.
     over_rank: str = "compress"
+    # LRU eviction keeps at most this many live adapters in the store (all replicas sharing a
+    # store should use the same value: any of them may evict).
+    max_stored_documents: int = 10_000
+    # An adapter used less than this many seconds ago is never evicted: requests on *other*
+    # replicas, and requests not yet admitted by this engine, are invisible to the in-use check.
+    evict_min_idle_s: float = 30.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -43,6 +55,8 @@ class Settings:
             max_body_bytes=_positive_int(ENV_MAX_BODY, cls.max_body_bytes),
             max_document_tokens=_positive_int(ENV_MAX_TOKENS, cls.max_document_tokens),
             over_rank=policy,
+            max_stored_documents=_positive_int(ENV_MAX_STORED, cls.max_stored_documents),
+            evict_min_idle_s=_non_negative_float(ENV_EVICT_IDLE, cls.evict_min_idle_s),
         )
 
 
@@ -53,4 +67,14 @@ def _positive_int(name: str, default: int) -> int:
     value = int(raw)
     if value < 1:
         raise ValueError(f"{name} must be a positive integer, got {raw}")
+    return value
+
+
+def _non_negative_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = float(raw)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {raw}")
     return value

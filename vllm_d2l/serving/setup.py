@@ -6,12 +6,16 @@ everything else: the reason is logged once and every upload answers 503 with it.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from . import get_logger, metrics
 from .service import DocumentService
 from .settings import Settings
 from .store import AdapterStore
+
+# Read here only to hand over to the test-support module; see `testing.install_faults`.
+ENV_FAULTS = "VLLM_D2L_TEST_FAULTS"
 
 
 log = get_logger(__name__)
@@ -57,8 +61,16 @@ async def build_service(engine_client, state) -> DocumentService:
     else:
         log.warning("vllm-d2l: the LoRA resolver is not registered (general plugin not loaded?)")
 
+    stale = await asyncio.to_thread(store.clean_staging)
+    if stale:
+        log.info("vllm-d2l: removed %d stale staging entries (writes cut short by a crash)", stale)
+    faults = os.environ.get(ENV_FAULTS)
+    if faults:
+        from .testing import install_faults
+        install_faults(svc, faults)
+
     metrics.ACTIVE.set_function(svc.registered_documents)
-    metrics.STORED.set_function(lambda: sum(1 for _ in store.adapters.iterdir()) if store.adapters.is_dir() else 0)
-    log.info("vllm-d2l: documents ready (store %s, max rank %s, over-rank policy %s%s)", store.root,
-             svc.max_lora_rank, settings.over_rank, f", generator {generator.fingerprint}" if generator else "")
+    metrics.STORED.set_function(store.count)
+    log.info("vllm-d2l: documents ready (store %s, max rank %s, over-rank policy %s, at most %d stored%s)",
+             store.root, svc.max_lora_rank, settings.over_rank, settings.max_stored_documents, f", generator {generator.fingerprint}" if generator else "")
     return svc

@@ -238,14 +238,50 @@ class AdapterStore:
         except OSError:
             return 0.0
 
-    def least_recently_used(self, keep: int, in_use: set[str] = frozenset()) -> list[str]:
-        """Ids to evict so that at most `keep` adapters stay, oldest first, never one in `in_use`."""
-        live = [r.id for r in self.list()]
+    def least_recently_used(self, keep: int, in_use: set[str] = frozenset(), min_idle_s: float = 0.0) -> list[str]:
+        """Ids to evict so that at most `keep` adapters stay, oldest first.
+
+        Never one in `in_use`, nor one used less than `min_idle_s` ago: so fewer than the excess
+        may come back, and the limit is soft while everything is busy.
+        """
+        live = self.live_ids()
         excess = len(live) - keep
         if excess <= 0:
             return []
-        candidates = sorted((i for i in live if i not in in_use), key=self.last_used)
+        idle_before = time.time() - min_idle_s
+        used = {i: self.last_used(i) for i in live if i not in in_use}
+        candidates = sorted((i for i, t in used.items() if min_idle_s <= 0 or t <= idle_before), key=used.get)
         return candidates[:excess]
+
+    def live_ids(self) -> list[str]:
+        """Ids of folders that are not tombstoned; a directory listing and one stat each, no reads."""
+        try:
+            names = os.listdir(self.adapters)
+        except FileNotFoundError:
+            return []
+        return [n for n in names if is_document_id(n) and not os.path.exists(self.adapters / n / TOMBSTONE_NAME)]
+
+    def count(self) -> int:
+        return len(self.live_ids())
+
+    def clean_staging(self, older_than_s: float = 3600.0) -> int:
+        """Remove staging and trash left by a writer that was killed mid-write.
+
+        Only old entries: another replica sharing the store may be writing one right now.
+        """
+        removed, cutoff = 0, time.time() - older_than_s
+        try:
+            entries = list(os.scandir(self.tmp))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
 
     # ----------------------------------------------------------------------------- delete
     def mark_deleted(self, doc_id: str) -> bool:
