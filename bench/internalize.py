@@ -4,7 +4,9 @@ For each length, in the same run: (a) `Generator.internalize` of a document of t
 (b) one plain prefill of the same tokens by the same base model (transformers, logits for the last
 token only, as a serving engine computes them). Beyond the model's window a single prefill is not
 a meaningful baseline, so there it is the prefill of the same tokens cut into window-sized pieces.
-Each measurement runs in a fresh subprocess, so peak RSS (above the loaded model) is its own.
+Timings alternate prefill and internalize runs in one process, so a noisy neighbour slows both
+alike; each peak-memory figure comes from a fresh subprocess of its own (peak RSS above the loaded
+model).
 
     python bench/internalize.py [--lengths 256,1024,4096,8192,32768] [--repeats 3] [--out results/internalize.json]
 """
@@ -41,8 +43,9 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(kind: str, n_tokens: int, repeats: int, threads: int) -> dict:
-    """Runs inside the subprocess: load, warm up once, time `repeats` runs, report peak RSS."""
+def child(mode: str, n_tokens: int, repeats: int, threads: int) -> dict:
+    """Runs inside a subprocess. mode: "time" (both kinds, alternating) or "prefill"/"internalize"
+    (one run of that kind, for its peak memory)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -61,27 +64,29 @@ def child(kind: str, n_tokens: int, repeats: int, threads: int) -> dict:
     def internalize():
         gen.internalize(text)
 
-    fn = prefill if kind == "prefill" else internalize
-    tiny = gen.tokenizer.decode(ids[:64])
-    if kind == "prefill":
-        gen.model(torch.tensor([ids[:64]]), logits_to_keep=1)
-    else:
-        gen.internalize(tiny)  # warm-up on a short input: allocator and kernels, not the peak
-    base = rss_mb()
-    times = []
+    kinds = {"prefill": prefill, "internalize": internalize}
+    # warm-up on a short input: allocator and kernels, not the peak
+    gen.model(torch.tensor([ids[:64]]), logits_to_keep=1)
+    gen.internalize(gen.tokenizer.decode(ids[:64]))
+    if mode != "time":
+        base = rss_mb()
+        kinds[mode]()
+        return {"tokens": len(ids), "peak_rss_above_model_mb": rss_mb() - base}
+    times: dict[str, list[float]] = {k: [] for k in kinds}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return {"kind": kind, "tokens": len(ids), "seconds": times, "peak_rss_above_model_mb": rss_mb() - base}
+        for name, fn in kinds.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {"tokens": len(ids), "seconds": times}
 
 
-def measure(kind: str, n: int, repeats: int, threads: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", kind, "--lengths", str(n), "--repeats", str(repeats),
+def measure(mode: str, n: int, repeats: int, threads: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, "--lengths", str(n), "--repeats", str(repeats),
            "--threads", str(threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     if out.returncode != 0:
-        raise RuntimeError(f"{kind} at {n} tokens failed:\n{out.stderr[-2000:]}")
+        raise RuntimeError(f"{mode} at {n} tokens failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="torch threads (vLLM's CPU worker uses one)")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "internalize.json")
-    p.add_argument("--child", choices=["prefill", "internalize"], help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=["time", "prefill", "internalize"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     lengths = [int(x) for x in args.lengths.split(",")]
     if args.child:
@@ -121,12 +126,12 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for n in tqdm(lengths, desc="lengths"):
-        pre = measure("prefill", n, args.repeats, args.threads)
-        gen = measure("internalize", n, args.repeats, args.threads)
+        runs = measure("time", n, args.repeats, args.threads)["seconds"]
         row = {"tokens": n,
-               "prefill_s": statistics.median(pre["seconds"]), "internalize_s": statistics.median(gen["seconds"]),
-               "prefill_runs": pre["seconds"], "internalize_runs": gen["seconds"],
-               "prefill_peak_mb": pre["peak_rss_above_model_mb"], "internalize_peak_mb": gen["peak_rss_above_model_mb"]}
+               "prefill_s": statistics.median(runs["prefill"]), "internalize_s": statistics.median(runs["internalize"]),
+               "prefill_runs": runs["prefill"], "internalize_runs": runs["internalize"],
+               "prefill_peak_mb": measure("prefill", n, 1, args.threads)["peak_rss_above_model_mb"],
+               "internalize_peak_mb": measure("internalize", n, 1, args.threads)["peak_rss_above_model_mb"]}
         row["ratio"] = row["internalize_s"] / row["prefill_s"]
         rows.append(row)
         tqdm.write(f"{n:>6} tokens: internalize {row['internalize_s']:.2f}s, prefill {row['prefill_s']:.2f}s, "
