@@ -239,3 +239,18 @@ def test_live_ids_and_stale_staging_cleanup(tmp_path):
 
 def test_process_group_rss_sees_this_process():
     assert process_group_rss(os.getpgrp()) > 10 * 2**20
+
+
+def test_vllm_puts_its_api_key_check_outside_our_routes_and_middleware():
+    """Pinned for vLLM 0.32: endpoint plugins are attached before the authentication middleware is
+    added, so it wraps them (Starlette runs the last added middleware first) and guards `/v1/...`."""
+    import inspect
+
+    from vllm.entrypoints.launchers.app import build_app
+    from vllm.entrypoints.serve.middleware.authenticate import GUARDED_PREFIX
+    from vllm.entrypoints.serve.middleware.register import init_entrypoints_middleware
+
+    src = inspect.getsource(build_app)
+    assert src.index("attach_endpoint_plugins(app") < src.index("init_entrypoints_middleware(")
+    assert "AuthenticationMiddleware" in inspect.getsource(init_entrypoints_middleware)
+    assert "/v1/documents".startswith(GUARDED_PREFIX)
