@@ -90,7 +90,7 @@ def run_adapters(args, plan: Plan, work: Path) -> None:
 
     model, served = _model(args)
     start = meta.snapshot()
-    res = run_sweep(model, served, plan, work, work / "logs")
+    res = run_sweep(model, served, plan, work, work / "logs", args.dtype)
     path = results.write(args.out, "adapters", res, _meta(args, plan, start, {"adapter_rank": plan.adapter_rank,
                                                                                "target_modules": ["down_proj"]}))
     plots.plot_sweep(res, args.out / "adapters.png")

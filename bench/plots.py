@@ -28,25 +28,28 @@ def plot_sweep(res: dict, path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     styles = {"ours": ("o-", "grouped path (ours)"), "stock": ("s--", "vLLM stock CPU LoRA ops")}
+    n_of = lambda arm: 0 if arm == "base" else int(arm.split()[0])  # noqa: E731
+    ticks = sorted({n_of(a) for srv in res["servers"].values() for a in srv["arms"]})
+    pos = {n: i for i, n in enumerate(ticks)}  # evenly spaced: 1, 2, 4, 8, 16 read as doublings
+    plain_styles = {"plain": (":", "dimgray"), "plain-eager": ("-.", "darkgray")}
     for kind, srv in res["servers"].items():
         arms = srv["arms"]
         if kind in styles:
             xs, ys, lo, hi = [], [], [], []
             for arm, s in arms.items():
-                n = 0 if arm == "base" else int(arm.split()[0])
                 p, (l, h) = _err(s["output_tokens_per_s"])
-                xs.append(n); ys.append(p); lo.append(l[0]); hi.append(h[0])
+                xs.append(pos[n_of(arm)]); ys.append(p); lo.append(l[0]); hi.append(h[0])
             fmt, label = styles[kind]
             ax.errorbar(xs, ys, yerr=[lo, hi], fmt=fmt, capsize=3, label=label)
         else:
             p = arms["base"]["output_tokens_per_s"]["p50"] or 0
-            ax.axhline(p, ls=":" if kind == "plain" else "-.", color="gray" if kind == "plain" else "silver",
-                       label=f"{kind} server, base (no LoRA)")
-    ax.set_xscale("symlog", linthresh=1)
-    ax.set(xlabel="distinct adapters in flight (0 = base traffic)", ylabel="output tokens/s (median, min-max)",
+            ls, color = plain_styles.get(kind, ("--", "gray"))
+            ax.axhline(p, ls=ls, color=color, label=f"{kind} server (no LoRA), base traffic")
+    ax.set_xticks(range(len(ticks)), ["base" if n == 0 else str(n) for n in ticks])
+    ax.set(xlabel="distinct adapters in flight", ylabel="output tokens/s (median, min-max)",
            title="Output throughput vs adapters in flight")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower left")
     return _save(fig, path)
 
 

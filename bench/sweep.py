@@ -55,14 +55,14 @@ def sweep_on(base_url: str, lora: bool, counts: tuple[int, ...], plan: Plan, ada
     return out
 
 
-def spec_for(kind: str, model: str, served: str | None, plan: Plan, store: Path) -> ServerSpec:
+def spec_for(kind: str, model: str, served: str | None, plan: Plan, store: Path, dtype: str | None = None) -> ServerSpec:
     counts = plan.stock_counts if kind == "stock" else plan.adapter_counts
     return ServerSpec(kind=kind, model=model, served_name=served, store=str(store),
                       max_model_len=2048 if not plan.quick else 1024, max_num_seqs=max(32, plan.load.concurrency),
-                      max_loras=max(counts) if counts else 1, max_lora_rank=plan.adapter_rank, log_stats=False)
+                      max_loras=max(counts) if counts else 1, max_lora_rank=plan.adapter_rank, log_stats=False, dtype=dtype)
 
 
-def run_sweep(model: str, served: str | None, plan: Plan, work: Path, log_dir: Path) -> dict:
+def run_sweep(model: str, served: str | None, plan: Plan, work: Path, log_dir: Path, dtype: str | None = None) -> dict:
     """One server per kind in `plan.sweep_servers`, started and stopped in turn."""
     from .adapters import write_synthetic_adapters
 
@@ -70,7 +70,7 @@ def run_sweep(model: str, served: str | None, plan: Plan, work: Path, log_dir: P
     paths = write_synthetic_adapters(work / "adapters", model, plan.adapter_rank, counts_max)
     servers = {}
     for kind in plan.sweep_servers:
-        spec = spec_for(kind, model, served, plan, work / f"store-{kind}")
+        spec = spec_for(kind, model, served, plan, work / f"store-{kind}", dtype)
         t0 = time.monotonic()
         with server(spec, log_dir) as srv:
             counts = plan.stock_counts if kind == "stock" else plan.adapter_counts
