@@ -139,7 +139,8 @@ def _report(line: str) -> None:
         sys.stderr.write(f"\n[reliability] {line}\n")
 
 
-def chat(client: httpx.Client, model: str, question: str = "Where is the capital?", max_tokens: int = 8) -> httpx.Response:
+def chat(client: httpx.Client, model: str, question: str = "Where is the capital?",
+         max_tokens: int = 8) -> httpx.Response:
     return client.post("/v1/chat/completions", json={
         "model": model, "messages": [{"role": "user", "content": question}], "max_tokens": max_tokens,
         "temperature": 0, "ignore_eos": True, "return_token_ids": True})
@@ -228,6 +229,7 @@ def _chunked(data: bytes, size: int = 16_384):
 def test_bad_uploads_are_4xx_in_vllm_shape_and_server_serves_on(a, docs):
     long_doc = " ".join(f"Entry {i} lists part {i * 13 % 97} in bin {i % 11}." for i in range(900))
     assert len(long_doc.encode()) < MAX_BODY
+    oversized = b'{"text": "' + b"y" * (2 * MAX_BODY) + b'"}'  # streamed without a Content-Length
     cases = [
         ("empty text", a.post("/v1/documents", json={"text": ""}), 400, ["empty"]),
         ("whitespace", a.post("/v1/documents", json={"text": " \n\t  "}), 400, ["whitespace"]),
@@ -239,7 +241,7 @@ def test_bad_uploads_are_4xx_in_vllm_shape_and_server_serves_on(a, docs):
         ("malformed JSON", a.post("/v1/documents", content=b'{"text": "unterminated',
                                   headers={"content-type": "application/json"}), 400, ["JSON"]),
         ("body over limit", a.post("/v1/documents", json={"text": "x" * (MAX_BODY + 10)}), 413, ["max-body-bytes"]),
-        ("chunked body over limit", a.post("/v1/documents", content=_chunked(b'{"text": "' + b"y" * (2 * MAX_BODY) + b'"}'),
+        ("chunked body over limit", a.post("/v1/documents", content=_chunked(oversized),
                                            headers={"content-type": "application/json"}), 413, ["max-body-bytes"]),
         ("document over token limit", a.post("/v1/documents", json={"text": long_doc}), 413,
          ["tokens", str(MAX_DOC_TOKENS), "--max-document-tokens"]),
@@ -290,7 +292,10 @@ def test_corrupt_adapter_is_detected_reported_not_served(env, a, b, damage):
     doc = _publish(env, text)
     path = env["store"] / "adapters" / doc / "adapter_model.safetensors"
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else data[:-9] + bytes([data[-9] ^ 0xFF]) + data[-8:])
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        path.write_bytes(data[:-9] + bytes([data[-9] ^ 0xFF]) + data[-8:])
     before = metric(b, "vllm_d2l_store_corrupt_total")
     assert_vllm_error(chat(b, doc), 404)
     assert metric(b, "vllm_d2l_store_corrupt_total") == before + 1

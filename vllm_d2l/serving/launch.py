@@ -7,9 +7,9 @@ document server needs and vLLM does not default to:
     python -m vllm.entrypoints.openai.api_server --model DIR --enable-lora --max-lora-rank 128 ...
 
 Our own flags (`--store`, `--hypernet`, `--max-document-tokens`, `--max-body-bytes`,
-`--max-stored-documents`, `--over-rank`) become `VLLM_D2L_*` environment variables; every other flag goes to vLLM untouched,
-and a flag the user gives always wins over our defaults. The process is replaced by vLLM's (exec),
-so signals and exit codes are vLLM's own.
+`--max-stored-documents`, `--over-rank`) become `VLLM_D2L_*` environment variables; every other
+flag goes to vLLM untouched, and a flag the user gives always wins over our defaults. The process
+is replaced by vLLM's (exec), so signals and exit codes are vLLM's own.
 """
 from __future__ import annotations
 

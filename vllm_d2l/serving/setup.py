@@ -72,5 +72,6 @@ async def build_service(engine_client, state) -> DocumentService:
     metrics.ACTIVE.set_function(svc.registered_documents)
     metrics.STORED.set_function(store.count)
     log.info("vllm-d2l: documents ready (store %s, max rank %s, over-rank policy %s, at most %d stored%s)",
-             store.root, svc.max_lora_rank, settings.over_rank, settings.max_stored_documents, f", generator {generator.fingerprint}" if generator else "")
+             store.root, svc.max_lora_rank, settings.over_rank, settings.max_stored_documents,
+             f", generator {generator.fingerprint}" if generator else "")
     return svc

@@ -249,17 +249,31 @@ class AdapterStore:
         if excess <= 0:
             return []
         idle_before = time.time() - min_idle_s
-        used = {i: self.last_used(i) for i in live if i not in in_use}
+        used = {}
+        for i in live:
+            if i in in_use:
+                continue
+            for path in (self.adapters / i / USED_NAME, self.adapters / i):  # a folder without a clock: its own
+                try:
+                    used[i] = path.stat().st_mtime
+                    break
+                except OSError:  # removed meanwhile (another replica's eviction or delete)
+                    continue
         candidates = sorted((i for i, t in used.items() if min_idle_s <= 0 or t <= idle_before), key=used.get)
         return candidates[:excess]
 
     def live_ids(self) -> list[str]:
-        """Ids of folders that are not tombstoned; a directory listing and one stat each, no reads."""
+        """Ids of folders that are not tombstoned; a directory listing and two stats each, no reads.
+
+        The tombstone is looked at before the record: a folder purged in between then has no
+        record and is not counted, instead of passing for live because its tombstone went with it.
+        """
         try:
             names = os.listdir(self.adapters)
         except FileNotFoundError:
             return []
-        return [n for n in names if is_document_id(n) and not os.path.exists(self.adapters / n / TOMBSTONE_NAME)]
+        return [n for n in names if is_document_id(n) and not os.path.exists(self.adapters / n / TOMBSTONE_NAME)
+                and os.path.exists(self.adapters / n / RECORD_NAME)]
 
     def count(self) -> int:
         return len(self.live_ids())
