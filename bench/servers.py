@@ -1,7 +1,9 @@
 """The server configurations the benchmarks compare, each started on 127.0.0.1 and always stopped.
 
 - `ours`: `vllm-d2l serve` (LoRA on, our plugins, the grouped CPU LoRA path).
-- `stock`: the same with `VLLM_D2L_CPU_LORA=vllm`, i.e. vLLM's own CPU LoRA ops; documents still
+- `ours-compiled`: the same with `VLLM_D2L_CPU_COMPILE=1`: torch.compile stays on with LoRA (vLLM
+  turns it off); our LoRA entry points run as one opaque op inside the compiled graph.
+- `stock`: the same as `ours` with `VLLM_D2L_CPU_LORA=vllm`, i.e. vLLM's own CPU LoRA ops; documents still
   work, only the LoRA arithmetic differs.
 - `plain`: vLLM's own server with no LoRA and no plugins of ours (`VLLM_PLUGINS=""`): what a user
   gets without this project. vLLM compiles the model when LoRA is off, so this one starts slowly;
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from vllm_d2l.serving.testing import ServerProcess
 
-KINDS = ("ours", "stock", "plain", "plain-eager")
+KINDS = ("ours", "ours-compiled", "stock", "plain", "plain-eager")
 KV_CACHE_GIB = "4"  # room for 16 concurrent 4,096-token prompts (23 KB/token on the default model)
 
 
@@ -43,7 +45,7 @@ class ServerSpec:
 
     @property
     def lora(self) -> bool:
-        return self.kind in ("ours", "stock")
+        return self.kind in ("ours", "ours-compiled", "stock")
 
     def args(self) -> list[str]:
         a = ["--model", self.model, "--max-model-len", str(self.max_model_len),
@@ -68,6 +70,8 @@ class ServerSpec:
         env = {"VLLM_CPU_KVCACHE_SPACE": KV_CACHE_GIB, "TOKENIZERS_PARALLELISM": "false"}
         if self.kind == "stock":
             env["VLLM_D2L_CPU_LORA"] = "vllm"
+        if self.kind == "ours-compiled":
+            env["VLLM_D2L_CPU_COMPILE"] = "1"
         if not self.lora:
             env["VLLM_PLUGINS"] = ""
         return env
