@@ -1,5 +1,5 @@
-"""Where the engine's time goes under LoRA traffic: py-spy samples the engine-core process of a
-real server while the benchmark's load runs, and the samples are bucketed by code area.
+"""Where the model worker's time goes under LoRA traffic: py-spy samples the process that runs the
+model in a real server while the benchmark's load runs, and the samples are bucketed by code area.
 
     python -m bench.profile_lora [--kind ours|stock|plain-eager] [--adapters 0|4] [--seconds 20]
 
@@ -48,8 +48,9 @@ def bucket(stack: str) -> str:
     return "other (idle, IPC, torch dispatch outside the above)"
 
 
-def engine_core_pid(server_pid: int) -> int | None:
-    """The busiest descendant of the API server: the engine core on vLLM's CPU platform."""
+def model_worker_pid(server_pid: int) -> int | None:
+    """The busiest descendant of the API server: the worker that runs the model (on vLLM's CPU
+    platform the engine core hands each step to a worker process and waits)."""
     out = subprocess.run(["ps", "-eo", "pid,ppid,pcpu,args", "--no-headers"], capture_output=True, text=True).stdout
     children = collections.defaultdict(list)
     rows = {}
@@ -63,9 +64,7 @@ def engine_core_pid(server_pid: int) -> int | None:
         for c in children.get(p, []):
             found.append(c)
             todo.append(c)
-    cores = [p for p in found if "EngineCore" in rows[p][1] or "engine" in rows[p][1].lower()]
-    pool = cores or found
-    return max(pool, key=lambda p: rows[p][0]) if pool else None
+    return max(found, key=lambda p: rows[p][0]) if found else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         body = lambda i: chat_body(names[i % len(names)], [{"role": "user", "content": question(i)}],  # noqa: E731
                                    load.output_tokens, stream=False)
         measure(srv.base_url, body, load.warmup_requests, load.concurrency, 60)
-        pid = engine_core_pid(srv.proc.pid)
+        pid = model_worker_pid(srv.proc.pid)
         spy = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--duration", str(int(args.seconds)),
                                 "--format", "raw", "--nonblocking", "--rate", "200", "--output", str(raw)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(counts.values()) or 1
     shares = {k: round(v / total, 4) for k, v in counts.most_common()}
     tok_s = sum(d["output_tokens_per_s"] for d in done) / max(len(done), 1)
-    summary = {"kind": args.kind, "adapters": args.adapters, "samples": total, "shares": shares,
+    summary = {"kind": args.kind, "pid_profiled": pid, "adapters": args.adapters, "samples": total, "shares": shares,
                "output_tokens_per_s_while_profiled": tok_s, "raw": str(raw)}
     (args.out / f"{args.kind}-{args.adapters}.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
