@@ -13,6 +13,9 @@ def _pyplot():
     return plt
 
 
+_LABELS = {"none": "no context", "context": "in context", "adapter": "adapter"}
+
+
 def qa_chart(results: dict, path: Path | str, title: str = "") -> None:
     """Accuracy and token F1 per condition, side by side, with gap closure in the title."""
     plt = _pyplot()
@@ -25,12 +28,12 @@ def qa_chart(results: dict, path: Path | str, title: str = "") -> None:
     ax.bar([x + 0.2 for x in xs], f1, width=0.4, label="token F1")
     for x, a in zip(xs, acc):
         ax.text(x - 0.2, a + 0.01, f"{a:.0%}", ha="center", fontsize=8)
-    ax.set_xticks(list(xs), [c.replace("none", "no context").replace("context", "in context")
-                             if c != "adapter" else "adapter" for c in conds])
+    ax.set_xticks(list(xs), [_LABELS.get(c, c) for c in conds])
     ax.set_ylim(0, 1.05)
     gap = results.get("gap_closure", {}).get("accuracy")
     head = title or Path(str(results.get("data", ""))).name
-    ax.set_title(f"{head}  (n={results['n_questions']}" + (f", gap closure {gap:.2f})" if gap is not None else ")"))
+    ax.set_title(f"{head[:90]}\n(n={results['n_questions']}" + (f", gap closure {gap:.2f})" if gap is not None else ")"),
+                 fontsize=9)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
