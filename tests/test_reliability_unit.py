@@ -258,3 +258,14 @@ def test_vllm_puts_its_api_key_check_outside_our_routes_and_middleware():
     assert src.index("attach_endpoint_plugins(app") < src.index("init_entrypoints_middleware(")
     assert "AuthenticationMiddleware" in inspect.getsource(init_entrypoints_middleware)
     assert "/v1/documents".startswith(GUARDED_PREFIX)
+
+
+def test_over_rank_stored_adapter_is_refused_with_the_fix_named(tmp_path):
+    async def run():
+        svc, _, _ = _service(tmp_path)
+        doc = (await svc.upload(_doc(1)))["id"]  # rank 4
+        small = DocumentService(FakeEngine(), FakeModels(), svc.settings, svc.store, FakeGenerator(), max_lora_rank=2)
+        err = small.refusal_for(doc)
+        assert err is not None and err.status == 400 and "--max-lora-rank 4" in str(err)
+        assert svc.refusal_for(doc) is None and small.refusal_for("doc-" + "0" * 32) is None
+    asyncio.run(run())

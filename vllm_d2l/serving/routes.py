@@ -200,7 +200,9 @@ class CompletionTrafficMiddleware:
             if size > MAX_PEEK_BYTES:
                 break
         if not more and messages and messages[-1]["type"] == "http.request":
-            self._observe(app_state, b"".join(m.get("body", b"") for m in messages))
+            refusal = self._observe(app_state, b"".join(m.get("body", b"") for m in messages))
+            if refusal is not None:
+                return await _from_exception(refusal)(scope, receive, send)
 
         async def replay():
             if messages:
@@ -210,22 +212,27 @@ class CompletionTrafficMiddleware:
         return await self.app(scope, replay, send)
 
     @staticmethod
-    def _observe(app_state, body: bytes) -> None:
+    def _observe(app_state, body: bytes) -> ServingError | None:
+        """Account for the request; an error to answer instead of passing it on, or None."""
         svc = getattr(app_state, STATE_KEY, None) if app_state is not None else None
         if svc is None:
-            return
+            return None
         try:
             model = json.loads(body).get("model")
         except Exception:
-            return  # vLLM will answer the malformed body itself
+            return None  # vLLM will answer the malformed body itself
         if not isinstance(model, str):
             model = None
         try:
             if model and is_document_id(model):
                 svc.forget_if_gone(model)
+                refusal = svc.refusal_for(model)
+                if refusal is not None:
+                    return refusal
             svc.note_request(model)
         except Exception:
             log.exception("vllm-d2l: request accounting failed")
+        return None
 
 
 # ------------------------------------------------------------------------------------- plugin

@@ -379,6 +379,22 @@ class DocumentService:
         else:
             metrics.REQUESTS.labels(kind="other").inc()
 
+    def refusal_for(self, model: str) -> ServingError | None:
+        """An error naming the fix for a stored adapter this engine cannot load, else None.
+
+        Only a stored adapter above `--max-lora-rank` (made by a server with a larger one) today:
+        vLLM would refuse it with a bare "could not be loaded". Checked only for ids not yet in
+        vLLM's table, so served adapters cost nothing here.
+        """
+        if model in self.models.lora_requests:
+            return None
+        rec = self.store.record(model)
+        if rec is None or rec.rank <= self.max_lora_rank:
+            return None
+        return OverRank(f"adapter {model} has rank {rec.rank} (made by a server with a larger --max-lora-rank); "
+                        f"this server holds at most rank {self.max_lora_rank}: restart it with --max-lora-rank "
+                        f"{rec.rank} or more, or send the request to a server that has it", param="model")
+
     def forget_if_gone(self, model: str | None) -> None:
         """If another replica deleted this document, stop serving it here too.
 
