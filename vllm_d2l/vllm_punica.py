@@ -159,6 +159,22 @@ def _nonzero_extent(t: torch.Tensor, dim: int) -> int:
     return int(used[-1]) + 1 if used.numel() else 0
 
 
+def _has_work(packed: PackedSlices, groups: Segments) -> bool:
+    """Whether any adapter in the batch has rank in this layer.
+
+    vLLM wraps every linear layer for LoRA, but an adapter usually targets a
+    few modules (ours: ``down_proj``); in the others every slot has rank 0 and
+    the grouped call would only gather rows and scatter zeros back.  The set of
+    slots with rank is cached on the packed object, which lives exactly as long
+    as the slot layout it was built for."""
+    live = getattr(packed, "_live_slots", None)
+    if live is None:
+        live = frozenset(s for s in range(len(packed.slices[0].bank.ranks)) if any(
+            sl.bank.ranks[s] for sl in packed.slices)) if packed.slices else frozenset()
+        packed._live_slots = live
+    return any(slot in live for slot, _ in groups.groups)
+
+
 def _stacked3(t: torch.Tensor) -> torch.Tensor:
     """(S, 1, rows, cols) -> (S, rows, cols)."""
     return t[:, 0] if t.dim() == 4 else t
@@ -435,6 +451,8 @@ class GroupedPunicaWrapperCPU(PunicaWrapperCPU):
             packed = self._packed(lora_a_stacked, lora_b_stacked, output_slices)
             if not add_inputs:
                 y2[:, : packed.width].zero_()
+            elif not _has_work(packed, groups):
+                return
             grouped_lora_linear(y2, x2, packed, groups, scale)
 
         self._guarded(
@@ -463,7 +481,8 @@ class GroupedPunicaWrapperCPU(PunicaWrapperCPU):
             if _stacked3(b).shape[1] > y2.shape[1]:  # LoRA vocab wider than the logits
                 b = _stacked3(b)[:, : y2.shape[1]]
             packed = self._packed((lora_a_stacked,), (b,), (_stacked3(b).shape[1],))
-            grouped_lora_linear(y2, x2, packed, groups, scale)
+            if _has_work(packed, groups):
+                grouped_lora_linear(y2, x2, packed, groups, scale)
 
         self._guarded(
             "add_lora_logits", ours,
