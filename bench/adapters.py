@@ -46,26 +46,19 @@ def write_synthetic_adapters(folder: Path, model_dir: str, rank: int, count: int
 
 
 def gates_closed(hypernet_dir: Path) -> bool:
-    """True when the checkpoint generates B = 0 (untrained): every gate exactly zero."""
-    from safetensors.torch import load_file
+    """True when the checkpoint generates B = 0 whatever the document (untrained)."""
+    from vllm_d2l.hypernet import Hypernet
 
-    state = load_file(str(Path(hypernet_dir) / "model.safetensors"))
-    return bool((state["gate"] == 0).all())
+    return Hypernet.load(hypernet_dir).is_noop()
 
 
 def open_gates_copy(hypernet_dir: Path, out_dir: Path, seed: int = 0) -> Path:
-    """A copy of `hypernet_dir` whose adapters are non-zero: gates at 1, always-on B random."""
+    """A copy of `hypernet_dir` whose adapters are non-zero (random B heads and always-on block)."""
     from vllm_d2l.hypernet import Hypernet
 
     if (out_dir / "model.safetensors").is_file():
         return out_dir
-    net = Hypernet.load(hypernet_dir)
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        net.gate.fill_(1.0)
-        for p in getattr(net, "bias_b", {}).values():
-            p.normal_(0, 0.01)
-    return net.save(out_dir)
+    return Hypernet.load(hypernet_dir).open_(seed).save(out_dir)
 
 
 def bench_hypernet(requested: str | None, cache_dir: Path) -> tuple[Path, str]:

@@ -14,7 +14,7 @@ def run_cli(*args, input=None):
 
 
 def test_internalize_writes_peft_folder(tiny_model_dir, tmp_path):
-    hn = tiny_hypernet(tiny_model_dir, tmp_path / "hn", gate=1.0, rank=2, bias_rank=0)
+    hn = tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, rank=2, bias_rank=0)
     doc = tmp_path / "doc.txt"
     doc.write_text("The museum opens at nine. " * 40)
     out = tmp_path / "adapter"

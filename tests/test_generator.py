@@ -13,24 +13,26 @@ from vllm_d2l.hypernet import Hypernet, HypernetConfig
 TEXT = "Paris is the capital of France. Berlin is the capital of Germany. " * 12
 
 
-def tiny_hypernet(model_dir, folder, gate=0.0, **overrides):
+def tiny_hypernet(model_dir, folder, opened=False, **overrides):
     cfg = HypernetConfig.for_base_model(AutoConfig.from_pretrained(model_dir), base_model="tiny",
                                         dim=32, heads=2, latent_blocks=1, **overrides)
     torch.manual_seed(0)
     net = Hypernet(cfg)
-    net.gate.data.fill_(gate)
+    if opened:
+        net.open_()
     return net.save(folder)
 
 
 @pytest.fixture
 def gen(tiny_model_dir, tmp_path):
-    folder = tiny_hypernet(tiny_model_dir, tmp_path / "hn", gate=1.0, rank=4, bias_rank=2)
+    folder = tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, rank=4, bias_rank=2)
     return Generator.load(folder, tiny_model_dir, encoder_dtype=torch.float32, chunk_tokens=32, batch_chunks=2)
 
 
 def test_fresh_hypernetwork_is_exact_noop(tiny_model_dir, tmp_path):
     g = Generator.load(tiny_hypernet(tiny_model_dir, tmp_path / "hn"), tiny_model_dir,
                        encoder_dtype=torch.float32, adapter_dtype=torch.float32)
+    assert g.hypernet.is_noop()
     w = g.internalize(TEXT).weights
     assert all(torch.count_nonzero(b) == 0 for b in w.b.values())
     ids = torch.tensor([[3, 4, 5, 6]])
@@ -108,7 +110,7 @@ def test_missing_folders_are_named(tiny_model_dir, tmp_path):
 
 
 def test_hypernetwork_round_trip(tiny_model_dir, tmp_path):
-    folder = tiny_hypernet(tiny_model_dir, tmp_path / "hn", gate=0.5)
+    folder = tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True)
     net = Hypernet.load(folder)
     again = Hypernet.load(net.save(tmp_path / "hn2"))
     for (k, v), (_, w) in zip(net.state_dict().items(), again.state_dict().items()):

@@ -55,7 +55,7 @@ def env(tmp_path_factory):
     torch.manual_seed(0)
     net = Hypernet(cfg)
     with torch.no_grad():
-        net.gate.data.fill_(1.0)  # open the gates so adapters change outputs
+        net.open_()  # a fresh network is an exact no-op; adapters must change outputs here
     net.save(root / "hypernet")
     victim = root / "victim"  # a folder next to the store that hostile ids must never reach
     victim.mkdir()

@@ -36,7 +36,7 @@ def _setup(root: Path) -> tuple[Path, Path]:
     torch.manual_seed(0)
     net = Hypernet(cfg)
     with torch.no_grad():
-        net.gate.data.fill_(1.0)
+        net.open_()  # a fresh network is an exact no-op; adapters must change outputs here
     net.save(root / "hypernet")
     return model, root / "hypernet"
 

@@ -46,7 +46,7 @@ def env(tmp_path_factory):
     torch.manual_seed(0)
     net = Hypernet(cfg)
     with torch.no_grad():
-        net.gate.data.fill_(1.0)  # a fresh network is a no-op; open the gates so adapters matter
+        net.open_()  # a fresh network is an exact no-op; adapters must change outputs here
     net.save(root / "hypernet")
     return {"root": root, "model": model, "hypernet": root / "hypernet", "store": root / "store"}
 

@@ -31,8 +31,8 @@ def test_training_reduces_loss_and_writes_checkpoints(tiny_model_dir, tmp_path):
     log = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     ce = [r["ce"] for r in log if "ce" in r]
     assert sum(ce[-5:]) / 5 < sum(ce[:5]) / 5
-    assert log[-1]["gate"] > 0  # the gates opened: adapters are no longer no-ops
     net = Hypernet.load(tmp_path / "run" / "hypernet")
+    assert not net.is_noop()  # training moved the B heads: adapters are no longer no-ops
     assert next(iter(net.state_dict().values())).dtype == torch.float32  # loaded as fp32 from the bf16 file
 
 

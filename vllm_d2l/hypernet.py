@@ -9,8 +9,11 @@ Shape of the computation, per chunk:
       -> a small transformer over all queries (layers and modules exchange information)
       -> per-module heads: each query becomes one row of A (d_in) and one column of B (d_out)
 
-B is multiplied by a learned per-(layer, module) gate that starts at zero, so a fresh hypernetwork
-is an exact no-op. A learned "bias LoRA" (a fixed adapter block, also gated at zero) is appended
+The heads that write B start at zero (weights and bias), so a fresh hypernetwork is an exact no-op,
+as a LoRA with B = 0 is; a learned per-(layer, module) gate scales B. Zero B heads with an open
+gate learn from the first step; a zero gate in front of random heads would be a saddle (each
+factor's gradient is proportional to the other), which we measured as a gate stuck near 0.001
+for a hundred steps. A learned "bias LoRA" (a fixed adapter block, also gated at zero) is appended
 once per document: it carries what every document needs (e.g. "answer from memory") so the
 per-chunk rows can spend their rank on content.
 """
@@ -152,8 +155,11 @@ class Hypernet(nn.Module):
         self.norm_out = nn.LayerNorm(c.dim)
         self.head_a = nn.ModuleDict({m: nn.Linear(c.dim, d_in) for m, (d_in, _) in self.shapes.items()})
         self.head_b = nn.ModuleDict({m: nn.Linear(c.dim, d_out) for m, (_, d_out) in self.shapes.items()})
-        # gates start at zero: an untrained hypernetwork generates B = 0, an exact no-op adapter
-        self.gate = nn.Parameter(torch.zeros(n_layers, n_mod))
+        # B heads start at zero: an untrained hypernetwork generates B = 0, an exact no-op adapter
+        for head in self.head_b.values():
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        self.gate = nn.Parameter(torch.ones(n_layers, n_mod))
         if c.bias_rank:
             self.bias_a = nn.ParameterDict({m: nn.Parameter(torch.randn(n_layers, c.bias_rank, d_in) / d_in ** 0.5)
                                             for m, (d_in, _) in self.shapes.items()})
@@ -187,6 +193,27 @@ class Hypernet(nn.Module):
             for i, layer in enumerate(c.layers):
                 out[module_path(layer, m)] = (a[:, i], b[:, i].transpose(1, 2))
         return out
+
+    def is_noop(self) -> bool:
+        """True when every generated B is zero whatever the document (an untrained network)."""
+        heads = all(not p.any() for p in self.head_b.parameters()) or not self.gate.any()
+        bias = all(not p.any() for p in getattr(self, "bias_b", {}).values()) if self.config.bias_rank else True
+        return bool(heads and bias)
+
+    @torch.no_grad()
+    def open_(self, seed: int = 0, std: float = 0.02) -> "Hypernet":
+        """Give the B heads (and the always-on block) small random weights, in place.
+
+        For tests and benchmarks that need adapters doing real work before any training: a fresh
+        network is an exact no-op.
+        """
+        g = torch.Generator().manual_seed(seed)
+        for p in self.head_b.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+        for p in getattr(self, "bias_b", {}).values():
+            p.copy_(torch.randn(p.shape, generator=g) * std / 2)
+        self.gate.fill_(1.0)
+        return self
 
     def bias_factors(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """The always-on block: {module path: (A [r_b, d_in], B [d_out, r_b])}."""
