@@ -201,13 +201,14 @@ class Hypernet(nn.Module):
         return bool(heads and bias)
 
     @torch.no_grad()
-    def open_(self, seed: int = 0, std: float = 0.02) -> "Hypernet":
+    def open_(self, seed: int = 0) -> "Hypernet":
         """Give the B heads (and the always-on block) small random weights, in place.
 
         For tests and benchmarks that need adapters doing real work before any training: a fresh
         network is an exact no-op.
         """
         g = torch.Generator().manual_seed(seed)
+        std = 0.5 / self.config.dim ** 0.5  # about nn.Linear's own initial scale
         for p in self.head_b.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * std)
         for p in getattr(self, "bias_b", {}).values():
