@@ -188,7 +188,8 @@ class Hypernet(nn.Module):
         x = self.norm_out(x).reshape(n, n_layers, n_mod, c.rank, c.dim)
         out = {}
         for j, m in enumerate(c.target_modules):
-            a = self.head_a[m](x[:, :, j])  # [N, L, r, d_in]
+            d_in = self.shapes[m][0]
+            a = self.head_a[m](x[:, :, j]) * d_in ** -0.5  # [N, L, r, d_in], rows of norm ~0.6 (as LoRA's A)
             b = self.head_b[m](x[:, :, j]) * self.gate[None, :, j, None, None]  # [N, L, r, d_out]
             for i, layer in enumerate(c.layers):
                 out[module_path(layer, m)] = (a[:, i], b[:, i].transpose(1, 2))
@@ -208,9 +209,10 @@ class Hypernet(nn.Module):
         network is an exact no-op.
         """
         g = torch.Generator().manual_seed(seed)
-        std = 0.5 / self.config.dim ** 0.5  # about nn.Linear's own initial scale
-        for p in self.head_b.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * std)
+        for m, head in self.head_b.items():
+            std = 0.5 * (self.shapes[m][0] / self.config.dim) ** 0.5  # B big enough to matter against A's small rows
+            for p in head.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * std)
         for p in getattr(self, "bias_b", {}).values():
             p.copy_(torch.randn(p.shape, generator=g) * std / 2)
         self.gate.fill_(1.0)
