@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--deadline", type=float, help="seconds after which a batch starts no new request")
     g.add_argument("--warmup", type=int, help="warm-up requests per arm")
     s = p.add_argument_group("scenarios")
-    s.add_argument("--servers", help="adapters: server kinds, from plain,plain-eager,ours,stock")
+    s.add_argument("--servers", help="adapters: server kinds, from plain,plain-eager,ours,ours-compiled,stock")
     s.add_argument("--counts", type=_ints, help="adapters: distinct adapters in flight on our path, e.g. 1,2,4,8,16")
     s.add_argument("--stock-counts", type=_ints, help="adapters: the same on vLLM's stock path")
     s.add_argument("--rank", type=int, help="adapters: rank of the synthetic adapters")

@@ -12,7 +12,7 @@ class Load:
     output_tokens: int = 32
     repeats: int = 3
     deadline_s: float = 40.0  # no new request starts after this; in-flight ones finish
-    warmup_requests: int = 16
+    warmup_requests: int = 8
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -26,7 +26,7 @@ class Plan:
     adapter_counts: tuple[int, ...] = (1, 2, 4, 8, 16)
     stock_counts: tuple[int, ...] = (1, 2, 4, 8)
     adapter_rank: int = 8
-    sweep_servers: tuple[str, ...] = ("plain", "plain-eager", "ours", "stock")
+    sweep_servers: tuple[str, ...] = ("plain", "plain-eager", "ours", "ours-compiled", "stock")
     lengths: tuple[int, ...] = (512, 2048, 4096)
     docs_per_length: int = 8
     max_model_len: int = 8192

@@ -4,9 +4,8 @@ model in a real server while the benchmark's load runs, and the samples are buck
     python -m bench.profile_lora [--kind ours|stock|plain-eager] [--adapters 0|4] [--seconds 20]
 
 Needs `py-spy` (PyPI) on PATH. Sampling is read-only (no pausing: `--nonblocking`), so the
-profiled server runs at almost full speed. Buckets are by the innermost frame that matches, in
-order: our grouped path, vLLM's LoRA ops, vLLM's LoRA layers and wrapper metadata, attention, the
-rest of the model, the engine/scheduler, idle.
+profiled server runs at almost full speed. Each sample goes to the bucket of its innermost
+matching frame (see `bucket`).
 """
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from .config import Load, Plan
+from .config import Load
 from .load import chat_body, measure
 from .servers import ServerSpec, model_name, server
 from .sweep import load_adapters
@@ -29,23 +28,25 @@ from .texts import question
 BUCKETS = (
     ("grouped LoRA path (ours)", ("vllm_punica.py", "kernels/cpu_grouped.py", "kernels/segments.py",
                                   "kernels/layout.py")),
-    ("vLLM CPU LoRA ops", ("lora/ops/torch_ops",)),
-    ("vLLM LoRA punica wrapper (metadata)", ("punica_wrapper/",)),
-    ("vLLM LoRA layers", ("vllm/lora/layers/",)),
-    ("LoRA manager / mapping", ("vllm/lora/", "lora_model_runner_mixin")),
+    ("vLLM CPU LoRA ops", ("lora/ops/torch_ops", "punica_cpu.py")),
+    ("base linear layers (GEMM)", ("UnquantizedLinearMethod.apply", "cpu_unquantized_gemm")),
     ("attention", ("attention", "cpu_attn")),
-    ("model layers", ("model_executor/",)),
+    ("LoRA layer glue (vLLM)", ("vllm/lora/layers/",)),
+    ("LoRA manager / mapping", ("vllm/lora/", "lora_model_runner_mixin")),
     ("sampler / logits", ("sample/", "logits")),
-    ("engine / scheduler / runner", ("vllm/v1/",)),
+    ("other model code (norms, activations, rotary)", ("model_executor/", "torch/nn/")),
+    ("engine / runner / scheduling", ("vllm/v1/",)),
 )
 
 
 def bucket(stack: str) -> str:
-    frames = stack.split(";")
-    for name, needles in BUCKETS:
-        if any(n in f for f in frames for n in needles):
-            return name
-    return "other (idle, IPC, torch dispatch outside the above)"
+    """The bucket of the frame nearest the leaf that matches one: time inside a base GEMM called
+    from a LoRA layer counts as GEMM, time in the layer's own Python counts as LoRA glue."""
+    for frame in reversed(stack.split(";")):
+        for name, needles in BUCKETS:
+            if any(n in frame for n in needles):
+                return name
+    return "other (idle, IPC, interpreter)"
 
 
 def model_worker_pid(server_pid: int) -> int | None:
@@ -115,19 +116,22 @@ def main(argv: list[str] | None = None) -> int:
         t.start()
         t.join()
         spy.wait(timeout=args.seconds + 60)
+    summary = summarize(raw)
+    summary.update(kind=args.kind, pid_profiled=pid, adapters=args.adapters,
+                   output_tokens_per_s_while_profiled=sum(d["output_tokens_per_s"] for d in done) / max(len(done), 1))
+    (args.out / f"{args.kind}-{args.adapters}.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def summarize(raw: Path) -> dict:
     counts: collections.Counter[str] = collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         if stack:
             counts[bucket(stack)] += int(n)
     total = sum(counts.values()) or 1
-    shares = {k: round(v / total, 4) for k, v in counts.most_common()}
-    tok_s = sum(d["output_tokens_per_s"] for d in done) / max(len(done), 1)
-    summary = {"kind": args.kind, "pid_profiled": pid, "adapters": args.adapters, "samples": total, "shares": shares,
-               "output_tokens_per_s_while_profiled": tok_s, "raw": str(raw)}
-    (args.out / f"{args.kind}-{args.adapters}.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary, indent=1))
-    return 0
+    return {"samples": total, "shares": {k: round(v / total, 4) for k, v in counts.most_common()}, "raw": str(raw)}
 
 
 if __name__ == "__main__":

@@ -48,10 +48,12 @@ def adapters_table(r: dict) -> list[str]:
 
 
 def qa_table(r: dict) -> list[str]:
-    lines = ["| arm | req/s | output tok/s | TTFT p50 (s) | TTFT p95 (s) | prompt tokens |", "|---|---|---|---|---|---|"]
+    lines = ["| arm | req/s | output tok/s | TTFT p50 (s) | TTFT p95 (s) | prompt tokens |",
+             "|---|---|---|---|---|---|"]
     for arm, s in r["qa"]["arms"].items():
         lines.append(f"| {arm} | {_s(s['requests_per_s'])} | {_s(s['output_tokens_per_s'], 1)} | "
-                     f"{_s(s['ttft_p50_s'], 3)} | {_s(s['ttft_p95_s'], 3)} | {_f(s['mean_prompt_tokens']['p50'], 0)} |")
+                     f"{_s(s['ttft_p50_s'], 3)} | {_s(s['ttft_p95_s'], 3)} | "
+                     f"{_f(s['mean_prompt_tokens']['p50'], 0)} |")
     lines += ["", "| ratio | p50 [min–max over repeats] |", "|---|---|"]
     lines += [f"| {k} | {_s(v)} |" for k, v in r["qa"].get("ratios", {}).items()]
     return lines
@@ -66,7 +68,8 @@ def memory_table(r: dict) -> list[str]:
         if row.get("kv_bytes_vllm"):
             vllm += (f" ({row['kv_blocks_used']} blocks for {row['prompt_tokens']} prompt + {row['decode_tokens']} "
                      f"decoded tokens; computed in whole blocks: {_mib(row['kv_bytes_computed_blocks'])})")
-        rank = f"{row['adapter_rank']}" + (f" (capped from {row['adapter_full_rank']})" if row.get("adapter_full_rank") else "")
+        full = row.get("adapter_full_rank")
+        rank = f"{row['adapter_rank']}" + (f" (capped from {full})" if full else "")
         lines.append(f"| {row['tokens']} | {rank} | {_mib(row['adapter_bytes'])} | {_mib(row['kv_bytes_computed'])} | "
                      f"{vllm} | {row['kv_over_adapter']:.0f}× |")
     lines.append(f"\nvLLM slot per loaded adapter (padded to rank {r['max_lora_rank']}): "
@@ -96,8 +99,8 @@ def internalize_table(path: Path) -> list[str]:
     if not path.is_file():
         return []
     data = json.loads(path.read_text())
-    lines = ["| document tokens | internalize (s) | one plain prefill (s) | ratio | peak MB internalize | peak MB prefill |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| document tokens | internalize (s) | one plain prefill (s) | ratio | peak MB internalize | "
+             "peak MB prefill |", "|---|---|---|---|---|---|"]
     for row in data["rows"]:
         lines.append(f"| {row['tokens']} | {_f(row['internalize_s'])} | {_f(row['prefill_s'])} | {_f(row['ratio'])} | "
                      f"{_f(row['internalize_peak_mb'], 0)} | {_f(row['prefill_peak_mb'], 0)} |")

@@ -55,11 +55,13 @@ def sweep_on(base_url: str, lora: bool, counts: tuple[int, ...], plan: Plan, ada
     return out
 
 
-def spec_for(kind: str, model: str, served: str | None, plan: Plan, store: Path, dtype: str | None = None) -> ServerSpec:
+def spec_for(kind: str, model: str, served: str | None, plan: Plan, store: Path,
+             dtype: str | None = None) -> ServerSpec:
     counts = plan.stock_counts if kind == "stock" else plan.adapter_counts
     return ServerSpec(kind=kind, model=model, served_name=served, store=str(store),
                       max_model_len=2048 if not plan.quick else 1024, max_num_seqs=max(32, plan.load.concurrency),
-                      max_loras=max(counts) if counts else 1, max_lora_rank=plan.adapter_rank, log_stats=False, dtype=dtype)
+                      max_loras=max(counts) if counts else 1, max_lora_rank=plan.adapter_rank, log_stats=False,
+                      dtype=dtype)
 
 
 def run_sweep(model: str, served: str | None, plan: Plan, work: Path, log_dir: Path, dtype: str | None = None) -> dict:
@@ -85,7 +87,7 @@ def run_sweep(model: str, served: str | None, plan: Plan, work: Path, log_dir: P
 def compare(servers: dict) -> dict:
     """The issue-5 targets as numbers: adapters vs base on the same server, LoRA server vs plain."""
     out = {}
-    for kind in ("ours", "stock"):
+    for kind in ("ours", "ours-compiled", "stock"):
         s = servers.get(kind)
         if not s:
             continue
@@ -98,8 +100,9 @@ def compare(servers: dict) -> dict:
                 four = s["arms"].get(arm_name(4))
                 if four:
                     out[f"{kind}: 4 adapters / {plain} base"] = ratio(four, p)
-    if "ours" in servers and "stock" in servers:
-        for arm in servers["stock"]["arms"]:
-            if arm in servers["ours"]["arms"]:
-                out[f"ours / stock: {arm}"] = ratio(servers["ours"]["arms"][arm], servers["stock"]["arms"][arm])
+    for mine in ("ours", "ours-compiled"):
+        if mine in servers and "stock" in servers:
+            for arm in servers["stock"]["arms"]:
+                if arm in servers[mine]["arms"]:
+                    out[f"{mine} / stock: {arm}"] = ratio(servers[mine]["arms"][arm], servers["stock"]["arms"][arm])
     return out
