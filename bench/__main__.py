@@ -90,25 +90,33 @@ def run_adapters(args, plan: Plan, work: Path) -> None:
 
     model, served = _model(args)
     start = meta.snapshot()
-    res = run_sweep(model, served, plan, work, work / "logs", args.dtype)
-    path = results.write(args.out, "adapters", res, _meta(args, plan, start, {"adapter_rank": plan.adapter_rank,
-                                                                               "target_modules": ["down_proj"]}))
-    plots.plot_sweep(res, args.out / "adapters.png")
-    print(f"wrote {path}")
+
+    def write(res: dict) -> None:
+        extra = {"adapter_rank": plan.adapter_rank, "target_modules": ["down_proj"],
+                 "servers_planned": list(plan.sweep_servers)}
+        path = results.write(args.out, "adapters", res, _meta(args, plan, start, extra))
+        plots.plot_sweep(res, args.out / "adapters.png")
+        print(f"wrote {path} ({', '.join(res['servers'])})")
+
+    run_sweep(model, served, plan, work, work / "logs", args.dtype, on_server=write)
 
 
 def _write_documents(args, plan: Plan, parts: dict, start: dict, note: str) -> None:
+    """Write whichever of qa / memory / uploads `parts` holds (called after each one)."""
     extra = {"hypernet": note, "server": parts.get("spec"), "startup_s": parts.get("startup_s")}
     m = _meta(args, plan, start, extra)
-    qa = {"documents": parts["documents"], "qa": parts["qa"]}
-    results.write(args.out, "qa", qa, m)
-    plots.plot_qa(qa, args.out / "qa.png")
-    results.write(args.out, "memory", parts["memory"], m)
-    plots.plot_memory(parts["memory"], args.out / "memory.png")
-    up = {"documents": parts["documents"], "uploads": parts["uploads"]}
-    results.write(args.out, "uploads", up, m)
-    plots.plot_uploads(up, args.out / "uploads.png")
-    print(f"wrote {args.out}/qa.json, memory.json, uploads.json and their plots")
+    if "qa" in parts:
+        qa = {"documents": parts["documents"], "qa": parts["qa"]}
+        results.write(args.out, "qa", qa, m)
+        plots.plot_qa(qa, args.out / "qa.png")
+    if "memory" in parts:
+        results.write(args.out, "memory", parts["memory"], m)
+        plots.plot_memory(parts["memory"], args.out / "memory.png")
+    if "uploads" in parts:
+        up = {"documents": parts["documents"], "uploads": parts["uploads"]}
+        results.write(args.out, "uploads", up, m)
+        plots.plot_uploads(up, args.out / "uploads.png")
+    print(f"wrote {', '.join(k for k in ('qa', 'memory', 'uploads') if k in parts)} results to {args.out}")
 
 
 def run_documents(args, plan: Plan, work: Path) -> None:
@@ -118,8 +126,8 @@ def run_documents(args, plan: Plan, work: Path) -> None:
     model, served = _model(args)
     hypernet, note = bench_hypernet(args.hypernet, work / "hypernets")
     start = meta.snapshot()
-    parts = run(model, served, hypernet, plan, work, work / "logs", args.dtype)
-    _write_documents(args, plan, parts, start, note)
+    run(model, served, hypernet, plan, work, work / "logs", args.dtype,
+        emit=lambda parts: _write_documents(args, plan, parts, start, note))
 
 
 def run_quick_all(args, plan: Plan, work: Path) -> None:

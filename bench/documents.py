@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 from .config import Plan
 from .memory import memory_on
@@ -21,8 +22,11 @@ def documents_spec(model: str, served: str | None, hypernet: Path, store: Path, 
                       max_loras=max_loras, max_lora_rank=plan.documents_max_lora_rank, dtype=dtype)
 
 
-def run_documents_on(base_url: str, model: str, hypernet: Path, plan: Plan, dtype: str) -> dict:
-    """Everything after startup; returns {"documents", "qa", "memory", "uploads"} result parts."""
+def run_documents_on(base_url: str, model: str, hypernet: Path, plan: Plan, dtype: str,
+                     emit: Callable[[dict], None] | None = None) -> dict:
+    """Everything after startup; returns {"documents", "qa", "memory", "uploads"} result parts,
+    and hands the parts so far to `emit` after each one."""
+    emit = emit or (lambda parts: None)
     from transformers import AutoConfig, AutoTokenizer
 
     from vllm_d2l.hypernet import HypernetConfig
@@ -38,9 +42,12 @@ def run_documents_on(base_url: str, model: str, hypernet: Path, plan: Plan, dtyp
     docs = upload_documents(base_url, source, plan.lengths, plan.docs_per_length)
     parts = {"documents": upload_summary(docs), "upload_seconds": time.monotonic() - t0}
     parts["qa"] = qa_on(base_url, base, source, docs, plan)
+    emit(parts)
     parts["memory"] = memory_on(base_url, base, hf_config, dtype, source, docs, plan.documents_max_lora_rank,
                                 plan.max_model_len, list(hcfg.target_modules), full_rank)
+    emit(parts)
     parts["uploads"] = uploads_on(base_url, source, docs, plan)
+    emit(parts)
     return parts
 
 
@@ -56,10 +63,9 @@ def model_dtype(model: str, requested: str | None) -> str:
 
 
 def run_documents(model: str, served: str | None, hypernet: Path, plan: Plan, work: Path, log_dir: Path,
-                  dtype: str | None) -> dict:
+                  dtype: str | None, emit: Callable[[dict], None] | None = None) -> dict:
     spec = documents_spec(model, served, hypernet, work / "store-documents", plan, dtype, plan.docs_per_length)
     with server(spec, log_dir) as srv:
-        parts = run_documents_on(srv.base_url, model, hypernet, plan, model_dtype(model, dtype))
-        parts["startup_s"] = srv.startup_seconds
-    parts["spec"] = spec.describe()
-    return parts
+        info = {"startup_s": srv.startup_seconds, "spec": spec.describe()}
+        return run_documents_on(srv.base_url, model, hypernet, plan, model_dtype(model, dtype),
+                                emit=(lambda parts: emit({**parts, **info})) if emit else None) | info

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import httpx
 
@@ -64,8 +65,10 @@ def spec_for(kind: str, model: str, served: str | None, plan: Plan, store: Path,
                       dtype=dtype)
 
 
-def run_sweep(model: str, served: str | None, plan: Plan, work: Path, log_dir: Path, dtype: str | None = None) -> dict:
-    """One server per kind in `plan.sweep_servers`, started and stopped in turn."""
+def run_sweep(model: str, served: str | None, plan: Plan, work: Path, log_dir: Path, dtype: str | None = None,
+              on_server: Callable[[dict], None] | None = None) -> dict:
+    """One server per kind in `plan.sweep_servers`, started and stopped in turn; `on_server` gets
+    the results so far after each (a long run that is cut short keeps what it measured)."""
     from .adapters import write_synthetic_adapters
 
     counts_max = max(plan.adapter_counts + plan.stock_counts)
@@ -81,6 +84,8 @@ def run_sweep(model: str, served: str | None, plan: Plan, work: Path, log_dir: P
         res["spec"] = spec.describe()
         res["seconds"] = time.monotonic() - t0
         servers[kind] = res
+        if on_server:
+            on_server({"servers": servers, "comparisons": compare(servers)})
     return {"servers": servers, "comparisons": compare(servers)}
 
 
