@@ -4,7 +4,7 @@ import sys
 
 import torch
 
-from test_generator import tiny_hypernet
+from tiny import build_tiny_hypernet as tiny_hypernet
 from vllm_d2l.lora import LoRAWeights
 
 

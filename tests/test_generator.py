@@ -3,24 +3,16 @@ import json
 
 import pytest
 import torch
-from transformers import AutoConfig
 
 from vllm_d2l.apply import lora_applied
 from vllm_d2l.errors import BadDocument, MissingModel, ModelMismatch
 from vllm_d2l.generator import Generator
+from tiny import build_tiny_hypernet as tiny_hypernet
 from vllm_d2l.hypernet import Hypernet, HypernetConfig
 
 TEXT = "Paris is the capital of France. Berlin is the capital of Germany. " * 12
 
 
-def tiny_hypernet(model_dir, folder, opened=False, **overrides):
-    cfg = HypernetConfig.for_base_model(AutoConfig.from_pretrained(model_dir), base_model="tiny",
-                                        dim=32, heads=2, latent_blocks=1, **overrides)
-    torch.manual_seed(0)
-    net = Hypernet(cfg)
-    if opened:
-        net.open_()
-    return net.save(folder)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from vllm_d2l.serving.store import AdapterRecord, AdapterStore
 from vllm_d2l.serving.testing import PeakRss, ServerProcess
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny import build_tiny_llama  # noqa: E402
+from tiny import build_servable  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -45,18 +45,7 @@ COMMON = ["--dtype", "float32", "--max-model-len", "256", "--max-num-seqs", "8",
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("reliability")
-    model = build_tiny_llama(root / "model", heads=2, kv_heads=1)  # head_dim 32 for vLLM's CPU attention
-    from transformers import AutoConfig
-
-    from vllm_d2l.hypernet import Hypernet, HypernetConfig
-
-    cfg = HypernetConfig.for_base_model(AutoConfig.from_pretrained(model), base_model="tiny",
-                                        dim=32, heads=2, latent_blocks=1)
-    torch.manual_seed(0)
-    net = Hypernet(cfg)
-    with torch.no_grad():
-        net.open_()  # a fresh network is an exact no-op; adapters must change outputs here
-    net.save(root / "hypernet")
+    model, _ = build_servable(root)
     victim = root / "victim"  # a folder next to the store that hostile ids must never reach
     victim.mkdir()
     (victim / "d2l.json").write_text("{}")

@@ -19,26 +19,14 @@ import torch
 from vllm_d2l.serving.testing import ServerProcess
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny import build_tiny_llama  # noqa: E402
+from tiny import build_servable  # noqa: E402
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.environ.get("VLLM_D2L_TEST_TP") != "1", reason="set VLLM_D2L_TEST_TP=1")]
 
 
 def _setup(root: Path) -> tuple[Path, Path]:
-    model = build_tiny_llama(root / "model", heads=2, kv_heads=1)
-    from transformers import AutoConfig
-
-    from vllm_d2l.hypernet import Hypernet, HypernetConfig
-
-    cfg = HypernetConfig.for_base_model(AutoConfig.from_pretrained(model), base_model="tiny",
-                                        dim=32, heads=2, latent_blocks=1)
-    torch.manual_seed(0)
-    net = Hypernet(cfg)
-    with torch.no_grad():
-        net.open_()  # a fresh network is an exact no-op; adapters must change outputs here
-    net.save(root / "hypernet")
-    return model, root / "hypernet"
+    return build_servable(root)
 
 
 def _tokens(client: httpx.Client, model: str) -> tuple[int, ...]:

@@ -5,7 +5,6 @@ own documents. Greedy decoding and token ids (not text) make every comparison ex
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,14 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
 
 from vllm_d2l.serving.ids import document_id
 from vllm_d2l.serving.store import AdapterStore
 from vllm_d2l.serving.testing import ServerProcess
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny import build_tiny_llama  # noqa: E402
+from tiny import build_servable  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -35,19 +33,7 @@ MAX_TOKENS = 10
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
-    # head_dim 32: vLLM's CPU attention does not support the default tiny model's 16
-    model = build_tiny_llama(root / "model", heads=2, kv_heads=1)
-    from transformers import AutoConfig
-
-    from vllm_d2l.hypernet import Hypernet, HypernetConfig
-
-    cfg = HypernetConfig.for_base_model(AutoConfig.from_pretrained(model), base_model="tiny",
-                                        dim=32, heads=2, latent_blocks=1)
-    torch.manual_seed(0)
-    net = Hypernet(cfg)
-    with torch.no_grad():
-        net.open_()  # a fresh network is an exact no-op; adapters must change outputs here
-    net.save(root / "hypernet")
+    model, _ = build_servable(root)
     return {"root": root, "model": model, "hypernet": root / "hypernet", "store": root / "store"}
 
 

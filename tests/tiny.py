@@ -72,3 +72,26 @@ def build_tiny_llama(folder: Path, seed: int = 0, layers: int = 2, hidden: int =
     cfg["torch_dtype"] = str(dtype).replace("torch.", "")
     (folder / "config.json").write_text(json.dumps(cfg, indent=2))
     return folder
+
+
+def build_tiny_hypernet(model_dir: Path, folder: Path, opened: bool = False, **overrides) -> Path:
+    """A small hypernetwork for a tiny model. Fresh ones are exact no-ops; `opened` gives them
+    random B heads so adapters change outputs (what serving tests need)."""
+    from transformers import AutoConfig
+
+    from vllm_d2l.hypernet import Hypernet, HypernetConfig
+
+    cfg = HypernetConfig.for_base_model(AutoConfig.from_pretrained(model_dir), base_model="tiny",
+                                        **{"dim": 32, "heads": 2, "latent_blocks": 1, **overrides})
+    torch.manual_seed(0)
+    net = Hypernet(cfg)
+    if opened:
+        net.open_()
+    return net.save(folder)
+
+
+def build_servable(root: Path, opened: bool = True) -> tuple[Path, Path]:
+    """(model, hypernetwork) folders a vLLM test server can load: head_dim 32, since vLLM's CPU
+    attention rejects the default tiny model's 16."""
+    model = build_tiny_llama(Path(root) / "model", heads=2, kv_heads=1)
+    return model, build_tiny_hypernet(model, Path(root) / "hypernet", opened=opened)

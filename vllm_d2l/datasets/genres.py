@@ -10,7 +10,7 @@ Subjects must be unique within a genre: two facts never answer the same question
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
