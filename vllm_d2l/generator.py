@@ -5,6 +5,7 @@ encoder `batch_chunks` chunks at a time and only the small per-chunk factors are
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -35,11 +36,13 @@ def default_hypernet_dir() -> Path:
     shipped = package_data_dir() / "hypernet"
     if (shipped / "model.safetensors").is_file():
         return shipped
-    fallback = cache_root() / "hypernets" / "untrained-seed0"
+    config = HypernetConfig()
+    tag = hashlib.sha256(config.to_json().encode()).hexdigest()[:8]
+    fallback = cache_root() / "hypernets" / f"untrained-{tag}"
     if not (fallback / "model.safetensors").is_file():
         log.warning("no trained hypernetwork is installed; using an untrained one (adapters are no-ops)")
         torch.manual_seed(0)
-        Hypernet(HypernetConfig()).save(fallback)
+        Hypernet(config).save(fallback)
     return fallback
 
 

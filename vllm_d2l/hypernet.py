@@ -55,9 +55,9 @@ class HypernetConfig:
     # which hidden state feeds each target layer: hidden_states[layer + offset] (0 = embeddings)
     source_offset: int = 1
     # network size
-    dim: int = 512
-    heads: int = 8
-    latent_blocks: int = 2
+    dim: int = 384
+    heads: int = 6
+    latent_blocks: int = 1
     mlp_ratio: int = 4
 
     @property
