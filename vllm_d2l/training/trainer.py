@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True, type=Path, help="training config (.json or .yaml)")
     p.add_argument("--steps", type=int, help="override the number of steps")
     p.add_argument("--max-minutes", type=float, help="stop (after saving) after this many minutes")
+    p.add_argument("--until", type=int, help="stop (after saving) at this step; the schedule still spans --steps")
     p.add_argument("--out-dir", help="override the run folder")
     args = p.parse_args(argv)
     cfg = TrainConfig.from_file(args.config)
@@ -210,5 +211,5 @@ def main(argv: list[str] | None = None) -> int:
         cfg.max_minutes = args.max_minutes
     if args.out_dir:
         cfg.out_dir = args.out_dir
-    Trainer(cfg).run()
+    Trainer(cfg).run(until=args.until)
     return 0
