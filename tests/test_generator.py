@@ -18,7 +18,7 @@ TEXT = "Paris is the capital of France. Berlin is the capital of Germany. " * 12
 @pytest.fixture
 def gen(tiny_model_dir, tmp_path):
     folder = tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, rank=4, bias_rank=2)
-    return Generator.load(folder, tiny_model_dir, encoder_dtype=torch.float32, chunk_tokens=32, batch_chunks=2)
+    return Generator.load(folder, tiny_model_dir, encoder_dtype=torch.float32, chunk_tokens=32, batch_tokens=64)
 
 
 def test_fresh_hypernetwork_is_exact_noop(tiny_model_dir, tmp_path):
@@ -55,6 +55,11 @@ def test_deterministic_and_batched_matches_single(gen):
     assert many[1].chunks == 1
 
 
+def test_micro_batches_fill_the_token_budget(gen):
+    assert gen.batch_tokens == 64
+    assert gen.micro_batches([[1] * 20, [1] * 30, [1] * 40, [1] * 5, [1] * 9]) == [[0, 1], [2], [3, 4]]
+
+
 def test_long_document_streams_one_batch_at_a_time(gen, monkeypatch):
     """A document 4x the model's window never puts more than one micro-batch through the encoder."""
     window = gen.model.config.max_position_embeddings
@@ -66,7 +71,7 @@ def test_long_document_streams_one_batch_at_a_time(gen, monkeypatch):
     monkeypatch.setattr(type(gen.encoder), "__call__", lambda self, ids, mask=None: seen.append(ids.shape) or real(ids, mask))
     r = gen.internalize(text, chunk_tokens=512, progress=True)
     assert r.chunks == -(-n_tokens // 512)
-    assert max(s[0] * s[1] for s in seen) <= gen.batch_chunks * 512
+    assert max(s[0] * s[1] for s in seen) <= max(gen.batch_tokens, 512)
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -1,7 +1,8 @@
 """Text in, `LoRAWeights` out: tokenize, chunk, encode, run the hypernetwork, concatenate.
 
-Memory is bounded by one micro-batch of chunks: a document of any length streams through the
-encoder `batch_chunks` chunks at a time and only the small per-chunk factors are kept.
+Memory is bounded by one micro-batch of at most `batch_tokens` padded tokens (by default one
+chunk's worth): a document of any length streams through the encoder and only the small per-chunk
+factors are kept; several short documents share a micro-batch.
 """
 from __future__ import annotations
 
@@ -80,14 +81,15 @@ class Generator:
     """Owns the frozen base model (as encoder), its tokenizer and the hypernetwork."""
 
     def __init__(self, model, tokenizer, hypernet: Hypernet, base_model_name: str, fingerprint: str = "",
-                 chunk_tokens: int = 1024, batch_chunks: int = 4, adapter_dtype: torch.dtype = torch.bfloat16):
+                 chunk_tokens: int = 1024, batch_tokens: int | None = None,
+                 adapter_dtype: torch.dtype = torch.bfloat16):
         hypernet.config.check_base_model(model.config)
         self.model, self.tokenizer, self.hypernet = model, tokenizer, hypernet.eval()
         self.encoder = Encoder(model, hypernet.config.source_layers)
         self.base_model_name = base_model_name
         self.fingerprint = fingerprint
         self.chunk_tokens = chunk_tokens
-        self.batch_chunks = batch_chunks
+        self.batch_tokens = batch_tokens or chunk_tokens  # encoder micro-batch budget (padded tokens)
         self.adapter_dtype = adapter_dtype
 
     @classmethod
@@ -118,17 +120,35 @@ class Generator:
         return [ids[i:i + size] for i in range(0, len(ids), size)]
 
     # ----------------------------------------------------------------------------- chunks -> factors
+    def micro_batches(self, chunks: list[list[int]]) -> list[list[int]]:
+        """Indices of chunks encoded together: as many as fit `batch_tokens` padded tokens.
+
+        Short documents share a batch; a long document goes one chunk at a time, so peak memory
+        is that of one chunk whatever the document's length.
+        """
+        batches: list[list[int]] = []
+        width = 0
+        for i, c in enumerate(chunks):
+            w = max(width, len(c))
+            if batches and w * (len(batches[-1]) + 1) <= self.batch_tokens:
+                batches[-1].append(i)
+                width = w
+            else:
+                batches.append([i])
+                width = len(c)
+        return batches
+
     @torch.no_grad()
     def chunk_factors(self, chunks: list[list[int]], progress: bool = False) -> list[dict]:
-        """Per-chunk factors, encoding `batch_chunks` chunks at a time (right-padded)."""
+        """Per-chunk factors, encoding micro-batches of chunks (right-padded)."""
         out: list[dict] = []
         bar = None
         if progress:
             from tqdm.auto import tqdm
             bar = tqdm(total=len(chunks), unit="chunk", desc="internalizing")
         pad = self.tokenizer.pad_token_id or 0
-        for start in range(0, len(chunks), self.batch_chunks):
-            group = chunks[start:start + self.batch_chunks]
+        for batch in self.micro_batches(chunks):
+            group = [chunks[i] for i in batch]
             width = max(len(c) for c in group)
             ids = torch.full((len(group), width), pad, dtype=torch.long)
             mask = torch.zeros((len(group), width), dtype=torch.bool)
