@@ -26,8 +26,9 @@ _STRIDE = 997  # prime: offsets k * 997 mod N visit every position before repeat
 
 
 class DocumentSource:
-    """`document(tokens, k)`: the k-th distinct document of about `tokens` tokens (exact in the
-    tokenizer's ids; re-tokenizing the decoded text can move a boundary by a token)."""
+    """`document(tokens, k)`: the k-th distinct document of at most `tokens` tokens as the server
+    will count them (the decoded text is re-encoded and trimmed, so a 2,048-token document never
+    spills a one-token third chunk)."""
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
@@ -53,8 +54,16 @@ class DocumentSource:
 
     def document(self, tokens: int, k: int, tag: str = "") -> str:
         header = self.tokenizer(f"[Document {tag}{tokens}-{k}]\n", add_special_tokens=False)["input_ids"]
-        body = self._ids(max(tokens - len(header), 1), k * _STRIDE + tokens)
-        return self.tokenizer.decode(header + body)
+        want = max(tokens - len(header), 1)
+        body = self._ids(want, k * _STRIDE + tokens)
+        text = self.tokenizer.decode(header + body)
+        for _ in range(3):  # decoding then re-encoding can merge or split a token at the cuts
+            extra = self.count(text) - tokens
+            if extra <= 0:
+                break
+            body = body[:len(body) - extra]
+            text = self.tokenizer.decode(header + body)
+        return text
 
     def count(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
