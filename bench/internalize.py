@@ -65,10 +65,12 @@ def child(mode: str, n_tokens: int, repeats: int, threads: int) -> dict:
         gen.internalize(text)
 
     kinds = {"prefill": prefill, "internalize": internalize}
+    if mode == "internalize-time":
+        kinds.pop("prefill")
     # warm-up on a short input: allocator and kernels, not the peak
     gen.model(torch.tensor([ids[:64]]), logits_to_keep=1)
     gen.internalize(gen.tokenizer.decode(ids[:64]))
-    if mode != "time":
+    if mode in kinds and mode != "time":
         base = rss_mb()
         kinds[mode]()
         return {"tokens": len(ids), "peak_rss_above_model_mb": rss_mb() - base}
@@ -98,11 +100,12 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     n = [r["tokens"] for r in rows]
     ax1.plot(n, [r["internalize_s"] for r in rows], "o-", label="internalize (adapter)")
-    ax1.plot(n, [r["prefill_s"] for r in rows], "s--", label="one plain prefill")
+    pre = [r for r in rows if r["prefill_s"] is not None]
+    ax1.plot([r["tokens"] for r in pre], [r["prefill_s"] for r in pre], "s--", label="one plain prefill")
     ax1.set(xscale="log", yscale="log", xlabel="document tokens", ylabel="seconds (median)", title="Latency")
     ax1.legend()
     ax2.plot(n, [r["internalize_peak_mb"] for r in rows], "o-", label="internalize")
-    ax2.plot(n, [r["prefill_peak_mb"] for r in rows], "s--", label="prefill")
+    ax2.plot([r["tokens"] for r in pre], [r["prefill_peak_mb"] for r in pre], "s--", label="prefill")
     ax2.set(xscale="log", xlabel="document tokens", ylabel="peak RSS above loaded model (MB)", title="Memory")
     ax2.legend()
     fig.tight_layout()
@@ -116,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="torch threads (vLLM's CPU worker uses one)")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "internalize.json")
-    p.add_argument("--child", choices=["time", "prefill", "internalize"], help=argparse.SUPPRESS)
+    p.add_argument("--prefill-max-tokens", type=int, default=8192,
+                   help="skip the prefill baseline above this length (window-sized prefills get slow on CPU)")
+    p.add_argument("--append", action="store_true", help="add rows to an existing --out file")
+    p.add_argument("--child", choices=["time", "internalize-time", "prefill", "internalize"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     lengths = [int(x) for x in args.lengths.split(",")]
     if args.child:
@@ -124,23 +130,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from tqdm.auto import tqdm
 
-    rows = []
-    for n in tqdm(lengths, desc="lengths"):
-        runs = measure("time", n, args.repeats, args.threads)["seconds"]
-        row = {"tokens": n,
-               "prefill_s": statistics.median(runs["prefill"]), "internalize_s": statistics.median(runs["internalize"]),
-               "prefill_runs": runs["prefill"], "internalize_runs": runs["internalize"],
-               "prefill_peak_mb": measure("prefill", n, 1, args.threads)["peak_rss_above_model_mb"],
-               "internalize_peak_mb": measure("internalize", n, 1, args.threads)["peak_rss_above_model_mb"]}
-        row["ratio"] = row["internalize_s"] / row["prefill_s"]
-        rows.append(row)
-        tqdm.write(f"{n:>6} tokens: internalize {row['internalize_s']:.2f}s, prefill {row['prefill_s']:.2f}s, "
-                   f"ratio {row['ratio']:.2f}, peak MB {row['internalize_peak_mb']:.0f} vs {row['prefill_peak_mb']:.0f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     import platform
     meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "threads": args.threads,
             "repeats": args.repeats}
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    rows = json.loads(args.out.read_text())["rows"] if args.append and args.out.is_file() else []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for n in tqdm(lengths, desc="lengths"):
+        with_prefill = n <= args.prefill_max_tokens
+        runs = measure("time" if with_prefill else "internalize-time", n, args.repeats, args.threads)["seconds"]
+        row = {"tokens": n, "internalize_s": statistics.median(runs["internalize"]), "internalize_runs": runs["internalize"],
+               "internalize_peak_mb": measure("internalize", n, 1, args.threads)["peak_rss_above_model_mb"],
+               "prefill_s": None, "prefill_runs": None, "prefill_peak_mb": None, "ratio": None}
+        if with_prefill:
+            row.update(prefill_s=statistics.median(runs["prefill"]), prefill_runs=runs["prefill"],
+                       prefill_peak_mb=measure("prefill", n, 1, args.threads)["peak_rss_above_model_mb"])
+            row["ratio"] = row["internalize_s"] / row["prefill_s"]
+        rows = [r for r in rows if r["tokens"] != n] + [row]
+        rows.sort(key=lambda r: r["tokens"])
+        args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))  # after every length
+        tqdm.write(f"{n:>6} tokens: internalize {row['internalize_s']:.2f}s, prefill {row['prefill_s']}, "
+                   f"ratio {row['ratio']}, peak MB {row['internalize_peak_mb']:.0f} vs {row['prefill_peak_mb']}")
     plot(rows, args.out.with_suffix(".png"))
     print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
     return 0
