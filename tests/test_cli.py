@@ -38,3 +38,11 @@ def test_internalize_errors_are_one_line(tiny_model_dir, tmp_path):
     assert res.returncode == 1 and "hypernetwork folder not found" in res.stderr
     res = run_cli("nonsense")
     assert res.returncode == 2
+
+
+def test_every_subcommand_has_its_module():
+    import importlib
+
+    from vllm_d2l.cli import COMMANDS
+    for module, _ in COMMANDS.values():
+        assert callable(importlib.import_module(module).main)

@@ -16,7 +16,6 @@ COMMANDS = {
     "internalize": ("vllm_d2l.internalize", "read a document into a PEFT adapter folder"),
     "train": ("vllm_d2l.training.trainer", "meta-train the hypernetwork from a config file"),
     "eval": ("vllm_d2l.evaluation.qa", "accuracy without context / in context / with the adapter"),
-    "export": ("vllm_d2l.export", "convert a hypernetwork checkpoint (or import a foreign one)"),
     "bench": ("bench.__main__", "throughput and latency benchmarks against a real server"),
 }
 
@@ -33,11 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if argv else 2
     module_name = COMMANDS[argv[0]][0]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        print(f"vllm-d2l {argv[0]}: not available in this installation ({e})", file=sys.stderr)
-        return 2
+    module = importlib.import_module(module_name)
     try:
         return int(module.main(argv[1:]) or 0)
     except D2LError as e:
