@@ -11,9 +11,7 @@
 """
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,24 +81,8 @@ class ServerSpec:
 class PlainServerProcess(ServerProcess):
     """vLLM's own OpenAI server (no `vllm-d2l serve` defaults, so no LoRA), same lifecycle."""
 
-    def start(self) -> "PlainServerProcess":
-        out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
-        t0 = time.monotonic()
-        cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", *self.args]
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        while time.monotonic() < t0 + self.startup_timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode} during startup{self._tail()}")
-            try:
-                with urllib.request.urlopen(self.base_url + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        self.startup_seconds = time.monotonic() - t0
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise TimeoutError(f"server not ready after {self.startup_timeout:.0f}s{self._tail()}")
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", *self.args]
 
 
 def server(spec: ServerSpec, log_dir: Path, startup_timeout: float = 600.0) -> ServerProcess:

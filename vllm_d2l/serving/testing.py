@@ -41,11 +41,15 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
 
+    def command(self) -> list[str]:
+        """What runs: `vllm-d2l serve` with this server's flags (a subclass may run vLLM's own)."""
+        return [sys.executable, "-m", "vllm_d2l.cli", "serve", *self.args]
+
     def start(self) -> "ServerProcess":
         out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         t0 = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "vllm_d2l.cli", "serve", *self.args], env=self.env,
-                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(self.command(), env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         deadline = t0 + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
