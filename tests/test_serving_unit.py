@@ -22,6 +22,7 @@ def test_launch_fills_in_lora_flags_and_env(tmp_path):
     assert "--enable-lora" in cmd and _value(cmd, "--max-lora-rank") == "128"
     assert int(_value(cmd, "--max-cpu-loras")) > int(_value(cmd, "--max-loras"))
     assert _value(cmd, "--port") == "9" and _value(cmd, "--model") == "/m"
+    assert _value(cmd, "--host") == "127.0.0.1"  # loopback unless the user asks otherwise
     assert "--store" not in cmd and "--over-rank" not in cmd  # ours never reach vLLM's parser
     assert env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
     assert PLUGIN_NAME in env["VLLM_PLUGINS"].split(",")
@@ -31,12 +32,14 @@ def test_launch_fills_in_lora_flags_and_env(tmp_path):
 
 
 def test_launch_user_flags_win():
-    cmd, env, _ = build(["some/model", "--max-lora-rank=64", "--max_loras", "8", "--max-cpu-loras", "9"],
+    cmd, env, _ = build(["some/model", "--max-lora-rank=64", "--max_loras", "8", "--max-cpu-loras", "9",
+                         "--host", "0.0.0.0"],
                         environ={"VLLM_PLUGINS": "other", "VLLM_CPU_KVCACHE_SPACE": "2"})
     assert cmd[3] == "some/model" and "--model" not in cmd
     assert "--max-lora-rank=64" in cmd and cmd.count("--max-lora-rank") == 0
     assert _value(cmd, "--max_loras") == "8" and "--max-loras" not in cmd
     assert _value(cmd, "--max-cpu-loras") == "9" and cmd.count("--max-cpu-loras") == 1
+    assert _value(cmd, "--host") == "0.0.0.0" and cmd.count("--host") == 1
     assert env["VLLM_PLUGINS"] == f"other,{PLUGIN_NAME}" and env["VLLM_CPU_KVCACHE_SPACE"] == "2"
 
 

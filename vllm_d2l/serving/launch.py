@@ -124,6 +124,8 @@ def build(argv: list[str], environ: dict[str, str] | None = None) -> tuple[list[
         args = ["--model", str(ensure_default_model())] + args
         if not _has_flag(args, "--served-model-name"):
             args += ["--served-model-name", DEFAULT_MODEL_NAME]
+    if not _has_flag(args, "--host"):  # loopback unless asked: the routes have no key unless --api-key is set
+        args += ["--host", "127.0.0.1"]
     if not _has_flag(args, "--enable-lora"):
         args.append("--enable-lora")
     if not _has_flag(args, "--max-lora-rank"):
