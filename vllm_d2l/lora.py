@@ -10,9 +10,6 @@ All modules share one rank, because PEFT's config has one `r` (per-module ranks 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .errors import MissingModel, ModelMismatch
+from .paths import atomic_folder
 
 _PEFT_PREFIX = "base_model.model."
 CONFIG_NAME = "adapter_config.json"
@@ -198,19 +196,10 @@ class LoRAWeights:
     def save_peft(self, folder: Path | str) -> Path:
         """Write a PEFT folder atomically (temp folder + rename), so readers never see half of one."""
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+        with atomic_folder(folder) as tmp:
             (tmp / WEIGHTS_NAME).write_bytes(self.to_safetensors_bytes())
             (tmp / CONFIG_NAME).write_text(json.dumps(self.peft_config(), indent=2))
             (tmp / META_NAME).write_text(json.dumps(self.meta, indent=2))
-            tmp.chmod(0o755)
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         return folder
 
     @classmethod

@@ -6,6 +6,9 @@ everything with one environment variable.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -28,3 +31,24 @@ def default_store_dir() -> Path:
 def package_data_dir() -> Path:
     """Files shipped inside the package (the default hypernetwork, example documents)."""
     return Path(__file__).resolve().parent / "assets"
+
+
+@contextmanager
+def atomic_folder(target: Path):
+    """Yield a temporary folder beside `target`; on success it replaces `target` with one rename.
+
+    Readers (vLLM, other replicas, a second process converting the same model) therefore see the
+    old folder or the complete new one, never half of one; on an error nothing is left behind.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
