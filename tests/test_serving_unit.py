@@ -43,6 +43,17 @@ def test_launch_user_flags_win():
     assert env["VLLM_PLUGINS"] == f"other,{PLUGIN_NAME}" and env["VLLM_CPU_KVCACHE_SPACE"] == "2"
 
 
+def test_launch_wraps_only_the_hypernetwork_modules(tmp_path):
+    (tmp_path / "config.json").write_text('{"target_modules": ["down_proj", "o_proj"]}')
+    cmd, _, _ = build(["--model", "/m", "--hypernet", str(tmp_path)], environ={})
+    i = cmd.index("--lora-target-modules")
+    assert cmd[i + 1:i + 3] == ["down_proj", "o_proj"]
+    cmd, _, _ = build(["--model", "/m", "--hypernet", str(tmp_path), "--lora-target-modules", "q_proj"], environ={})
+    assert cmd.count("--lora-target-modules") == 1 and _value(cmd, "--lora-target-modules") == "q_proj"
+    cmd, _, _ = build(["--model", "/m", "--hypernet", str(tmp_path / "missing")], environ={})
+    assert "--lora-target-modules" not in cmd  # unknown: vLLM's default (every module) is the safe one
+
+
 def test_launch_defaults_to_the_converted_model(monkeypatch, tmp_path):
     import vllm_d2l.base_model as bm
     monkeypatch.setattr(bm, "ensure_default_model", lambda: tmp_path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import D2LError
@@ -32,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if argv else 2
     module_name = COMMANDS[argv[0]][0]
+    if argv[0] != "serve":
+        # Idle OpenMP threads spin by default; beside a server or a second job on a small machine
+        # that spinning made training steps and evaluation many times slower. Must be set before
+        # torch loads, so here; an explicit setting wins. vLLM's server manages its own threads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     module = importlib.import_module(module_name)
     try:
         return int(module.main(argv[1:]) or 0)

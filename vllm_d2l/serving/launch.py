@@ -8,12 +8,15 @@ document server needs and vLLM does not default to:
 
 Our own flags (`--store`, `--hypernet`, `--max-document-tokens`, `--max-body-bytes`,
 `--max-stored-documents`, `--over-rank`) become `VLLM_D2L_*` environment variables; every other
-flag goes to vLLM untouched, and a flag the user gives always wins over our defaults. The process
+flag goes to vLLM untouched, and a flag the user gives always wins over our defaults. LoRA is
+limited to the hypernetwork's target modules (`--lora-target-modules`); to also serve foreign
+adapters that touch other modules, list those modules yourself. The process
 is replaced by vLLM's (exec), so signals and exit codes are vLLM's own.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from importlib.metadata import entry_points
@@ -137,7 +140,26 @@ def build(argv: list[str], environ: dict[str, str] | None = None) -> tuple[list[
         # pin adapters, so vLLM's pinned-cache KeyError (max_cpu_loras == max_loras) cannot occur
         max_loras = int(_flag_value(args, "--max-loras") or DEFAULT_MAX_LORAS)
         args += ["--max-cpu-loras", str(max(4 * max_loras, 16))]
+    if not _has_flag(args, "--lora-target-modules"):
+        # vLLM wraps every supported linear layer for LoRA unless told otherwise, and each wrapped
+        # layer costs every row of every step, adapter or not. Our adapters touch only the
+        # hypernetwork's target modules, so only those are wrapped.
+        modules = _hypernet_target_modules(env)
+        if modules:
+            args += ["--lora-target-modules", *modules]
     return [sys.executable, "-m", VLLM_MODULE, *args], env, ours
+
+
+def _hypernet_target_modules(env: dict[str, str]) -> list[str]:
+    """The modules the served hypernetwork writes, from its config.json ([] when unknown)."""
+    from ..generator import default_hypernet_dir
+
+    folder = Path(env[ENV_HYPERNET]) if env.get(ENV_HYPERNET) else default_hypernet_dir()
+    try:
+        modules = json.loads((folder / "config.json").read_text())["target_modules"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [str(m) for m in modules]
 
 
 def main(argv: list[str] | None = None) -> int:
