@@ -26,8 +26,8 @@ from .sweep import load_adapters
 from .texts import question
 
 BUCKETS = (
-    ("grouped LoRA path (ours)", ("vllm_punica.py", "kernels/cpu_grouped.py", "kernels/segments.py",
-                                  "kernels/layout.py")),
+    ("grouped LoRA path (ours)", ("vllm_punica.py", "punica_common.py", "kernels/cpu_grouped.py",
+                                  "kernels/segments.py", "kernels/layout.py")),
     ("vLLM CPU LoRA ops", ("lora/ops/torch_ops", "punica_cpu.py")),
     ("base linear layers (GEMM)", ("UnquantizedLinearMethod.apply", "cpu_unquantized_gemm")),
     ("attention", ("attention", "cpu_attn")),

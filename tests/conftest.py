@@ -1,6 +1,15 @@
+import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Triton decides when triton.language is first imported whether its own library functions
+# (tl.zeros, ...) run in the interpreter, and vLLM imports it as soon as any test imports vLLM;
+# so the switch the kernel tests need on a machine without a GPU has to be set here, before
+# test modules are collected in whatever order.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from tiny import build_tiny_llama  # noqa: E402  (tests/ is on sys.path via rootdir conftest)
 

@@ -23,6 +23,7 @@ def register() -> None:
     _step("worker method", _install_worker_method)
     _step("LoRA resolver", _register_resolver)
     _step("grouped CPU LoRA path", _install_cpu_punica)
+    _step("true-rank GPU LoRA kernels", _install_gpu_punica)
 
 
 def _step(what: str, fn) -> None:
@@ -73,3 +74,18 @@ def _install_cpu_punica() -> None:
         return
     if install_cpu_punica():
         log.debug("vllm-d2l: grouped CPU LoRA path installed")
+
+
+def _install_gpu_punica() -> None:
+    """On CUDA, vLLM's LoRA kernels compute every adapter at `--max-lora-rank`; ours stop at each
+    slot's true rank. Other platforms are left untouched.
+
+    `VLLM_D2L_GPU_LORA=vllm` keeps vLLM's own GPU ops: a diagnostic switch, to compare against
+    them or rule our kernels out when chasing a problem."""
+    if os.environ.get("VLLM_D2L_GPU_LORA", "").strip().lower() == "vllm":
+        log.warning("vllm-d2l: VLLM_D2L_GPU_LORA=vllm: using vLLM's GPU LoRA ops")
+        return
+    from ..vllm_punica_gpu import install_gpu_punica
+
+    if install_gpu_punica():
+        log.debug("vllm-d2l: true-rank GPU LoRA kernels installed")
