@@ -68,3 +68,16 @@ def test_teacher_prefix_sharing_matches_plain_forward(tiny_model_dir):
     for (i1, v1), (i2, v2) in zip(teacher_topk(model, tok, doc, qa, 5), teacher_topk_uncached(model, tok, doc, qa, 5)):
         assert torch.equal(i1, i2)
         torch.testing.assert_close(v1, v2, atol=1e-4, rtol=1e-4)
+
+
+def test_reconstruction_can_read_corpus_passages(tiny_model_dir, tmp_path):
+    from vllm_d2l.training.data import load_passages
+    cfg = config(tmp_path, tiny_model_dir, steps=2, pretrain_prob=1.0, pretrain_sources=["pydoc"], pretrain_passages=5)
+    trainer = Trainer(cfg)
+    assert len(trainer.passages) == 5 and all(p["text"].strip() and not p["qa"] for p in trainer.passages)
+    trainer.run(progress=False)
+    log = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all("rec" in r and "ce" not in r for r in log)  # every example was a reconstruction
+    import pytest
+    with pytest.raises(ValueError, match="not available"):
+        load_passages(config(tmp_path, tiny_model_dir, pretrain_sources=["no-such-corpus"]), trainer.tok)

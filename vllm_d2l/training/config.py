@@ -24,6 +24,10 @@ class TrainConfig:
     ce_weight: float = 0.5  # cross-entropy on the gold answer (the teacher is weak)
     pretrain_prob: float = 0.0  # share of steps that use the reconstruction objective
     reconstruct_tokens: int = 48
+    # Plain-text corpora (names in `datasets.corpora`) whose passages replace the training document
+    # whenever a reconstruction example is drawn; empty: reconstruct the training document itself.
+    pretrain_sources: list[str] = field(default_factory=list)
+    pretrain_passages: int = 2000  # passages of 64..256 tokens drawn once from those corpora
     max_chunks: int = 4  # documents are cut into 1..max_chunks chunks (chunk-aware training)
     l1_weight: float = 0.0  # penalty on the generated B factors
     # optimisation

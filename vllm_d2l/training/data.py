@@ -41,3 +41,22 @@ def load_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
     if not train:
         raise ValueError("no training records: set synthetic_docs or jsonl")
     return train, heldout
+
+
+def load_passages(cfg: TrainConfig, tokenizer) -> list[dict]:
+    """Question-free records cut from plain-text corpora, for the reconstruction objective."""
+    if not cfg.pretrain_sources:
+        return []
+    from ..datasets.corpora import available_sources, iter_passages
+
+    missing = sorted(set(cfg.pretrain_sources) - set(available_sources()))
+    if missing:
+        raise ValueError(f"pretrain_sources {missing} are not available here (have: {available_sources()})")
+    out = []
+    for i, text in enumerate(iter_passages(64, 256, tokenizer, seed=cfg.seed, sources=cfg.pretrain_sources)):
+        if i >= cfg.pretrain_passages:
+            break
+        out.append({"id": f"passage-{i}", "text": text, "qa": []})
+    if not out:
+        raise ValueError(f"pretrain_sources {cfg.pretrain_sources} gave no passages")
+    return out

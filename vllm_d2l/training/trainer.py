@@ -21,7 +21,7 @@ from ..encoder import Encoder
 from ..hypernet import Hypernet, HypernetConfig
 from . import checkpoint
 from .config import TrainConfig
-from .data import load_records
+from .data import load_passages, load_records
 from .objectives import batch_loss, qa_examples, reconstruct_example, teacher_topk
 
 
@@ -42,6 +42,7 @@ class Trainer:
         self.net.train()
         self.encoder = Encoder(self.model, self.net.config.source_layers)
         self.train_set, self.heldout = load_records(cfg)
+        self.passages = load_passages(cfg, self.tok)
         decay = [p for n, p in self.net.named_parameters() if p.dim() >= 2 and not n.startswith("bias_")]
         rest = [p for n, p in self.net.named_parameters() if not (p.dim() >= 2 and not n.startswith("bias_"))]
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -133,10 +134,13 @@ class Trainer:
         cfg = self.cfg
         rng = random.Random(cfg.seed * 1_000_003 + self.step)  # resumable: a step's data depends on its number only
         recs = [self.train_set[rng.randrange(len(self.train_set))] for _ in range(cfg.batch_docs)]
+        pretrain = [rng.random() < cfg.pretrain_prob for _ in recs]
+        if self.passages:  # reconstruction examples read corpus passages instead of training documents
+            recs = [self.passages[rng.randrange(len(self.passages))] if p else r for r, p in zip(recs, pretrain)]
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step)
         self.opt.zero_grad(set_to_none=True)
-        loss, totals = self.batch_loss(recs, rng, [rng.random() < cfg.pretrain_prob for _ in recs])
+        loss, totals = self.batch_loss(recs, rng, pretrain)
         loss.backward()
         totals["loss"] = loss.item()
         totals["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip))
