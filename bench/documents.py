@@ -34,7 +34,7 @@ def run_documents_on(base_url: str, model: str, hypernet: Path, plan: Plan, dtyp
     hf_config = AutoConfig.from_pretrained(model)
     source = DocumentSource(AutoTokenizer.from_pretrained(model))
     hcfg = HypernetConfig.from_json((hypernet / "config.json").read_text())
-    chunk_tokens = 1024  # the generator's default chunk length (the training length)
+    chunk_tokens = hcfg.chunk_tokens  # the generator reads documents in the chunks it was trained on
     full_rank = lambda n: math.ceil(n / chunk_tokens) * hcfg.rank + hcfg.bias_rank  # noqa: E731
     base = model_name(base_url)
 

@@ -13,8 +13,6 @@ from vllm_d2l.hypernet import Hypernet, HypernetConfig
 TEXT = "Paris is the capital of France. Berlin is the capital of Germany. " * 12
 
 
-
-
 @pytest.fixture
 def gen(tiny_model_dir, tmp_path):
     folder = tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, rank=4, bias_rank=2)
@@ -43,6 +41,14 @@ def test_rank_is_chunks_times_rank_plus_bias(gen):
     assert r.weights.meta["chunks"] == r.chunks
     r.weights.validate(gen.model.config)
     assert r.weights.cap_rank(5).rank == 5
+
+
+def test_chunk_length_defaults_to_the_trained_one(tiny_model_dir, tmp_path):
+    folder = tiny_hypernet(tiny_model_dir, tmp_path / "hn", chunk_tokens=40)
+    g = Generator.load(folder, tiny_model_dir, encoder_dtype=torch.float32)
+    assert g.chunk_tokens == 40 and g.batch_tokens == 40
+    assert g.internalize(TEXT).chunks == -(-len(g.tokenize(TEXT)) // 40)
+    assert Generator.load(folder, tiny_model_dir, chunk_tokens=16).chunk_tokens == 16  # an explicit length wins
 
 
 def test_deterministic_and_batched_matches_single(gen):

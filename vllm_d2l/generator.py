@@ -81,15 +81,15 @@ class Generator:
     """Owns the frozen base model (as encoder), its tokenizer and the hypernetwork."""
 
     def __init__(self, model, tokenizer, hypernet: Hypernet, base_model_name: str, fingerprint: str = "",
-                 chunk_tokens: int = 1024, batch_tokens: int | None = None,
+                 chunk_tokens: int | None = None, batch_tokens: int | None = None,
                  adapter_dtype: torch.dtype = torch.bfloat16):
         hypernet.config.check_base_model(model.config)
         self.model, self.tokenizer, self.hypernet = model, tokenizer, hypernet.eval()
         self.encoder = Encoder(model, hypernet.config.source_layers)
         self.base_model_name = base_model_name
         self.fingerprint = fingerprint
-        self.chunk_tokens = chunk_tokens
-        self.batch_tokens = batch_tokens or chunk_tokens  # encoder micro-batch budget (padded tokens)
+        self.chunk_tokens = chunk_tokens or hypernet.config.chunk_tokens  # default: what it was trained on
+        self.batch_tokens = batch_tokens or self.chunk_tokens  # encoder micro-batch budget (padded tokens)
         self.adapter_dtype = adapter_dtype
 
     @classmethod

@@ -51,6 +51,10 @@ class HypernetConfig:
     target_modules: list[str] = field(default_factory=lambda: ["down_proj"])
     target_layers: list[int] | None = None  # None: every layer
     rank: int = 8  # rows per chunk per module
+    # Documents are read in chunks of this many tokens (one adapter block each): the length the
+    # network was trained to read, since a chunk much longer than any seen in training is out of
+    # distribution for the cross-attention that summarises it.
+    chunk_tokens: int = 1024
     bias_rank: int = 8  # rows of the always-on block (0 disables it)
     # which hidden state feeds each target layer: hidden_states[layer + offset] (0 = embeddings)
     source_offset: int = 1

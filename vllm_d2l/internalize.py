@@ -13,7 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-d2l internalize", description=__doc__)
     p.add_argument("file", help="UTF-8 text file, or - for standard input")
     p.add_argument("--out", type=Path, help="adapter folder (default: ./<file stem>-adapter)")
-    p.add_argument("--chunk-tokens", type=int, default=1024, help="tokens per chunk (default 1024)")
+    p.add_argument("--chunk-tokens", type=int, help="tokens per chunk (default: the hypernetwork's chunk_tokens)")
     p.add_argument("--max-rank", type=int, help="recompress the adapter to at most this rank (truncated SVD)")
     p.add_argument("--hypernet", type=Path, help="hypernetwork checkpoint folder (default: the shipped one)")
     p.add_argument("--model", type=Path, help="base model folder (default: SmolLM2-135M-Instruct)")

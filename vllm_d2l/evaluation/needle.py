@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="vllm-d2l eval --needle", description=__doc__.splitlines()[0])
     p.add_argument("--hypernet")
     p.add_argument("--model")
-    p.add_argument("--train-tokens", type=int, default=1024, help="chunk length used in training")
+    p.add_argument("--train-tokens", type=int, help="chunk length used in training (default: the hypernetwork's chunk_tokens)")
     p.add_argument("--multiples", default="1,2,4", help="document lengths as multiples of --train-tokens")
     p.add_argument("--depths", default="0.1,0.5,0.9")
     p.add_argument("--trials", type=int, default=3, help="needles per (length, depth)")
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..generator import Generator
 
     generator = Generator.load(args.hypernet, args.model)
-    results = run(generator, args.train_tokens, _floats(args.multiples), _floats(args.depths), args.trials,
+    results = run(generator, args.train_tokens or generator.chunk_tokens, _floats(args.multiples), _floats(args.depths), args.trials,
                   [c.strip() for c in args.conditions.split(",") if c.strip()], args.max_new_tokens,
                   progress=not args.no_progress)
     results = {"model": generator.base_model_name, "hypernet": generator.fingerprint, **results}
