@@ -81,3 +81,14 @@ def test_reconstruction_can_read_corpus_passages(tiny_model_dir, tmp_path):
     import pytest
     with pytest.raises(ValueError, match="not available"):
         load_passages(config(tmp_path, tiny_model_dir, pretrain_sources=["no-such-corpus"]), trainer.tok)
+
+
+def test_evaluation_compares_own_and_wrong_document(tiny_model_dir, tmp_path):
+    trainer = Trainer(config(tmp_path, tiny_model_dir))
+    trainer.heldout = trainer.train_set
+    fresh = trainer.evaluate()  # a fresh network is a no-op: whose document it reads cannot matter
+    assert fresh["heldout_content_gap_ce"] == 0.0 and fresh["heldout_ce"] == fresh["heldout_wrong_doc_ce"]
+    trainer.net.open_(seed=1)
+    opened = trainer.evaluate()
+    assert opened["heldout_ce"] != opened["heldout_wrong_doc_ce"]
+    assert opened["heldout_content_gap_ce"] == opened["heldout_wrong_doc_ce"] - opened["heldout_ce"]

@@ -97,9 +97,12 @@ class Trainer:
             self.teacher_cache[key] = teacher_topk(self.model, self.tok, rec["text"], rec["qa"], self.cfg.kl_topk)
         return self.teacher_cache[key]
 
-    def batch_loss(self, recs: list[dict], rng: random.Random, pretrain: list[bool]) -> tuple[torch.Tensor, dict]:
+    def batch_loss(self, recs: list[dict], rng: random.Random, pretrain: list[bool],
+                   adapter_from: list[dict] | None = None) -> tuple[torch.Tensor, dict]:
+        """Loss of the records' questions, each scored with the adapter of its own document (or of
+        `adapter_from[i]`'s document: the wrong-document control of `evaluate`)."""
         cfg = self.cfg
-        docs = [self.tok(r["text"], add_special_tokens=False)["input_ids"] for r in recs]
+        docs = [self.tok(r["text"], add_special_tokens=False)["input_ids"] for r in adapter_from or recs]
         n_chunks = [rng.randint(1, max(1, min(cfg.max_chunks, len(ids) // 32))) for ids in docs]
         examples = []
         for d, (rec, ids) in enumerate(zip(recs, docs)):
@@ -151,17 +154,27 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict:
+        """Held-out losses with each document's own adapter, and with another held-out document's.
+
+        Lower loss with the own adapter could come from answer style alone (which any adapter
+        teaches); only the gap to the wrong document's adapter measures carried content.
+        """
         self.net.eval()
         sums: dict[str, float] = {}
-        rng = random.Random(12345)
         size = self.cfg.batch_docs
         batches = [self.heldout[i:i + size] for i in range(0, len(self.heldout), size)]
-        for recs in batches:
-            _, stats = self.batch_loss(recs, rng, [False] * len(recs))
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + v / len(batches)
+        for tag, shift in (("", 0), ("wrong_doc_", len(self.heldout) // 2)):
+            rng = random.Random(12345)
+            for b, recs in enumerate(batches):
+                others = [self.heldout[(b * size + i + shift) % len(self.heldout)] for i in range(len(recs))]
+                _, stats = self.batch_loss(recs, rng, [False] * len(recs), adapter_from=others if shift else None)
+                for k, v in stats.items():
+                    if k in ("ce", "kl"):
+                        sums[tag + k] = sums.get(tag + k, 0.0) + v / len(batches)
         self.net.train()
-        return {f"heldout_{k}": v for k, v in sums.items()}
+        out = {f"heldout_{k}": v for k, v in sums.items()}
+        out["heldout_content_gap_ce"] = out["heldout_wrong_doc_ce"] - out["heldout_ce"]
+        return out
 
     def save(self) -> None:
         checkpoint.save(self.out / "checkpoint", self.net, self.opt, {"step": self.step})
