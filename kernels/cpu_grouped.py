@@ -19,6 +19,11 @@ from .segments import Rows, Segments
 
 __all__ = ["PackedSlices", "grouped_shrink", "grouped_expand", "grouped_lora_linear"]
 
+# Batches of several adapters whose rows × total live rank stay below this take the dense masked form
+# (see `_dense_lora_linear`): at decode sizes its few large calls beat a gather, a matmul pair per
+# adapter group and a scatter, and the FLOPs it wastes on other adapters' columns are negligible.
+DENSE_MAX_WORK = 16384
+
 # Below this many rows, half-precision CPU matmuls are slower than upcasting
 # the few rows and the small adapter slice to fp32 (oneDNN's bf16 kernels have
 # a fixed cost that only pays off on larger blocks).
@@ -120,7 +125,7 @@ class PackedSlices:
         self.slices = tuple(ordered)
         self.packable = adjacent
         self.max_packed_rank = max_packed_rank
-        self._cache: dict[tuple[int, torch.dtype], tuple[torch.Tensor, torch.Tensor] | None] = {}
+        self._cache: dict[tuple, tuple | None] = {}
 
     def weights(
         self, slot: int, dtype: torch.dtype | None
@@ -130,6 +135,22 @@ class PackedSlices:
         key = (slot, dtype)
         if key not in self._cache:
             self._cache[key] = self._pack(slot, dtype)
+        return self._cache[key]
+
+    def dense(self, slots: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """fp32 ``(A^T (d_in, R), B^T (R, width), slot of each of the R columns)`` for the slots
+        side by side, or None when one of them cannot be packed. Cached per slot set."""
+        key = ("dense", slots)
+        if key not in self._cache:
+            parts = [self.weights(s, torch.float32) for s in slots]
+            if any(p is None for p in parts):
+                self._cache[key] = None
+            else:
+                at = torch.cat([p[0] for p in parts], 1).float()
+                bt = torch.cat([p[1] for p in parts], 0).float()
+                col_slot = torch.cat([torch.full((p[0].shape[1],), s, dtype=torch.int64, device=at.device)
+                                      for s, p in zip(slots, parts)])
+                self._cache[key] = (at, bt, col_slot)
         return self._cache[key]
 
     def _pack(self, slot: int, dtype: torch.dtype | None):
@@ -170,7 +191,9 @@ def grouped_lora_linear(
 ) -> None:
     """Add every slice's LoRA into ``y`` in place, one matmul pair per group.
 
-    When all groups are contiguous row ranges (prefill) the matmuls read and
+    Small batches of several adapters (decode) run as one dense masked matmul
+    pair over all of them (:func:`_dense_lora_linear`).  Otherwise, when all
+    groups are contiguous row ranges (prefill) the matmuls read and
     write views of ``x`` and ``y``.  Otherwise (interleaved decode rows) the
     adapter rows are gathered once in slot order, every group works on a
     contiguous block, and one ``index_add_`` scatters the result back: two
@@ -181,6 +204,8 @@ def grouped_lora_linear(
         return
     wdtype = packed.slices[0].bank.a.dtype
     cols = slice(packed.col0, packed.col0 + packed.width)
+    if len(segments.groups) > 1 and _dense_lora_linear(y, x, packed, segments, cols, scale):
+        return
     contiguous = all(isinstance(rows, slice) for _, rows in segments.groups)
     if contiguous:
         for slot, rows in segments.groups:
@@ -197,6 +222,29 @@ def grouped_lora_linear(
                       x_rows=span, overwrite=True)
         start += n
     y[:, cols].index_add_(0, order, out.to(y.dtype))
+
+
+def _dense_lora_linear(
+    y: torch.Tensor, x: torch.Tensor, packed: PackedSlices, segments: Segments, cols: slice, scale: float,
+) -> bool:
+    """All adapters of the batch in one matmul pair: ``h = x @ [A_1; ...; A_S]^T``, each row's
+    ``h`` masked to its own adapter's columns, then ``y += h @ [B_1 ... B_S]^T``.
+
+    Rows without an adapter get exactly zero added. Returns False (nothing done) when the batch is
+    too large for this to pay, or a slot's slices cannot be packed.
+    """
+    slots = tuple(sorted({slot for slot, _ in segments.groups}))
+    dense = packed.dense(slots)
+    n = segments.num_tokens
+    if dense is None or n * dense[0].shape[1] > DENSE_MAX_WORK:
+        return False
+    at, bt, col_slot = dense
+    mask = segments.row_slots()[:, None] == col_slot[None, :]
+    h = (x[:n].float() @ at) * mask
+    if scale != 1.0:
+        h = h * scale
+    y[:n, cols].add_((h @ bt).to(y.dtype))
+    return True
 
 
 def _group_linear(

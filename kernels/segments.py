@@ -51,6 +51,7 @@ class Segments:
     seg_start: torch.Tensor
     seg_len: torch.Tensor
     _schedules: dict = field(default_factory=dict, repr=False)
+    _row_slots: list = field(default_factory=list, repr=False)
 
     @property
     def num_segments(self) -> int:
@@ -59,6 +60,15 @@ class Segments:
     @property
     def max_segment_len(self) -> int:
         return max((_rows_len(r) for _, r in self.groups), default=0)
+
+    def row_slots(self) -> torch.Tensor:
+        """``(num_tokens,)`` slot of every row, -1 for rows without an adapter (built once)."""
+        if not self._row_slots:
+            slots = torch.full((self.num_tokens,), -1, dtype=torch.int64, device=self.order.device)
+            for slot, rows in self.groups:
+                slots[rows] = slot
+            self._row_slots.append(slots)
+        return self._row_slots[0]
 
     def schedule(self, block_m: int) -> TileSchedule:
         """Row-block work list for kernels, cached per block size."""

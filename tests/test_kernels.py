@@ -145,7 +145,11 @@ def test_flat_and_stacked_views_agree():
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("layout", ["stacked", "flat"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_cpu_grouped_lora_linear(case, layout, dtype):
+@pytest.mark.parametrize("form", ["grouped", "dense"])
+def test_cpu_grouped_lora_linear(case, layout, dtype, form, monkeypatch):
+    """Both forms of interleaved batches: per-group matmuls, and the dense masked one."""
+    import kernels.cpu_grouped as cg
+    monkeypatch.setattr(cg, "DENSE_MAX_WORK", 0 if form == "grouped" else 10**9)
     ranks, slots, d_in, d_out = CASES[case]
     bank = make_pool(ranks, d_in, d_out, layout=layout, dtype=dtype)
     other = make_pool(ranks, d_in, d_out + 3, layout=layout, dtype=dtype, seed=7)
