@@ -1,8 +1,9 @@
 """The server configurations the benchmarks compare, each started on 127.0.0.1 and always stopped.
 
-- `ours`: `vllm-d2l serve` (LoRA on, our plugins, the grouped CPU LoRA path).
-- `ours-compiled`: the same with `VLLM_D2L_CPU_COMPILE=1`: torch.compile stays on with LoRA (vLLM
-  turns it off); our LoRA entry points run as one opaque op inside the compiled graph.
+- `ours`: `vllm-d2l serve` with `VLLM_D2L_CPU_COMPILE=0` (LoRA on, our plugins, the grouped CPU
+  LoRA path, eager as vLLM runs any LoRA server on CPU).
+- `ours-compiled`: `vllm-d2l serve` as it runs by default (`VLLM_D2L_CPU_COMPILE=1`): torch.compile
+  stays on with LoRA; our LoRA entry points run as one opaque op inside the compiled graph.
 - `stock`: the same as `ours` with `VLLM_D2L_CPU_LORA=vllm`, i.e. vLLM's own CPU LoRA ops; documents still
   work, only the LoRA arithmetic differs.
 - `plain`: vLLM's own server with no LoRA and no plugins of ours (`VLLM_PLUGINS=""`): what a user
@@ -68,8 +69,8 @@ class ServerSpec:
         env = {"VLLM_CPU_KVCACHE_SPACE": KV_CACHE_GIB, "TOKENIZERS_PARALLELISM": "false"}
         if self.kind == "stock":
             env["VLLM_D2L_CPU_LORA"] = "vllm"
-        if self.kind == "ours-compiled":
-            env["VLLM_D2L_CPU_COMPILE"] = "1"
+        if self.lora:  # explicit either way: `vllm-d2l serve` compiles unless told not to
+            env["VLLM_D2L_CPU_COMPILE"] = "1" if self.kind == "ours-compiled" else "0"
         if not self.lora:
             env["VLLM_PLUGINS"] = ""
         return env

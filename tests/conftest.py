@@ -10,6 +10,9 @@ import torch
 # test modules are collected in whatever order.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+# Servers started by tests run eager (compiled start-up costs a minute or more on two cores);
+# tests/test_serving.py opts back in so the served default, compiled, is covered too.
+os.environ.setdefault("VLLM_D2L_CPU_COMPILE", "0")
 
 from tiny import build_tiny_llama  # noqa: E402  (tests/ is on sys.path via rootdir conftest)
 

@@ -44,7 +44,8 @@ def server(env):
          "--dtype", "float32", "--max-model-len", "256", "--max-num-seqs", "8",
          "--max-loras", str(MAX_LORAS), "--max-lora-rank", str(MAX_RANK), "--max-body-bytes", "200000",
          "--disable-log-stats"],
-        log_path=env["root"] / "server.log", startup_timeout=400)
+        env={"VLLM_D2L_CPU_COMPILE": "1"},  # what `vllm-d2l serve` runs by default
+        log_path=env["root"] / "server.log", startup_timeout=600)
     srv.start()
     print(f"\nserver ready in {srv.startup_seconds:.1f}s", file=sys.stderr)
     try:

@@ -24,9 +24,11 @@ a graph traced once would freeze.  Our entry points can instead run as one
 opaque custom op each (``vllm_d2l::grouped_lora``): the traced graph calls the
 op, and the op does the per-step grouping eagerly.  With
 ``VLLM_D2L_CPU_COMPILE=1`` :func:`install_cpu_punica` also keeps the platform's
-compilation setting when LoRA is on.  Opt-in, because a compiled CPU server
-starts much slower (70-105 s against ~25 s measured for the default model:
-vLLM's compile cache does not reload on CPU).  Fully sharded LoRAs go through
+compilation setting when LoRA is on.  ``vllm-d2l serve`` sets it unless told
+otherwise (base traffic 0.97x of a plain server compiled against 0.84x eager);
+the price is start-up (70-120 s against ~25-40 s for the default model on two
+cores: vLLM's compile cache does not reload on CPU), so ``=0`` trades
+throughput for a fast start.  Fully sharded LoRAs go through
 ``add_shrink``/``add_expand``, which have no op form, so they stay uncompiled.
 """
 

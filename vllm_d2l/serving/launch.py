@@ -108,6 +108,8 @@ def build(argv: list[str], environ: dict[str, str] | None = None) -> tuple[list[
     env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
     env["VLLM_PLUGINS"] = _plugins_env(env.get("VLLM_PLUGINS"))
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", DEFAULT_CPU_KVCACHE_GIB)
+    # keep torch.compile on with LoRA (vLLM's CPU platform turns it off); see vllm_d2l/vllm_punica.py
+    env.setdefault("VLLM_D2L_CPU_COMPILE", "1")
     if ours.store:
         env[ENV_STORE] = str(Path(ours.store).expanduser().resolve())
     if ours.hypernet:
