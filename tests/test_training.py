@@ -1,6 +1,7 @@
 """The trainer on the tiny model: losses fall on a memorisable document, and runs resume exactly."""
 import json
 
+import pytest
 import torch
 
 from vllm_d2l.hypernet import Hypernet
@@ -94,10 +95,13 @@ def test_evaluation_compares_own_and_wrong_document(tiny_model_dir, tmp_path):
     assert opened["heldout_content_gap_ce"] == opened["heldout_wrong_doc_ce"] - opened["heldout_ce"]
 
 
-def test_trained_adapters_carry_their_own_document(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("center", [False, True])
+def test_trained_adapters_carry_their_own_document(tiny_model_dir, tmp_path, center):
     """Lower loss alone could be answer style, which any adapter teaches; after training, each
     document's questions must be answered clearly better with its own adapter than another's."""
-    trainer = Trainer(config(tmp_path, tiny_model_dir, steps=100, lr=3e-3, batch_docs=3, kl_weight=0.0, ce_weight=1.0))
+    net = {"dim": 32, "heads": 2, "latent_blocks": 1, "rank": 2, "center_values": center}
+    trainer = Trainer(config(tmp_path, tiny_model_dir, steps=100, lr=3e-3, batch_docs=3, kl_weight=0.0, ce_weight=1.0,
+                             hypernet=net))
     trainer.run(progress=False)
     trainer.heldout = trainer.train_set
     assert trainer.evaluate()["heldout_content_gap_ce"] > 0.5

@@ -63,6 +63,11 @@ class HypernetConfig:
     heads: int = 6
     latent_blocks: int = 1
     mlp_ratio: int = 4
+    # Read only what sets a token apart: values minus their mean over the chunk. Untrained
+    # cross-attention is near uniform, so it pools the chunk's mean hidden state, which is nearly
+    # the same for every document; the network then learns answer style from it and no content.
+    # With centred values, uniform attention reads nothing and only selective attention pays.
+    center_values: bool = False
 
     @property
     def layers(self) -> list[int]:
@@ -119,9 +124,11 @@ class HypernetConfig:
 class Block(nn.Module):
     """Pre-norm transformer block; queries attend to `context` (self-attention when it is None)."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: int, context_dim: int | None = None):
+    def __init__(self, dim: int, heads: int, mlp_ratio: int, context_dim: int | None = None,
+                 center_values: bool = False):
         super().__init__()
         self.heads = heads
+        self.center_values = center_values
         self.norm_q = nn.LayerNorm(dim)
         self.norm_kv = nn.LayerNorm(context_dim, elementwise_affine=False) if context_dim else None
         self.q = nn.Linear(dim, dim)
@@ -135,6 +142,12 @@ class Block(nn.Module):
         q = self.q(self.norm_q(x))
         ctx = self.norm_q(x) if context is None else self.norm_kv(context)
         k, v = self.kv(ctx).chunk(2, dim=-1)
+        if self.center_values:
+            if mask is None:
+                v = v - v.mean(dim=1, keepdim=True)
+            else:
+                w = mask.reshape(b, -1, 1).to(v.dtype)  # [b, t, 1]: 1 for real tokens
+                v = v - (v * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1)
         split = lambda t: t.view(b, t.shape[1], self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
         y = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(b, n, d))
@@ -154,7 +167,7 @@ class Hypernet(nn.Module):
         self.row_emb = nn.Parameter(torch.randn(n_mod, c.rank, c.dim) * 0.02)
         self.layer_emb = nn.Parameter(torch.randn(n_layers, c.dim) * 0.02)
         self.source_emb = nn.Parameter(torch.zeros(n_layers, c.base_hidden_size))
-        self.read = Block(c.dim, c.heads, c.mlp_ratio, context_dim=c.base_hidden_size)
+        self.read = Block(c.dim, c.heads, c.mlp_ratio, context_dim=c.base_hidden_size, center_values=c.center_values)
         self.blocks = nn.ModuleList(Block(c.dim, c.heads, c.mlp_ratio) for _ in range(c.latent_blocks))
         self.norm_out = nn.LayerNorm(c.dim)
         self.head_a = nn.ModuleDict({m: nn.Linear(c.dim, d_in) for m, (d_in, _) in self.shapes.items()})
