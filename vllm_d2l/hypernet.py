@@ -68,6 +68,10 @@ class HypernetConfig:
     # the same for every document; the network then learns answer style from it and no content.
     # With centred values, uniform attention reads nothing and only selective attention pays.
     center_values: bool = False
+    # Multiplier on the read block's attention logits. At the default init the logits have a
+    # standard deviation near 0.3, so attention over a chunk starts almost uniform and gets little
+    # gradient to become selective; a larger value makes each query start out reading a few tokens.
+    read_sharpness: float = 1.0
 
     @property
     def layers(self) -> list[int]:
@@ -125,10 +129,11 @@ class Block(nn.Module):
     """Pre-norm transformer block; queries attend to `context` (self-attention when it is None)."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: int, context_dim: int | None = None,
-                 center_values: bool = False):
+                 center_values: bool = False, sharpness: float = 1.0):
         super().__init__()
         self.heads = heads
         self.center_values = center_values
+        self.sharpness = sharpness
         self.norm_q = nn.LayerNorm(dim)
         self.norm_kv = nn.LayerNorm(context_dim, elementwise_affine=False) if context_dim else None
         self.q = nn.Linear(dim, dim)
@@ -139,7 +144,7 @@ class Block(nn.Module):
 
     def attend(self, x: torch.Tensor, context: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
         b, n, d = x.shape
-        q = self.q(self.norm_q(x))
+        q = self.q(self.norm_q(x)) * self.sharpness
         ctx = self.norm_q(x) if context is None else self.norm_kv(context)
         k, v = self.kv(ctx).chunk(2, dim=-1)
         if self.center_values:
@@ -167,7 +172,8 @@ class Hypernet(nn.Module):
         self.row_emb = nn.Parameter(torch.randn(n_mod, c.rank, c.dim) * 0.02)
         self.layer_emb = nn.Parameter(torch.randn(n_layers, c.dim) * 0.02)
         self.source_emb = nn.Parameter(torch.zeros(n_layers, c.base_hidden_size))
-        self.read = Block(c.dim, c.heads, c.mlp_ratio, context_dim=c.base_hidden_size, center_values=c.center_values)
+        self.read = Block(c.dim, c.heads, c.mlp_ratio, context_dim=c.base_hidden_size, center_values=c.center_values,
+                          sharpness=c.read_sharpness)
         self.blocks = nn.ModuleList(Block(c.dim, c.heads, c.mlp_ratio) for _ in range(c.latent_blocks))
         self.norm_out = nn.LayerNorm(c.dim)
         self.head_a = nn.ModuleDict({m: nn.Linear(c.dim, d_in) for m, (d_in, _) in self.shapes.items()})
