@@ -122,3 +122,13 @@ def test_needle_run_and_chart(tiny_generator, tmp_path):
     json.dumps(res)
     needle_chart(res, tmp_path / "needle.png")
     assert (tmp_path / "needle.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_synthetic_evaluation_uses_the_named_held_out_genres():
+    from argparse import Namespace
+
+    from vllm_d2l.evaluation.qa import _load_records
+    records, label = _load_records(Namespace(synthetic=6, seed=3, genres="recipe,ship_log", data=None, limit=None))
+    assert len(records) == 6 and {r["genre"] for r in records} <= {"recipe", "ship_log"} and "recipe" in label
+    with pytest.raises(SystemExit, match="unknown genres"):
+        _load_records(Namespace(synthetic=2, seed=0, genres="no_such_genre", data=None, limit=None))

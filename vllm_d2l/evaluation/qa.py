@@ -120,8 +120,13 @@ def _load_records(args) -> tuple[list[dict], str]:
     from ..datasets import jsonl, synthetic
 
     if args.synthetic:
-        records = synthetic.split(0, args.synthetic, seed=args.seed)[1]
-        label = f"synthetic held-out genres ({','.join(synthetic.DEFAULT_HOLDOUT_GENRES)}), seed {args.seed}"
+        genres = [g.strip() for g in args.genres.split(",") if g.strip()] if args.genres \
+            else list(synthetic.DEFAULT_HOLDOUT_GENRES)
+        unknown = sorted(set(genres) - set(synthetic.GENRES))
+        if unknown:
+            raise SystemExit(f"vllm-d2l eval: unknown genres {unknown}; known: {', '.join(synthetic.GENRES)}")
+        records = synthetic.split(0, args.synthetic, seed=args.seed, holdout_genres=genres)[1]
+        label = f"synthetic held-out genres ({','.join(genres)}), seed {args.seed}"
     elif args.data in (None, "handwritten"):
         records, label = jsonl.load_handwritten(), "handwritten"
     else:
@@ -145,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="JSONL of {text, qa:[{q,a}]} (default: the bundled hand-written set)")
     p.add_argument("--synthetic", type=int, metavar="N", help="instead: N synthetic documents of held-out genres")
     p.add_argument("--seed", type=int, default=0, help="seed for --synthetic")
+    p.add_argument("--genres", help="for --synthetic: comma-separated genres, the ones the hypernetwork was "
+                                    "trained without (default: the generator's default hold-out)")
     p.add_argument("--hypernet", help="hypernetwork folder (default: the shipped one)")
     p.add_argument("--model", help="base model folder (default: the default model)")
     p.add_argument("--limit", type=int, help="evaluate only the first N documents")
