@@ -105,3 +105,12 @@ def test_trained_adapters_carry_their_own_document(tiny_model_dir, tmp_path, cen
     trainer.run(progress=False)
     trainer.heldout = trainer.train_set
     assert trainer.evaluate()["heldout_content_gap_ce"] > 0.5
+
+
+def test_periodic_evaluation_logs_and_plots(tiny_model_dir, tmp_path):
+    trainer = Trainer(config(tmp_path, tiny_model_dir, steps=2, eval_every=2))
+    trainer.heldout = trainer.train_set
+    trainer.run(progress=False)
+    log = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("heldout_content_gap_ce" in r for r in log)
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 0

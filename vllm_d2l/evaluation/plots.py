@@ -63,3 +63,34 @@ def needle_chart(results: dict, path: Path | str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def training_chart(log_path: Path | str, path: Path | str) -> None:
+    """A run's `log.jsonl`: training losses, and held-out answer loss with the document's own
+    adapter against another document's (the gap between the two is carried content)."""
+    import json
+
+    plt = _pyplot()
+    rows = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
+    train = [r for r in rows if "loss" in r]
+    held = [r for r in rows if "heldout_ce" in r]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("ce", "answer CE"), ("kl", "KL to teacher"), ("rec", "reconstruction CE")):
+        pts = [(r["step"], r[key]) for r in train if key in r]
+        if pts:
+            left.plot(*zip(*pts), label=label)
+    left.set_xlabel("step")
+    left.set_title("training (per logged step)")
+    left.legend(fontsize=8)
+    if held:
+        steps = [r["step"] for r in held]
+        right.plot(steps, [r["heldout_ce"] for r in held], "o-", label="own document's adapter")
+        if "heldout_wrong_doc_ce" in held[-1]:
+            pts = [(r["step"], r["heldout_wrong_doc_ce"]) for r in held if "heldout_wrong_doc_ce" in r]
+            right.plot(*zip(*pts), "s--", label="another document's adapter")
+        right.legend(fontsize=8)
+    right.set_xlabel("step")
+    right.set_title("held-out genres: answer CE")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

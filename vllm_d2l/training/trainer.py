@@ -203,6 +203,8 @@ class Trainer:
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.heldout:
                 log.write(json.dumps({"step": self.step, **self.evaluate()}) + "\n")
                 log.flush()
+                from ..evaluation.plots import training_chart
+                training_chart(self.out / "log.jsonl", self.out / "curves.png")
             if self.step % cfg.save_every == 0:
                 self.save()
             if deadline and time.time() > deadline:
