@@ -13,7 +13,7 @@ The heads that write B start at zero (weights and bias), so a fresh hypernetwork
 as a LoRA with B = 0 is; a learned per-(layer, module) gate scales B. Zero B heads with an open
 gate learn from the first step; a zero gate in front of random heads would be a saddle (each
 factor's gradient is proportional to the other), which we measured as a gate stuck near 0.001
-for a hundred steps. A learned "bias LoRA" (a fixed adapter block, also gated at zero) is appended
+for a hundred steps. A learned "bias LoRA" (a fixed adapter block whose B also starts at zero) is appended
 once per document: it carries what every document needs (e.g. "answer from memory") so the
 per-chunk rows can spend their rank on content.
 """
