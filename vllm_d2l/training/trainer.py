@@ -163,7 +163,8 @@ class Trainer:
         sums: dict[str, float] = {}
         size = self.cfg.batch_docs
         batches = [self.heldout[i:i + size] for i in range(0, len(self.heldout), size)]
-        for tag, shift in (("", 0), ("wrong_doc_", len(self.heldout) // 2)):
+        passes = (("", 0), ("wrong_doc_", len(self.heldout) // 2)) if len(self.heldout) > 1 else (("", 0),)
+        for tag, shift in passes:
             rng = random.Random(12345)
             for b, recs in enumerate(batches):
                 others = [self.heldout[(b * size + i + shift) % len(self.heldout)] for i in range(len(recs))]
@@ -173,7 +174,8 @@ class Trainer:
                         sums[tag + k] = sums.get(tag + k, 0.0) + v / len(batches)
         self.net.train()
         out = {f"heldout_{k}": v for k, v in sums.items()}
-        out["heldout_content_gap_ce"] = out["heldout_wrong_doc_ce"] - out["heldout_ce"]
+        if "heldout_wrong_doc_ce" in out:
+            out["heldout_content_gap_ce"] = out["heldout_wrong_doc_ce"] - out["heldout_ce"]
         return out
 
     def save(self) -> None:
