@@ -27,7 +27,7 @@ def _save(fig, path: Path) -> Path:
 def plot_sweep(res: dict, path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    styles = {"ours": ("o-", "grouped path (ours)"), "ours-compiled": ("^-", "grouped path, compiled (ours, opt-in)"),
+    styles = {"ours": ("o-", "grouped path (ours)"), "ours-compiled": ("^-", "grouped path, compiled (ours, the serve default)"),
               "stock": ("s--", "vLLM stock CPU LoRA ops")}
     n_of = lambda arm: 0 if arm == "base" else int(arm.split()[0])  # noqa: E731
     ticks = sorted({n_of(a) for srv in res["servers"].values() for a in srv["arms"]})

@@ -10,6 +10,7 @@ at the adapter's own rank; rows without an adapter are never read or written.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Sequence
 
 import torch
@@ -137,17 +138,28 @@ class PackedSlices:
             self._cache[key] = self._pack(slot, dtype)
         return self._cache[key]
 
+    @cached_property
+    def live_slots(self) -> frozenset[int]:
+        """Slots with rank in any slice: adapters usually target a few modules, so in the other
+        layers every slot has rank 0 and there is nothing to compute."""
+        if not self.slices:
+            return frozenset()
+        return frozenset(s for s in range(len(self.slices[0].bank.ranks)) if any(
+            sl.bank.ranks[s] for sl in self.slices))
+
     def dense(self, slots: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
         """fp32 ``(A^T (d_in, R), B^T (R, width), slot of each of the R columns)`` for the slots
-        side by side, or None when one of them cannot be packed. Cached per slot set."""
+        with rank among ``slots``, side by side; None when one of them cannot be packed. Cached
+        per slot set."""
         key = ("dense", slots)
         if key not in self._cache:
+            slots = tuple(s for s in slots if s in self.live_slots)
             parts = [self.weights(s, torch.float32) for s in slots]
-            if any(p is None for p in parts):
+            if not parts or any(p is None for p in parts):
                 self._cache[key] = None
             else:
-                at = torch.cat([p[0] for p in parts], 1).float()
-                bt = torch.cat([p[1] for p in parts], 0).float()
+                at = torch.cat([p[0] for p in parts], 1)
+                bt = torch.cat([p[1] for p in parts], 0)
                 col_slot = torch.cat([torch.full((p[0].shape[1],), s, dtype=torch.int64, device=at.device)
                                       for s, p in zip(slots, parts)])
                 self._cache[key] = (at, bt, col_slot)
@@ -239,7 +251,7 @@ def _dense_lora_linear(
     if dense is None or n * dense[0].shape[1] > DENSE_MAX_WORK:
         return False
     at, bt, col_slot = dense
-    mask = segments.row_slots()[:, None] == col_slot[None, :]
+    mask = segments.row_slots[:, None] == col_slot[None, :]
     h = (x[:n].float() @ at) * mask
     if scale != 1.0:
         h = h * scale

@@ -9,6 +9,7 @@ adapter; they belong to no segment and are never touched.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 
@@ -51,7 +52,6 @@ class Segments:
     seg_start: torch.Tensor
     seg_len: torch.Tensor
     _schedules: dict = field(default_factory=dict, repr=False)
-    _row_slots: list = field(default_factory=list, repr=False)
 
     @property
     def num_segments(self) -> int:
@@ -61,14 +61,13 @@ class Segments:
     def max_segment_len(self) -> int:
         return max((_rows_len(r) for _, r in self.groups), default=0)
 
+    @cached_property
     def row_slots(self) -> torch.Tensor:
-        """``(num_tokens,)`` slot of every row, -1 for rows without an adapter (built once)."""
-        if not self._row_slots:
-            slots = torch.full((self.num_tokens,), -1, dtype=torch.int64, device=self.order.device)
-            for slot, rows in self.groups:
-                slots[rows] = slot
-            self._row_slots.append(slots)
-        return self._row_slots[0]
+        """``(num_tokens,)`` slot of every row, -1 for rows without an adapter."""
+        slots = torch.full((self.num_tokens,), -1, dtype=torch.int64, device=self.order.device)
+        for slot, rows in self.groups:
+            slots[rows] = slot
+        return slots
 
     def schedule(self, block_m: int) -> TileSchedule:
         """Row-block work list for kernels, cached per block size."""

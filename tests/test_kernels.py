@@ -278,3 +278,20 @@ def test_cpu_scattered_slices_and_wide_packs():
     grouped_lora_linear(got, x, slices, group_tokens(idx))
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     assert torch.equal(got[:, d_out : d_out + 5], y[:, d_out : d_out + 5])
+
+
+def test_cpu_dense_form_skips_slots_without_rank(monkeypatch):
+    """A batch mixing an adapter with no rank in this layer still takes the dense form, over the
+    live slots only; that adapter's rows get nothing added."""
+    import kernels.cpu_grouped as cg
+    monkeypatch.setattr(cg, "DENSE_MAX_WORK", 10**9)
+    pool = make_pool([4, 1, 6], 16, 12)
+    bank = LoRABank.stacked(pool.a, pool.b, [4, 0, 6])  # slot 1's adapter does not touch this layer
+    idx, x, y = make_batch([0, 1, 2, 1, 0, -1], 16, 12, torch.float32)
+    packed = cg.PackedSlices([LoRASlice(bank)])
+    assert packed.dense((0, 1, 2)) is not None and packed.live_slots == {0, 2}
+    want = reference_lora_linear(y, x, idx, [LoRASlice(bank)])
+    got = y.clone()
+    grouped_lora_linear(got, x, packed, group_tokens(idx))
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert torch.equal(got[idx == 1], y[idx == 1])

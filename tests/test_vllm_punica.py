@@ -25,6 +25,7 @@ from vllm.lora.punica_wrapper.punica_base import PunicaWrapperBase  # noqa: E402
 from vllm.lora.punica_wrapper.punica_cpu import PunicaWrapperCPU  # noqa: E402
 from vllm.platforms import current_platform  # noqa: E402
 
+from tiny import stacked_lora_pool  # noqa: E402
 from vllm_d2l import vllm_punica  # noqa: E402
 from vllm_d2l.vllm_punica import (  # noqa: E402
     GroupedPunicaWrapperCPU,
@@ -138,13 +139,7 @@ PROMPT_IDS = [22, 0, 44, 11, 0, 33, 22, 0]
 
 
 def _stacked_pool(d_out: int, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    a = torch.zeros(len(RANKS), 1, R_MAX, D_IN)
-    b = torch.zeros(len(RANKS), 1, d_out, R_MAX)
-    for s, r in enumerate(RANKS):
-        a[s, 0, :r] = torch.randn(r, D_IN, generator=g) * 0.3
-        b[s, 0, :, :r] = torch.randn(d_out, r, generator=g) * 0.3
-    return a, b
+    return stacked_lora_pool(RANKS, R_MAX, D_IN, d_out, seed)
 
 
 def _wrapper(cls=GroupedPunicaWrapperCPU, token_ids=TOKEN_IDS, prompt_ids=PROMPT_IDS):

@@ -40,6 +40,7 @@ from vllm.platforms import current_platform  # noqa: E402
 from vllm.platforms.interface import Platform, PlatformEnum  # noqa: E402
 
 from kernels import LoRABank, LoRASlice, reference_lora_linear  # noqa: E402
+from tiny import stacked_lora_pool  # noqa: E402
 from vllm_d2l import vllm_punica_gpu  # noqa: E402
 from vllm_d2l.punica_common import UnsupportedVLLMVersion  # noqa: E402
 from vllm_d2l.vllm_punica_gpu import GroupedPunicaWrapperGPU, install_gpu_punica  # noqa: E402
@@ -183,12 +184,7 @@ def _slots(ids: list[int]) -> torch.Tensor:
 
 def _pool(d_out: int, seed: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """vLLM's stacked buffers: A (S, 1, R_MAX, d_in), B (S, 1, d_out, R_MAX)."""
-    g = torch.Generator().manual_seed(seed)
-    a = torch.zeros(len(RANKS), 1, R_MAX, D_IN)
-    b = torch.zeros(len(RANKS), 1, d_out, R_MAX)
-    for s, r in enumerate(RANKS):
-        a[s, 0, :r] = torch.randn(r, D_IN, generator=g) * 0.3
-        b[s, 0, :, :r] = torch.randn(d_out, r, generator=g) * 0.3
+    a, b = stacked_lora_pool(RANKS, R_MAX, D_IN, d_out, seed)
     return a.to(dtype).to(DEVICE), b.to(dtype).to(DEVICE)
 
 

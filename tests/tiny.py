@@ -95,3 +95,16 @@ def build_servable(root: Path, opened: bool = True) -> tuple[Path, Path]:
     attention rejects the default tiny model's 16."""
     model = build_tiny_llama(Path(root) / "model", heads=2, kv_heads=1)
     return model, build_tiny_hypernet(model, Path(root) / "hypernet", opened=opened)
+
+
+def stacked_lora_pool(ranks: list[int], r_max: int, d_in: int, d_out: int,
+                      seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random adapters at `ranks` in vLLM's stacked slot buffers, A (S, 1, r_max, d_in) and
+    B (S, 1, d_out, r_max), zero past each slot's true rank (as vLLM pads them); fp32, on CPU."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.zeros(len(ranks), 1, r_max, d_in)
+    b = torch.zeros(len(ranks), 1, d_out, r_max)
+    for s, r in enumerate(ranks):
+        a[s, 0, :r] = torch.randn(r, d_in, generator=g) * 0.3
+        b[s, 0, :, :r] = torch.randn(d_out, r, generator=g) * 0.3
+    return a, b

@@ -232,12 +232,13 @@ class Hypernet(nn.Module):
         network is an exact no-op.
         """
         g = torch.Generator().manual_seed(seed)
+        # per module, B big enough to matter against A's small (1/sqrt(d_in)) rows
+        std = {m: 0.5 * (d_in / self.config.dim) ** 0.5 for m, (d_in, _) in self.shapes.items()}
         for m, head in self.head_b.items():
-            std = 0.5 * (self.shapes[m][0] / self.config.dim) ** 0.5  # B big enough to matter against A's small rows
             for p in head.parameters():
-                p.copy_(torch.randn(p.shape, generator=g) * std)
-        for p in getattr(self, "bias_b", {}).values():
-            p.copy_(torch.randn(p.shape, generator=g) * std / 2)
+                p.copy_(torch.randn(p.shape, generator=g) * std[m])
+        for m, p in getattr(self, "bias_b", {}).items():
+            p.copy_(torch.randn(p.shape, generator=g) * std[m] / 2)
         self.gate.fill_(1.0)
         return self
 

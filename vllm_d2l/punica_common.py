@@ -93,17 +93,11 @@ def _nonzero_extent(t: torch.Tensor, dim: int) -> int:
 def _has_work(packed: PackedSlices, groups: Segments) -> bool:
     """Whether any adapter in the batch has rank in this layer.
 
-    vLLM wraps every linear layer for LoRA, but an adapter usually targets a
-    few modules (ours: ``down_proj``); in the others every slot has rank 0 and
-    the grouped call would only gather rows and scatter zeros back.  The set of
-    slots with rank is cached on the packed object, which lives exactly as long
-    as the slot layout it was built for."""
-    live = getattr(packed, "_live_slots", None)
-    if live is None:
-        live = frozenset(s for s in range(len(packed.slices[0].bank.ranks)) if any(
-            sl.bank.ranks[s] for sl in packed.slices)) if packed.slices else frozenset()
-        packed._live_slots = live
-    return any(slot in live for slot, _ in groups.groups)
+    Unless ``--lora-target-modules`` limits it, vLLM wraps every linear layer
+    for LoRA while an adapter usually targets a few modules; in the others the
+    grouped call would only gather rows and scatter zeros back.  The packed
+    object (and its set of live slots) lives as long as the slot layout."""
+    return any(slot in packed.live_slots for slot, _ in groups.groups)
 
 
 def _stacked3(t: torch.Tensor) -> torch.Tensor:
@@ -396,17 +390,9 @@ class GroupedPunicaMixin:
         self._lora_linear_eager(y, x, tuple(lora_a_stacked), tuple(lora_b_stacked), scale,
                                 tuple(output_slices), add_inputs, buffer=buffer, **kwargs)
 
-    def _lora_linear_eager(
-        self,
-        y: torch.Tensor,
-        x: torch.Tensor,
-        lora_a_stacked: tuple[torch.Tensor, ...],
-        lora_b_stacked: tuple[torch.Tensor, ...],
-        scale: float,
-        output_slices: tuple[int, ...],
-        add_inputs: bool,
-        **kwargs: Any,
-    ) -> None:
+    def _lora_linear_eager(self, y: torch.Tensor, x: torch.Tensor, lora_a_stacked: tuple, lora_b_stacked: tuple,
+                           scale: float, output_slices: tuple, add_inputs: bool, **kwargs: Any) -> None:
+        """`add_lora_linear` outside a traced graph (and inside the custom op)."""
         def ours() -> None:
             y2 = y.view(-1, y.shape[-1])
             x2 = x.reshape(-1, x.shape[-1])

@@ -56,15 +56,21 @@ def get_resolver():
     return None
 
 
+def _kept_stock(env: str, platform: str, caveat: str = "") -> bool:
+    """Whether the diagnostic switch `env=vllm` asks for vLLM's own LoRA ops (said in the log)."""
+    if os.environ.get(env, "").strip().lower() != "vllm":
+        return False
+    log.warning("vllm-d2l: %s=vllm: using vLLM's %s LoRA ops%s", env, platform, caveat)
+    return True
+
+
 def _install_cpu_punica() -> None:
     """vLLM 0.32's CPU LoRA ops give base rows the last slot's adapter once every slot is full;
     the grouped path fixes that (and is faster). Only the CPU platform is touched.
 
     `VLLM_D2L_CPU_LORA=vllm` keeps vLLM's own ops: a diagnostic switch, to reproduce the bug or
     rule the grouped path out when chasing a problem."""
-    if os.environ.get("VLLM_D2L_CPU_LORA", "").strip().lower() == "vllm":
-        log.warning("vllm-d2l: VLLM_D2L_CPU_LORA=vllm: using vLLM's CPU LoRA ops (wrong for mixed batches "
-                    "once all --max-loras slots are full)")
+    if _kept_stock("VLLM_D2L_CPU_LORA", "CPU", " (wrong for mixed batches once all --max-loras slots are full)"):
         return
     try:
         from ..vllm_punica import install_cpu_punica
@@ -82,8 +88,7 @@ def _install_gpu_punica() -> None:
 
     `VLLM_D2L_GPU_LORA=vllm` keeps vLLM's own GPU ops: a diagnostic switch, to compare against
     them or rule our kernels out when chasing a problem."""
-    if os.environ.get("VLLM_D2L_GPU_LORA", "").strip().lower() == "vllm":
-        log.warning("vllm-d2l: VLLM_D2L_GPU_LORA=vllm: using vLLM's GPU LoRA ops")
+    if _kept_stock("VLLM_D2L_GPU_LORA", "GPU"):
         return
     from ..vllm_punica_gpu import install_gpu_punica
 
