@@ -117,13 +117,22 @@ def test_upload_returns_adapter_record(docs):
     assert a["name"] == "capitals" and a["id"] != b["id"]
 
 
+def _counter(http, name: str) -> float:
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def test_same_text_same_id_cached(http, docs):
     a, _ = docs
-    t0 = time.monotonic()
+    computed, hits = _counter(http, "vllm_d2l_documents_internalized_total"), _counter(http, "vllm_d2l_cache_hits_total")
     again = http.post("/v1/documents", json={"text": DOC_A})
     assert again.status_code == 200
     assert again.json()["id"] == a["id"] and again.json()["cached"] is True
-    assert time.monotonic() - t0 < 5
+    # answered from the store: nothing was read through the hypernetwork again
+    assert _counter(http, "vllm_d2l_documents_internalized_total") == computed
+    assert _counter(http, "vllm_d2l_cache_hits_total") == hits + 1
     assert http.post("/v1/documents", json={"text": DOC_A + " "}).json()["id"] != a["id"]
 
 
@@ -131,10 +140,7 @@ def test_concurrent_identical_uploads_compute_once(http, server):
     text = "Concurrent uploads of one document are computed once. " * 4
 
     def metric():
-        for line in http.get("/metrics").text.splitlines():
-            if line.startswith("vllm_d2l_documents_internalized_total"):
-                return float(line.split()[-1])
-        return 0.0
+        return _counter(http, "vllm_d2l_documents_internalized_total")
 
     before = metric()
     with ThreadPoolExecutor(6) as pool:

@@ -48,7 +48,8 @@ def build_tokenizer(folder: Path, vocab_size: int = 512):
 
 
 def build_tiny_llama(folder: Path, seed: int = 0, layers: int = 2, hidden: int = 64, intermediate: int = 128,
-                     heads: int = 4, kv_heads: int = 2, vocab_size: int = 512, dtype=torch.float32) -> Path:
+                     heads: int = 4, kv_heads: int = 2, vocab_size: int = 512, dtype=torch.float32,
+                     max_positions: int = 2048) -> Path:
     """Write a random Llama + tokenizer folder; deterministic for a given seed."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -58,7 +59,7 @@ def build_tiny_llama(folder: Path, seed: int = 0, layers: int = 2, hidden: int =
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=intermediate,
                          num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                         max_position_embeddings=2048, rope_theta=10000.0, tie_word_embeddings=True,
+                         max_position_embeddings=max_positions, rope_theta=10000.0, tie_word_embeddings=True,
                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                          pad_token_id=tok.pad_token_id, head_dim=hidden // heads)
     model = LlamaForCausalLM(config).to(dtype)
@@ -90,10 +91,10 @@ def build_tiny_hypernet(model_dir: Path, folder: Path, opened: bool = False, **o
     return net.save(folder)
 
 
-def build_servable(root: Path, opened: bool = True) -> tuple[Path, Path]:
+def build_servable(root: Path, opened: bool = True, max_positions: int = 2048) -> tuple[Path, Path]:
     """(model, hypernetwork) folders a vLLM test server can load: head_dim 32, since vLLM's CPU
     attention rejects the default tiny model's 16."""
-    model = build_tiny_llama(Path(root) / "model", heads=2, kv_heads=1)
+    model = build_tiny_llama(Path(root) / "model", heads=2, kv_heads=1, max_positions=max_positions)
     return model, build_tiny_hypernet(model, Path(root) / "hypernet", opened=opened)
 
 
