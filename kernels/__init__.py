@@ -5,12 +5,14 @@ in :mod:`kernels.triton_lora`."""
 from .cpu_grouped import grouped_expand, grouped_lora_linear, grouped_shrink
 from .layout import LoRABank, LoRASlice
 from .reference import reference_expand, reference_lora_linear, reference_shrink
-from .segments import Segments, TileSchedule, group_tokens
+from .segments import PlannedRows, Segments, SlotPlan, TileSchedule, group_tokens
 
 __all__ = [
     "LoRABank",
     "LoRASlice",
     "Segments",
+    "SlotPlan",
+    "PlannedRows",
     "TileSchedule",
     "group_tokens",
     "grouped_shrink",

@@ -13,7 +13,7 @@ from functools import cached_property
 
 import torch
 
-__all__ = ["Segments", "group_tokens", "TileSchedule"]
+__all__ = ["Segments", "group_tokens", "TileSchedule", "SlotPlan", "PlannedRows"]
 
 Rows = slice | torch.Tensor
 
@@ -130,3 +130,108 @@ def _build_schedule(seg: Segments, block_m: int) -> TileSchedule:
     first_tile = torch.cumsum(tiles_per_seg, 0) - tiles_per_seg
     tile_row = (torch.arange(num_tiles, device=device) - first_tile[tile_segment]) * block_m
     return TileSchedule(block_m, tile_segment, tile_row, num_tiles)
+
+
+# ------------------------------------------------------- fixed-shape form
+@dataclass(frozen=True, eq=False)
+class SlotPlan:
+    """The kernels' grouping in fixed-size device buffers, refreshed in place
+    with device operations only.
+
+    Why: a CUDA graph replays the kernel launches it recorded, with the same
+    pointers and grid.  :func:`group_tokens` sizes its tensors and the grid by
+    reading the batch on the host, so a graph would replay the capture step's
+    grouping.  Here every shape depends only on the capacity and the number of
+    slots: the grid is an upper bound on the row blocks, surplus blocks land
+    on an empty segment and exit at once, and :meth:`update` (run before each
+    step, outside the graph) rewrites the same buffers the graph reads.
+
+    Segment ``i < num_slots`` holds slot ``i``'s rows (possibly none); segment
+    ``num_slots`` collects the rows without an adapter and is always empty.
+    """
+
+    capacity: int
+    num_slots: int
+    block_m: int
+    order: torch.Tensor  # (capacity,) rows sorted by slot
+    seg_slot: torch.Tensor  # (num_slots + 1,)
+    seg_start: torch.Tensor  # (num_slots + 1,)
+    seg_len: torch.Tensor  # (num_slots + 1,)
+    tile_segment: torch.Tensor  # (max_tiles,)
+    tile_row: torch.Tensor  # (max_tiles,)
+    _tile_ids: torch.Tensor = field(repr=False)
+
+    @classmethod
+    def allocate(cls, capacity: int, num_slots: int, block_m: int, device: torch.device | str) -> "SlotPlan":
+        # row blocks: at most one partial block per slot beyond the full ones
+        max_tiles = (capacity + block_m - 1) // block_m + num_slots
+        long = dict(dtype=torch.int64, device=device)
+        plan = cls(
+            capacity=capacity, num_slots=num_slots, block_m=block_m,
+            order=torch.zeros(capacity, **long),
+            seg_slot=torch.arange(num_slots + 1, **long).clamp_(max=max(num_slots - 1, 0)),
+            seg_start=torch.zeros(num_slots + 1, **long),
+            seg_len=torch.zeros(num_slots + 1, **long),
+            tile_segment=torch.full((max_tiles,), num_slots, **long),
+            tile_row=torch.zeros(max_tiles, **long),
+            _tile_ids=torch.arange(max_tiles, **long),
+        )
+        return plan
+
+    def update(self, token_slots: torch.Tensor) -> None:
+        """Group ``token_slots`` (negative: no adapter) into the buffers, in place.
+
+        No host reads: only the length of ``token_slots`` is used on the host.
+        """
+        slots = token_slots.reshape(-1).to(torch.int64)
+        n = slots.numel()
+        if n > self.capacity:
+            raise ValueError(f"{n} tokens exceed the plan's capacity of {self.capacity}")
+        none = self.num_slots
+        key = torch.where(slots < 0, none, slots).clamp_(max=none)
+        _, perm = torch.sort(key, stable=True)
+        self.order[:n].copy_(perm)
+        counts = torch.zeros(none + 1, dtype=torch.int64, device=slots.device)
+        counts.scatter_add_(0, key, torch.ones_like(key))
+        self.seg_start.copy_(torch.cumsum(counts, 0) - counts)
+        counts[none] = 0  # rows without an adapter are never touched
+        self.seg_len.copy_(counts)
+        tiles = (counts + self.block_m - 1) // self.block_m
+        last = torch.cumsum(tiles, 0)
+        seg = torch.searchsorted(last, self._tile_ids, right=True).clamp_(max=none)
+        self.tile_segment.copy_(seg)
+        self.tile_row.copy_((self._tile_ids - (last - tiles)[seg]) * self.block_m)
+
+    def for_rows(self, rows: int) -> "PlannedRows":
+        """The plan as launch input for a tensor of ``rows`` rows (its grid bound)."""
+        if rows > self.capacity:
+            raise ValueError(f"{rows} rows exceed the plan's capacity of {self.capacity}")
+        tiles = min(self.tile_segment.numel(), (rows + self.block_m - 1) // self.block_m + self.num_slots)
+        return PlannedRows(self, TileSchedule(self.block_m, self.tile_segment[:tiles], self.tile_row[:tiles], tiles))
+
+
+@dataclass(frozen=True, eq=False)
+class PlannedRows:
+    """What the Triton launchers read from :class:`Segments`, backed by a
+    :class:`SlotPlan`: fixed block size, fixed grid, no host reads."""
+
+    plan: SlotPlan
+    tiles: TileSchedule
+
+    order = property(lambda self: self.plan.order)
+    seg_slot = property(lambda self: self.plan.seg_slot)
+    seg_start = property(lambda self: self.plan.seg_start)
+    seg_len = property(lambda self: self.plan.seg_len)
+
+    @property
+    def num_segments(self) -> int:
+        return self.plan.num_slots + 1
+
+    @property
+    def block_m(self) -> int:
+        return self.plan.block_m
+
+    def schedule(self, block_m: int) -> TileSchedule:
+        if block_m != self.plan.block_m:
+            raise ValueError(f"this plan was built for row blocks of {self.plan.block_m}, not {block_m}")
+        return self.tiles

@@ -18,6 +18,11 @@ same kernels run on vLLM's stacked per-slot buffers and on flat,
 rank-concatenated storage.  ``padded=True`` makes every adapter count at the
 pool's maximum rank: the cost model of a padded pool, kept for benchmarks.
 
+The launchers take the grouping either as :class:`kernels.segments.Segments`
+(exact grid, sized on the host per step) or as
+:class:`kernels.segments.PlannedRows` (fixed-size device buffers and an
+upper-bound grid, which a CUDA graph can record once and replay).
+
 Set ``TRITON_INTERPRET=1`` before importing this module to run it on CPU
 (fp32 and fp16; the interpreter's bf16 ``tl.dot`` is not reliable).
 """
@@ -31,7 +36,7 @@ import triton
 import triton.language as tl
 
 from .layout import LoRABank, LoRASlice
-from .segments import Segments
+from .segments import PlannedRows, Segments
 
 __all__ = ["triton_shrink", "triton_expand", "triton_lora_linear"]
 
@@ -57,6 +62,8 @@ def _shrink_kernel(
     slot = tl.load(seg_slot_ptr + seg)
     seg_start = tl.load(seg_start_ptr + seg)
     seg_len = tl.load(seg_len_ptr + seg)
+    if row0 >= seg_len:  # a surplus block of a fixed-size grid (see SlotPlan)
+        return
     if PADDED:
         rank = fixed_rank
     else:
@@ -116,6 +123,8 @@ def _expand_kernel(
     slot = tl.load(seg_slot_ptr + seg)
     seg_start = tl.load(seg_start_ptr + seg)
     seg_len = tl.load(seg_len_ptr + seg)
+    if row0 >= seg_len:
+        return
     if PADDED:
         rank = fixed_rank
     else:
@@ -154,9 +163,12 @@ def _expand_kernel(
 
 
 # ------------------------------------------------------------------ launchers
-def _block_m(segments: Segments) -> int:
+def _block_m(segments: Segments | PlannedRows) -> int:
     """Small row blocks for decode (one or a few rows per adapter), larger
-    ones when segments are long so each weight tile is reused across rows."""
+    ones when segments are long so each weight tile is reused across rows; a
+    fixed-shape plan fixed its block size when it was allocated."""
+    if isinstance(segments, PlannedRows):
+        return segments.block_m
     return 16 if segments.max_segment_len <= 16 else 64
 
 
@@ -180,7 +192,7 @@ def triton_shrink(
     h: torch.Tensor,
     x: torch.Tensor,
     bank: LoRABank,
-    segments: Segments,
+    segments: Segments | PlannedRows,
     scale: float = 1.0,
     *,
     padded: bool = False,
@@ -228,7 +240,7 @@ def triton_expand(
     y: torch.Tensor,
     h: torch.Tensor,
     bank: LoRABank,
-    segments: Segments,
+    segments: Segments | PlannedRows,
     out_offset: int = 0,
     add: bool = True,
     *,
@@ -262,7 +274,7 @@ def triton_lora_linear(
     y: torch.Tensor,
     x: torch.Tensor,
     slices: Sequence[LoRASlice],
-    segments: Segments,
+    segments: Segments | PlannedRows,
     scale: float = 1.0,
     *,
     padded: bool = False,

@@ -21,6 +21,7 @@ if not torch.cuda.is_available():
 from kernels import (  # noqa: E402
     LoRABank,
     LoRASlice,
+    SlotPlan,
     group_tokens,
     grouped_expand,
     grouped_lora_linear,
@@ -295,3 +296,56 @@ def test_cpu_dense_form_skips_slots_without_rank(monkeypatch):
     grouped_lora_linear(got, x, packed, group_tokens(idx))
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     assert torch.equal(got[idx == 1], y[idx == 1])
+
+
+# ------------------------------------------------------------------ fixed-shape plan
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_slot_plan_matches_host_grouping(case):
+    """Same segments as group_tokens; surplus tiles land on the empty last segment."""
+    ranks, slots, _, _ = CASES[case]
+    idx = torch.tensor(slots, dtype=torch.long)
+    plan = SlotPlan.allocate(capacity=len(slots) + 5, num_slots=len(ranks), block_m=16, device="cpu")
+    plan.update(idx)
+    seg = group_tokens(idx)
+    lens = plan.seg_len.tolist()
+    assert lens[-1] == 0
+    for slot, start, n in zip(seg.seg_slot.tolist(), seg.seg_start.tolist(), seg.seg_len.tolist()):
+        assert lens[slot] == n
+        p0 = plan.seg_start[slot].item()
+        assert plan.order[p0 : p0 + n].tolist() == seg.order[start : start + n].tolist()
+    assert sum(lens) == int((idx >= 0).sum())
+    sched = plan.for_rows(len(slots)).schedule(16)
+    covered = {}
+    for s_, r in zip(sched.tile_segment.tolist(), sched.tile_row.tolist()):
+        if r < lens[s_]:
+            covered.setdefault(s_, []).append(r)
+    assert covered == {s_: list(range(0, n, 16)) for s_, n in enumerate(lens) if n}
+
+
+def test_slot_plan_update_reads_nothing_on_the_host():
+    """Meta tensors have no data: any host read of the batch would raise."""
+    plan = SlotPlan.allocate(capacity=64, num_slots=4, block_m=16, device="meta")
+    plan.update(torch.empty(40, dtype=torch.long, device="meta"))
+    assert plan.for_rows(48).tiles.num_tiles == 3 + 4
+
+
+@pytest.mark.parametrize("dtype", TRITON_DTYPES)
+def test_triton_on_slot_plan(dtype):
+    """Upper-bound grid over a stale-sized buffer: rows past the mapping and
+    rows without an adapter stay untouched; the rest match the reference."""
+    tri = _triton_module()
+    ranks, slots, d_in, d_out = CASES["many_adapters"]
+    bank = make_pool(ranks, d_in, d_out, dtype=dtype, pad_to=32)
+    padded_bank = LoRABank.stacked(bank.a, bank.b)  # host ranks = buffer rank; true ranks on the device
+    padded_bank.device_meta()[0].copy_(torch.tensor(ranks))
+    rows = len(slots) + 7  # a captured batch size above this step's token count
+    plan = SlotPlan.allocate(capacity=128, num_slots=len(ranks), block_m=16, device=DEVICE)
+    plan.update(torch.randint(-1, len(ranks), (100,), device=DEVICE))  # an earlier, longer step
+    idx, x, y = make_batch(slots + [0] * 7, d_in, d_out + 3, dtype)
+    plan.update(idx[: len(slots)])
+    want = reference_lora_linear(y, x, torch.cat([idx[: len(slots)], torch.full((7,), -1)]),
+                                 [LoRASlice(bank, 3)], scale=0.5)
+    got = y.clone()
+    tri.triton_lora_linear(got, x, [LoRASlice(padded_bank, 3)], plan.for_rows(rows), scale=0.5)
+    torch.testing.assert_close(got.float().cpu(), want, **tol(dtype))
+    assert torch.equal(got[len(slots):], y[len(slots):])
