@@ -41,7 +41,7 @@ from vllm.platforms.interface import Platform, PlatformEnum  # noqa: E402
 
 from kernels import LoRABank, LoRASlice, reference_lora_linear  # noqa: E402
 from tiny import stacked_lora_pool  # noqa: E402
-from vllm_d2l import vllm_punica_gpu  # noqa: E402
+from vllm_d2l import punica_common, vllm_punica_gpu  # noqa: E402
 from vllm_d2l.punica_common import UnsupportedVLLMVersion  # noqa: E402
 from vllm_d2l.vllm_punica_gpu import GroupedPunicaWrapperGPU, install_gpu_punica  # noqa: E402
 
@@ -106,6 +106,9 @@ def test_vllm_gpu_internals_we_rely_on():
     assert 'kwargs["lora_config"]' in inspect.getsource(PunicaWrapperGPU.__init__)
     # vLLM's own metadata stays prepared every step, for graphs that replay its ops
     assert "prepare_tensors" in inspect.getsource(PunicaWrapperGPU.update_metadata)
+    # the graph-safe plan reads vLLM's persistent token-to-slot buffer, written in place each step
+    assert "self._token_lora_indices[: base_indices.shape[0]].copy_(" in inspect.getsource(
+        importlib.import_module("vllm.lora.punica_wrapper.punica_base").PunicaWrapperBase._update_base_metadata)
     assert GroupedPunicaWrapperGPU.__mro__[2] is PunicaWrapperGPU
 
 
@@ -330,8 +333,87 @@ def _record_stock(monkeypatch, name: str) -> list:
     return calls
 
 
-def test_graph_capture_records_vllm_ops(make_wrapper, monkeypatch):
-    """Our launch grids are per-step host values a CUDA graph would freeze."""
+class _LaunchRecorder:
+    """Stands in for a Triton kernel: launches it and remembers each launch,
+    so a test can do what a CUDA graph does at replay."""
+
+    def __init__(self, kernel, log: list):
+        self.kernel, self.log = kernel, log
+
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            self.log.append((self.kernel, grid, args, kwargs))
+            return self.kernel[grid](*args, **kwargs)
+        return launch
+
+
+def _capture(monkeypatch, w, y, x, pools, scale, **kwargs) -> list:
+    """Call add_lora_linear as during a CUDA graph capture; returns the kernel launches."""
+    tri = importlib.import_module("kernels.triton_lora")
+    log: list = []
+    monkeypatch.setattr(vllm_punica_gpu, "_capturing", lambda: True)
+    for name in ("_shrink_kernel", "_expand_kernel"):
+        monkeypatch.setattr(tri, name, _LaunchRecorder(getattr(tri, name), log))
+    w.add_lora_linear(y, x, _a(pools), _b(pools), scale, SLICES, **kwargs)
+    return log
+
+
+def test_graph_capture_runs_our_kernels_from_fixed_state(make_wrapper, monkeypatch):
+    x, y, pools = _batch(torch.float32)
+    w = make_wrapper()
+    w.add_lora_linear(y.clone(), x, _a(pools), _b(pools), 1.0, SLICES)  # the eager profiling run
+    calls = _record_stock(monkeypatch, "add_lora_linear")
+    monkeypatch.setattr(punica_common, "group_tokens", _no_host_grouping)  # nothing per-step on the host
+    got = y.clone()
+    log = _capture(monkeypatch, w, got, x, pools, 0.5, add_inputs=False)
+    assert not calls and not w._fallback and len(log) == 2 * len(SLICES)
+    torch.testing.assert_close(got.cpu(), _reference(torch.zeros_like(y), x, TOKEN_IDS, pools, 0.5),
+                               **TOL[torch.float32])
+
+
+def _no_host_grouping(*args, **kwargs):
+    raise AssertionError("host-side grouping during a capture")
+
+
+def test_graph_replay_follows_the_next_steps_batch_and_slots(make_wrapper, monkeypatch):
+    """Record the launches of a captured call; then, as between two steps, vLLM
+    moves a new adapter of another rank into slot 1, maps fewer tokens in a new
+    order and writes new inputs into the captured buffers.  Replaying the
+    recorded launches unchanged must give the new step's numbers."""
+    x, y, pools = _batch(torch.float32)
+    w = make_wrapper()
+    w.add_lora_linear(y.clone(), x, _a(pools), _b(pools), 1.0, SLICES)
+    y_static = y.clone()
+    log = _capture(monkeypatch, w, y_static, x, pools, 0.5)
+
+    new_rank, new_ids = 27, [11, 55, 33, 44]
+    g = torch.Generator().manual_seed(21)
+    for a, b in pools:  # vLLM's set_lora: the slot's padding stays zero
+        a[1].zero_(); b[1].zero_()
+        a[1, 0, :new_rank] = (torch.randn(new_rank, D_IN, generator=g) * 0.3).to(a.dtype)
+        b[1, 0, :, :new_rank] = (torch.randn(b.shape[2], new_rank, generator=g) * 0.3).to(b.dtype)
+    token_ids = [55, 0, 33, 55, 11, 11, 44, 55, 0]  # 9 of the captured 12 rows
+    w.update_metadata(LoRAMapping(tuple(token_ids), tuple(token_ids), is_prefill=False),
+                      new_ids, len(new_ids), 100)
+    x_new, y_new, _ = _batch(torch.float32, seed=8)
+    x.copy_(x_new)
+    y_static.copy_(y_new)
+    for kernel, grid, args, kwargs in log:  # the replay
+        kernel[grid](*args, **kwargs)
+
+    ranks = [RANKS[0], new_rank, RANKS[2], RANKS[3]]
+    slots = torch.tensor([new_ids.index(i) if i else -1 for i in token_ids])
+    slices = [LoRASlice(LoRABank.stacked(a.cpu(), b.cpu(), ranks), sum(SLICES[:i]))
+              for i, (a, b) in enumerate(pools)]
+    n = len(token_ids)
+    want = reference_lora_linear(y_new[:n].cpu(), x_new[:n].cpu(), slots, slices, 0.5)
+    torch.testing.assert_close(y_static[:n].cpu(), want, **TOL[torch.float32])
+    assert torch.equal(y_static[n:], y_new[n:])  # padded rows of the captured size
+    assert new_rank > RANKS[1]  # the replay used the rank written after the capture
+
+
+def test_graph_capture_of_an_unseen_layer_records_vllm_ops(make_wrapper, monkeypatch):
+    """No eager call yet, so no fixed-size ranks for this layer: vLLM's op is captured."""
     x, y, pools = _batch(torch.float32)
     w = make_wrapper()
     calls = _record_stock(monkeypatch, "add_lora_linear")

@@ -13,14 +13,28 @@ wrapper through ``get_punica_wrapper()`` and :func:`install_gpu_punica`
 points that one classmethod at :class:`GroupedPunicaWrapperGPU`.  Grouping,
 true ranks and the entry points are shared (:mod:`vllm_d2l.punica_common`).
 
-When vLLM's own ops run instead:
+CUDA graphs: a graph replays the launches it recorded, with their pointers
+and grids, so the eager path (grids and segment tensors sized on the host per
+step) cannot be captured.  While a graph is being captured,
+``add_lora_linear`` launches the same kernels from fixed-size state instead:
 
-* while a CUDA graph is being captured: our launch grids and segment tensors
-  are computed per step on the host, and a captured graph would replay the
-  capture step's.  vLLM's ops are graph-safe (fixed-size metadata buffers,
-  refreshed in place), so the graph records them; steps replayed from a
-  graph therefore use vLLM's kernels, eager steps (batches above the capture
-  sizes, ``--enforce-eager``) ours;
+* the grouping lives in a :class:`kernels.segments.SlotPlan`, rewritten in
+  place by device operations in ``update_metadata`` (which vLLM runs before
+  every step, outside the graph), with an upper-bound grid whose surplus row
+  blocks exit at once;
+* each layer's true ranks live in a device tensor per stacked buffer,
+  rewritten in place whenever the slots change hands.  Such a tensor is made
+  on the layer's first eager call (vLLM's profiling run calls every layer
+  before any capture); a layer first met during a capture records vLLM's op.
+
+So graph replays, too, cost each adapter its own rank.  The replay contract is
+tested without a GPU: the launches of a captured call are recorded, the
+batch, the inputs and a slot's adapter change as between two steps, and the
+recorded launches run again unchanged (``tests/test_vllm_punica_gpu.py``).  vLLM's own ops still
+run for:
+
+* ``add_shrink``/``add_expand`` (fully sharded LoRAs) and
+  ``add_lora_embedding`` inside a graph capture;
 * ``add_shrink``/``add_expand`` (fully sharded LoRAs) and ``add_lora_logits``
   while ``torch.compile`` traces: they have no op form, and tracing our
   host-side grouping would freeze it (``add_lora_linear`` and
@@ -29,7 +43,8 @@ When vLLM's own ops run instead:
 
 Host reads: grouping reads the slot indices (and sizes the launch grid) once
 per step, where vLLM's own metadata preparation already syncs, and a slot's
-true rank is read once per buffer when an adapter enters the slot; they are
+true rank is read once per buffer when an adapter enters the slot (the
+fixed-size plan's refresh reads nothing); they are
 declared to vLLM's sync checker (``VLLM_GPU_SYNC_CHECK``) as deliberate.
 
 ``VLLM_D2L_GPU_LORA=vllm`` (read by the serving plugin) keeps vLLM's ops.
@@ -40,13 +55,13 @@ from __future__ import annotations
 import importlib
 import logging
 from types import ModuleType
-from typing import ContextManager
+from typing import Any, ContextManager
 
 import torch
 
 from kernels.cpu_grouped import PackedSlices
-from kernels.layout import LoRABank
-from kernels.segments import Segments
+from kernels.layout import LoRABank, LoRASlice
+from kernels.segments import Segments, SlotPlan
 
 from .punica_common import (
     GroupedPunicaMixin,
@@ -58,6 +73,9 @@ from .punica_common import (
 __all__ = ["GroupedPunicaWrapperGPU", "install_gpu_punica"]
 
 logger = logging.getLogger(__name__)
+
+#: row block of the graph-safe launches: graphs are captured for decode-sized batches
+GRAPH_BLOCK_M = 16
 
 WRAPPER_QUALNAME = f"{__name__}.GroupedPunicaWrapperGPU"
 
@@ -114,6 +132,20 @@ class GroupedPunicaWrapperGPU(GroupedPunicaMixin, PunicaWrapperGPU):  # type: ig
 
     STOCK_LABEL = "vLLM's GPU ops"
 
+    def __init__(
+        self,
+        max_num_batched_tokens: int,
+        max_batches: int,
+        device: torch.device | str,
+        **kwargs: Any,
+    ):
+        super().__init__(max_num_batched_tokens, max_batches, device, **kwargs)
+        self._plan: SlotPlan | None = None
+        # (A data_ptr, B data_ptr) -> bank over the whole stacked buffers whose
+        # device ranks tensor is rewritten in place when the slots change hands
+        self._graph_banks: dict[tuple[int, int], LoRABank] = {}
+        self._graph_ranks_for: tuple | None = None
+
     def _can_run_ours(self) -> bool:
         return not torch.compiler.is_compiling() and not _capturing()
 
@@ -122,6 +154,81 @@ class GroupedPunicaWrapperGPU(GroupedPunicaMixin, PunicaWrapperGPU):  # type: ig
 
         return gpu_sync_allowed()
 
+    # ----------------------------------------------------------- CUDA graphs
+    def update_metadata(
+        self,
+        mapping: Any,
+        lora_index_to_id: list[int | None],
+        max_loras: int,
+        vocab_size: int,
+        **kwargs: Any,
+    ) -> None:
+        super().update_metadata(mapping, lora_index_to_id, max_loras, vocab_size, **kwargs)
+        if self._fallback:
+            return
+        try:
+            with self._host_reads_allowed():
+                if self._plan is None or self._plan.num_slots != max_loras:
+                    self._plan = SlotPlan.allocate(self._token_lora_indices.numel(), max_loras,
+                                                   GRAPH_BLOCK_M, self._token_lora_indices.device)
+                self._plan.update(self.token_lora_indices)
+                if self._graph_ranks_for != self._slot_ids:
+                    for bank in self._graph_banks.values():
+                        self._write_true_ranks(bank)
+                    self._graph_ranks_for = self._slot_ids
+        except Exception:
+            self._give_up("update_metadata (CUDA-graph state)")
+
+    def _write_true_ranks(self, bank: LoRABank) -> None:
+        ranks = [min(p, q) for p, q in zip(self._ranks(bank.a, 0), self._ranks(bank.b, 1))]
+        bank.device_meta()[0].copy_(torch.tensor(ranks, dtype=torch.int64))
+
+    def _remember_for_graphs(self, a_stacked: tuple, b_stacked: tuple) -> None:
+        """Give each slice's buffers their persistent bank now, outside any capture."""
+        for a, b in zip(a_stacked, b_stacked):
+            key = (a.data_ptr(), b.data_ptr())
+            if key not in self._graph_banks:
+                bank = LoRABank.stacked(a, b)  # host ranks: the buffer's; true ones on the device
+                self._write_true_ranks(bank)
+                self._graph_banks[key] = bank
+
+    def _graph_linear(self, y: torch.Tensor, x: torch.Tensor, a_stacked: tuple, b_stacked: tuple,
+                      scale: float, output_slices: tuple, add_inputs: bool) -> bool:
+        """``add_lora_linear`` from fixed-size state only; False if that state is missing."""
+        y2, x2 = y.view(-1, y.shape[-1]), x.reshape(-1, x.shape[-1])
+        plan = self._plan
+        if plan is None or x2.shape[0] > plan.capacity:
+            return False
+        banks = [self._graph_banks.get((a.data_ptr(), b.data_ptr())) for a, b in zip(a_stacked, b_stacked)]
+        if any(bank is None for bank in banks):
+            return False
+        slices, offset = [], 0
+        for bank, width in zip(banks, output_slices):
+            slices.append(LoRASlice(bank, offset))
+            offset += width
+        if not add_inputs:
+            y2[:, :offset].zero_()
+        x2 = _as_dtype(x2, banks[0].a.dtype)
+        _triton_ops().triton_lora_linear(y2, x2, slices, plan.for_rows(x2.shape[0]), scale)
+        return True
+
+    def _lora_linear_eager(self, y: torch.Tensor, x: torch.Tensor, lora_a_stacked: tuple,
+                           lora_b_stacked: tuple, scale: float, output_slices: tuple, add_inputs: bool,
+                           **kwargs: Any) -> None:
+        if not self._fallback and not torch.compiler.is_compiling():
+            try:
+                if not _capturing():
+                    with self._host_reads_allowed():
+                        self._remember_for_graphs(lora_a_stacked, lora_b_stacked)
+                elif self._graph_linear(y, x, lora_a_stacked, lora_b_stacked, scale, output_slices,
+                                        add_inputs):
+                    return
+            except Exception:
+                self._give_up("add_lora_linear (CUDA-graph path)")
+        super()._lora_linear_eager(y, x, lora_a_stacked, lora_b_stacked, scale, output_slices, add_inputs,
+                                   **kwargs)
+
+    # ----------------------------------------------------------- kernels
     def _shrink_into(
         self, h: torch.Tensor, x: torch.Tensor, bank: LoRABank, groups: Segments, scale: float
     ) -> None:
