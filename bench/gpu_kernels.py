@@ -8,7 +8,13 @@ as vLLM's pays).  Each case reports the median time, the speed-up, and the
 fraction of the HBM roofline: bytes of A, B and activations (x read, y read
 and written) at the true ranks, divided by time and by the card's peak
 bandwidth.  Before timing, every case is checked against the plain-torch
-grouped path on the same device.
+grouped path on the same device (both launch forms).
+
+A third column times the graph-safe launch (a fixed-size ``SlotPlan`` and an
+upper-bound grid, what vLLM's CUDA graphs capture).  On a GPU that launch is
+also captured in a CUDA graph; the graph is replayed after the plan is
+refreshed for a different batch (other slots, fewer tokens), checked against
+the reference, and its replay time is reported.
 
 Needs only torch and triton (run from a copy of the repo):
 
@@ -37,7 +43,7 @@ import triton  # noqa: E402
 
 from kernels.cpu_grouped import grouped_lora_linear  # noqa: E402
 from kernels.layout import LoRABank, LoRASlice  # noqa: E402
-from kernels.segments import group_tokens  # noqa: E402
+from kernels.segments import SlotPlan, group_tokens  # noqa: E402
 from kernels.triton_lora import triton_lora_linear  # noqa: E402
 
 # Peak HBM bandwidth in bytes/s, matched against torch.cuda.get_device_name().
@@ -101,6 +107,42 @@ def timer(device: torch.device):
     return cpu_time
 
 
+def reference(y0: torch.Tensor, x: torch.Tensor, bank: LoRABank, slots: torch.Tensor) -> torch.Tensor:
+    """The plain-torch grouped path in fp32, on the same device."""
+    y_ref = y0.float()
+    ref_bank = LoRABank.stacked(bank.a.float(), bank.b.float(), bank.ranks)
+    grouped_lora_linear(y_ref, x.float(), [LoRASlice(ref_bank)], group_tokens(slots))
+    return y_ref
+
+
+def graph_replay(bank: LoRABank, x: torch.Tensor, y0: torch.Tensor, slots: torch.Tensor, bench) -> dict:
+    """Capture the planned launch in a CUDA graph, then refresh the plan for
+    another batch (slots shifted by one, the last quarter of rows without a
+    mapping) and replay: error against the reference, and replay time."""
+    plan = SlotPlan.allocate(x.shape[0], bank.num_adapters, 16, x.device)
+    plan.update(slots)
+    graph_bank = LoRABank.stacked(bank.a, bank.b)  # buffer rank on the host, true ranks on the device
+    graph_bank.device_meta()[0].copy_(torch.tensor(bank.ranks))
+    sl, planned, y = [LoRASlice(graph_bank)], plan.for_rows(x.shape[0]), y0.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # compile and warm up outside the capture
+        triton_lora_linear(y, x, sl, planned)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        triton_lora_linear(y, x, sl, planned)
+    mapped = x.shape[0] - x.shape[0] // 4
+    shifted = (slots[:mapped] + 1) % bank.num_adapters
+    plan.update(shifted)
+    y.copy_(y0)
+    graph.replay()
+    torch.cuda.synchronize()
+    want = reference(y0, x, bank, torch.cat([shifted, torch.full_like(slots[mapped:], -1)]))
+    err = (y.float() - want).abs().max().item()
+    return dict(graph_replay_s=bench(graph.replay), graph_replay_err=err)
+
+
 def run(args) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
@@ -121,7 +163,8 @@ def run(args) -> dict:
     }
     rows = []
     header = (f"{'batch':8s} {'adapters':>8s} {'tokens':>7s} {'true us':>9s} {'padded us':>10s}"
-              f" {'speedup':>8s} {'roof true':>10s} {'roof pad':>9s} {'max err':>8s}")
+              f" {'speedup':>8s} {'roof true':>10s} {'roof pad':>9s} {'max err':>8s}"
+              f" {'plan us':>8s} {'graph us':>9s} {'graph err':>9s}")
     print(f"device: {gpu}; dtype {args.dtype}; d_in {args.d_in}, d_out {args.d_out};"
           f" ranks {rank_set} in turn, padded to {r_max};"
           f" peak {peak / 1e12 if peak else float('nan'):.2f} TB/s")
@@ -135,15 +178,20 @@ def run(args) -> dict:
             y0 = torch.randn(T, args.d_out, dtype=dtype, device=device)
             sl = [LoRASlice(bank)]
 
-            y_true, y_ref = y0.clone(), y0.float()
-            triton_lora_linear(y_true, x, sl, seg)
-            ref_bank = LoRABank.stacked(bank.a.float(), bank.b.float(), bank.ranks)
-            grouped_lora_linear(y_ref, x.float(), [LoRASlice(ref_bank)], seg)
-            err = (y_true.float() - y_ref).abs().max().item()
+            plan = SlotPlan.allocate(T, bank.num_adapters, 16, device)
+            plan.update(slots)
+            want = reference(y0, x, bank, slots)
+            err = 0.0
+            for grouping in (seg, plan.for_rows(T)):
+                y_check = y0.clone()
+                triton_lora_linear(y_check, x, sl, grouping)
+                err = max(err, (y_check.float() - want).abs().max().item())
 
             y = y0.clone()
             t_true = bench(lambda: triton_lora_linear(y, x, sl, seg))
             t_pad = bench(lambda: triton_lora_linear(y, x, sl, seg, padded=True))
+            t_plan = bench(lambda: triton_lora_linear(y, x, sl, plan.for_rows(T)))
+            graph = graph_replay(bank, x, y0, slots, bench) if device.type == "cuda" else {}
             used = [pool_ranks[s] for s in sorted(set(slots.tolist()))]
             useful = traffic_bytes(used, args.d_in, args.d_out, T, elt)
             moved_pad = traffic_bytes([r_max] * len(used), args.d_in, args.d_out, T, elt)
@@ -154,21 +202,27 @@ def run(args) -> dict:
                 roofline_true=(useful / t_true / peak) if peak else None,
                 roofline_padded_useful=(useful / t_pad / peak) if peak else None,
                 roofline_padded_moved=(moved_pad / t_pad / peak) if peak else None,
+                plan_s=t_plan, **graph,
             )
             rows.append(row)
 
             def pct(v):
                 return f"{100 * v:9.1f}%" if v is not None else f"{'n/a':>10s}"
 
+            g_us = f"{graph['graph_replay_s'] * 1e6:9.1f}" if graph else f"{'n/a':>9s}"
+            g_err = f"{graph['graph_replay_err']:9.1e}" if graph else f"{'n/a':>9s}"
             print(f"{kind:8s} {n_ad:8d} {T:7d} {t_true * 1e6:9.1f} {t_pad * 1e6:10.1f}"
                   f" {t_pad / t_true:7.2f}x {pct(row['roofline_true'])}"
-                  f" {pct(row['roofline_padded_moved'])} {err:8.1e}", flush=True)
+                  f" {pct(row['roofline_padded_moved'])} {err:8.1e}"
+                  f" {t_plan * 1e6:8.1f} {g_us} {g_err}", flush=True)
     return dict(
         device=gpu, peak_bytes_per_s=peak, dtype=args.dtype, d_in=args.d_in,
         d_out=args.d_out, rank_set=rank_set, padded_rank=r_max,
         torch=torch.__version__, triton=triton.__version__, rows=rows,
         note="roofline_true: useful bytes / true-rank time / peak; "
-             "roofline_padded_moved: padded bytes / padded time / peak",
+             "roofline_padded_moved: padded bytes / padded time / peak; "
+             "plan_s: the graph-safe launch (fixed-size plan, upper-bound grid); "
+             "graph_replay_*: that launch captured in a CUDA graph, replayed for another batch",
     )
 
 

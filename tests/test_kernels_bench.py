@@ -21,3 +21,4 @@ def test_gpu_bench_smoke(tmp_path):
     result = json.loads(out.read_text())
     assert result["rows"] and all(r["max_abs_err"] < 1e-2 for r in result["rows"])
     assert {r["batch"] for r in result["rows"]} == {"decode", "prefill"}
+    assert all(r["plan_s"] > 0 for r in result["rows"])  # the graph-safe launch form ran and was checked
