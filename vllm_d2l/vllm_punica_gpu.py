@@ -27,11 +27,12 @@ step) cannot be captured.  While a graph is being captured,
   on the layer's first eager call (vLLM's profiling run calls every layer
   before any capture); a layer first met during a capture records vLLM's op.
 
-So graph replays, too, cost each adapter its own rank.  The replay contract is
-tested without a GPU: the launches of a captured call are recorded, the
-batch, the inputs and a slot's adapter change as between two steps, and the
-recorded launches run again unchanged (``tests/test_vllm_punica_gpu.py``).  vLLM's own ops still
-run for:
+So graph replays, too, cost each adapter its own rank.  The replay contract
+is tested without a GPU: the launches of a captured call are recorded; the
+batch, the inputs and a slot's adapter change as between two steps; the
+recorded launches run again unchanged (``tests/test_vllm_punica_gpu.py``).
+
+vLLM's own ops still run for:
 
 * ``add_shrink``/``add_expand`` (fully sharded LoRAs) and
   ``add_lora_embedding`` inside a graph capture;
