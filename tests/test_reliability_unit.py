@@ -172,13 +172,14 @@ def test_eviction_is_lru_and_never_takes_an_adapter_in_use(tmp_path):
         ids = [(await svc.upload(_doc(i)))["id"] for i in range(3)]
         _age(svc, ids)
         engine.use(ids[0])  # the oldest is being generated with
-        before = metrics.EVICTED._value.get()
+        before, deferred = metrics.EVICTED._value.get(), metrics.DEFERRED._value.get()
         new = (await svc.upload(_doc(3)))["id"]
         live = set(svc.store.live_ids())
         assert live == {ids[0], ids[2], new}, (
             live, [svc.store.last_used(i) for i in ids], svc.adapters_in_use(), svc.settings,
             await svc.enforce_store_limit())
         assert metrics.EVICTED._value.get() == before + 1
+        assert metrics.DEFERRED._value.get() == deferred + 1  # ids[0] was next in line
         assert ids[1] not in svc.models.lora_requests and svc.store.record(ids[1]) is None
         for _ in range(100):  # not in use: purged from the workers and the disk right away
             if not (svc.store.adapters / ids[1]).exists():

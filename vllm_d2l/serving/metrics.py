@@ -31,6 +31,8 @@ CORRUPT = Counter("vllm_d2l_store_corrupt", "Stored adapters that failed their c
 RESOLVED = Counter("vllm_d2l_resolver_loads", "Adapters reloaded from the store by the resolver.")
 EVICTED = Counter("vllm_d2l_store_evictions",
                   "Adapters deleted from the store by LRU eviction (--max-stored-documents).")
+DEFERRED = Counter("vllm_d2l_store_evictions_deferred",
+                   "Adapters the store limit would have evicted, kept because a request on this server uses them.")
 STORED = Gauge("vllm_d2l_adapters_stored", "Live adapters in the store.", multiprocess_mode="livemax")
 ACTIVE = Gauge("vllm_d2l_adapters_registered",
                "Document adapters registered with this server's engine.", multiprocess_mode="livesum")
