@@ -166,7 +166,7 @@ class SlotPlan:
         # row blocks: at most one partial block per slot beyond the full ones
         max_tiles = (capacity + block_m - 1) // block_m + num_slots
         long = dict(dtype=torch.int64, device=device)
-        plan = cls(
+        return cls(
             capacity=capacity, num_slots=num_slots, block_m=block_m,
             order=torch.zeros(capacity, **long),
             seg_slot=torch.arange(num_slots + 1, **long).clamp_(max=max(num_slots - 1, 0)),
@@ -176,7 +176,6 @@ class SlotPlan:
             tile_row=torch.zeros(max_tiles, **long),
             _tile_ids=torch.arange(max_tiles, **long),
         )
-        return plan
 
     def update(self, token_slots: torch.Tensor) -> None:
         """Group ``token_slots`` (negative: no adapter) into the buffers, in place.

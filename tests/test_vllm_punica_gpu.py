@@ -424,6 +424,17 @@ def test_graph_capture_of_an_unseen_layer_records_vllm_ops(make_wrapper, monkeyp
     assert torch.equal(got, y) and not w._fallback
 
 
+def test_graph_capture_of_fewer_rows_than_the_mapping_records_vllm_ops(make_wrapper, monkeypatch):
+    """The plan indexes every mapped row; a shorter tensor must not reach the kernels."""
+    x, y, pools = _batch(torch.float32)
+    w = make_wrapper()
+    w.add_lora_linear(y.clone(), x, _a(pools), _b(pools), 1.0, SLICES)
+    calls = _record_stock(monkeypatch, "add_lora_linear")
+    monkeypatch.setattr(vllm_punica_gpu, "_capturing", lambda: True)
+    w.add_lora_linear(y[:5].clone(), x[:5], _a(pools), _b(pools), 1.0, SLICES)
+    assert len(calls) == 1 and not w._fallback
+
+
 def test_failure_falls_back_instead_of_raising(make_wrapper, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

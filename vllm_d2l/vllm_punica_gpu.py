@@ -198,7 +198,8 @@ class GroupedPunicaWrapperGPU(GroupedPunicaMixin, PunicaWrapperGPU):  # type: ig
         """``add_lora_linear`` from fixed-size state only; False if that state is missing."""
         y2, x2 = y.view(-1, y.shape[-1]), x.reshape(-1, x.shape[-1])
         plan = self._plan
-        if plan is None or x2.shape[0] > plan.capacity:
+        # the plan indexes the mapping's rows: the captured tensor must hold them all
+        if plan is None or not self.token_lora_indices.numel() <= x2.shape[0] <= plan.capacity:
             return False
         banks = [self._graph_banks.get((a.data_ptr(), b.data_ptr())) for a, b in zip(a_stacked, b_stacked)]
         if any(bank is None for bank in banks):
