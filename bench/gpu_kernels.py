@@ -122,7 +122,7 @@ def graph_replay(bank: LoRABank, x: torch.Tensor, y0: torch.Tensor, slots: torch
     plan = SlotPlan.allocate(x.shape[0], bank.num_adapters, 16, x.device)
     plan.update(slots)
     graph_bank = LoRABank.stacked(bank.a, bank.b)  # buffer rank on the host, true ranks on the device
-    graph_bank.device_meta()[0].copy_(torch.tensor(bank.ranks))
+    graph_bank.set_device_ranks(bank.ranks)
     sl, planned, y = [LoRASlice(graph_bank)], plan.for_rows(x.shape[0]), y0.clone()
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())

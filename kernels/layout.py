@@ -139,6 +139,17 @@ class LoRABank:
             (self.d_out, r), self.b_strides, self.b.storage_offset() + self.b_offsets[slot]
         )
 
+    def set_device_ranks(self, ranks: Sequence[int]) -> None:
+        """Rewrite the ranks the kernels read, in place (at most the host ``ranks``).
+
+        For launches recorded once and replayed (a CUDA graph): a bank over
+        stacked buffers keeps the buffers' full rank on the host, which sizes
+        the grid for any adapter, while the device copy holds the slots'
+        current true ranks, where each program stops."""
+        if len(ranks) != self.num_adapters or any(r < 0 or r > h for r, h in zip(ranks, self.ranks)):
+            raise ValueError(f"ranks {tuple(ranks)} do not fit {self.ranks}")
+        self.device_meta()[0].copy_(torch.tensor(list(ranks), dtype=torch.int64))
+
     def device_meta(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(ranks, a_offsets, b_offsets)`` as int64 tensors on the weights' device."""
         key = str(self.a.device)

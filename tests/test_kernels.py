@@ -337,7 +337,7 @@ def test_triton_on_slot_plan(dtype):
     ranks, slots, d_in, d_out = CASES["many_adapters"]
     bank = make_pool(ranks, d_in, d_out, dtype=dtype, pad_to=32)
     padded_bank = LoRABank.stacked(bank.a, bank.b)  # host ranks = buffer rank; true ranks on the device
-    padded_bank.device_meta()[0].copy_(torch.tensor(ranks))
+    padded_bank.set_device_ranks(ranks)
     rows = len(slots) + 7  # a captured batch size above this step's token count
     plan = SlotPlan.allocate(capacity=128, num_slots=len(ranks), block_m=16, device=DEVICE)
     plan.update(torch.randint(-1, len(ranks), (100,), device=DEVICE))  # an earlier, longer step

@@ -39,6 +39,7 @@ __all__ = [
     "check_vllm_version",
     "select_wrapper",
     "GroupedPunicaMixin",
+    "side_by_side",
 ]
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,12 @@ def _has_work(packed: PackedSlices, groups: Segments) -> bool:
     grouped call would only gather rows and scatter zeros back.  The packed
     object (and its set of live slots) lives as long as the slot layout."""
     return any(slot in packed.live_slots for slot, _ in groups.groups)
+
+
+def side_by_side(banks: list[LoRABank], widths: tuple[int, ...]) -> list[LoRASlice]:
+    """A layer's slices (q, k, v; gate, up) writing adjacent columns of its output."""
+    offsets = itertools.accumulate(widths[:-1], initial=0)
+    return [LoRASlice(bank, offset) for bank, offset in zip(banks, offsets)]
 
 
 def _stacked3(t: torch.Tensor) -> torch.Tensor:
@@ -188,10 +195,14 @@ class GroupedPunicaMixin:
             with self._host_reads_allowed():
                 self._token_groups = group_tokens(self.token_lora_indices)
                 self._sampler_groups = group_tokens(self.sampler_indices)
-            self._regrouped.clear()
-            self._slot_ids = tuple(lora_index_to_id)
+                self._regrouped.clear()
+                self._slot_ids = tuple(lora_index_to_id)
+                self._metadata_updated(max_loras)
         except Exception:  # pragma: no cover - defensive, see class docstring
             self._give_up("update_metadata")
+
+    def _metadata_updated(self, max_loras: int) -> None:
+        """Hook run after each metadata update, outside any graph: state a subclass keeps per step."""
 
     def _groups(self, which: str, n_rows: int) -> Segments:
         """Groups for a tensor of ``n_rows`` rows; rows past the mapping have no adapter."""
@@ -254,11 +265,7 @@ class GroupedPunicaMixin:
         hit = self._bank_cache.get(key)
         if hit is not None and hit[0] == self._slot_ids:
             return hit[1]
-        slices, offset = [], 0
-        for a, b, width in zip(a_stacked, b_stacked, widths):
-            slices.append(LoRASlice(self._bank(a, b), offset))
-            offset += width
-        packed = PackedSlices(slices)
+        packed = PackedSlices(side_by_side([self._bank(a, b) for a, b in zip(a_stacked, b_stacked)], widths))
         self._bank_cache[key] = (self._slot_ids, packed)
         return packed
 

@@ -61,7 +61,7 @@ from typing import Any, ContextManager
 import torch
 
 from kernels.cpu_grouped import PackedSlices
-from kernels.layout import LoRABank, LoRASlice
+from kernels.layout import LoRABank
 from kernels.segments import Segments, SlotPlan
 
 from .punica_common import (
@@ -69,6 +69,7 @@ from .punica_common import (
     UnsupportedVLLMVersion,
     check_vllm_version,
     select_wrapper,
+    side_by_side,
 )
 
 __all__ = ["GroupedPunicaWrapperGPU", "install_gpu_punica"]
@@ -133,17 +134,11 @@ class GroupedPunicaWrapperGPU(GroupedPunicaMixin, PunicaWrapperGPU):  # type: ig
 
     STOCK_LABEL = "vLLM's GPU ops"
 
-    def __init__(
-        self,
-        max_num_batched_tokens: int,
-        max_batches: int,
-        device: torch.device | str,
-        **kwargs: Any,
-    ):
-        super().__init__(max_num_batched_tokens, max_batches, device, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
         self._plan: SlotPlan | None = None
         # (A data_ptr, B data_ptr) -> bank over the whole stacked buffers whose
-        # device ranks tensor is rewritten in place when the slots change hands
+        # device ranks are rewritten in place when the slots change hands
         self._graph_banks: dict[tuple[int, int], LoRABank] = {}
         self._graph_ranks_for: tuple | None = None
 
@@ -156,33 +151,18 @@ class GroupedPunicaWrapperGPU(GroupedPunicaMixin, PunicaWrapperGPU):  # type: ig
         return gpu_sync_allowed()
 
     # ----------------------------------------------------------- CUDA graphs
-    def update_metadata(
-        self,
-        mapping: Any,
-        lora_index_to_id: list[int | None],
-        max_loras: int,
-        vocab_size: int,
-        **kwargs: Any,
-    ) -> None:
-        super().update_metadata(mapping, lora_index_to_id, max_loras, vocab_size, **kwargs)
-        if self._fallback:
-            return
-        try:
-            with self._host_reads_allowed():
-                if self._plan is None or self._plan.num_slots != max_loras:
-                    self._plan = SlotPlan.allocate(self._token_lora_indices.numel(), max_loras,
-                                                   GRAPH_BLOCK_M, self._token_lora_indices.device)
-                self._plan.update(self.token_lora_indices)
-                if self._graph_ranks_for != self._slot_ids:
-                    for bank in self._graph_banks.values():
-                        self._write_true_ranks(bank)
-                    self._graph_ranks_for = self._slot_ids
-        except Exception:
-            self._give_up("update_metadata (CUDA-graph state)")
+    def _metadata_updated(self, max_loras: int) -> None:
+        if self._plan is None or self._plan.num_slots != max_loras:
+            self._plan = SlotPlan.allocate(self._token_lora_indices.numel(), max_loras,
+                                           GRAPH_BLOCK_M, self._token_lora_indices.device)
+        self._plan.update(self.token_lora_indices)
+        if self._graph_ranks_for != self._slot_ids:
+            for bank in self._graph_banks.values():
+                self._write_true_ranks(bank)
+            self._graph_ranks_for = self._slot_ids
 
     def _write_true_ranks(self, bank: LoRABank) -> None:
-        ranks = [min(p, q) for p, q in zip(self._ranks(bank.a, 0), self._ranks(bank.b, 1))]
-        bank.device_meta()[0].copy_(torch.tensor(ranks, dtype=torch.int64))
+        bank.set_device_ranks([min(p, q) for p, q in zip(self._ranks(bank.a, 0), self._ranks(bank.b, 1))])
 
     def _remember_for_graphs(self, a_stacked: tuple, b_stacked: tuple) -> None:
         """Give each slice's buffers their persistent bank now, outside any capture."""
@@ -204,14 +184,11 @@ class GroupedPunicaWrapperGPU(GroupedPunicaMixin, PunicaWrapperGPU):  # type: ig
         banks = [self._graph_banks.get((a.data_ptr(), b.data_ptr())) for a, b in zip(a_stacked, b_stacked)]
         if any(bank is None for bank in banks):
             return False
-        slices, offset = [], 0
-        for bank, width in zip(banks, output_slices):
-            slices.append(LoRASlice(bank, offset))
-            offset += width
         if not add_inputs:
-            y2[:, :offset].zero_()
+            y2[:, : sum(output_slices)].zero_()
         x2 = _as_dtype(x2, banks[0].a.dtype)
-        _triton_ops().triton_lora_linear(y2, x2, slices, plan.for_rows(x2.shape[0]), scale)
+        _triton_ops().triton_lora_linear(y2, x2, side_by_side(banks, output_slices), plan.for_rows(x2.shape[0]),
+                                         scale)
         return True
 
     def _lora_linear_eager(self, y: torch.Tensor, x: torch.Tensor, lora_a_stacked: tuple,

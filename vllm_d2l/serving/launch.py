@@ -155,10 +155,11 @@ def build(argv: list[str], environ: dict[str, str] | None = None) -> tuple[list[
 def _hypernet_target_modules(env: dict[str, str]) -> list[str]:
     """The modules the served hypernetwork writes, from its config.json ([] when unknown)."""
     from ..generator import default_hypernet_dir
+    from ..hypernet import CONFIG_NAME
 
     folder = Path(env[ENV_HYPERNET]) if env.get(ENV_HYPERNET) else default_hypernet_dir()
     try:
-        modules = json.loads((folder / "config.json").read_text())["target_modules"]
+        modules = json.loads((folder / CONFIG_NAME).read_text())["target_modules"]
     except (OSError, ValueError, KeyError):
         return []
     return [str(m) for m in modules]

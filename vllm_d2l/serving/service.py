@@ -235,13 +235,10 @@ class DocumentService:
                 if await asyncio.to_thread(self.store.count) <= limit:
                     return []
                 protected = set(self._inflight) | ({keep} if keep else set())
-                in_use = (self.adapters_in_use() or set()) - protected
-                victims = await asyncio.to_thread(self.store.least_recently_used, limit, protected | in_use,
-                                                  self.settings.evict_min_idle_s)
-                if in_use:  # what running requests saved: an operator's sign the limit is too tight
-                    unprotected = await asyncio.to_thread(self.store.least_recently_used, limit, protected,
-                                                          self.settings.evict_min_idle_s)
-                    metrics.DEFERRED.inc(len(in_use.intersection(unprotected)))
+                in_use = self.adapters_in_use() or set()
+                victims, deferred = await asyncio.to_thread(self.store.eviction_plan, limit, protected,
+                                                            self.settings.evict_min_idle_s, in_use)
+                metrics.DEFERRED.inc(len(deferred))  # growing: the limit is too tight for the traffic
                 for doc_id in victims:
                     await self._evict(doc_id)
                 if victims:

@@ -244,14 +244,21 @@ class AdapterStore:
         Never one in `in_use`, nor one used less than `min_idle_s` ago: so fewer than the excess
         may come back, and the limit is soft while everything is busy.
         """
+        return self.eviction_plan(keep, in_use, min_idle_s)[0]
+
+    def eviction_plan(self, keep: int, protected: set[str] = frozenset(), min_idle_s: float = 0.0,
+                      in_use: set[str] = frozenset()) -> tuple[list[str], list[str]]:
+        """`(victims, deferred)` in one listing: victims as `least_recently_used` with both
+        `protected` and `in_use` spared; deferred, the `in_use` ids that would otherwise have been
+        victims (what running requests kept)."""
         live = self.live_ids()
         excess = len(live) - keep
         if excess <= 0:
-            return []
+            return [], []
         idle_before = time.time() - min_idle_s
         used = {}
         for i in live:
-            if i in in_use:
+            if i in protected:
                 continue
             for path in (self.adapters / i / USED_NAME, self.adapters / i):  # a folder without a clock: its own
                 try:
@@ -260,7 +267,8 @@ class AdapterStore:
                 except OSError:  # removed meanwhile (another replica's eviction or delete)
                     continue
         candidates = sorted((i for i, t in used.items() if min_idle_s <= 0 or t <= idle_before), key=used.get)
-        return candidates[:excess]
+        victims = [i for i in candidates if i not in in_use][:excess]
+        return victims, [i for i in candidates[:excess] if i in in_use]
 
     def live_ids(self) -> list[str]:
         """Ids of folders that are not tombstoned; a directory listing and two stats each, no reads.
