@@ -35,7 +35,7 @@ def run_documents_on(base_url: str, model: str, hypernet: Path, plan: Plan, dtyp
     source = DocumentSource(AutoTokenizer.from_pretrained(model))
     hcfg = HypernetConfig.from_json((hypernet / "config.json").read_text())
     chunk_tokens = hcfg.chunk_tokens  # the generator reads documents in the chunks it was trained on
-    full_rank = lambda n: math.ceil(n / chunk_tokens) * hcfg.rank + hcfg.bias_rank  # noqa: E731
+    full_rank = lambda n: hcfg.adapter_rank(math.ceil(n / chunk_tokens))  # noqa: E731
     base = model_name(base_url)
 
     t0 = time.monotonic()

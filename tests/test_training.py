@@ -49,6 +49,21 @@ def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path):
         torch.testing.assert_close(v, w, atol=1e-5, rtol=1e-4, msg=k)
 
 
+def test_stream_draws_fresh_records_and_resumes(tiny_model_dir, tmp_path):
+    """A streamed run never repeats a document, and a step's records depend on its number only."""
+    cfg = config(tmp_path, tiny_model_dir, jsonl=[], synthetic_docs=0, stream={"synthetic": 1.0}, steps=2,
+                 hypernet={"kind": "token", "key_dim": 4, "bias_rank": 2}, max_chunks=1)
+    trainer = Trainer(cfg)
+    first = [trainer.stream.record(i) for i in range(8)]
+    assert len({r["text"] for r in first}) == 8 and all(r["qa"] for r in first)
+    again = Trainer(cfg).stream
+    assert [again.record(i)["text"] for i in range(8)] == [r["text"] for r in first]
+    trainer.run(progress=False)
+    assert trainer.step == 2 and not trainer.teacher_cache
+    with pytest.raises(ValueError, match="stream"):
+        Trainer(config(tmp_path, tiny_model_dir, stream={"novels": 1.0}))
+
+
 def test_config_rejects_unknown_fields(tmp_path):
     import pytest
     p = tmp_path / "c.yaml"
@@ -95,11 +110,13 @@ def test_evaluation_compares_own_and_wrong_document(tiny_model_dir, tmp_path):
     assert opened["heldout_content_gap_ce"] == opened["heldout_wrong_doc_ce"] - opened["heldout_ce"]
 
 
-@pytest.mark.parametrize("center", [False, True])
-def test_trained_adapters_carry_their_own_document(tiny_model_dir, tmp_path, center):
+@pytest.mark.parametrize("net", [{"dim": 32, "heads": 2, "latent_blocks": 1, "rank": 2, "center_values": False},
+                                 {"dim": 32, "heads": 2, "latent_blocks": 1, "rank": 2, "center_values": True},
+                                 {"kind": "token", "key_dim": 16, "bias_rank": 2}],
+                         ids=["perceiver", "perceiver-centred", "token"])
+def test_trained_adapters_carry_their_own_document(tiny_model_dir, tmp_path, net):
     """Lower loss alone could be answer style, which any adapter teaches; after training, each
     document's questions must be answered clearly better with its own adapter than another's."""
-    net = {"dim": 32, "heads": 2, "latent_blocks": 1, "rank": 2, "center_values": center}
     trainer = Trainer(config(tmp_path, tiny_model_dir, steps=100, lr=3e-3, batch_docs=3, kl_weight=0.0, ce_weight=1.0,
                              hypernet=net))
     trainer.run(progress=False)

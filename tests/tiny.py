@@ -80,12 +80,12 @@ def build_tiny_hypernet(model_dir: Path, folder: Path, opened: bool = False, **o
     random B heads so adapters change outputs (what serving tests need)."""
     from transformers import AutoConfig
 
-    from vllm_d2l.hypernet import Hypernet, HypernetConfig
+    from vllm_d2l.hypernet import HypernetConfig, build
 
     cfg = HypernetConfig.for_base_model(AutoConfig.from_pretrained(model_dir), base_model="tiny",
                                         **{"dim": 32, "heads": 2, "latent_blocks": 1, **overrides})
     torch.manual_seed(0)
-    net = Hypernet(cfg)
+    net = build(cfg)
     if opened:
         net.open_()
     return net.save(folder)

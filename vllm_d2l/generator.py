@@ -18,7 +18,7 @@ import torch
 from .base_model import ensure_default_model, load_model_and_tokenizer
 from .encoder import Encoder
 from .errors import BadDocument, MissingModel
-from .hypernet import Hypernet, HypernetConfig, checkpoint_fingerprint
+from .hypernet import Hypernet, HypernetBase, HypernetConfig, checkpoint_fingerprint
 from .lora import LoRAWeights
 from .paths import cache_root, package_data_dir
 
@@ -80,12 +80,12 @@ class Internalized:
 class Generator:
     """Owns the frozen base model (as encoder), its tokenizer and the hypernetwork."""
 
-    def __init__(self, model, tokenizer, hypernet: Hypernet, base_model_name: str, fingerprint: str = "",
+    def __init__(self, model, tokenizer, hypernet: HypernetBase, base_model_name: str, fingerprint: str = "",
                  chunk_tokens: int | None = None, batch_tokens: int | None = None,
                  adapter_dtype: torch.dtype = torch.bfloat16):
         hypernet.config.check_base_model(model.config)
         self.model, self.tokenizer, self.hypernet = model, tokenizer, hypernet.eval()
-        self.encoder = Encoder(model, hypernet.config.source_layers)
+        self.encoder = Encoder(model, hypernet.config.source_layers, hypernet.capture)
         self.base_model_name = base_model_name
         self.fingerprint = fingerprint
         self.chunk_tokens = chunk_tokens or hypernet.config.chunk_tokens  # default: what it was trained on
@@ -139,9 +139,15 @@ class Generator:
         return batches
 
     @torch.no_grad()
-    def chunk_factors(self, chunks: list[list[int]], progress: bool = False) -> list[dict]:
-        """Per-chunk factors, encoding micro-batches of chunks (right-padded)."""
-        out: list[dict] = []
+    def document_parts(self, docs: list[list[list[int]]], progress: bool = False) -> list[dict]:
+        """One folded part per document (see `HypernetBase`), encoding micro-batches of chunks.
+
+        Chunks are right-padded within a micro-batch; each chunk's part is folded into its
+        document's as soon as it is read, so only one part per document is ever held.
+        """
+        chunks = [c for d in docs for c in d]
+        owner = [i for i, d in enumerate(docs) for _ in d]
+        acc: list[dict | None] = [None] * len(docs)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -155,24 +161,20 @@ class Generator:
             for i, c in enumerate(group):
                 ids[i, :len(c)] = torch.tensor(c)
                 mask[i, :len(c)] = True
-            feats = self.encoder(ids, mask.long())
-            factors = self.hypernet(feats, mask)
-            for i in range(len(group)):
-                out.append({k: (a[i], b[i]) for k, (a, b) in factors.items()})
+            parts = self.hypernet.read_chunks(self.encoder(ids, mask.long()), mask)
+            for i, part in zip(batch, parts):
+                acc[owner[i]] = self.hypernet.fold(acc[owner[i]], part)
             if bar:
                 bar.update(len(group))
         if bar:
             bar.close()
-        return out
+        return acc  # type: ignore[return-value]
 
-    def assemble(self, per_chunk: list[dict], meta: dict) -> LoRAWeights:
-        """Concatenate chunk factors (and the always-on block) along rank."""
-        parts = list(per_chunk)
-        bias = self.hypernet.bias_factors()
-        if bias:
-            parts.append(bias)
-        a = {k: torch.cat([p[k][0] for p in parts], 0).to(self.adapter_dtype).contiguous() for k in parts[0]}
-        b = {k: torch.cat([p[k][1] for p in parts], 1).to(self.adapter_dtype).contiguous() for k in parts[0]}
+    def assemble(self, part: dict, meta: dict) -> LoRAWeights:
+        """A document's folded part (plus the always-on block) as adapter weights."""
+        factors = self.hypernet.emit(part)
+        a = {k: v[0].to(self.adapter_dtype).contiguous() for k, v in factors.items()}
+        b = {k: v[1].to(self.adapter_dtype).contiguous() for k, v in factors.items()}
         return LoRAWeights(a, b, self.base_model_name, meta)
 
     # ----------------------------------------------------------------------------- public API
@@ -187,16 +189,14 @@ class Generator:
         """Several documents in one pass: their chunks share encoder batches."""
         t0 = time.perf_counter()
         docs = [self.split(self.tokenize(t, max_tokens), chunk_tokens) for t in texts]
-        flat = [c for d in docs for c in d]
-        factors = self.chunk_factors(flat, progress=progress and len(flat) > 1)
+        parts = self.document_parts(docs, progress=progress and sum(len(d) for d in docs) > 1)
         seconds = (time.perf_counter() - t0) / len(texts)
-        results, pos = [], 0
-        for d in docs:
+        results = []
+        for d, part in zip(docs, parts):
             n_tokens = sum(len(c) for c in d)
             meta = {"tokens": n_tokens, "chunks": len(d), "hypernet": self.fingerprint,
                     "chunk_tokens": chunk_tokens or self.chunk_tokens}
-            w = self.assemble(factors[pos:pos + len(d)], meta)
-            pos += len(d)
+            w = self.assemble(part, meta)
             if max_rank is not None:
                 w = w.cap_rank(max_rank)
             results.append(Internalized(w, n_tokens, len(d), seconds))

@@ -1,4 +1,11 @@
-"""The hypernetwork: a Perceiver that reads one chunk's activations and writes a LoRA.
+"""Hypernetworks: what reads a document's activations and writes a LoRA.
+
+Two kinds share one config, checkpoint format and interface (`HypernetBase`):
+  perceiver  learned queries pool each chunk into rank-8 factors (this module)
+  token      a token-level ("fast-weight") generator: every document token writes one key/value
+             pair into a per-layer linear memory, emitted as a fixed-rank LoRA (`fastweight.py`)
+
+The Perceiver, per chunk:
 
 Shape of the computation, per chunk:
 
@@ -72,6 +79,23 @@ class HypernetConfig:
     # standard deviation near 0.3, so attention over a chunk starts almost uniform and gets little
     # gradient to become selective; a larger value makes each query start out reading a few tokens.
     read_sharpness: float = 1.0
+    # "perceiver" or "token" (see the module docstring)
+    kind: str = "perceiver"
+    # token kind: width k of the learned key space; the adapter's rank is key_dim + bias_rank
+    key_dim: int = 128
+    # token kind: each token's key is paired with the residual stream at the next token ("next")
+    # or at itself ("same"); "next" stores what the model is about to say after that token
+    value_from: str = "next"
+    # token kind: the summed memory is scaled by 1/sqrt(n) ("sqrt"), 1/n ("mean") or 1 ("none")
+    memory_norm: str = "sqrt"
+    # token kind: keys minus their mean over the document, so no document-independent mean is stored
+    center_keys: bool = True
+
+    def adapter_rank(self, chunks: int = 1) -> int:
+        """Rank of a document's adapter: Perceiver chunks concatenate along rank; the token kind's
+        rank is key_dim whatever the length (its chunks sum into one memory)."""
+        per_document = self.key_dim if self.kind == "token" else chunks * self.rank
+        return per_document + self.bias_rank
 
     @property
     def layers(self) -> list[int]:
@@ -122,7 +146,107 @@ class HypernetConfig:
         unknown = set(raw) - known
         if unknown:
             raise ModelMismatch(f"unknown hypernetwork config fields {sorted(unknown)}")
-        return cls(**raw)
+        config = cls(**raw)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.kind not in KINDS:
+            raise ModelMismatch(f"unknown hypernetwork kind {self.kind!r}; known: {', '.join(KINDS)}")
+        if self.kind == "token":
+            if self.value_from not in ("next", "same") or self.memory_norm not in ("sqrt", "mean", "none"):
+                raise ModelMismatch(f"bad token-kind settings value_from={self.value_from!r}, "
+                                    f"memory_norm={self.memory_norm!r}")
+            if len(self.target_modules) != 1:
+                raise ModelMismatch("the token kind writes one module per layer; got "
+                                    f"target_modules={self.target_modules}")
+            wrong = [m for m in self.target_modules if m not in RESIDUAL_WRITERS]
+            if wrong:  # values come from the residual stream, so the module must write into it
+                raise ModelMismatch(f"the token kind writes into the residual stream; {wrong} do not")
+
+
+KINDS = ("perceiver", "token")
+RESIDUAL_WRITERS = ("down_proj", "o_proj")  # the projections whose output is added to the residual stream
+
+
+class HypernetBase(nn.Module):
+    """What every kind shares: the always-on block, checkpoints, and the generation interface.
+
+    A kind implements
+      read_chunks(enc, mask) per-chunk parts, a list of dicts (no grad needed; used by `Generator`)
+      fold(acc, part)        combine two parts of one document (associative), so documents of any
+                             length stream through in bounded memory
+      emit(part)             {module path: (A [R, d_in], B [d_out, R])}, the always-on block included
+      batch_factors(enc, mask, owner, n_docs)
+                             the same, differentiable and batched for training: A [D, R, d_in],
+                             B [D, d_out, R] for D documents whose chunks are `owner`-indexed
+    """
+
+    config: HypernetConfig
+
+    def init_bias_block(self) -> None:
+        """An always-on block per (layer, module), B at zero; it learns what every document needs."""
+        c = self.config
+        n_layers = len(c.layers)
+        if c.bias_rank:
+            self.bias_a = nn.ParameterDict({m: nn.Parameter(torch.randn(n_layers, c.bias_rank, d_in) / d_in ** 0.5)
+                                            for m, (d_in, _) in self.shapes.items()})
+            self.bias_b = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_layers, d_out, c.bias_rank))
+                                            for m, (_, d_out) in self.shapes.items()})
+
+    def bias_factors(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The always-on block: {module path: (A [r_b, d_in], B [d_out, r_b])}."""
+        if not self.config.bias_rank:
+            return {}
+        return {module_path(layer, m): (self.bias_a[m][i], self.bias_b[m][i])
+                for m in self.config.target_modules for i, layer in enumerate(self.config.layers)}
+
+    def bias_is_zero(self) -> bool:
+        return all(not p.any() for p in getattr(self, "bias_b", {}).values()) if self.config.bias_rank else True
+
+    @property
+    def capture(self) -> list[str]:
+        """Module paths whose inputs the encoder must keep for this kind."""
+        return []
+
+    def calibrate_(self, enc, mask) -> None:
+        """Set data-dependent scales from a first batch (kinds that need none ignore it)."""
+
+    # ----------------------------------------------------------------------------- checkpoints
+    def save(self, folder: Path | str, dtype: torch.dtype = torch.float32) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to(dtype).contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_NAME))
+        (folder / CONFIG_NAME).write_text(self.config.to_json())
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path | str, hf_config=None) -> "HypernetBase":
+        """Load a checkpoint of any kind (its config says which)."""
+        folder = Path(folder)
+        if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
+            raise MissingModel(f"{folder} is not a hypernetwork checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+        config = HypernetConfig.from_json((folder / CONFIG_NAME).read_text())
+        if hf_config is not None:
+            config.check_base_model(hf_config)
+        net = build(config)
+        state = load_file(str(folder / WEIGHTS_NAME))
+        missing, unexpected = net.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+        if missing or unexpected:
+            raise ModelMismatch(f"checkpoint {folder} does not match its config: missing {missing[:3]}, "
+                                f"unexpected {unexpected[:3]}")
+        net.eval()
+        return net
+
+
+def build(config: HypernetConfig) -> HypernetBase:
+    """A fresh network of the config's kind."""
+    config.validate()
+    if config.kind == "token":
+        from .fastweight import FastWeightNet
+        return FastWeightNet(config)
+    return Hypernet(config)
 
 
 class Block(nn.Module):
@@ -162,7 +286,9 @@ class Block(nn.Module):
         return x + self.mlp(self.norm_mlp(x))
 
 
-class Hypernet(nn.Module):
+class Hypernet(HypernetBase):
+    """The Perceiver kind."""
+
     def __init__(self, config: HypernetConfig):
         super().__init__()
         self.config = c = config
@@ -183,11 +309,7 @@ class Hypernet(nn.Module):
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
         self.gate = nn.Parameter(torch.ones(n_layers, n_mod))
-        if c.bias_rank:
-            self.bias_a = nn.ParameterDict({m: nn.Parameter(torch.randn(n_layers, c.bias_rank, d_in) / d_in ** 0.5)
-                                            for m, (d_in, _) in self.shapes.items()})
-            self.bias_b = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_layers, d_out, c.bias_rank))
-                                            for m, (_, d_out) in self.shapes.items()})
+        self.init_bias_block()
 
     def forward(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Per-chunk factors.
@@ -221,8 +343,7 @@ class Hypernet(nn.Module):
     def is_noop(self) -> bool:
         """True when every generated B is zero whatever the document (an untrained network)."""
         heads = all(not p.any() for p in self.head_b.parameters()) or not self.gate.any()
-        bias = all(not p.any() for p in getattr(self, "bias_b", {}).values()) if self.config.bias_rank else True
-        return bool(heads and bias)
+        return bool(heads and self.bias_is_zero())
 
     @torch.no_grad()
     def open_(self, seed: int = 0) -> "Hypernet":
@@ -242,38 +363,39 @@ class Hypernet(nn.Module):
         self.gate.fill_(1.0)
         return self
 
-    def bias_factors(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """The always-on block: {module path: (A [r_b, d_in], B [d_out, r_b])}."""
-        if not self.config.bias_rank:
-            return {}
-        return {module_path(layer, m): (self.bias_a[m][i], self.bias_b[m][i])
-                for m in self.config.target_modules for i, layer in enumerate(self.config.layers)}
+    # ----------------------------------------------------------------------------- generation interface
+    def read_chunks(self, enc, mask: torch.Tensor | None = None) -> list[dict]:
+        factors = self(enc.hidden, mask)
+        return [{k: (a[i], b[i]) for k, (a, b) in factors.items()} for i in range(enc.hidden.shape[0])]
 
-    # ----------------------------------------------------------------------------- checkpoints
-    def save(self, folder: Path | str, dtype: torch.dtype = torch.float32) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to(dtype).contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_NAME))
-        (folder / CONFIG_NAME).write_text(self.config.to_json())
-        return folder
+    def fold(self, acc: dict | None, part: dict) -> dict:
+        """Chunks concatenate along rank."""
+        if acc is None:
+            return part
+        return {k: (torch.cat([acc[k][0], part[k][0]], 0), torch.cat([acc[k][1], part[k][1]], 1)) for k in part}
 
-    @classmethod
-    def load(cls, folder: Path | str, hf_config=None) -> "Hypernet":
-        folder = Path(folder)
-        if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
-            raise MissingModel(f"{folder} is not a hypernetwork checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-        config = HypernetConfig.from_json((folder / CONFIG_NAME).read_text())
-        if hf_config is not None:
-            config.check_base_model(hf_config)
-        net = cls(config)
-        state = load_file(str(folder / WEIGHTS_NAME))
-        missing, unexpected = net.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-        if missing or unexpected:
-            raise ModelMismatch(f"checkpoint {folder} does not match its config: missing {missing[:3]}, "
-                                f"unexpected {unexpected[:3]}")
-        net.eval()
-        return net
+    def emit(self, part: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        return self.fold(part, self.bias_factors()) if self.config.bias_rank else part
+
+    def batch_factors(self, enc, mask: torch.Tensor, owner: list[int], n_docs: int) -> dict:
+        """Each document's chunk factors (and the always-on block) concatenated along rank and
+        zero-padded to the largest rank in the batch: A [D, R, d_in], B [D, d_out, R]."""
+        per_chunk = self(enc.hidden, mask)
+        bias = self.bias_factors()
+        most = max(owner.count(d) for d in range(n_docs))
+        out = {}
+        for k, (a, b) in per_chunk.items():
+            r = a.shape[1]
+            rows_a, cols_b = [], []
+            for d in range(n_docs):
+                mine = [i for i, o in enumerate(owner) if o == d]
+                pad = (most - len(mine)) * r
+                rows_a.append(torch.cat([a[mine].flatten(0, 1), a.new_zeros(pad, a.shape[2])]
+                                        + ([bias[k][0]] if bias else []), 0))
+                cols_b.append(torch.cat([b[mine].transpose(0, 1).flatten(1), b.new_zeros(b.shape[1], pad)]
+                                        + ([bias[k][1]] if bias else []), 1))
+            out[k] = (torch.stack(rows_a), torch.stack(cols_b))
+        return out
 
 
 def checkpoint_fingerprint(folder: Path | str) -> str:

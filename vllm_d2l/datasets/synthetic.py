@@ -193,13 +193,14 @@ def generate(n: int, seed: int = 0, genres: Iterable[str] | None = None, holdout
     """
     names = resolve_genres(genres, holdout_genres)
     code_words = system_code_words() if system_words else None
-    records = []
-    for i in range(n):
-        rng = random.Random(f"d2l-synthetic:{seed}:{i}")
-        genre = BY_NAME[rng.choice(names)]
-        record = make_document(rng, genre, code_words)
-        records.append({"id": f"syn-{seed}-{i:06d}", **record})
-    return records
+    return [make_record(seed, i, names, code_words) for i in range(n)]
+
+
+def make_record(seed: int, index: int, genres: Sequence[str], code_words: list[str] | None = None) -> dict:
+    """Record `index` of the stream `seed` over `genres`, without generating the ones before it."""
+    rng = random.Random(f"d2l-synthetic:{seed}:{index}")
+    genre = BY_NAME[rng.choice(list(genres))]
+    return {"id": f"syn-{seed}-{index:06d}", **make_document(rng, genre, code_words)}
 
 
 def split(n_train: int, n_eval: int, seed: int = 0,

@@ -38,8 +38,8 @@ def load_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
         rec.setdefault("id", f"train-{i}")
     for i, rec in enumerate(heldout):
         rec["id"] = f"heldout-{i}"
-    if not train:
-        raise ValueError("no training records: set synthetic_docs or jsonl")
+    if not train and not cfg.stream:
+        raise ValueError("no training records: set synthetic_docs, jsonl or stream")
     return train, heldout
 
 
@@ -60,3 +60,51 @@ def load_passages(cfg: TrainConfig, tokenizer) -> list[dict]:
     if not out:
         raise ValueError(f"pretrain_sources {cfg.pretrain_sources} gave no passages")
     return out
+
+
+class RecordStream:
+    """Fresh training records on demand: record i depends on (seed, i) only, so a resumed run sees
+    what an uninterrupted one would, and no document is drawn twice."""
+
+    SOURCES = ("synthetic", "realistic", "cloze")
+
+    def __init__(self, cfg: TrainConfig, tokenizer=None):
+        unknown = sorted(set(cfg.stream) - set(self.SOURCES))
+        if unknown or not cfg.stream or min(cfg.stream.values()) < 0 or sum(cfg.stream.values()) <= 0:
+            raise ValueError(f"stream needs positive weights over {self.SOURCES}; got {cfg.stream}")
+        self.seed = cfg.seed
+        self.names = list(cfg.stream)
+        total = sum(cfg.stream.values())
+        self.weights = [cfg.stream[n] / total for n in self.names]
+        self.makers = {n: getattr(self, f"_{n}")(cfg, tokenizer) for n in self.names}
+
+    def record(self, index: int) -> dict:
+        import random
+
+        roll, acc = random.Random(f"d2l-stream:{self.seed}:{index}").random(), 0.0
+        for name, w in zip(self.names, self.weights):
+            acc += w
+            if roll < acc:
+                break
+        rec = self.makers[name](index)
+        return {**rec, "id": f"stream-{name}-{index}", "fresh": True}
+
+    @staticmethod
+    def _synthetic(cfg: TrainConfig, tokenizer):
+        from ..datasets import synthetic
+
+        genres = synthetic.resolve_genres(None, cfg.holdout_genres)
+        return lambda i: synthetic.make_record(cfg.seed, i, genres)
+
+    @staticmethod
+    def _realistic(cfg: TrainConfig, tokenizer):
+        from ..datasets import realistic
+
+        kinds = [k for k in realistic.KINDS if k not in set(realistic.DEFAULT_HOLDOUT_KINDS)]
+        return lambda i: realistic.make_record(cfg.seed, i, kinds)
+
+    @staticmethod
+    def _cloze(cfg: TrainConfig, tokenizer):
+        from ..datasets import cloze
+
+        return cloze.make_stream(cfg.seed, tokenizer=tokenizer, split="train")

@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 
 from ..base_model import ensure_default_model, load_model_and_tokenizer
-from ..encoder import Encoder
-from ..hypernet import Hypernet, HypernetConfig
+from ..encoder import Encoded, Encoder
+from ..hypernet import HypernetBase, HypernetConfig, build
 from . import checkpoint
 from .config import TrainConfig
-from .data import load_passages, load_records
+from .data import RecordStream, load_passages, load_records
 from .objectives import batch_loss, qa_examples, reconstruct_example, teacher_topk
 
 
@@ -33,69 +33,77 @@ class Trainer:
         self.out = Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         model_dir = Path(cfg.model_dir) if cfg.model_dir else ensure_default_model()
-        self.model, self.tok = load_model_and_tokenizer(model_dir, dtype=torch.bfloat16)
+        self.model, self.tok = load_model_and_tokenizer(model_dir, dtype=getattr(torch, cfg.dtype))
         if cfg.init_from:
-            self.net = Hypernet.load(cfg.init_from, self.model.config)
+            self.net = HypernetBase.load(cfg.init_from, self.model.config)
         else:
             hcfg = HypernetConfig.for_base_model(self.model.config, base_model=model_dir.name, **cfg.hypernet)
-            self.net = Hypernet(hcfg)
+            self.net = build(hcfg)
         self.net.train()
-        self.encoder = Encoder(self.model, self.net.config.source_layers)
+        self.encoder = Encoder(self.model, self.net.config.source_layers, self.net.capture)
         self.train_set, self.heldout = load_records(cfg)
+        self.stream = RecordStream(cfg, self.tok) if cfg.stream else None
         self.passages = load_passages(cfg, self.tok)
-        decay = [p for n, p in self.net.named_parameters() if p.dim() >= 2 and not n.startswith("bias_")]
-        rest = [p for n, p in self.net.named_parameters() if not (p.dim() >= 2 and not n.startswith("bias_"))]
-        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                      {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
+        self.opt = torch.optim.AdamW(self.param_groups(), lr=cfg.lr)
         self.step = 0
         self.teacher_cache: dict[str, list] = {}
         ckpt = self.out / "checkpoint"
         if (ckpt / "state.json").is_file():
             self.step = checkpoint.load(ckpt, self.net, self.opt)["step"]
 
+    def param_groups(self) -> list[dict]:
+        """Weight decay on matrices only; the always-on block (answer style, the same for every
+        document) and the value maps may learn at their own rates (`lr_mult`)."""
+        cfg = self.cfg
+        groups: dict[str, dict] = {}
+        for name, p in self.net.named_parameters():
+            if name.startswith("bias_"):
+                key, mult, decay = "bias", cfg.bias_lr_mult, 0.0
+            elif name.startswith("value."):
+                key, mult, decay = "value", cfg.value_lr_mult, cfg.weight_decay
+            elif p.dim() >= 2:
+                key, mult, decay = "decay", 1.0, cfg.weight_decay
+            else:
+                key, mult, decay = "rest", 1.0, 0.0
+            groups.setdefault(key, {"params": [], "weight_decay": decay, "lr_mult": mult})["params"].append(p)
+        return list(groups.values())
+
     # ----------------------------------------------------------------------------- a batch of documents
     def batch_factors(self, docs: list[list[int]], n_chunks: list[int]) -> dict:
         """Differentiable adapters of several documents, each cut into its own number of chunks.
 
-        All chunks go through the encoder and hypernetwork as one padded batch; each document's
-        chunk factors (and the always-on block) are concatenated along rank and zero-padded to the
-        largest rank in the batch: A [D, R, d_in], B [D, d_out, R].
+        Each document's chunks (of nearly equal length) go through the frozen encoder together, so
+        no pass is spent on padding to the longest document in the batch; the hypernetwork then
+        reads all chunks as one padded batch and combines each document's chunks as its kind
+        does: A [D, R, d_in], B [D, d_out, R].
         """
-        chunks, owner = [], []
+        pad = self.tok.pad_token_id or 0
+        encoded, masks, owner = [], [], []
         for d, (ids, n) in enumerate(zip(docs, n_chunks)):
             size = math.ceil(len(ids) / n)
-            for i in range(0, len(ids), size):
-                chunks.append(ids[i:i + size])
-                owner.append(d)
-        width = max(len(c) for c in chunks)
-        x = torch.full((len(chunks), width), self.tok.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros_like(x, dtype=torch.bool)
-        for i, c in enumerate(chunks):
-            x[i, :len(c)] = torch.tensor(c)
-            mask[i, :len(c)] = True
-        per_chunk = self.net(self.encoder(x, mask.long()), mask)
-        bias = self.net.bias_factors()
-        most = max(owner.count(d) for d in range(len(docs)))
-        out = {}
-        for k, (a, b) in per_chunk.items():
-            r = a.shape[1]
-            rows_a, cols_b = [], []
-            for d in range(len(docs)):
-                mine = [i for i, o in enumerate(owner) if o == d]
-                pad = (most - len(mine)) * r
-                rows_a.append(torch.cat([a[mine].flatten(0, 1), a.new_zeros(pad, a.shape[2])]
-                                        + ([bias[k][0]] if bias else []), 0))
-                cols_b.append(torch.cat([b[mine].transpose(0, 1).flatten(1), b.new_zeros(b.shape[1], pad)]
-                                        + ([bias[k][1]] if bias else []), 1))
-            out[k] = (torch.stack(rows_a), torch.stack(cols_b))
-        return out
+            chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+            x = torch.full((len(chunks), max(len(c) for c in chunks)), pad, dtype=torch.long)
+            mask = torch.zeros_like(x, dtype=torch.bool)
+            for i, c in enumerate(chunks):
+                x[i, :len(c)] = torch.tensor(c)
+                mask[i, :len(c)] = True
+            encoded.append(self.encoder(x, mask.long()))
+            masks.append(mask)
+            owner.extend([d] * len(chunks))
+        enc, mask = Encoded.concat(encoded, masks)
+        if self.step == 0 and self.net.training and not self.cfg.init_from:
+            self.net.calibrate_(enc, mask)
+        return self.net.batch_factors(enc, mask, owner, len(docs))
 
     def teacher(self, rec: dict) -> list:
         """Teacher top-k for every question of a record, computed once and cached."""
         key = rec["id"]
-        if key not in self.teacher_cache:
-            self.teacher_cache[key] = teacher_topk(self.model, self.tok, rec["text"], rec["qa"], self.cfg.kl_topk)
-        return self.teacher_cache[key]
+        if key in self.teacher_cache:
+            return self.teacher_cache[key]
+        out = teacher_topk(self.model, self.tok, rec["text"], rec["qa"], self.cfg.kl_topk)
+        if not rec.get("fresh"):  # streamed records are never seen twice: caching them only grows memory
+            self.teacher_cache[key] = out
+        return out
 
     def batch_loss(self, recs: list[dict], rng: random.Random, pretrain: list[bool],
                    adapter_from: list[dict] | None = None) -> tuple[torch.Tensor, dict]:
@@ -128,6 +136,8 @@ class Trainer:
     # ----------------------------------------------------------------------------- loop
     def lr_at(self, step: int) -> float:
         cfg = self.cfg
+        if cfg.lr_schedule == "constant":
+            return cfg.lr * min(1.0, (step + 1) / cfg.warmup)
         if step < cfg.warmup:
             return cfg.lr * (step + 1) / cfg.warmup
         frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
@@ -136,12 +146,15 @@ class Trainer:
     def train_step(self) -> dict:
         cfg = self.cfg
         rng = random.Random(cfg.seed * 1_000_003 + self.step)  # resumable: a step's data depends on its number only
-        recs = [self.train_set[rng.randrange(len(self.train_set))] for _ in range(cfg.batch_docs)]
+        if self.stream:
+            recs = [self.stream.record(self.step * cfg.batch_docs + j) for j in range(cfg.batch_docs)]
+        else:
+            recs = [self.train_set[rng.randrange(len(self.train_set))] for _ in range(cfg.batch_docs)]
         pretrain = [rng.random() < cfg.pretrain_prob for _ in recs]
         if self.passages:  # reconstruction examples read corpus passages instead of training documents
             recs = [self.passages[rng.randrange(len(self.passages))] if p else r for r, p in zip(recs, pretrain)]
         for g in self.opt.param_groups:
-            g["lr"] = self.lr_at(self.step)
+            g["lr"] = self.lr_at(self.step) * g.get("lr_mult", 1.0)
         self.opt.zero_grad(set_to_none=True)
         loss, totals = self.batch_loss(recs, rng, pretrain)
         loss.backward()
@@ -149,7 +162,8 @@ class Trainer:
         totals["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip))
         self.opt.step()
         self.step += 1
-        totals["gate"] = self.net.gate.detach().abs().mean().item()
+        gate = getattr(self.net, "gate", None)
+        totals["gate"] = (gate if gate is not None else self.net.gain).detach().abs().mean().item()
         return totals
 
     @torch.no_grad()

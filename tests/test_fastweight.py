@@ -1,0 +1,129 @@
+"""The token-level generator on the tiny model: exact no-op at start, the compact LoRA form equals
+the token-by-token form, fixed rank whatever the length, and generation equals training."""
+import pytest
+import torch
+
+from vllm_d2l.apply import lora_applied
+from vllm_d2l.encoder import Encoder
+from vllm_d2l.errors import ModelMismatch
+from vllm_d2l.generator import Generator
+from vllm_d2l.hypernet import HypernetBase, HypernetConfig, build
+from tiny import build_tiny_hypernet
+
+TEXT = "The vault code of tower Alder is 4471. The keeper of tower Alder is Mira. " * 6
+PATH = "model.layers.1.mlp.down_proj"
+
+
+def token_net(model_config, seed=0, **kw):
+    cfg = HypernetConfig.for_base_model(model_config, base_model="tiny", **{"kind": "token", "key_dim": 6,
+                                                                           "bias_rank": 2, **kw})
+    torch.manual_seed(seed)
+    return build(cfg)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+
+
+def encode(model, net, lengths=(12, 9)):
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, 300, (len(lengths), max(lengths)), generator=g)
+    mask = torch.zeros(ids.shape, dtype=torch.bool)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = True
+    return Encoder(model, net.config.source_layers, net.capture)(ids, mask.long()), mask
+
+
+@pytest.mark.parametrize("value_from", ["next", "same"])
+@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize("norm", ["sqrt", "mean", "none"])
+def test_compact_form_equals_token_level_form(model, value_from, center, norm):
+    """B A x must equal gain * sum_t V h_t (a_t . q) * norm(n), written token by token."""
+    net = token_net(model.config, value_from=value_from, center_keys=center, memory_norm=norm,
+                    bias_rank=0).open_(seed=3)
+    enc, mask = encode(model, net)
+    net.calibrate_(enc, mask)
+    with torch.no_grad():
+        net.gain.uniform_(0.5, 1.5)
+        a, b = net.batch_factors(enc, mask, [0, 1], 2)[PATH]
+    x = torch.randn(5, model.config.intermediate_size)
+    k, layer = net.config.key_dim, 1
+    for d, n_tok in enumerate((12, 9)):
+        m = enc.inputs[d, layer, :n_tok].float() / net.in_rms[layer, 0]
+        h = enc.hidden[d, layer, :n_tok].float()
+        if value_from == "next":
+            m, h = m[:-1], h[1:]
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
+        g = net.key["down_proj"][layer]
+        keys = m @ g.T / k ** 0.5
+        if center:
+            keys = keys - keys.mean(0)
+        q = (x / net.in_rms[layer, 0]) @ g.T / k ** 0.5
+        n = keys.shape[0]
+        scale = {"sqrt": n ** -0.5, "mean": 1 / n, "none": 1.0}[norm]
+        direct = net.gain[layer, 0] * scale * (q @ keys.T) @ (h @ net.value["down_proj"][layer].T)
+        compact = x @ a[d].T @ b[d].T
+        torch.testing.assert_close(compact, direct.detach(), atol=1e-4, rtol=1e-4)
+
+
+def test_fresh_network_is_exact_noop(model):
+    net = token_net(model.config)
+    assert net.is_noop()
+    enc, mask = encode(model, net)
+    factors = net.batch_factors(enc, mask, [0, 1], 2)
+    assert all(not b.any() for _, b in factors.values())
+
+
+def test_generation_equals_training_path_and_rank_is_fixed(tiny_model_dir, tmp_path):
+    """The generator folds chunk memories one micro-batch at a time; training sums them in one
+    batch. Both must give the same adapter, and its rank must not depend on the length."""
+    folder = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6, bias_rank=2)
+    gen = Generator.load(folder, tiny_model_dir, encoder_dtype=torch.float32, adapter_dtype=torch.float32,
+                         chunk_tokens=16, batch_tokens=16)
+    ids = gen.tokenize(TEXT)
+    chunks = gen.split(ids)
+    assert len(chunks) >= 4
+    long = gen.internalize(TEXT)
+    short = gen.internalize(gen.tokenizer.decode(chunks[0]))
+    assert long.weights.rank == short.weights.rank == 6 + 2 == gen.hypernet.config.adapter_rank(len(chunks))
+
+    width = max(len(c) for c in chunks)
+    x = torch.zeros(len(chunks), width, dtype=torch.long)
+    mask = torch.zeros_like(x, dtype=torch.bool)
+    for i, c in enumerate(chunks):
+        x[i, :len(c)] = torch.tensor(c)
+        mask[i, :len(c)] = True
+    with torch.no_grad():
+        batched = gen.hypernet.batch_factors(gen.encoder(x, mask.long()), mask, [0] * len(chunks), 1)
+    for path, (a, b) in batched.items():
+        torch.testing.assert_close(long.weights.a[path], a[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(long.weights.b[path], b[0], atol=1e-4, rtol=1e-3)
+
+
+def test_adapter_changes_outputs_and_checkpoint_round_trips(tiny_model_dir, tmp_path, model):
+    folder = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
+    net = HypernetBase.load(folder, model.config)
+    assert net.config.kind == "token" and type(net).__name__ == "FastWeightNet"
+    with torch.no_grad():
+        net.in_rms.fill_(0.5)
+    again = HypernetBase.load(net.save(tmp_path / "hn2"))
+    assert torch.equal(again.in_rms, net.in_rms)
+    gen = Generator(model, Generator.load(folder, tiny_model_dir).tokenizer, again, "tiny",
+                    adapter_dtype=torch.float32)
+    w = gen.internalize(TEXT).weights
+    ids = torch.tensor([[3, 4, 5, 6]])
+    with torch.no_grad():
+        base = model(ids).logits
+        with lora_applied(model, {k: (w.a[k], w.b[k]) for k in w.a}):
+            adapted = model(ids).logits
+    assert not torch.allclose(base, adapted, atol=1e-3)
+
+
+def test_config_refuses_modules_outside_the_residual_stream(model):
+    for modules in (["q_proj"], ["down_proj", "o_proj"]):
+        with pytest.raises(ModelMismatch):
+            token_net(model.config, target_modules=modules)
+    with pytest.raises(ModelMismatch, match="kind"):
+        token_net(model.config, kind="pooled")

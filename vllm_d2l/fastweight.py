@@ -1,0 +1,142 @@
+"""The token-level ("fast-weight") generator: every document token writes into a linear memory.
+
+For each target layer l (module `down_proj`, which writes into the residual stream), from the frozen
+pass over the document keep, per token t:
+    m_t  the input of layer l's `down_proj` (what a LoRA on it sees at query time)   [d_in]
+    h_t  the residual stream after layer l at the next token (or the same one), RMS-normalised [H]
+Then, with G_l [k, d_in] learned and V_l [H, H] zero-initialised,
+    key   a_t = G_l m~_t / sqrt(k)     (m~ = m / in_rms_l, keys centred over the document)
+    value b_t = V_l h_t
+and the adapter adds  gain_l * sum_t b_t (a_t . G_l x~) / sqrt(n)  to `down_proj`'s output: a linear
+attention over the document's tokens, each key kept paired with its value (nothing is pooled).
+
+It is a LoRA of rank k whatever the document's length:
+    A = G_l / in_rms_l                                  [k, d_in], the same for every document
+    B = gain_l * V_l (sum_t h_t a_t^T) / sqrt(n)        [H, k]
+and a document's chunks combine by summing their memories (sum_t h_t a_t^T, sum_t h_t, sum_t a_t, n):
+centring and normalising happen once, on the sums. V starts at zero, so a fresh network is an
+exact no-op; an always-on block (as in the Perceiver) is appended for what every document needs.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .hypernet import HypernetBase, HypernetConfig
+from .lora import module_path
+
+
+class FastWeightNet(HypernetBase):
+    def __init__(self, config: HypernetConfig):
+        super().__init__()
+        self.config = c = config
+        self.shapes = c.shapes()
+        n_layers, k = len(c.layers), c.key_dim
+        self.paths = {m: [module_path(l, m) for l in c.layers] for m in c.target_modules}
+        self.key = nn.ParameterDict({m: nn.Parameter(torch.randn(n_layers, k, d_in) / d_in ** 0.5)
+                                     for m, (d_in, _) in self.shapes.items()})  # G
+        self.value = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_layers, h, h))
+                                       for m, (_, h) in self.shapes.items()})  # V, zero: exact no-op
+        self.gain = nn.Parameter(torch.ones(n_layers, len(c.target_modules)))
+        # RMS of each module's inputs, measured once on real documents (`calibrate_`), so keys and
+        # queries start at unit scale whatever the layer; 1 until then.
+        self.register_buffer("in_rms", torch.ones(n_layers, len(c.target_modules)))
+        self.init_bias_block()
+
+    @property
+    def capture(self) -> list[str]:
+        return [p for m in self.config.target_modules for p in self.paths[m]]
+
+    @torch.no_grad()
+    def calibrate_(self, enc, mask: torch.Tensor) -> None:
+        x = enc.inputs.float()  # [N, M*L, T, d_in], module-major as in `capture`
+        w = mask[:, None, :, None].to(x.dtype)
+        ms = (x.pow(2) * w).sum((0, 2, 3)) / (w.sum() * x.shape[-1])  # [M*L]
+        self.in_rms.copy_(ms.sqrt().clamp_min(1e-6).view(len(self.config.target_modules), -1).T)
+
+    # ----------------------------------------------------------------------------- memory
+    def memory(self, enc, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-chunk sums, batched: S [N, M, L, H, k], sh [N, M, L, H], sk [N, M, L, k], n [N]."""
+        c = self.config
+        n_mod, n_layers = len(c.target_modules), len(c.layers)
+        m_in = enc.inputs.float().unflatten(1, (n_mod, n_layers))  # [N, M, L, T, d_in]
+        h = enc.hidden.float()  # [N, L, T, H]
+        w = mask.float()  # [N, T]
+        if c.value_from == "next":  # key at t, value at t+1
+            m_in, h, w = m_in[..., :-1, :], h[:, :, 1:], w[:, :-1] * w[:, 1:]
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)  # RMS-normalised values
+        hw = h * w[:, None, :, None]  # [N, L, T, H], padding and unpaired tokens weigh 0
+        out = {"S": [], "sh": [], "sk": []}
+        for j, m in enumerate(c.target_modules):
+            g = self.key[m] / (self.in_rms[:, j, None, None] * c.key_dim ** 0.5)  # [L, k, d_in]
+            keys = torch.einsum("nltd,lkd->nltk", m_in[:, j], g)  # [N, L, T, k]
+            out["S"].append(torch.einsum("nlth,nltk->nlhk", hw, keys))  # [N, L, H, k]
+            out["sh"].append(hw.sum(2))  # [N, L, H]
+            out["sk"].append((keys * w[:, None, :, None]).sum(2))  # [N, L, k]
+        mem = {k: torch.stack(v, 1) for k, v in out.items()}
+        mem["n"] = w.sum(1)  # [N]
+        return mem
+
+    def factors(self, mem: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Summed memories of D documents -> {path: (A [D, k, d_in], B [D, H, k])}."""
+        c = self.config
+        n = mem["n"].clamp_min(1.0)  # [D]
+        s = mem["S"]  # [D, M, L, H, k]
+        if c.center_keys:  # sum_t h_t (a_t - mean a)^T = S - (sum h)(sum a)^T / n
+            s = s - mem["sh"][..., :, None] * mem["sk"][..., None, :] / n[:, None, None, None, None]
+        scale = {"sqrt": n.rsqrt(), "mean": 1.0 / n, "none": torch.ones_like(n)}[c.memory_norm]  # [D]
+        out = {}
+        for j, m in enumerate(c.target_modules):
+            a = self.key[m] / (self.in_rms[:, j, None, None] * c.key_dim ** 0.5)  # [L, k, d_in]
+            b = torch.einsum("lgh,dlhk->dlgk", self.value[m], s[:, j])  # [D, L, H, k]
+            b = b * (self.gain[None, :, j, None, None] * scale[:, None, None, None])
+            for i, path in enumerate(self.paths[m]):
+                out[path] = (a[i].expand(b.shape[0], -1, -1), b[:, i])
+        return out
+
+    # ----------------------------------------------------------------------------- generation interface
+    def read_chunks(self, enc, mask: torch.Tensor) -> list[dict]:
+        mem = self.memory(enc, mask)
+        return [{k: v[i] for k, v in mem.items()} for i in range(mask.shape[0])]
+
+    def fold(self, acc: dict | None, part: dict) -> dict:
+        """Chunks combine by summing their memories."""
+        return part if acc is None else {k: acc[k] + part[k] for k in part}
+
+    def emit(self, part: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        one = {k: v[None] for k, v in part.items()}
+        return self._with_bias({k: (a[0], b[0]) for k, (a, b) in self.factors(one).items()}, batched=False)
+
+    def batch_factors(self, enc, mask: torch.Tensor, owner: list[int], n_docs: int) -> dict:
+        mem = self.memory(enc, mask)
+        index = torch.tensor(owner)
+        summed = {k: v.new_zeros((n_docs, *v.shape[1:])).index_add(0, index, v) for k, v in mem.items()}
+        return self._with_bias(self.factors(summed), batched=True)
+
+    def _with_bias(self, factors: dict, batched: bool) -> dict:
+        bias = self.bias_factors()
+        if not bias:
+            return factors
+        out = {}
+        for k, (a, b) in factors.items():
+            ba, bb = bias[k]
+            if batched:
+                ba, bb = ba.expand(a.shape[0], -1, -1), bb.expand(b.shape[0], -1, -1)
+            out[k] = (torch.cat([a, ba], -2), torch.cat([b, bb], -1))
+        return out
+
+    # ----------------------------------------------------------------------------- inspection
+    def is_noop(self) -> bool:
+        values = all(not v.any() for v in self.value.values()) or not self.gain.any()
+        return bool(values and self.bias_is_zero())
+
+    @torch.no_grad()
+    def open_(self, seed: int = 0) -> "FastWeightNet":
+        """Small random values (and always-on block), in place: adapters that do real work untrained."""
+        g = torch.Generator().manual_seed(seed)
+        for v in self.value.values():
+            v.copy_(torch.randn(v.shape, generator=g) / v.shape[-1] ** 0.5)
+        for m, p in getattr(self, "bias_b", {}).items():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        self.gain.fill_(1.0)
+        return self
