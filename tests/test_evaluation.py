@@ -93,6 +93,25 @@ def test_evaluate_structure(tiny_generator):
     json.dumps(res)  # serialisable as is
     with pytest.raises(ValueError, match="unknown conditions"):
         evaluate(tiny_generator, RECORDS, conditions=("oracle",))
+    with pytest.raises(ValueError, match="two documents"):
+        evaluate(tiny_generator, RECORDS[:1])
+
+
+def test_other_condition_reads_another_documents_adapter(tiny_model_dir, tmp_path):
+    """With adapters that change outputs, 'other' must answer document n with document n+1's adapter."""
+    from tiny import build_tiny_hypernet
+
+    from vllm_d2l.evaluation.generation import factors_of, generate
+    from vllm_d2l.evaluation.qa import evaluate
+    from vllm_d2l.generator import Generator
+    from vllm_d2l.prompts import question_messages, render
+    folder = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=4)
+    gen = Generator.load(folder, model_dir=tiny_model_dir, encoder_dtype=torch.float32)
+    res = evaluate(gen, RECORDS, conditions=("adapter", "other"), max_new_tokens=4, batch_size=2)
+    prompt = render(gen.tokenizer, question_messages(RECORDS[1]["qa"][0]["q"]))
+    w = gen.internalize(RECORDS[0]["text"]).weights
+    expected = generate(gen.model, gen.tokenizer, [prompt], 4, factors=factors_of(w))[0]
+    assert res["items"][2]["outputs"]["other"] == expected
 
 
 def test_eval_cli_writes_json_and_png(tiny_model_dir, tiny_hypernet_dir, tmp_path):
@@ -102,11 +121,11 @@ def test_eval_cli_writes_json_and_png(tiny_model_dir, tiny_hypernet_dir, tmp_pat
     data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     out, png = tmp_path / "res.json", tmp_path / "res.png"
     rc = main(["--data", str(data), "--hypernet", str(tiny_hypernet_dir), "--model", str(tiny_model_dir),
-               "--limit", "1", "--max-new-tokens", "2", "--out", str(out), "--plot", str(png), "--no-progress"])
+               "--limit", "2", "--max-new-tokens", "2", "--out", str(out), "--plot", str(png), "--no-progress"])
     assert rc == 0
     res = json.loads(out.read_text())
-    assert res["n_docs"] == 1 and res["n_questions"] == 2 and res["data"] == str(data)
-    assert set(res["gap_closure"]) == {"accuracy", "f1"}
+    assert res["n_docs"] == 2 and res["n_questions"] == 3 and res["data"] == str(data)
+    assert set(res["gap_closure"]) == {"accuracy", "f1"} == set(res["content_gap"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -13,7 +13,7 @@ def _pyplot():
     return plt
 
 
-_LABELS = {"none": "no context", "context": "in context", "adapter": "adapter"}
+_LABELS = {"none": "no context", "context": "in context", "adapter": "own adapter", "other": "another doc's\nadapter"}
 
 
 def qa_chart(results: dict, path: Path | str, title: str = "") -> None:

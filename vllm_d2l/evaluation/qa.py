@@ -1,9 +1,11 @@
 """`vllm-d2l eval`: how much of a document an adapter carries, measured by questions.
 
-Every question is answered three ways by the same base model: with no context (what the model
+Every question is answered four ways by the same base model: with no context (what the model
 already knows: ~0 on invented facts), with the document in the prompt (the teacher the adapter is
-distilled from) and with the generated adapter and the bare question (what we ship). Gap closure
-(adapter - none) / (context - none) says how much of the in-context benefit the adapter recovers.
+distilled from), with the document's generated adapter and the bare question (what we ship), and
+with another document's adapter ("other"). Gap closure (adapter - none) / (context - none) says how
+much of the in-context benefit the adapter recovers; adapter - other is what the adapter carries of
+its own document rather than answer style, which any adapter teaches.
 
     vllm-d2l eval --data docs.jsonl --out results.json --plot results.png
     vllm-d2l eval --synthetic 50 --limit 20          # held-out genres of the synthetic generator
@@ -22,7 +24,7 @@ from ..prompts import context_messages, question_messages, render
 from .generation import factors_of, generate
 from .metrics import contains, gap_closure, token_f1
 
-CONDITIONS = ("none", "context", "adapter")
+CONDITIONS = ("none", "context", "adapter", "other")
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -43,9 +45,16 @@ def _summary(items: list[dict], conditions: Sequence[str]) -> dict:
 
 
 def _gaps(summary: dict) -> dict:
-    if not all(c in summary for c in CONDITIONS):
+    if not all(c in summary for c in ("none", "context", "adapter")):
         return {}
     return {m: gap_closure(summary["adapter"][m], summary["context"][m], summary["none"][m]) for m in ("accuracy", "f1")}
+
+
+def _content(summary: dict) -> dict:
+    """Own adapter minus another document's: the part of the score that is the document's."""
+    if "adapter" not in summary or "other" not in summary:
+        return {}
+    return {m: summary["adapter"][m] - summary["other"][m] for m in ("accuracy", "f1")}
 
 
 def _breakdown(items: list[dict], key: str, conditions: Sequence[str]) -> dict:
@@ -71,17 +80,23 @@ def evaluate(generator, records: list[dict], conditions: Sequence[str] = CONDITI
               "q": qa["q"], "a": qa["a"],
               "doc": n, "outputs": {}, "correct": {}, "f1": {}}
              for n, r in enumerate(records) for qa in r["qa"]]
+    if "other" in conditions and len(records) < 2:
+        raise ValueError("the 'other' condition needs at least two documents")
     seconds: dict[str, float] = {}
     bar = _bar(len(items) * len(conditions), "answering", progress)
     tick = bar.update if bar else None
+    adapters = None
 
     for cond in conditions:
         t0 = time.perf_counter()
-        if cond == "adapter":
-            t_int = time.perf_counter()
-            adapters = [w.weights for w in generator.internalize_many([r["text"] for r in records])]
-            seconds["internalize"] = time.perf_counter() - t_int
-            for n, w in enumerate(adapters):  # one adapter per document: batch that document's questions
+        if cond in ("adapter", "other"):
+            if adapters is None:
+                t_int = time.perf_counter()
+                adapters = [w.weights for w in generator.internalize_many([r["text"] for r in records])]
+                seconds["internalize"] = time.perf_counter() - t_int
+            shift = len(records) // 2 if cond == "other" else 0
+            for n in range(len(records)):  # one adapter per document: batch that document's questions
+                w = adapters[(n + shift) % len(records)]
                 mine = [i for i in items if i["doc"] == n]
                 prompts = [render(tok, question_messages(i["q"])) for i in mine]
                 for i, text in zip(mine, generate(model, tok, prompts, max_new_tokens, batch_size,
@@ -109,6 +124,7 @@ def evaluate(generator, records: list[dict], conditions: Sequence[str] = CONDITI
         del i["doc"]
     return {
         "n_docs": len(records), "n_questions": len(items), "conditions": summary, "gap_closure": _gaps(summary),
+        "content_gap": _content(summary),
         "by_genre": _breakdown(items, "genre", conditions), "by_type": _breakdown(items, "type", conditions),
         "by_length": _breakdown(items, "length", conditions),
         "settings": {"max_new_tokens": max_new_tokens, "greedy": True, "scoring": "normalised answer contained"},
@@ -142,6 +158,9 @@ def format_table(results: dict) -> str:
     if gap:
         fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
         rows.append(f"gap closure: accuracy {fmt(gap['accuracy'])}, F1 {fmt(gap['f1'])}")
+    own = results.get("content_gap") or {}
+    if own:
+        rows.append(f"own - other document's adapter: accuracy {own['accuracy']:+.1%}, F1 {own['f1']:+.3f}")
     return "\n".join(rows)
 
 
@@ -155,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hypernet", help="hypernetwork folder (default: the shipped one)")
     p.add_argument("--model", help="base model folder (default: the default model)")
     p.add_argument("--limit", type=int, help="evaluate only the first N documents")
-    p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated subset of none,context,adapter")
+    p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated subset of " + ",".join(CONDITIONS))
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--out", help="write the full results (every output) as JSON")
