@@ -10,6 +10,7 @@ its own document rather than answer style, which any adapter teaches.
     vllm-d2l eval --data docs.jsonl --out results.json --plot results.png
     vllm-d2l eval --synthetic 50 --limit 20          # held-out genres of the synthetic generator
     vllm-d2l eval --needle --train-tokens 1024       # needle recall (see needle.py)
+    vllm-d2l eval --server http://127.0.0.1:8000    # through a running server (see served.py)
 """
 from __future__ import annotations
 
@@ -171,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for --synthetic")
     p.add_argument("--genres", help="for --synthetic: comma-separated genres, the ones the hypernetwork was "
                                     "trained without (default: the generator's default hold-out)")
+    p.add_argument("--server", metavar="URL", help="ask a running vllm-d2l server instead of the in-process model: "
+                                                 "documents are uploaded, questions go through chat completions")
+    p.add_argument("--api-key", help="with --server: the server's --api-key")
     p.add_argument("--hypernet", help="hypernetwork folder (default: the shipped one)")
     p.add_argument("--model", help="base model folder (default: the default model)")
     p.add_argument("--limit", type=int, help="evaluate only the first N documents")
@@ -190,15 +194,25 @@ def main(argv: list[str] | None = None) -> int:
         from . import needle
 
         return needle.main([a for a in argv if a != "--needle"])
-    args = build_parser().parse_args(argv)
-    from ..generator import Generator
-
+    p = build_parser()
+    args = p.parse_args(argv)
     records, label = _load_records(args)
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
-    generator = Generator.load(args.hypernet, args.model)
-    results = evaluate(generator, records, conditions, args.max_new_tokens, args.batch_size,
-                       progress=not args.no_progress)
-    results = {"data": label, "model": generator.base_model_name, "hypernet": generator.fingerprint, **results}
+    if args.server:
+        if args.hypernet or args.model:
+            p.error("--server evaluates what that server runs; --hypernet and --model do not apply")
+        from .served import ServedClient, evaluate_served
+
+        client = ServedClient(args.server, args.api_key)
+        results = evaluate_served(client, records, conditions, args.max_new_tokens, progress=not args.no_progress)
+        results = {"data": label, "model": client.base_model(), "server": args.server, **results}
+    else:
+        from ..generator import Generator
+
+        generator = Generator.load(args.hypernet, args.model)
+        results = evaluate(generator, records, conditions, args.max_new_tokens, args.batch_size,
+                           progress=not args.no_progress)
+        results = {"data": label, "model": generator.base_model_name, "hypernet": generator.fingerprint, **results}
     print(format_table(results))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

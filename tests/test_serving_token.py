@@ -1,0 +1,122 @@
+"""The token-level generator served end to end on the tiny model: fixed rank whatever the length,
+served greedy tokens equal to the Hugging Face model with the same adapter, and the server
+evaluation mode (`vllm-d2l eval --server`)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+
+from vllm_d2l.serving.store import AdapterStore
+from vllm_d2l.serving.testing import ServerProcess
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny import build_tiny_hypernet, build_tiny_llama  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+KEY_DIM, BIAS = 8, 2
+SHORT = "The vault code of tower Alder is 4471."
+LONG = "The keeper of tower Brook is Tobin, and the vault code there is 9032. " * 12
+N_TOKENS = 8
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving-token")
+    model = build_tiny_llama(root / "model", heads=2, kv_heads=1)
+    hypernet = build_tiny_hypernet(model, root / "hypernet", opened=True, kind="token", key_dim=KEY_DIM,
+                                   bias_rank=BIAS, chunk_tokens=32)
+    return {"root": root, "model": model, "hypernet": hypernet, "store": root / "store"}
+
+
+@pytest.fixture(scope="module")
+def server(env):
+    srv = ServerProcess(
+        ["--model", str(env["model"]), "--hypernet", str(env["hypernet"]), "--store", str(env["store"]),
+         "--dtype", "float32", "--max-model-len", "256", "--max-num-seqs", "8", "--max-loras", "2",
+         "--max-lora-rank", "16", "--disable-log-stats"],
+        log_path=env["root"] / "server.log", startup_timeout=600)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.base_url, timeout=300) as c:
+        yield c
+
+
+def served_tokens(http, model: str, prompt: list[int]) -> list[int]:
+    r = http.post("/v1/completions", json={"model": model, "prompt": prompt, "max_tokens": N_TOKENS,
+                                           "temperature": 0, "ignore_eos": True, "return_token_ids": True})
+    r.raise_for_status()
+    return r.json()["choices"][0]["token_ids"]
+
+
+@torch.no_grad()
+def reference_tokens(model, prompt: list[int], factors: dict | None) -> list[int]:
+    from vllm_d2l.apply import lora_applied
+
+    ids = torch.tensor([prompt])
+    out = []
+    for _ in range(N_TOKENS):
+        if factors:
+            with lora_applied(model, factors):
+                logits = model(ids).logits
+        else:
+            logits = model(ids).logits
+        nxt = int(logits[0, -1].argmax())
+        out.append(nxt)
+        ids = torch.cat([ids, torch.tensor([[nxt]])], 1)
+    return out
+
+
+def test_rank_is_fixed_and_served_tokens_equal_the_reference(env, http):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    short, long = (http.post("/v1/documents", json={"text": t}).json() for t in (SHORT, LONG))
+    assert long["chunks"] >= 4 and short["chunks"] == 1
+    assert short["rank"] == long["rank"] == KEY_DIM + BIAS and not long.get("compressed")
+
+    model = AutoModelForCausalLM.from_pretrained(env["model"], dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(env["model"])
+    prompt = tok("The quick brown fox", add_special_tokens=False)["input_ids"]
+    base = served_tokens(http, http.get("/v1/models").json()["data"][0]["id"], prompt)
+    assert base == reference_tokens(model, prompt, None)
+    for doc in (short, long):
+        _, weights = AdapterStore(env["store"]).load(doc["id"])
+        factors = {k: (weights.a[k].float(), weights.b[k].float()) for k in weights.a}
+        expected = reference_tokens(model, prompt, factors)
+        assert expected != base  # the adapter changes the answer, so the comparison means something
+        assert served_tokens(http, doc["id"], prompt) == expected
+
+
+def test_eval_server_mode(server, tmp_path):
+    import json
+
+    from vllm_d2l.evaluation.qa import main
+
+    records = [{"id": "a", "text": SHORT, "qa": [{"q": "What is the vault code?", "a": "4471"}]},
+               {"id": "b", "text": LONG, "qa": [{"q": "Who keeps tower Brook?", "a": "Tobin"},
+                                                {"q": "What is the code?", "a": "9032"}]}]
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "served.json"
+    assert main(["--server", server.base_url, "--data", str(data), "--max-new-tokens", "4", "--no-progress",
+                 "--out", str(out), "--plot", str(tmp_path / "served.png")]) == 0
+    res = json.loads(out.read_text())
+    assert res["n_questions"] == 3 and set(res["conditions"]) == {"none", "context", "adapter", "other"}
+    assert all(a.startswith("doc-") for a in res["adapters"]) and len(set(res["adapters"])) == 2
+    assert all(set(i["outputs"]) == set(res["conditions"]) for i in res["items"])
+    # LONG in the prompt is longer than this server's 256-token window: recorded, scored wrong, not fatal
+    assert res["conditions"]["context"]["errors"] == 2 and res["conditions"]["adapter"]["errors"] == 0
+    assert "maximum context length" in res["items"][1]["errors"]["context"]
+    with pytest.raises(SystemExit):
+        main(["--server", server.base_url, "--hypernet", "x"])
