@@ -131,3 +131,26 @@ def test_periodic_evaluation_logs_and_plots(tiny_model_dir, tmp_path):
     log = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert any("heldout_content_gap_ce" in r for r in log)
     assert (tmp_path / "run" / "curves.png").stat().st_size > 0
+
+
+def test_best_snapshot_is_kept_and_a_fresh_run_resumes_from_it(tiny_model_dir, tmp_path):
+    """The committable snapshot holds the best held-out evaluation; a run on a machine without
+    the run folder continues from it at its step, with the same weights."""
+    from vllm_d2l.training import checkpoint
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2}
+    trainer = Trainer(config(tmp_path / "a", tiny_model_dir, steps=4, eval_every=2, hypernet=net))
+    trainer.heldout = trainer.train_set
+    trainer.run(progress=False)
+    state = json.loads((tmp_path / "a" / "run" / "best" / "state.json").read_text())
+    assert state["step"] in (2, 4) and "heldout_content_gap_ce" in state
+    fresh = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6, hypernet=net,
+                           resume_from=str(tmp_path / "a" / "run" / "best")))
+    assert fresh.step == fresh.warm_from == state["step"]
+    assert fresh.lr_at(fresh.step) < fresh.cfg.lr or fresh.cfg.warmup == 1
+    snap = Hypernet.load(tmp_path / "a" / "run" / "best" / "hypernet")
+    for (k, v), (_, w) in zip(snap.state_dict().items(), fresh.net.state_dict().items()):
+        assert torch.equal(v, w), k
+    fresh.run(progress=False)
+    assert fresh.step == 6
+    with pytest.raises(ValueError, match="another hypernetwork config"):
+        checkpoint.load_snapshot(tmp_path / "a" / "run" / "best", Trainer(config(tmp_path / "c", tiny_model_dir)).net)

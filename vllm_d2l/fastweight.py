@@ -109,7 +109,7 @@ class FastWeightNet(HypernetBase):
 
     def batch_factors(self, enc, mask: torch.Tensor, owner: list[int], n_docs: int) -> dict:
         mem = self.memory(enc, mask)
-        index = torch.tensor(owner)
+        index = torch.tensor(owner, device=mask.device)
         summed = {k: v.new_zeros((n_docs, *v.shape[1:])).index_add(0, index, v) for k, v in mem.items()}
         return self._with_bias(self.factors(summed), batched=True)
 

@@ -216,7 +216,7 @@ class HypernetBase(nn.Module):
     def save(self, folder: Path | str, dtype: torch.dtype = torch.float32) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to(dtype).contiguous() for k, v in self.state_dict().items()}
+        state = {k: v.detach().to(device="cpu", dtype=dtype).contiguous() for k, v in self.state_dict().items()}
         save_file(state, str(folder / WEIGHTS_NAME))
         (folder / CONFIG_NAME).write_text(self.config.to_json())
         return folder

@@ -23,7 +23,7 @@ def save(folder: Path, net: Hypernet, opt: torch.optim.Optimizer, state: dict) -
     for idx, st in sd["state"].items():
         for key, val in st.items():
             if torch.is_tensor(val) and val.dim() > 0:
-                tensors[f"{idx}.{key}"] = val.contiguous()
+                tensors[f"{idx}.{key}"] = val.detach().cpu().contiguous()
             else:
                 meta[f"{idx}.{key}"] = float(val)
     save_file(tensors, str(tmp / "optimizer.safetensors"))
@@ -40,7 +40,7 @@ def save(folder: Path, net: Hypernet, opt: torch.optim.Optimizer, state: dict) -
 def load(folder: Path, net: Hypernet, opt: torch.optim.Optimizer) -> dict:
     """Restore weights and optimizer in place; return the saved training state."""
     loaded = Hypernet.load(folder)
-    net.load_state_dict(loaded.state_dict())
+    net.load_state_dict(loaded.state_dict())  # copies into the net's own device
     state = json.loads((folder / "state.json").read_text())
     tensors = load_file(str(folder / "optimizer.safetensors"))
     per_param: dict[int, dict] = {}
@@ -52,3 +52,31 @@ def load(folder: Path, net: Hypernet, opt: torch.optim.Optimizer) -> dict:
         per_param.setdefault(int(idx), {})[name] = torch.tensor(val)
     opt.load_state_dict({"state": per_param, "param_groups": state.pop("param_groups")})
     return state
+
+
+def save_snapshot(folder: Path, net: Hypernet, state: dict) -> None:
+    """The small, committable form of a run: bf16 weights, config and step, no optimizer (which
+    is twice the weights). A run resumes from it with a fresh optimizer (`load_snapshot`)."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    net.save(tmp / "hypernet", dtype=torch.bfloat16)
+    (tmp / "state.json").write_text(json.dumps(state, indent=2))
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def load_snapshot(folder: Path, net: Hypernet) -> int:
+    """Load a snapshot's weights into `net` in place; return the step it was taken at."""
+    state_file = folder / "state.json"
+    if not state_file.is_file():
+        raise FileNotFoundError(f"{folder} is not a training snapshot (no state.json)")
+    loaded = Hypernet.load(folder / "hypernet")
+    if loaded.config != net.config:
+        raise ValueError(f"snapshot {folder} was trained with another hypernetwork config")
+    net.load_state_dict(loaded.state_dict())
+    return int(json.loads(state_file.read_text())["step"])

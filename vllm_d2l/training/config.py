@@ -12,6 +12,10 @@ class TrainConfig:
     model_dir: str | None = None  # None: the default model
     hypernet: dict = field(default_factory=dict)  # HypernetConfig overrides (dim, rank, ...)
     init_from: str | None = None  # start from an existing hypernetwork checkpoint
+    # Continue a run from a committed snapshot (`best/` of a run: bf16 weights + step) when the run
+    # folder has no checkpoint of its own, e.g. on a fresh machine; the optimizer restarts with a
+    # new warm-up.
+    resume_from: str | None = None
     # data
     synthetic_docs: int = 4000  # fictional fact documents generated for training
     heldout_docs: int = 48
@@ -50,6 +54,7 @@ class TrainConfig:
     # The frozen model's dtype. float32 is faster on CPUs without native bf16 matmuls (measured on
     # a Xeon without AMX: a forward of 8 x 229 tokens 3.7 s in fp32 against 5.8 s in bf16).
     dtype: str = "float32"
+    device: str = "cpu"  # "cuda" on a GPU machine (use dtype bfloat16 there)
     # bookkeeping
     log_every: int = 10
     eval_every: int = 200

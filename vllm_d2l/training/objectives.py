@@ -81,17 +81,18 @@ def teacher_topk(model, tokenizer, document: str, qa: list[dict], k: int) -> lis
     shared = min(len(p) for p in prompts) - 1
     for p in prompts[1:]:
         shared = next((i for i in range(shared) if p[i] != prompts[0][i]), shared)
-    out = model.model(input_ids=torch.tensor([prompts[0][:shared]]), use_cache=True)
+    device = model.device
+    out = model.model(input_ids=torch.tensor([prompts[0][:shared]], device=device), use_cache=True)
     cache = out.past_key_values
     cache.batch_repeat_interleave(len(qa))
     tails = [Example(p[shared:], a) for p, a in zip(prompts, answers)]
-    ids, attn, target = pad_batch(tails, tokenizer.pad_token_id or 0)
-    attn = torch.cat([torch.ones(len(qa), shared, dtype=attn.dtype), attn], dim=1)
+    ids, attn, target = (t.to(device) for t in pad_batch(tails, tokenizer.pad_token_id or 0))
+    attn = torch.cat([torch.ones(len(qa), shared, dtype=attn.dtype, device=device), attn], dim=1)
     hidden = model.model(input_ids=ids, attention_mask=attn, past_key_values=cache, use_cache=True).last_hidden_state
     lp = F.log_softmax(model.lm_head(hidden[target]).float(), dim=-1)
     vals, idx = lp.topk(k, dim=-1)
     sizes = target.sum(1).tolist()
-    return list(zip(idx.split(sizes), vals.split(sizes)))
+    return list(zip(idx.cpu().split(sizes), vals.cpu().split(sizes)))
 
 
 def teacher_topk_uncached(model, tokenizer, document: str, qa: list[dict], k: int):
@@ -108,8 +109,9 @@ def teacher_topk_uncached(model, tokenizer, document: str, qa: list[dict], k: in
 def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_weight: float,
                ce_weight: float) -> tuple[torch.Tensor, dict]:
     """Loss of a batch; `factors` hold one adapter per document: A [D, R, d_in], B [D, d_out, R]."""
-    ids, attn, target = pad_batch(examples, pad_id)
-    doc = torch.tensor([e.doc for e in examples])
+    device = model.device
+    ids, attn, target = (t.to(device) for t in pad_batch(examples, pad_id))
+    doc = torch.tensor([e.doc for e in examples], device=device)
     per_example = {k: (a.index_select(0, doc), b.index_select(0, doc)) for k, (a, b) in factors.items()}
     with lora_applied(model, per_example):
         logits = target_logits(model, ids, attn, target)
@@ -117,7 +119,7 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
     logp = F.log_softmax(logits, dim=-1)
     nll = F.nll_loss(logp, labels, reduction="none")
     sizes = target.sum(1).tolist()
-    is_rec = torch.cat([torch.full((n,), e.reconstruct) for n, e in zip(sizes, examples)])
+    is_rec = torch.cat([torch.full((n,), e.reconstruct) for n, e in zip(sizes, examples)]).to(device)
     loss = logits.new_zeros(())
     stats: dict[str, float] = {}
     if (~is_rec).any():
@@ -130,9 +132,9 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
         stats["rec"] = rec.item()
     with_teacher = [e.teacher is not None for e in examples]
     if kl_weight > 0 and any(with_teacher):
-        rows = torch.cat([torch.full((n,), t) for n, t in zip(sizes, with_teacher)])
-        idx = torch.cat([e.teacher[0] for e in examples if e.teacher is not None])
-        t_lp = torch.cat([e.teacher[1] for e in examples if e.teacher is not None])
+        rows = torch.cat([torch.full((n,), t) for n, t in zip(sizes, with_teacher)]).to(device)
+        idx = torch.cat([e.teacher[0] for e in examples if e.teacher is not None]).to(device)
+        t_lp = torch.cat([e.teacher[1] for e in examples if e.teacher is not None]).to(device)
         t_p = F.softmax(t_lp, dim=-1)  # renormalised over the teacher's top-k
         s_lp = torch.gather(logp[rows], 1, idx)
         s_lp = s_lp - torch.logsumexp(s_lp, dim=-1, keepdim=True)

@@ -33,13 +33,14 @@ class Trainer:
         self.out = Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         model_dir = Path(cfg.model_dir) if cfg.model_dir else ensure_default_model()
-        self.model, self.tok = load_model_and_tokenizer(model_dir, dtype=getattr(torch, cfg.dtype))
+        self.device = torch.device(cfg.device)
+        self.model, self.tok = load_model_and_tokenizer(model_dir, dtype=getattr(torch, cfg.dtype), device=cfg.device)
         if cfg.init_from:
             self.net = HypernetBase.load(cfg.init_from, self.model.config)
         else:
             hcfg = HypernetConfig.for_base_model(self.model.config, base_model=model_dir.name, **cfg.hypernet)
             self.net = build(hcfg)
-        self.net.train()
+        self.net.to(self.device).train()
         self.encoder = Encoder(self.model, self.net.config.source_layers, self.net.capture)
         self.train_set, self.heldout = load_records(cfg)
         self.stream = RecordStream(cfg, self.tok) if cfg.stream else None
@@ -47,9 +48,13 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.param_groups(), lr=cfg.lr)
         self.step = 0
         self.teacher_cache: dict[str, list] = {}
+        self.step_evaluated = -1
+        self.warm_from = 0  # the step the learning-rate warm-up counts from
         ckpt = self.out / "checkpoint"
         if (ckpt / "state.json").is_file():
             self.step = checkpoint.load(ckpt, self.net, self.opt)["step"]
+        elif cfg.resume_from:  # a committed snapshot: weights and step, optimizer started afresh
+            self.step = self.warm_from = checkpoint.load_snapshot(Path(cfg.resume_from), self.net)
 
     def param_groups(self) -> list[dict]:
         """Weight decay on matrices only; the always-on block (answer style, the same for every
@@ -87,11 +92,12 @@ class Trainer:
             for i, c in enumerate(chunks):
                 x[i, :len(c)] = torch.tensor(c)
                 mask[i, :len(c)] = True
+            x, mask = x.to(self.device), mask.to(self.device)
             encoded.append(self.encoder(x, mask.long()))
             masks.append(mask)
             owner.extend([d] * len(chunks))
         enc, mask = Encoded.concat(encoded, masks)
-        if self.step == 0 and self.net.training and not self.cfg.init_from:
+        if self.step == 0 and self.net.training and not (self.cfg.init_from or self.cfg.resume_from):
             self.net.calibrate_(enc, mask)
         return self.net.batch_factors(enc, mask, owner, len(docs))
 
@@ -137,7 +143,7 @@ class Trainer:
     def lr_at(self, step: int) -> float:
         cfg = self.cfg
         if cfg.lr_schedule == "constant":
-            return cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+            return cfg.lr * min(1.0, (step - self.warm_from + 1) / cfg.warmup)
         if step < cfg.warmup:
             return cfg.lr * (step + 1) / cfg.warmup
         frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
@@ -195,6 +201,19 @@ class Trainer:
     def save(self) -> None:
         checkpoint.save(self.out / "checkpoint", self.net, self.opt, {"step": self.step})
         self.net.save(self.out / "hypernet", dtype=torch.bfloat16)  # the shippable form
+        held = [r for r in self._log_rows() if "heldout_content_gap_ce" in r]
+        if held and max(held, key=self.score)["step"] == held[-1]["step"] == self.step_evaluated:
+            checkpoint.save_snapshot(self.out / "best", self.net, {"step": self.step, **held[-1]})
+
+    @staticmethod
+    def score(row: dict) -> float:
+        """How the best checkpoint is chosen, on the training hold-out only: the held-out answer
+        loss with the document's own adapter, less the content gap's reward (lower is better)."""
+        return row["heldout_ce"] - 0.5 * row["heldout_content_gap_ce"]
+
+    def _log_rows(self) -> list[dict]:
+        path = self.out / "log.jsonl"
+        return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.is_file() else []
 
     def run(self, progress: bool = True, until: int | None = None) -> None:
         """Train to `cfg.steps` (or stop early at step `until`, as an interruption would)."""
@@ -219,9 +238,10 @@ class Trainer:
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.heldout:
                 log.write(json.dumps({"step": self.step, **self.evaluate()}) + "\n")
                 log.flush()
+                self.step_evaluated = self.step
                 from ..evaluation.plots import training_chart
                 training_chart(self.out / "log.jsonl", self.out / "curves.png")
-            if self.step % cfg.save_every == 0:
+            if self.step % cfg.save_every == 0 or self.step == self.step_evaluated:
                 self.save()
             if deadline and time.time() > deadline:
                 break
