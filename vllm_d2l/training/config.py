@@ -18,7 +18,9 @@ class TrainConfig:
     resume_from: str | None = None
     # data
     synthetic_docs: int = 4000  # fictional fact documents generated for training
-    heldout_docs: int = 48
+    heldout_docs: int = 48  # synthetic documents of the held-out genres
+    heldout_realistic: int = 0  # realistic documents of their held-out kinds
+    heldout_cloze: int = 0  # cloze records from the corpora's held-out passages
     holdout_genres: list[str] = field(default_factory=list)  # never seen in training
     jsonl: list[str] = field(default_factory=list)  # extra {"text","qa"} files
     # An unbounded stream of fresh records instead of a fixed set: {source: weight}, sources

@@ -32,6 +32,15 @@ def load_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
     if cfg.heldout_docs:
         held_genres = list(cfg.holdout_genres) or genres
         heldout = synthetic.generate(cfg.heldout_docs, seed=cfg.seed + 10_000, genres=held_genres)
+    if cfg.heldout_realistic:
+        from ..datasets import realistic
+
+        heldout += realistic.generate(cfg.heldout_realistic, seed=cfg.seed + 10_000,
+                                      kinds=list(realistic.DEFAULT_HOLDOUT_KINDS))
+    if cfg.heldout_cloze:
+        from ..datasets import cloze
+
+        heldout += cloze.generate(cfg.heldout_cloze, seed=cfg.seed + 10_000, split="heldout")
     for path in cfg.jsonl:
         train.extend(_read_jsonl(path))
     for i, rec in enumerate(train):
@@ -100,7 +109,10 @@ class RecordStream:
     def _realistic(cfg: TrainConfig, tokenizer):
         from ..datasets import realistic
 
-        kinds = [k for k in realistic.KINDS if k not in set(realistic.DEFAULT_HOLDOUT_KINDS)]
+        # also leave out kinds named like a held-out synthetic genre (e.g. recipe), so that figure
+        # stays one of genres never trained on
+        held = set(realistic.DEFAULT_HOLDOUT_KINDS) | set(cfg.holdout_genres)
+        kinds = [k for k in realistic.KINDS if k not in held]
         return lambda i: realistic.make_record(cfg.seed, i, kinds)
 
     @staticmethod

@@ -177,26 +177,41 @@ class Trainer:
         """Held-out losses with each document's own adapter, and with another held-out document's.
 
         Lower loss with the own adapter could come from answer style alone (which any adapter
-        teaches); only the gap to the wrong document's adapter measures carried content.
+        teaches); only the gap to the wrong document's adapter measures carried content. Each
+        source (synthetic genres, realistic kinds, cloze) is scored on its own, with the wrong
+        document drawn from the same source, and overall (`heldout_ce`, ...: the mean over batches).
         """
         self.net.eval()
-        sums: dict[str, float] = {}
+        groups: dict[str, list[dict]] = {}
+        for rec in self.heldout:
+            groups.setdefault(source_of(rec), []).append(rec)
+        out: dict[str, float] = {}
+        totals: dict[str, list[float]] = {}
+        for name, recs in groups.items():
+            for k, vals in self._evaluate_group(recs).items():
+                out[f"heldout_{name}_{k}"] = sum(vals) / len(vals)
+                totals.setdefault(k, []).extend(vals)
+        self.net.train()
+        out.update({f"heldout_{k}": sum(v) / len(v) for k, v in totals.items()})
+        for prefix in ["heldout_"] + [f"heldout_{g}_" for g in groups]:
+            if prefix + "wrong_doc_ce" in out:
+                out[prefix + "content_gap_ce"] = out[prefix + "wrong_doc_ce"] - out[prefix + "ce"]
+        return out
+
+    def _evaluate_group(self, heldout: list[dict]) -> dict[str, list[float]]:
         size = self.cfg.batch_docs
-        batches = [self.heldout[i:i + size] for i in range(0, len(self.heldout), size)]
-        passes = (("", 0), ("wrong_doc_", len(self.heldout) // 2)) if len(self.heldout) > 1 else (("", 0),)
+        batches = [heldout[i:i + size] for i in range(0, len(heldout), size)]
+        passes = (("", 0), ("wrong_doc_", len(heldout) // 2)) if len(heldout) > 1 else (("", 0),)
+        per_batch: dict[str, list[float]] = {}
         for tag, shift in passes:
             rng = random.Random(12345)
             for b, recs in enumerate(batches):
-                others = [self.heldout[(b * size + i + shift) % len(self.heldout)] for i in range(len(recs))]
+                others = [heldout[(b * size + i + shift) % len(heldout)] for i in range(len(recs))]
                 _, stats = self.batch_loss(recs, rng, [False] * len(recs), adapter_from=others if shift else None)
                 for k, v in stats.items():
                     if k in ("ce", "kl"):
-                        sums[tag + k] = sums.get(tag + k, 0.0) + v / len(batches)
-        self.net.train()
-        out = {f"heldout_{k}": v for k, v in sums.items()}
-        if "heldout_wrong_doc_ce" in out:
-            out["heldout_content_gap_ce"] = out["heldout_wrong_doc_ce"] - out["heldout_ce"]
-        return out
+                        per_batch.setdefault(tag + k, []).append(v)
+        return per_batch
 
     def save(self) -> None:
         checkpoint.save(self.out / "checkpoint", self.net, self.opt, {"step": self.step})
@@ -249,6 +264,12 @@ class Trainer:
         if bar:
             bar.close()
         log.close()
+
+
+def source_of(rec: dict) -> str:
+    """The data source a record comes from: "realistic", "cloze" or "synthetic"."""
+    genre = str(rec.get("genre") or "")
+    return genre.split(":", 1)[0] if ":" in genre else "synthetic"
 
 
 def main(argv: list[str] | None = None) -> int:
