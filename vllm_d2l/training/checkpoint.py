@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -76,7 +77,8 @@ def load_snapshot(folder: Path, net: Hypernet) -> int:
     if not state_file.is_file():
         raise FileNotFoundError(f"{folder} is not a training snapshot (no state.json)")
     loaded = Hypernet.load(folder / "hypernet")
-    if loaded.config != net.config:
+    mine, theirs = asdict(net.config), asdict(loaded.config)
+    if {k: v for k, v in mine.items() if k != "base_model"} != {k: v for k, v in theirs.items() if k != "base_model"}:
         raise ValueError(f"snapshot {folder} was trained with another hypernetwork config")
     net.load_state_dict(loaded.state_dict())
     return int(json.loads(state_file.read_text())["step"])

@@ -28,6 +28,7 @@ class TrainConfig:
     # minus their own hold-out kinds) and "cloze" (questions about public-domain text). Every step
     # draws new documents, so nothing is memorised by repetition.
     stream: dict = field(default_factory=dict)
+    stream_seed: int | None = None  # None: `seed`; another value draws other documents, same hold-out
     max_questions: int = 4  # per document per step
     # objectives
     kl_topk: int = 16

@@ -81,11 +81,11 @@ class RecordStream:
         unknown = sorted(set(cfg.stream) - set(self.SOURCES))
         if unknown or not cfg.stream or min(cfg.stream.values()) < 0 or sum(cfg.stream.values()) <= 0:
             raise ValueError(f"stream needs positive weights over {self.SOURCES}; got {cfg.stream}")
-        self.seed = cfg.seed
+        self.seed = cfg.seed if cfg.stream_seed is None else cfg.stream_seed
         self.names = list(cfg.stream)
         total = sum(cfg.stream.values())
         self.weights = [cfg.stream[n] / total for n in self.names]
-        self.makers = {n: getattr(self, f"_{n}")(cfg, tokenizer) for n in self.names}
+        self.makers = {n: getattr(self, f"_{n}")(cfg, self.seed, tokenizer) for n in self.names}
 
     def record(self, index: int) -> dict:
         import random
@@ -99,24 +99,24 @@ class RecordStream:
         return {**rec, "id": f"stream-{name}-{index}", "fresh": True}
 
     @staticmethod
-    def _synthetic(cfg: TrainConfig, tokenizer):
+    def _synthetic(cfg: TrainConfig, seed: int, tokenizer):
         from ..datasets import synthetic
 
         genres = synthetic.resolve_genres(None, cfg.holdout_genres)
-        return lambda i: synthetic.make_record(cfg.seed, i, genres)
+        return lambda i: synthetic.make_record(seed, i, genres)
 
     @staticmethod
-    def _realistic(cfg: TrainConfig, tokenizer):
+    def _realistic(cfg: TrainConfig, seed: int, tokenizer):
         from ..datasets import realistic
 
         # also leave out kinds named like a held-out synthetic genre (e.g. recipe), so that figure
         # stays one of genres never trained on
         held = set(realistic.DEFAULT_HOLDOUT_KINDS) | set(cfg.holdout_genres)
         kinds = [k for k in realistic.KINDS if k not in held]
-        return lambda i: realistic.make_record(cfg.seed, i, kinds)
+        return lambda i: realistic.make_record(seed, i, kinds)
 
     @staticmethod
-    def _cloze(cfg: TrainConfig, tokenizer):
+    def _cloze(cfg: TrainConfig, seed: int, tokenizer):
         from ..datasets import cloze
 
-        return cloze.make_stream(cfg.seed, tokenizer=tokenizer, split="train")
+        return cloze.make_stream(seed, tokenizer=tokenizer, split="train")

@@ -1,0 +1,196 @@
+"""Train the token-level generator on a borrowed GPU machine that has torch and transformers but
+no vLLM, no model and no network, and accepts at most 64 MiB (working tree included) per call.
+
+The default model ships as a 94 MiB GGUF file, so it travels in parts over consecutive calls to
+the same (still warm) machine; each call stores its part in an ignored folder there, and the call
+that completes the set rebuilds the file, converts the model and trains.
+
+Here (CPU machine), once:
+    python scripts/gpu_train.py pack                 # parts + gguf wheel into gpu_pack/, prints the calls
+There, one call per part (carry gpu_pack/part-K, gpu_pack/manifest.json and gpu_pack/wheels):
+    python3 scripts/gpu_train.py run --minutes 8     # stores the part; trains once all parts are there
+
+`run` trains from the committed snapshot (`resume_from` of the config) and writes what a CPU
+session needs to continue into $OUT: the best snapshot (bf16 weights + step), the log, the
+curves, and `summary.json` with the device name and measured steps per second.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACK = ROOT / "gpu_pack"  # ignored by git: travels only as carried paths
+STORE = ROOT / "gpu_cache"  # ignored; on the GPU machine it keeps parts and the model between calls
+CARRY_LIMIT_MIB = 64
+HEADROOM_MIB = 4  # for files that change between packing and the calls
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tree_mib() -> float:
+    """Size of what travels besides carried paths: tracked and untracked-not-ignored files."""
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                         check=True, capture_output=True).stdout
+    files = [ROOT / p.decode() for p in out.split(b"\0") if p]
+    return sum(f.stat().st_size for f in files if f.is_file()) / 2 ** 20
+
+
+def split_file(src: Path, out_dir: Path, part_bytes: int) -> list[dict]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = []
+    with open(src, "rb") as fh:
+        k = 0
+        while block := fh.read(part_bytes):
+            name = f"part-{k}"
+            (out_dir / name).write_bytes(block)
+            parts.append({"name": name, "bytes": len(block), "sha256": hashlib.sha256(block).hexdigest()})
+            k += 1
+    return parts
+
+
+def join_parts(manifest: dict, where: Path, target: Path) -> bool:
+    """Rebuild the file from stored parts when all are there and intact; False if any is missing."""
+    missing = [p["name"] for p in manifest["parts"] if not (where / p["name"]).is_file()
+               or sha256(where / p["name"]) != p["sha256"]]
+    if missing:
+        print(f"parts stored: {len(manifest['parts']) - len(missing)}/{len(manifest['parts'])} "
+              f"(missing {', '.join(missing)})")
+        return False
+    tmp = target.with_suffix(".tmp")
+    with open(tmp, "wb") as out:
+        for p in manifest["parts"]:
+            out.write((where / p["name"]).read_bytes())
+    if sha256(tmp) != manifest["sha256"]:
+        tmp.unlink()
+        raise SystemExit("rebuilt file does not match its checksum; send the parts again")
+    tmp.replace(target)
+    return True
+
+
+# ----------------------------------------------------------------------------- here: pack
+def pack(args) -> int:
+    from vllm_d2l.base_model import _gguf_path
+
+    gguf = _gguf_path()
+    room = CARRY_LIMIT_MIB - HEADROOM_MIB - tree_mib() - 1  # 1 MiB: wheel and manifest
+    if room < 8:
+        raise SystemExit(f"the working tree leaves only {room:.1f} MiB per call for parts")
+    if PACK.exists():
+        shutil.rmtree(PACK)
+    parts = split_file(gguf, PACK, int(room * 2 ** 20))
+    wheels = PACK / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                    "-d", str(wheels), f"gguf=={args.gguf_version}"], check=True)
+    manifest = {"file": gguf.name, "bytes": gguf.stat().st_size, "sha256": sha256(gguf), "parts": parts}
+    (PACK / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    print(f"{len(parts)} parts of at most {room:.1f} MiB beside a {tree_mib():.1f} MiB working tree")
+    for p in parts:
+        print(f"  call: carry [gpu_pack/{p['name']}, gpu_pack/manifest.json, gpu_pack/wheels]  "
+              f"command: python3 scripts/gpu_train.py run --minutes {args.minutes}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- there: run
+def install_wheels() -> None:
+    """The GGUF reader is the one package the GPU image lacks."""
+    try:
+        import gguf  # noqa: F401
+        return
+    except ImportError:
+        pass
+    site = STORE / "site"
+    wheels = sorted((PACK / "wheels").glob("*.whl"))
+    if wheels and not any(site.glob("gguf*")):
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target",
+                        str(site), *map(str, wheels)], check=True)
+    sys.path.insert(0, str(site))
+
+
+def run(args) -> int:
+    out = Path(os.environ.get("OUT") or args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads((PACK / "manifest.json").read_text())
+    parts = STORE / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    for p in manifest["parts"]:  # keep what this call carried for the calls after it
+        if (PACK / p["name"]).is_file():
+            shutil.copyfile(PACK / p["name"], parts / p["name"])
+    from vllm_d2l.base_model import DEFAULT_MODEL_NAME, convert_gguf, is_model_dir
+
+    model_dir = STORE / "models" / DEFAULT_MODEL_NAME
+
+    if not is_model_dir(model_dir):
+        gguf = STORE / manifest["file"]
+        if not gguf.is_file() and not join_parts(manifest, parts, gguf):
+            return 0  # this call delivered a part; the next one brings more
+        install_wheels()
+        t0 = time.time()
+        convert_gguf(gguf, model_dir)
+        print(f"model converted in {time.time() - t0:.0f} s")
+
+    import torch
+
+    from vllm_d2l.training.config import TrainConfig
+    from vllm_d2l.training.trainer import Trainer
+
+    cfg = TrainConfig.from_file(ROOT / args.config)
+    cfg.model_dir = str(model_dir)
+    cfg.out_dir = str(STORE / "run")
+    cfg.max_minutes = args.minutes
+    if args.device:
+        cfg.device = args.device
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device here")
+    name = torch.cuda.get_device_name() if cfg.device == "cuda" else "cpu"
+    trainer = Trainer(cfg)
+    first = trainer.step
+    t0 = time.time()
+    trainer.run(progress=False, until=first + args.steps if args.steps else None)
+    seconds = time.time() - t0
+    run_dir = Path(cfg.out_dir)
+    for rel in ("log.jsonl", "curves.png", "best/state.json", "best/hypernet/config.json",
+                "best/hypernet/model.safetensors"):
+        if (run_dir / rel).is_file():
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run_dir / rel, out / rel)
+    summary = {"device": name, "steps": trainer.step - first, "from_step": first, "to_step": trainer.step,
+               "seconds": round(seconds, 1), "steps_per_second": round((trainer.step - first) / seconds, 3),
+               "batch_docs": cfg.batch_docs, "config": args.config}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("pack", help="here: split the model file and fetch the wheel into gpu_pack/")
+    a.add_argument("--gguf-version", default="0.19.0")
+    a.add_argument("--minutes", type=float, default=8)
+    b = sub.add_parser("run", help="there: store this call's part; once all are there, train")
+    b.add_argument("--config", default="examples/train_token_gpu.yaml")
+    b.add_argument("--minutes", type=float, default=8, help="training wall clock (leave room for start-up)")
+    b.add_argument("--steps", type=int, help="stop after this many steps instead (for a dry run)")
+    b.add_argument("--device", help="override the config's device (cpu for a dry run here)")
+    b.add_argument("--out", default="gpu_out", help="where results go when $OUT is not set")
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    return pack(args) if args.cmd == "pack" else run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The GPU training job's packaging: the model file travels in parts over several calls and is
+rebuilt only when every part is there and intact."""
+import hashlib
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+spec = importlib.util.spec_from_file_location("gpu_train", Path(__file__).parent.parent / "scripts" / "gpu_train.py")
+gpu_train = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gpu_train)
+
+
+def test_parts_rebuild_the_file_only_when_complete(tmp_path):
+    src = tmp_path / "model.gguf"
+    src.write_bytes(os.urandom(250_000))
+    parts = gpu_train.split_file(src, tmp_path / "pack", 100_000)
+    assert [p["bytes"] for p in parts] == [100_000, 100_000, 50_000]
+    manifest = {"file": src.name, "sha256": hashlib.sha256(src.read_bytes()).hexdigest(), "parts": parts}
+    store = tmp_path / "store"
+    store.mkdir()
+    target = tmp_path / "rebuilt.gguf"
+    for k, p in enumerate(parts):  # one part per call, as the calls deliver them
+        assert not target.exists()
+        assert gpu_train.join_parts(manifest, store, target) is False
+        (store / p["name"]).write_bytes((tmp_path / "pack" / p["name"]).read_bytes())
+    assert gpu_train.join_parts(manifest, store, target) is True
+    assert target.read_bytes() == src.read_bytes()
+    (store / "part-1").write_bytes(b"x" * 100_000)  # a damaged part counts as missing
+    assert gpu_train.join_parts(manifest, store, tmp_path / "again.gguf") is False
+    manifest["sha256"] = "0" * 64
+    (store / "part-1").write_bytes((tmp_path / "pack" / "part-1").read_bytes())
+    with pytest.raises(SystemExit, match="checksum"):
+        gpu_train.join_parts(manifest, store, tmp_path / "third.gguf")
+
+
+def test_gpu_config_matches_the_cpu_run():
+    """The GPU job continues the CPU run's snapshot, so both must build the same network."""
+    from vllm_d2l.training.config import TrainConfig
+    root = Path(__file__).parent.parent
+    cpu, gpu = (TrainConfig.from_file(root / "examples" / f) for f in ("train_token.yaml", "train_token_gpu.yaml"))
+    assert cpu.hypernet == gpu.hypernet and gpu.device == "cuda" and gpu.resume_from
+    assert (cpu.heldout_docs, cpu.heldout_realistic, cpu.heldout_cloze, cpu.seed) == \
+        (gpu.heldout_docs, gpu.heldout_realistic, gpu.heldout_cloze, gpu.seed)
