@@ -154,3 +154,34 @@ def test_best_snapshot_is_kept_and_a_fresh_run_resumes_from_it(tiny_model_dir, t
     assert fresh.step == 6
     with pytest.raises(ValueError, match="another hypernetwork config"):
         checkpoint.load_snapshot(tmp_path / "a" / "run" / "best", Trainer(config(tmp_path / "c", tiny_model_dir)).net)
+
+
+def test_shared_prefix_and_buckets_equal_one_padded_batch(tiny_model_dir):
+    """The student runs each document's prompt header once and its questions in length buckets;
+    logits and gradients must equal one padded batch with every example's full prompt."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from vllm_d2l.apply import lora_applied
+    from vllm_d2l.training.objectives import pad_batch, qa_examples, student_logits, target_logits
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    qa = [{"q": "Who keeps tower Alder?", "a": "Mira"}, {"q": "What is the code?", "a": "4471 and more"},
+          {"q": "Why?", "a": "because the quick brown fox said so"}, {"q": "Where is Paris?", "a": "France"}]
+    examples = qa_examples(tok, qa[:2], 0) + qa_examples(tok, qa[2:], 1) + qa_examples(tok, qa[1:2], 2)
+    g = torch.Generator().manual_seed(0)
+    factors = {f"model.layers.{l}.mlp.down_proj": (torch.randn(3, 4, 128, generator=g).requires_grad_(),
+                                                   torch.randn(3, 64, 4, generator=g).requires_grad_())
+               for l in range(2)}
+    logits, labels, sizes = student_logits(model, tok.pad_token_id, examples, factors, bucket=2)
+    ids, attn, target = pad_batch(examples, tok.pad_token_id)
+    doc = torch.tensor([e.doc for e in examples])
+    with lora_applied(model, {k: (a[doc], b[doc]) for k, (a, b) in factors.items()}):
+        ref = target_logits(model, ids, attn, target)
+    assert sizes == target.sum(1).tolist()
+    assert torch.equal(labels, ids[:, 1:][target[:, :-1]])
+    torch.testing.assert_close(logits, ref, atol=1e-4, rtol=1e-4)
+    w = torch.randn(ref.shape, generator=g)
+    grads = torch.autograd.grad((logits * w).sum(), [t for f in factors.values() for t in f])
+    ref_grads = torch.autograd.grad((ref * w).sum(), [t for f in factors.values() for t in f])
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)

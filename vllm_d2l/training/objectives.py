@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from transformers import DynamicCache
 
 from ..apply import lora_applied
 from ..prompts import context_messages, question_messages, render
@@ -106,19 +107,68 @@ def teacher_topk_uncached(model, tokenizer, document: str, qa: list[dict], k: in
     return list(zip(idx.split(sizes), vals.split(sizes)))
 
 
+def _common_prefix(prompts: list[list[int]]) -> int:
+    """Length of the prefix every prompt shares, leaving at least one prompt token of each."""
+    shared = min(len(p) for p in prompts) - 1
+    for p in prompts[1:]:
+        shared = next((i for i in range(shared) if p[i] != prompts[0][i]), shared)
+    return max(shared, 0)
+
+
+def _buckets(lengths: list[int], most: int) -> list[list[int]]:
+    """Indices grouped by similar length (at most `most` per group), so little is spent on padding."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i:i + most] for i in range(0, len(order), most)]
+
+
+def student_logits(model, pad_id: int, examples: list[Example], factors: dict,
+                   bucket: int = 4) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The student's logits at every answer position: (logits [P, V], labels [P], answer lengths),
+    rows in the order of `examples`.
+
+    The chat prompt starts with the same system and user header for every question (about 30 of
+    ~50 tokens), and the adapter makes that header's states depend on the document only; so it
+    runs once per document and its KV cache is shared by the document's questions. The rest runs
+    in length buckets, so short questions are not padded to the longest one.
+    """
+    device = model.device
+    n_docs = next(iter(factors.values()))[0].shape[0]
+    shared = _common_prefix([e.prompt for e in examples])
+    cache = None
+    if shared:
+        prefix = torch.tensor([examples[0].prompt[:shared]] * n_docs, device=device)
+        with lora_applied(model, factors):
+            cache = model.model(input_ids=prefix, use_cache=True).past_key_values
+    per_example: list[tuple[torch.Tensor, torch.Tensor]] = [None] * len(examples)  # type: ignore[list-item]
+    for group in _buckets([len(e.prompt) + len(e.answer) for e in examples], bucket):
+        tails = [Example(examples[i].prompt[shared:], examples[i].answer) for i in group]
+        ids, attn, target = (t.to(device) for t in pad_batch(tails, pad_id))
+        doc = torch.tensor([examples[i].doc for i in group], device=device)
+        kwargs = {}
+        if cache is not None:
+            kwargs["past_key_values"] = DynamicCache([(layer.keys.index_select(0, doc), layer.values.index_select(0, doc))
+                                                      for layer in cache.layers])
+            attn = torch.cat([attn.new_ones(len(group), shared), attn], dim=1)
+        mine = {k: (a.index_select(0, doc), b.index_select(0, doc)) for k, (a, b) in factors.items()}
+        with lora_applied(model, mine):
+            hidden = model.model(input_ids=ids, attention_mask=attn, use_cache=cache is not None,
+                                 **kwargs).last_hidden_state
+        logits = model.lm_head(hidden[target]).float()
+        labels = ids[:, 1:][target[:, :-1]]
+        sizes = target.sum(1).tolist()
+        for i, lg, lb in zip(group, logits.split(sizes), labels.split(sizes)):
+            per_example[i] = (lg, lb)
+    return (torch.cat([lg for lg, _ in per_example]), torch.cat([lb for _, lb in per_example]),
+            [len(lb) for _, lb in per_example])
+
+
 def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_weight: float,
                ce_weight: float) -> tuple[torch.Tensor, dict]:
     """Loss of a batch; `factors` hold one adapter per document: A [D, R, d_in], B [D, d_out, R]."""
     device = model.device
-    ids, attn, target = (t.to(device) for t in pad_batch(examples, pad_id))
-    doc = torch.tensor([e.doc for e in examples], device=device)
-    per_example = {k: (a.index_select(0, doc), b.index_select(0, doc)) for k, (a, b) in factors.items()}
-    with lora_applied(model, per_example):
-        logits = target_logits(model, ids, attn, target)
-    labels = ids[:, 1:][target[:, :-1]]
+    logits, labels, sizes = student_logits(model, pad_id, examples, factors)
     logp = F.log_softmax(logits, dim=-1)
     nll = F.nll_loss(logp, labels, reduction="none")
-    sizes = target.sum(1).tolist()
     is_rec = torch.cat([torch.full((n,), e.reconstruct) for n, e in zip(sizes, examples)]).to(device)
     loss = logits.new_zeros(())
     stats: dict[str, float] = {}
