@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import random
 import re
@@ -28,6 +27,7 @@ from functools import lru_cache
 from itertools import accumulate
 from typing import Callable, Sequence
 
+from .jsonl import write_records
 from . import corpora
 
 SPLITS = ("train", "heldout")
@@ -400,14 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         records = generate(args.n, args.seed, sources, args.split)
     except ValueError as e:
         p.error(str(e))
-    out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
-    try:
-        for r in records:
-            out.write(json.dumps(r, ensure_ascii=False) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
-            print(f"wrote {len(records)} records to {args.out}", file=sys.stderr)
+    write_records(records, args.out)
     return 0
 
 

@@ -65,3 +65,19 @@ HANDWRITTEN = Path(__file__).with_name("handwritten.jsonl")
 def load_handwritten() -> list[dict]:
     """The 20 hand-written evaluation documents shipped with the package (never for training)."""
     return load_jsonl(HANDWRITTEN)
+
+
+def write_records(records: list[dict], out: str) -> None:
+    """The generators' CLI output: JSONL to a file, or to stdout when `out` is '-'."""
+    import sys
+
+    if out == "-":
+        for r in records:
+            sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
+        return
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(f"wrote {len(records)} records to {out}", file=sys.stderr)

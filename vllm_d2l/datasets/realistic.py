@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import random
 import re
 import sys
 from typing import Callable, Iterable, Sequence
 
+from .jsonl import write_records
 from . import words as W
 from .values import Inventor
 
@@ -707,7 +707,6 @@ def _log(d: Doc) -> str:
     hosts = [d.fresh(lambda: f"{d.pick(*W.CODE_WORDS).lower()}-{d.rng.randint(1, 40):02d}") for _ in range(4)]
     users = [d.fresh(lambda: d.pick(*W.FIRST_NAMES).lower() + d.pick("", ".ops", "_adm", "")) for _ in range(3)]
     ips = [d.fresh(lambda: f"10.{d.rng.randint(0, 255)}.{d.rng.randint(0, 255)}.{d.rng.randint(2, 254)}") for _ in range(3)]
-    events: list[tuple[str, str, str]] = []  # (level, component, message)
     files, size, pct, code, ms = d.big(1200, 90000), d.num(40, 9000, "{} MB"), d.num(86, 99, "{}%"), d.ref("E", 4), d.num(1500, 30000)
     svc, days, tries = d.pick("billing", "search-api", "mailer", "scheduler", "thumbnailer"), d.num(3, 29), d.num(3, 12)
     stamps = sorted(d.clock() for _ in range(d.rng.randint(8, 9)))
@@ -1689,14 +1688,7 @@ def main(argv: list[str] | None = None) -> int:
         records = generate(args.n, args.seed, _kind_list(args.kinds), _kind_list(args.holdout) or ())
     except ValueError as e:
         p.error(str(e))
-    out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
-    try:
-        for r in records:
-            out.write(json.dumps(r, ensure_ascii=False) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
-            print(f"wrote {len(records)} records to {args.out}", file=sys.stderr)
+    write_records(records, args.out)
     return 0
 
 

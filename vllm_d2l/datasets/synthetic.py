@@ -16,13 +16,12 @@ beyond their genre draw.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 import sys
-from pathlib import Path
 from typing import Iterable, Sequence
 
+from .jsonl import write_records
 from .genres import BY_NAME, DEFAULT_HOLDOUT, GENRE_NAMES, Genre
 from .values import ANSWER_TYPES, Inventor, system_code_words
 
@@ -212,14 +211,6 @@ def split(n_train: int, n_eval: int, seed: int = 0,
     return train, evaluation
 
 
-def write_jsonl(records: Iterable[dict], path: Path | str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        for r in records:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-
-
 def _genre_list(arg: str | None) -> list[str] | None:
     if not arg:
         return None
@@ -246,12 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                            args.system_words)
     except ValueError as e:
         p.error(str(e))
-    if args.out == "-":
-        for r in records:
-            sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
-    else:
-        write_jsonl(records, args.out)
-        print(f"wrote {len(records)} records to {args.out}", file=sys.stderr)
+    write_records(records, args.out)
     return 0
 
 
