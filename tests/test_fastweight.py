@@ -60,7 +60,7 @@ def test_compact_form_equals_token_level_form(model, value_from, center, norm):
         keys = m @ g.T / k ** 0.5
         if center:
             keys = keys - keys.mean(0)
-        q = (x / net.in_rms[layer, 0]) @ g.T / k ** 0.5
+        q = (x / net.in_rms[layer, 0]) @ g.T
         n = keys.shape[0]
         scale = {"sqrt": n ** -0.5, "mean": 1 / n, "none": 1.0}[norm]
         direct = net.gain[layer, 0] * scale * (q @ keys.T) @ (h @ net.value["down_proj"][layer].T)

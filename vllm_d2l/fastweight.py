@@ -6,9 +6,15 @@ pass over the document keep, per token t:
     h_t  the residual stream after layer l at the next token (or the same one), RMS-normalised [H]
 Then, with G_l [k, d_in] learned and V_l [H, H] zero-initialised,
     key   a_t = G_l m~_t / sqrt(k)     (m~ = m / in_rms_l, keys centred over the document)
+    query q   = G_l x~                 (x~ = x / in_rms_l, x the module's input at query time)
     value b_t = V_l h_t
-and the adapter adds  gain_l * sum_t b_t (a_t . G_l x~) / sqrt(n)  to `down_proj`'s output: a linear
-attention over the document's tokens, each key kept paired with its value (nothing is pooled).
+so that a score a_t . q has unit scale between unrelated tokens at the start. (A 1/sqrt(k) on the
+query too would shrink every score, and so the adapter's output per unit of V, sqrt(k) times;
+Adam moves V by about the same amount per step whatever its gradient's scale, so V would learn
+sqrt(k) times slower.) The adapter adds
+    gain_l * sum_t b_t (a_t . q) / sqrt(n)
+to `down_proj`'s output: a linear attention over the document's tokens, each key kept paired with
+its value (nothing is pooled).
 
 It is a LoRA of rank k whatever the document's length:
     A = G_l / in_rms_l                                  [k, d_in], the same for every document
@@ -87,7 +93,7 @@ class FastWeightNet(HypernetBase):
         scale = {"sqrt": n.rsqrt(), "mean": 1.0 / n, "none": torch.ones_like(n)}[c.memory_norm]  # [D]
         out = {}
         for j, m in enumerate(c.target_modules):
-            a = self.key[m] / (self.in_rms[:, j, None, None] * c.key_dim ** 0.5)  # [L, k, d_in]
+            a = self.key[m] / self.in_rms[:, j, None, None]  # [L, k, d_in]: the query map
             b = torch.einsum("lgh,dlhk->dlgk", self.value[m], s[:, j])  # [D, L, H, k]
             b = b * (self.gain[None, :, j, None, None] * scale[:, None, None, None])
             for i, path in enumerate(self.paths[m]):
