@@ -185,3 +185,11 @@ def test_shared_prefix_and_buckets_equal_one_padded_batch(tiny_model_dir):
     ref_grads = torch.autograd.grad((ref * w).sum(), [t for f in factors.values() for t in f])
     for a, b in zip(grads, ref_grads):
         torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
+
+
+def test_resumed_run_takes_its_rates_from_the_config(tiny_model_dir, tmp_path):
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2}
+    Trainer(config(tmp_path, tiny_model_dir, steps=3, hypernet=net, value_lr_mult=1.0)).run(progress=False)
+    resumed = Trainer(config(tmp_path, tiny_model_dir, steps=3, hypernet=net, value_lr_mult=0.25, bias_lr_mult=2.0))
+    assert resumed.step == 3
+    assert {g["name"]: g["lr_mult"] for g in resumed.opt.param_groups} == {"decay": 1.0, "value": 0.25, "bias": 2.0}

@@ -53,6 +53,7 @@ class Trainer:
         ckpt = self.out / "checkpoint"
         if (ckpt / "state.json").is_file():
             self.step = checkpoint.load(ckpt, self.net, self.opt)["step"]
+            self.apply_rate_multipliers()
         elif cfg.resume_from:  # a committed snapshot: weights and step, optimizer started afresh
             self.step = self.warm_from = checkpoint.load_snapshot(Path(cfg.resume_from), self.net)
 
@@ -70,8 +71,15 @@ class Trainer:
                 key, mult, decay = "decay", 1.0, cfg.weight_decay
             else:
                 key, mult, decay = "rest", 1.0, 0.0
-            groups.setdefault(key, {"params": [], "weight_decay": decay, "lr_mult": mult})["params"].append(p)
+            groups.setdefault(key, {"params": [], "weight_decay": decay, "lr_mult": mult, "name": key})["params"].append(p)
         return list(groups.values())
+
+    def apply_rate_multipliers(self) -> None:
+        """The config, not a resumed checkpoint, says each group's rate, so a run can be retuned."""
+        mults = {"bias": self.cfg.bias_lr_mult, "value": self.cfg.value_lr_mult}
+        for g in self.opt.param_groups:
+            if "name" in g:
+                g["lr_mult"] = mults.get(g["name"], 1.0)
 
     # ----------------------------------------------------------------------------- a batch of documents
     def batch_factors(self, docs: list[list[int]], n_chunks: list[int]) -> dict:
