@@ -10,10 +10,14 @@ OUT=${2:-results/eval}
 ARGS=()
 if [ -n "$HN" ]; then ARGS=(--hypernet "$HN"); fi
 mkdir -p "$OUT"
-# the genres examples/train_smollm2.yaml keeps out of training
+# the genres the training configs keep out of training
 .venv/bin/vllm-d2l eval --synthetic 16 --seed 20000 --genres recipe,ship_log,job_posting,museum_label \
     "${ARGS[@]}" --no-progress \
     --out "$OUT/heldout_genres.json" --plot "$OUT/heldout_genres.png"
+# the kinds of realistic documents the training stream keeps out
+.venv/bin/vllm-d2l eval --realistic 16 --seed 20000 "${ARGS[@]}" --no-progress \
+    --out "$OUT/heldout_realistic.json" --plot "$OUT/heldout_realistic.png"
+# hand-written documents no generator made: the primary figure
 .venv/bin/vllm-d2l eval "${ARGS[@]}" --no-progress \
     --out "$OUT/handwritten.json" --plot "$OUT/handwritten.png"
 .venv/bin/vllm-d2l eval --needle "${ARGS[@]}" --multiples 1,2,4 --depths 0.1,0.5,0.9 --trials 3 \

@@ -147,7 +147,13 @@ def test_synthetic_evaluation_uses_the_named_held_out_genres():
     from argparse import Namespace
 
     from vllm_d2l.evaluation.qa import _load_records
-    records, label = _load_records(Namespace(synthetic=6, seed=3, genres="recipe,ship_log", data=None, limit=None))
+    records, label = _load_records(Namespace(synthetic=6, seed=3, genres="recipe,ship_log", data=None, limit=None,
+                                             realistic=None))
     assert len(records) == 6 and {r["genre"] for r in records} <= {"recipe", "ship_log"} and "recipe" in label
     with pytest.raises(SystemExit, match="unknown genres"):
-        _load_records(Namespace(synthetic=2, seed=0, genres="no_such_genre", data=None, limit=None))
+        _load_records(Namespace(synthetic=2, seed=0, genres="no_such_genre", data=None, limit=None, realistic=None))
+    records, label = _load_records(Namespace(synthetic=None, realistic=5, kinds=None, seed=1, data=None, limit=None))
+    assert len(records) == 5 and "letter" in label
+    assert {r["kind"] for r in records} <= set(__import__("vllm_d2l.datasets.realistic", fromlist=["x"]).DEFAULT_HOLDOUT_KINDS)
+    with pytest.raises(SystemExit, match="unknown"):
+        _load_records(Namespace(synthetic=None, realistic=2, kinds="sonnet", seed=0, data=None, limit=None))

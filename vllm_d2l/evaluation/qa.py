@@ -144,6 +144,16 @@ def _load_records(args) -> tuple[list[dict], str]:
             raise SystemExit(f"vllm-d2l eval: unknown genres {unknown}; known: {', '.join(synthetic.GENRES)}")
         records = synthetic.split(0, args.synthetic, seed=args.seed, holdout_genres=genres)[1]
         label = f"synthetic held-out genres ({','.join(genres)}), seed {args.seed}"
+    elif args.realistic:
+        from ..datasets import realistic
+
+        kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds \
+            else list(realistic.DEFAULT_HOLDOUT_KINDS)
+        try:
+            records = realistic.generate(args.realistic, seed=args.seed, kinds=kinds)
+        except ValueError as e:
+            raise SystemExit(f"vllm-d2l eval: {e}") from None
+        label = f"realistic held-out kinds ({','.join(kinds)}), seed {args.seed}"
     elif args.data in (None, "handwritten"):
         records, label = jsonl.load_handwritten(), "handwritten"
     else:
@@ -169,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-d2l eval", description=__doc__.splitlines()[0])
     p.add_argument("--data", help="JSONL of {text, qa:[{q,a}]} (default: the bundled hand-written set)")
     p.add_argument("--synthetic", type=int, metavar="N", help="instead: N synthetic documents of held-out genres")
-    p.add_argument("--seed", type=int, default=0, help="seed for --synthetic")
+    p.add_argument("--realistic", type=int, metavar="N", help="instead: N realistic documents of held-out kinds")
+    p.add_argument("--kinds", help="for --realistic: comma-separated kinds (default: its held-out kinds)")
+    p.add_argument("--seed", type=int, default=0, help="seed for --synthetic / --realistic")
     p.add_argument("--genres", help="for --synthetic: comma-separated genres, the ones the hypernetwork was "
                                     "trained without (default: the generator's default hold-out)")
     p.add_argument("--server", metavar="URL", help="ask a running vllm-d2l server instead of the in-process model: "
