@@ -193,3 +193,27 @@ def test_resumed_run_takes_its_rates_from_the_config(tiny_model_dir, tmp_path):
     resumed = Trainer(config(tmp_path, tiny_model_dir, steps=3, hypernet=net, value_lr_mult=0.25, bias_lr_mult=2.0))
     assert resumed.step == 3
     assert {g["name"]: g["lr_mult"] for g in resumed.opt.param_groups} == {"decay": 1.0, "value": 0.25, "bias": 2.0}
+
+
+def test_wrong_document_shares_the_genre_when_it_can():
+    from vllm_d2l.training.trainer import wrong_document
+    recs = [{"genre": g} for g in ["memo", "log", "memo", "faq", "log", "memo"]]
+    pairs = wrong_document(recs)
+    assert pairs == [2, 4, 5, 0, 1, 0]
+    assert all(p != i for i, p in enumerate(pairs))
+    assert wrong_document([{"genre": "a"}, {"genre": "b"}]) == [1, 0]
+
+
+def test_cli_evaluates_a_run_without_training(tiny_model_dir, tmp_path, capsys):
+    from vllm_d2l.training.trainer import main
+    cfg = config(tmp_path, tiny_model_dir, steps=2, heldout_docs=4, synthetic_docs=8, jsonl=[],
+                 hypernet={"kind": "token", "key_dim": 4, "bias_rank": 2})
+    path = tmp_path / "cfg.json"
+    path.write_text(cfg.to_json())
+    Trainer(cfg).run(progress=False)
+    assert main(["--config", str(path), "--evaluate"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["step"] == 2 and "heldout_content_gap_ce" in out and "heldout_synthetic_ce" in out
+    assert main(["--config", str(path), "--evaluate", str(tmp_path / "run" / "hypernet")]) == 0
+    assert json.loads(capsys.readouterr().out)["hypernet"].endswith("hypernet")
+    assert json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())["step"] == 2  # untouched

@@ -209,13 +209,13 @@ class Trainer:
     def _evaluate_group(self, heldout: list[dict]) -> dict[str, list[float]]:
         size = self.cfg.batch_docs
         batches = [heldout[i:i + size] for i in range(0, len(heldout), size)]
-        passes = (("", 0), ("wrong_doc_", len(heldout) // 2)) if len(heldout) > 1 else (("", 0),)
+        partner = wrong_document(heldout)
         per_batch: dict[str, list[float]] = {}
-        for tag, shift in passes:
+        for tag, wrong in (("", False), ("wrong_doc_", True)) if len(heldout) > 1 else (("", False),):
             rng = random.Random(12345)
             for b, recs in enumerate(batches):
-                others = [heldout[(b * size + i + shift) % len(heldout)] for i in range(len(recs))]
-                _, stats = self.batch_loss(recs, rng, [False] * len(recs), adapter_from=others if shift else None)
+                others = [heldout[partner[b * size + i]] for i in range(len(recs))]
+                _, stats = self.batch_loss(recs, rng, [False] * len(recs), adapter_from=others if wrong else None)
                 for k, v in stats.items():
                     if k in ("ce", "kl"):
                         per_batch.setdefault(tag + k, []).append(v)
@@ -274,6 +274,18 @@ class Trainer:
         log.close()
 
 
+def wrong_document(records: list[dict]) -> list[int]:
+    """For each record, the index of another one of the same genre (the next one, cyclically), so
+    that the wrong-document control differs in the document only, not in its genre's answer
+    style; records alone in their genre are paired half the list away."""
+    n = len(records)
+    out = []
+    for i, rec in enumerate(records):
+        same = [j for j in range(i + 1, i + n) if records[j % n].get("genre") == rec.get("genre")]
+        out.append(same[0] % n if same else (i + n // 2) % n)
+    return out
+
+
 def source_of(rec: dict) -> str:
     """The data source a record comes from: "realistic", "cloze" or "synthetic"."""
     genre = str(rec.get("genre") or "")
@@ -287,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-minutes", type=float, help="stop (after saving) after this many minutes")
     p.add_argument("--until", type=int, help="stop (after saving) at this step; the schedule still spans --steps")
     p.add_argument("--out-dir", help="override the run folder")
+    p.add_argument("--evaluate", nargs="?", const="", metavar="HYPERNET",
+                   help="print the held-out evaluation (JSON) of the run's checkpoint, or of the hypernetwork "
+                        "folder given, and exit without training")
     args = p.parse_args(argv)
     cfg = TrainConfig.from_file(args.config)
     if args.steps is not None:
@@ -295,5 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg.max_minutes = args.max_minutes
     if args.out_dir:
         cfg.out_dir = args.out_dir
-    Trainer(cfg).run(until=args.until)
+    trainer = Trainer(cfg)
+    if args.evaluate is not None:
+        if args.evaluate:
+            trainer.net.load_state_dict(HypernetBase.load(args.evaluate, trainer.model.config).state_dict())
+        print(json.dumps({"step": trainer.step if not args.evaluate else None, "hypernet": args.evaluate or None,
+                          **trainer.evaluate()}, indent=2))
+        return 0
+    trainer.run(until=args.until)
     return 0
