@@ -225,7 +225,7 @@ class Trainer:
         checkpoint.save(self.out / "checkpoint", self.net, self.opt, {"step": self.step})
         self.net.save(self.out / "hypernet", dtype=torch.bfloat16)  # the shippable form
         held = [r for r in self._log_rows() if "heldout_content_gap_ce" in r]
-        if held and max(held, key=self.score)["step"] == held[-1]["step"] == self.step_evaluated:
+        if held and min(held, key=self.score)["step"] == held[-1]["step"] == self.step_evaluated:
             checkpoint.save_snapshot(self.out / "best", self.net, {"step": self.step, **held[-1]})
 
     @staticmethod
