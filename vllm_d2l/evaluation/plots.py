@@ -90,7 +90,7 @@ def training_chart(log_path: Path | str, path: Path | str) -> None:
             right.plot(*zip(*pts), "s--", label="another document's adapter")
         right.legend(fontsize=8)
     right.set_xlabel("step")
-    right.set_title("held-out genres: answer CE")
+    right.set_title("training hold-out: answer CE")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
