@@ -43,3 +43,18 @@ def test_gpu_config_matches_the_cpu_run():
     assert cpu.hypernet == gpu.hypernet and gpu.device == "cuda" and gpu.resume_from
     assert (cpu.heldout_docs, cpu.heldout_realistic, cpu.heldout_cloze, cpu.seed) == \
         (gpu.heldout_docs, gpu.heldout_realistic, gpu.heldout_cloze, gpu.seed)
+
+
+def test_committed_snapshot_resumes_the_token_run():
+    """A fresh machine continues the run from the committed snapshot: it must load and match the
+    config that names it."""
+    import json
+
+    from vllm_d2l.hypernet import HypernetBase
+    from vllm_d2l.training.config import TrainConfig
+    root = Path(__file__).parent.parent
+    cfg = TrainConfig.from_file(root / "examples" / "train_token.yaml")
+    snap = root / cfg.resume_from
+    net = HypernetBase.load(snap / "hypernet")
+    assert all(getattr(net.config, k) == v for k, v in cfg.hypernet.items())
+    assert json.loads((snap / "state.json").read_text())["step"] > 0 and not net.is_noop()
