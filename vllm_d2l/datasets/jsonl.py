@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 from ..errors import D2LError
 
@@ -81,3 +82,12 @@ def write_records(records: list[dict], out: str) -> None:
         for r in records:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
     print(f"wrote {len(records)} records to {out}", file=sys.stderr)
+
+
+def name_list(arg: str | None, held_out: Sequence[str]) -> list[str] | None:
+    """The generators' CLI lists: comma-separated names, 'default' for their held-out ones, or None."""
+    if not arg:
+        return None
+    if arg == "default":
+        return list(held_out)
+    return [n.strip() for n in arg.split(",") if n.strip()]

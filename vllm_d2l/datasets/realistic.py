@@ -23,7 +23,7 @@ import re
 import sys
 from typing import Callable, Iterable, Sequence
 
-from .jsonl import write_records
+from .jsonl import name_list, write_records
 from . import words as W
 from .values import Inventor
 
@@ -1664,14 +1664,6 @@ def generate(n: int, seed: int = 0, kinds: Iterable[str] | None = None, holdout_
     return [make_record(seed, i, names) for i in range(n)]
 
 
-def _kind_list(arg: str | None) -> list[str] | None:
-    if not arg:
-        return None
-    if arg == "default":
-        return list(DEFAULT_HOLDOUT_KINDS)
-    return [k.strip() for k in arg.split(",") if k.strip()]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vllm_d2l.datasets.realistic", description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=100, help="number of documents")
@@ -1685,7 +1677,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(KINDS))
         return 0
     try:
-        records = generate(args.n, args.seed, _kind_list(args.kinds), _kind_list(args.holdout) or ())
+        records = generate(args.n, args.seed, name_list(args.kinds, DEFAULT_HOLDOUT_KINDS),
+                           name_list(args.holdout, DEFAULT_HOLDOUT_KINDS) or ())
     except ValueError as e:
         p.error(str(e))
     write_records(records, args.out)

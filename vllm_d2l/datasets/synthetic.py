@@ -21,7 +21,7 @@ import re
 import sys
 from typing import Iterable, Sequence
 
-from .jsonl import write_records
+from .jsonl import name_list, write_records
 from .genres import BY_NAME, DEFAULT_HOLDOUT, GENRE_NAMES, Genre
 from .values import ANSWER_TYPES, Inventor, system_code_words
 
@@ -211,14 +211,6 @@ def split(n_train: int, n_eval: int, seed: int = 0,
     return train, evaluation
 
 
-def _genre_list(arg: str | None) -> list[str] | None:
-    if not arg:
-        return None
-    if arg == "default":
-        return list(DEFAULT_HOLDOUT)
-    return [g.strip() for g in arg.split(",") if g.strip()]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vllm_d2l.datasets.synthetic", description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=1000, help="number of documents")
@@ -233,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(GENRE_NAMES))
         return 0
     try:
-        records = generate(args.n, args.seed, _genre_list(args.genres), _genre_list(args.holdout) or (),
+        records = generate(args.n, args.seed, name_list(args.genres, DEFAULT_HOLDOUT), name_list(args.holdout, DEFAULT_HOLDOUT) or (),
                            args.system_words)
     except ValueError as e:
         p.error(str(e))
