@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from ..errors import D2LError
 
@@ -91,3 +91,16 @@ def name_list(arg: str | None, held_out: Sequence[str]) -> list[str] | None:
     if arg == "default":
         return list(held_out)
     return [n.strip() for n in arg.split(",") if n.strip()]
+
+
+def choose_names(known: Sequence[str], chosen: Iterable[str] | None, held_out: Iterable[str], what: str) -> list[str]:
+    """`chosen` (default: all `known`) minus `held_out`, refusing unknown names and an empty result."""
+    picked = list(chosen) if chosen else list(known)
+    held = set(held_out)
+    unknown = sorted((set(picked) | held) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; known: {', '.join(known)}")
+    left = [n for n in picked if n not in held]
+    if not left:
+        raise ValueError(f"no {what} left after the hold-out")
+    return left

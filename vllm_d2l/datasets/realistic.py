@@ -23,7 +23,7 @@ import re
 import sys
 from typing import Callable, Iterable, Sequence
 
-from .jsonl import name_list, write_records
+from .jsonl import choose_names, name_list, write_records
 from . import words as W
 from .values import Inventor
 
@@ -1621,15 +1621,7 @@ def _finish(d: Doc, text: str) -> list[dict]:
 
 def resolve_kinds(kinds: Iterable[str] | None = None, holdout_kinds: Iterable[str] = ()) -> list[str]:
     """Kinds to draw from: `kinds` (default all) minus `holdout_kinds`; unknown names are errors."""
-    chosen = list(kinds) if kinds else list(KINDS)
-    held = set(holdout_kinds)
-    unknown = sorted((set(chosen) | held) - set(KINDS))
-    if unknown:
-        raise ValueError(f"unknown kinds {unknown}; known: {', '.join(KINDS)}")
-    left = [k for k in chosen if k not in held]
-    if not left:
-        raise ValueError("no kinds left after the hold-out")
-    return left
+    return choose_names(KINDS, kinds, holdout_kinds, "kinds")
 
 
 def make_record(seed: int, index: int, kinds: Sequence[str] | None = None) -> dict:

@@ -21,7 +21,7 @@ import re
 import sys
 from typing import Iterable, Sequence
 
-from .jsonl import name_list, write_records
+from .jsonl import choose_names, name_list, write_records
 from .genres import BY_NAME, DEFAULT_HOLDOUT, GENRE_NAMES, Genre
 from .values import ANSWER_TYPES, Inventor, system_code_words
 
@@ -172,15 +172,7 @@ def make_document(rng: random.Random, genre: Genre, code_words: list[str] | None
 
 def resolve_genres(genres: Iterable[str] | None = None, holdout_genres: Iterable[str] = ()) -> list[str]:
     """Genres to draw from: `genres` (default all) minus `holdout_genres`; unknown names are errors."""
-    chosen = list(genres) if genres else list(GENRE_NAMES)
-    held = set(holdout_genres)
-    unknown = sorted((set(chosen) | held) - set(GENRE_NAMES))
-    if unknown:
-        raise ValueError(f"unknown genres {unknown}; known: {', '.join(GENRE_NAMES)}")
-    left = [g for g in chosen if g not in held]
-    if not left:
-        raise ValueError("no genres left after the hold-out")
-    return left
+    return choose_names(GENRE_NAMES, genres, holdout_genres, "genres")
 
 
 def generate(n: int, seed: int = 0, genres: Iterable[str] | None = None, holdout_genres: Iterable[str] = (),
