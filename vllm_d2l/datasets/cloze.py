@@ -27,7 +27,7 @@ from functools import lru_cache
 from itertools import accumulate
 from typing import Callable, Sequence
 
-from .jsonl import write_records
+from .jsonl import generate_to
 from . import corpora
 
 SPLITS = ("train", "heldout")
@@ -396,12 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="-", help="JSONL file ('-' for stdout)")
     args = p.parse_args(argv)
     sources = [s.strip() for s in args.sources.split(",") if s.strip()] if args.sources else None
-    try:
-        records = generate(args.n, args.seed, sources, args.split)
-    except ValueError as e:
-        p.error(str(e))
-    write_records(records, args.out)
-    return 0
+    return generate_to(p, lambda: generate(args.n, args.seed, sources, args.split), args.out)
 
 
 if __name__ == "__main__":

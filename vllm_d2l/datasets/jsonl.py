@@ -69,7 +69,7 @@ def load_handwritten() -> list[dict]:
 
 
 def write_records(records: list[dict], out: str) -> None:
-    """The generators' CLI output: JSONL to a file, or to stdout when `out` is '-'."""
+    """JSONL to a file, or to stdout when `out` is '-'."""
     import sys
 
     if out == "-":
@@ -104,3 +104,13 @@ def choose_names(known: Sequence[str], chosen: Iterable[str] | None, held_out: I
     if not left:
         raise ValueError(f"no {what} left after the hold-out")
     return left
+
+
+def generate_to(parser, make, out: str) -> int:
+    """The generators' CLI tail: records from `make()`, a bad argument as the parser's error, JSONL out."""
+    try:
+        records = make()
+    except ValueError as e:
+        parser.error(str(e))
+    write_records(records, out)
+    return 0

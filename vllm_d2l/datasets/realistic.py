@@ -23,7 +23,7 @@ import re
 import sys
 from typing import Callable, Iterable, Sequence
 
-from .jsonl import choose_names, name_list, write_records
+from .jsonl import choose_names, generate_to, name_list
 from . import words as W
 from .values import Inventor
 
@@ -1668,13 +1668,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_kinds:
         print("\n".join(KINDS))
         return 0
-    try:
-        records = generate(args.n, args.seed, name_list(args.kinds, DEFAULT_HOLDOUT_KINDS),
-                           name_list(args.holdout, DEFAULT_HOLDOUT_KINDS) or ())
-    except ValueError as e:
-        p.error(str(e))
-    write_records(records, args.out)
-    return 0
+    return generate_to(p, lambda: generate(args.n, args.seed, name_list(args.kinds, DEFAULT_HOLDOUT_KINDS),
+                                           name_list(args.holdout, DEFAULT_HOLDOUT_KINDS) or ()), args.out)
 
 
 if __name__ == "__main__":

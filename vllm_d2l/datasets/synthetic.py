@@ -21,7 +21,7 @@ import re
 import sys
 from typing import Iterable, Sequence
 
-from .jsonl import choose_names, name_list, write_records
+from .jsonl import choose_names, generate_to, name_list
 from .genres import BY_NAME, DEFAULT_HOLDOUT, GENRE_NAMES, Genre
 from .values import ANSWER_TYPES, Inventor, system_code_words
 
@@ -216,13 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_genres:
         print("\n".join(GENRE_NAMES))
         return 0
-    try:
-        records = generate(args.n, args.seed, name_list(args.genres, DEFAULT_HOLDOUT), name_list(args.holdout, DEFAULT_HOLDOUT) or (),
-                           args.system_words)
-    except ValueError as e:
-        p.error(str(e))
-    write_records(records, args.out)
-    return 0
+    return generate_to(p, lambda: generate(args.n, args.seed, name_list(args.genres, DEFAULT_HOLDOUT),
+                                           name_list(args.holdout, DEFAULT_HOLDOUT) or (),
+                                           args.system_words), args.out)
 
 
 if __name__ == "__main__":
