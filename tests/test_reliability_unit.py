@@ -270,3 +270,46 @@ def test_over_rank_stored_adapter_is_refused_with_the_fix_named(tmp_path):
         assert err is not None and err.status == 400 and "--max-lora-rank 4" in str(err)
         assert svc.refusal_for(doc) is None and small.refusal_for("doc-" + "0" * 32) is None
     asyncio.run(run())
+
+
+def test_composite_over_rank_is_refused_or_compressed_as_the_policy_says(tmp_path):
+    from vllm_d2l.serving.errors import DocumentNotFound, OverRank
+    from vllm_d2l.serving.ids import composite_id
+
+    async def run():
+        for policy in ("refuse", "compress"):
+            svc, _, _ = _service(tmp_path / policy, over_rank=policy)
+            svc.max_lora_rank = 6
+            ids = [(await svc.upload(_doc(i)))["id"] for i in range(2)]  # rank 4 each: 8 together
+            name = "+".join(ids)
+            if policy == "refuse":
+                with pytest.raises(OverRank, match="--max-lora-rank") as info:
+                    await svc.ensure_composite(name)
+                assert info.value.status == 400 and svc.store.record(composite_id(ids)) is None
+                assert name not in svc.models.lora_requests
+            else:
+                await svc.ensure_composite(name)
+                rec = svc.store.record(composite_id(ids))
+                assert rec.rank == 6 and rec.full_rank == 8 and rec.parts == sorted(ids)
+                assert svc.models.lora_requests[name].lora_path == str(svc.store.folder(composite_id(ids)))
+            with pytest.raises(DocumentNotFound, match="doc-0{32}"):
+                await svc.ensure_composite(ids[0] + "+doc-" + "0" * 32)
+    asyncio.run(run())
+
+
+def test_evicting_a_part_drops_its_composites(tmp_path):
+    from vllm_d2l.serving.ids import composite_id
+
+    async def run():
+        svc, _, _ = _service(tmp_path, max_stored_documents=3)
+        ids = [(await svc.upload(_doc(i)))["id"] for i in range(2)]
+        await svc.ensure_composite(f"{ids[1]}+{ids[0]}")
+        mix = composite_id(ids)
+        os.utime(svc.store.folder(ids[0]) / "last_used", (1, 1))  # the oldest: the next upload evicts it
+        await svc.upload(_doc(2))
+        await asyncio.sleep(0.05)
+        assert svc.store.record(ids[0]) is None and svc.store.record(mix) is None
+        assert f"{ids[1]}+{ids[0]}" not in svc.models.lora_requests
+        listed = {d["id"] for d in await svc.list()}
+        assert ids[1] in listed and ids[0] not in listed and len(listed) == 2  # composites are not listed
+    asyncio.run(run())

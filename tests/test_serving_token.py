@@ -120,3 +120,56 @@ def test_eval_server_mode(server, tmp_path):
     assert "maximum context length" in res["items"][1]["errors"]["context"]
     with pytest.raises(SystemExit):
         main(["--server", server.base_url, "--hypernet", "x"])
+
+
+def test_composite_is_served_exactly_and_follows_its_parts(env, http):
+    """`doc-A+doc-B` answers with the composed adapter (token kind: the pooled memory, same fixed
+    rank), token for token as the Hugging Face model with those factors; it is stored once for any
+    order, refused with a 4xx naming a bad or missing part, and dropped when a part is deleted."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from vllm_d2l.compose import compose
+    from vllm_d2l.serving.ids import composite_id
+
+    third = "Tower Cedar has no keeper; its vault code is 1180 and its door is green."
+    ids = [http.post("/v1/documents", json={"text": t}).json()["id"] for t in (SHORT, LONG, third)]
+    store = AdapterStore(env["store"])
+    weights = compose([store.load(i)[1] for i in ids[:2]])
+    assert weights.rank == KEY_DIM + BIAS
+    model = AutoModelForCausalLM.from_pretrained(env["model"], dtype=torch.float32).eval()
+    prompt = AutoTokenizer.from_pretrained(env["model"])("The quick brown fox", add_special_tokens=False)["input_ids"]
+    expected = reference_tokens(model, prompt, {k: (weights.a[k].float(), weights.b[k].float()) for k in weights.a})
+    from vllm_d2l.apply import lora_applied
+
+    def logits(w):  # the composite is neither part: a comparison of tokens alone could not tell
+        with torch.no_grad(), lora_applied(model, {k: (w.a[k].float(), w.b[k].float()) for k in w.a}):
+            return model(torch.tensor([prompt])).logits[0, -1]
+    for part in (store.load(ids[0])[1], store.load(ids[1])[1]):
+        assert (logits(weights) - logits(part)).abs().max() > 1e-3
+    name = f"{ids[0]}+{ids[1]}"
+    assert served_tokens(http, name, prompt) == expected
+    assert served_tokens(http, f"{ids[1]}+{ids[0]}", prompt) == expected  # order-free
+    mix = composite_id(ids[:2])
+    rec = store.record(mix)
+    assert rec is not None and rec.parts == sorted(ids[:2]) and rec.rank == KEY_DIM + BIAS
+    assert {name, f"{ids[1]}+{ids[0]}"} <= {m["id"] for m in http.get("/v1/models").json()["data"]}
+    assert all(d["id"].startswith("doc-") for d in http.get("/v1/documents").json()["data"])
+
+    body = {"prompt": prompt, "max_tokens": 2}
+    missing = "doc-" + "0" * 32
+    r = http.post("/v1/completions", json={**body, "model": f"{ids[0]}+{missing}"})
+    assert r.status_code == 404 and missing in r.json()["error"]["message"]
+    r = http.post("/v1/completions", json={**body, "model": f"{ids[0]}+../etc"})
+    assert r.status_code == 400 and "not a document id" in r.json()["error"]["message"]
+    r = http.post("/v1/completions", json={**body, "model": f"{ids[0]}+{ids[0]}"})
+    assert r.status_code == 400 and "two different" in r.json()["error"]["message"]
+
+    three = f"{ids[2]}+{ids[0]}+{ids[1]}"
+    assert len(served_tokens(http, three, prompt)) == N_TOKENS
+    assert http.delete(f"/v1/documents/{ids[2]}").status_code == 200
+    r = http.post("/v1/completions", json={**body, "model": three})
+    assert r.status_code == 404 and ids[2] in r.json()["error"]["message"]
+    assert store.is_deleted(composite_id(ids)) or store.record(composite_id(ids)) is None
+    assert served_tokens(http, name, prompt) == expected  # composites without the deleted part stay
+    metrics = http.get("/metrics").text
+    assert 'vllm_d2l_requests_total{kind="composite"}' in metrics and "vllm_d2l_composites_built_total 2.0" in metrics

@@ -131,6 +131,12 @@ class FastWeightNet(HypernetBase):
             out[k] = (torch.cat([a, ba], -2), torch.cat([b, bb], -1))
         return out
 
+    def layout(self, part: dict) -> dict:
+        """Every adapter of this network shares its content A (the query map), so documents compose
+        by summing their memories: B_content = gain V (sum of the S_i) / norm(sum of the n_i)."""
+        return {"combine": "sum", "always_on": self.config.bias_rank, "norm": self.config.memory_norm,
+                "tokens": float(part["n"])}
+
     # ----------------------------------------------------------------------------- inspection
     def is_noop(self) -> bool:
         values = all(not v.any() for v in self.value.values()) or not self.gain.any()

@@ -195,7 +195,7 @@ class Generator:
         for d, part in zip(docs, parts):
             n_tokens = sum(len(c) for c in d)
             meta = {"tokens": n_tokens, "chunks": len(d), "hypernet": self.fingerprint,
-                    "chunk_tokens": chunk_tokens or self.chunk_tokens}
+                    "chunk_tokens": chunk_tokens or self.chunk_tokens, "layout": self.hypernet.layout(part)}
             w = self.assemble(part, meta)
             if max_rank is not None:
                 w = w.cap_rank(max_rank)

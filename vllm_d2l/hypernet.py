@@ -201,6 +201,12 @@ class HypernetBase(nn.Module):
         return {module_path(layer, m): (self.bias_a[m][i], self.bias_b[m][i])
                 for m in self.config.target_modules for i, layer in enumerate(self.config.layers)}
 
+    def layout(self, part: dict) -> dict:
+        """How a document's adapter is laid out, so adapters can be composed later without the
+        documents (`vllm_d2l.compose`): the always-on block is the last `always_on` rank rows, and
+        the rows before it are the document's own; "concat" parts stack along rank."""
+        return {"combine": "concat", "always_on": self.config.bias_rank}
+
     def bias_is_zero(self) -> bool:
         return all(not p.any() for p in getattr(self, "bias_b", {}).values()) if self.config.bias_rank else True
 

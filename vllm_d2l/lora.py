@@ -111,7 +111,7 @@ class LoRAWeights:
                     f"cannot concatenate adapters of '{first.base_model}' and '{p.base_model}'")
         a = {k: torch.cat([p.a[k] for p in parts], dim=0) for k in first.a}
         b = {k: torch.cat([p.b[k] for p in parts], dim=1) for k in first.b}
-        return LoRAWeights(a, b, first.base_model, dict(first.meta))
+        return LoRAWeights(a, b, first.base_model, _without_layout(first.meta))
 
     def cap_rank(self, max_rank: int) -> "LoRAWeights":
         """Best rank-`max_rank` approximation of each module's update (truncated SVD).
@@ -133,7 +133,7 @@ class LoRAWeights:
             root = s[:max_rank].sqrt()
             b_out[k] = ((qb @ u[:, :max_rank]) * root).to(dtype)
             a_out[k] = (root[:, None] * (vh[:max_rank] @ qa.T)).to(dtype)
-        return LoRAWeights(a_out, b_out, self.base_model, dict(self.meta))
+        return LoRAWeights(a_out, b_out, self.base_model, _without_layout(self.meta))
 
     # ----------------------------------------------------------------------------- checks
     def validate(self, hf_config) -> None:
@@ -229,6 +229,12 @@ class LoRAWeights:
             scale = alpha / (r ** 0.5 if config.get("use_rslora") else r)
             b = {k: v * scale for k, v in b.items()}
         return cls(a, b, config.get("base_model_name_or_path", ""), meta)
+
+
+def _without_layout(meta: dict) -> dict:
+    """Meta for factors whose rank rows were restacked or mixed: the generator's layout (see
+    `vllm_d2l.compose`) no longer describes them."""
+    return {k: v for k, v in meta.items() if k != "layout"}
 
 
 def _safetensors_metadata(data: bytes) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 Label cardinality is bounded by design. Adapter ids are content hashes: every new document is a
 new id, so a per-id label would add a time series per upload, forever, and grow Prometheus'
-memory without limit. Traffic is therefore labelled by *kind* only (`base`, `document`, `other`
+memory without limit. Traffic is therefore labelled by *kind* only (`base`, `document`, `composite`, `other`
 for adapters that are not ours), and per-document request counts are served by
 `GET /v1/documents/{id}` (`"requests"`) instead. Error reasons come from a fixed list.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-REQUEST_KINDS = ("base", "document", "other")
+REQUEST_KINDS = ("base", "document", "composite", "other")
 UPLOAD_OUTCOMES = ("created", "cached", "bad_request", "too_large", "over_rank", "not_ready", "error")
 
 INTERNALIZE_SECONDS = Histogram(
@@ -27,6 +27,8 @@ CACHE_HITS = Counter("vllm_d2l_cache_hits", "Uploads answered from the store wit
 UPLOADS = Counter("vllm_d2l_uploads", "POST /v1/documents by outcome.", ["outcome"])
 COMPRESSED = Counter("vllm_d2l_adapters_compressed",
                      "Adapters recompressed (truncated SVD) to fit --max-lora-rank.")
+COMPOSED = Counter("vllm_d2l_composites_built",
+                   "Composite adapters (doc-A+doc-B) built from stored adapters.")
 CORRUPT = Counter("vllm_d2l_store_corrupt", "Stored adapters that failed their checksum.")
 RESOLVED = Counter("vllm_d2l_resolver_loads", "Adapters reloaded from the store by the resolver.")
 EVICTED = Counter("vllm_d2l_store_evictions",

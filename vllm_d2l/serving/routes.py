@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from ..errors import D2LError
 from . import PLUGIN_NAME, get_logger
 from .errors import NotReady, PayloadTooLarge, ServingError
-from .ids import is_document_id
+from .ids import is_document_id, split_composite
 
 log = get_logger(__name__)
 
@@ -177,7 +177,8 @@ async def list_models(raw_request: Request):
 # ------------------------------------------------------------------------------------- middleware
 class CompletionTrafficMiddleware:
     """Reads the `model` of completion requests (then replays the body untouched) to count
-    traffic per model kind and to stop serving documents another replica deleted.
+    traffic per model kind, to stop serving documents another replica deleted, and to build a
+    composite (`doc-A+doc-B`) before vLLM looks the name up.
 
     A plain ASGI middleware, so streaming responses pass through unbuffered.
     """
@@ -200,7 +201,7 @@ class CompletionTrafficMiddleware:
             if size > MAX_PEEK_BYTES:
                 break
         if not more and messages and messages[-1]["type"] == "http.request":
-            refusal = self._observe(app_state, b"".join(m.get("body", b"") for m in messages))
+            refusal = await self._observe(app_state, b"".join(m.get("body", b"") for m in messages))
             if refusal is not None:
                 return await _from_exception(refusal)(scope, receive, send)
 
@@ -212,8 +213,9 @@ class CompletionTrafficMiddleware:
         return await self.app(scope, replay, send)
 
     @staticmethod
-    def _observe(app_state, body: bytes) -> ServingError | None:
-        """Account for the request; an error to answer instead of passing it on, or None."""
+    async def _observe(app_state, body: bytes) -> Exception | None:
+        """Account for the request, and build the composite it names (`doc-A+doc-B`) if need be;
+        an error to answer instead of passing it on, or None."""
         svc = getattr(app_state, STATE_KEY, None) if app_state is not None else None
         if svc is None:
             return None
@@ -229,6 +231,12 @@ class CompletionTrafficMiddleware:
                 refusal = svc.refusal_for(model)
                 if refusal is not None:
                     return refusal
+            elif model and split_composite(model):
+                svc.forget_if_gone(model)
+                try:
+                    await svc.ensure_composite(model)
+                except Exception as e:
+                    return e
             svc.note_request(model)
         except Exception:
             log.exception("vllm-d2l: request accounting failed")

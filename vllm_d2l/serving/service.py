@@ -35,12 +35,13 @@ from typing import Any
 
 from vllm.lora.request import LoRARequest
 
+from ..compose import compose
 from ..errors import D2LError
 from ..generator import Generator, decode_text
 from . import get_logger, metrics
 from .errors import (CorruptAdapter, DocumentNotFound, DocumentTooLong, GeneratorOutOfMemory, InternalizeFailed,
                      NotReady, OverRank, RegistrationFailed, ServingError)
-from .ids import document_id, is_document_id
+from .ids import MAX_PARTS, composite_id, document_id, is_document_id, split_composite
 from .settings import Settings
 from .store import AdapterRecord, AdapterStore, _shorten
 from .worker import METHOD_NAME
@@ -253,22 +254,44 @@ class DocumentService:
         known = await asyncio.to_thread(self.store.mark_deleted, doc_id)
         if not known:  # a folder without a readable record cannot be served anyway
             await asyncio.to_thread(self.store.remove, doc_id)
-        async with self.models.lora_resolver_lock[doc_id]:
-            request = self.models.lora_requests.pop(doc_id, None)
-        self.request_counts.pop(doc_id, None)
+        requests = await self._unregister(doc_id)
         metrics.EVICTED.inc()
-        self._schedule_purge(doc_id, request)
+        self._schedule_purge(doc_id, requests)
+        await self._drop_composites_of(doc_id)
 
-    def _schedule_purge(self, doc_id: str, request: LoRARequest | None) -> None:
-        if doc_id in self._purges:
+    async def _unregister(self, adapter_id: str) -> list[LoRARequest]:
+        """Take an adapter out of vLLM's table under every name that serves its folder (a document
+        under its id; a composite under each ordering of its parts that was asked for)."""
+        path = str(self.store.folder(adapter_id))
+        names = [n for n, r in list(self.models.lora_requests.items()) if n == adapter_id or r.lora_path == path]
+        requests = []
+        for name in names:
+            async with self.models.lora_resolver_lock[name]:
+                request = self.models.lora_requests.pop(name, None)
+            self.request_counts.pop(name, None)
+            if request is not None:
+                requests.append(request)
+        return requests
+
+    async def _drop_composites_of(self, doc_id: str) -> None:
+        """A composite is served only while all its parts are: a deleted or evicted document's
+        content must not live on inside one."""
+        for mix_id in await asyncio.to_thread(self.store.composites_of, doc_id):
+            await asyncio.to_thread(self.store.mark_deleted, mix_id)
+            self._schedule_purge(mix_id, await self._unregister(mix_id))
+
+    def _schedule_purge(self, adapter_id: str, requests: list[LoRARequest]) -> None:
+        if adapter_id in self._purges:
             return
-        task = asyncio.ensure_future(self._purge_when_idle(doc_id, request))
-        self._purges[doc_id] = task
-        task.add_done_callback(lambda _t, i=doc_id: self._purges.pop(i, None))
+        task = asyncio.ensure_future(self._purge_when_idle(adapter_id, requests))
+        self._purges[adapter_id] = task
+        task.add_done_callback(lambda _t, i=adapter_id: self._purges.pop(i, None))
 
     # ----------------------------------------------------------------------------- engine
-    async def ensure_registered(self, doc_id: str, data: bytes, config: bytes, replace: bool = False) -> bool:
-        """Make `doc_id` servable by this server's engine; True if it was registered now."""
+    async def ensure_registered(self, doc_id: str, data: bytes, config: bytes, replace: bool = False,
+                                folder_id: str | None = None) -> bool:
+        """Make `doc_id` (a model name) servable by this server's engine from the stored folder
+        `folder_id` (default: the same id); True if it was registered now."""
         table = self.models.lora_requests
         if doc_id in table and not replace:
             return False
@@ -277,7 +300,7 @@ class DocumentService:
                 return False
             previous = table.get(doc_id)
             int_id = previous.lora_int_id if previous is not None else self.models.lora_id_counter.inc(1)
-            path = str(self.store.folder(doc_id))
+            path = str(self.store.folder(folder_id or doc_id))
             await self._register_in_workers(int_id, doc_id, path, data, config)
             table[doc_id] = LoRARequest(lora_name=doc_id, lora_int_id=int_id, lora_path=path)
             return True
@@ -324,7 +347,8 @@ class DocumentService:
 
     async def list(self) -> list[dict]:
         records = await asyncio.to_thread(self.store.list)
-        return [self._describe(r) for r in records if not self.fingerprint or r.fingerprint == self.fingerprint]
+        return [self._describe(r) for r in records
+                if not r.parts and (not self.fingerprint or r.fingerprint == self.fingerprint)]
 
     def _describe(self, rec: AdapterRecord) -> dict:
         return rec.public(loaded=rec.id in self.models.lora_requests, requests=self.request_counts.get(rec.id, 0))
@@ -334,15 +358,15 @@ class DocumentService:
         if not is_document_id(doc_id):
             raise DocumentNotFound(f"no document adapter named '{_shorten(doc_id)}'", param="id")
         known = await asyncio.to_thread(self.store.mark_deleted, doc_id)
-        async with self.models.lora_resolver_lock[doc_id]:
-            request = self.models.lora_requests.pop(doc_id, None)
-        if not known and request is None:
+        requests = await self._unregister(doc_id)
+        if not known and not requests:
             raise DocumentNotFound(f"no document adapter named '{doc_id}'", param="id")
-        self.request_counts.pop(doc_id, None)
-        self._schedule_purge(doc_id, request)
+        self._schedule_purge(doc_id, requests)
+        await self._drop_composites_of(doc_id)
         return {"id": doc_id, "object": "adapter", "deleted": True}
 
-    async def _purge_when_idle(self, doc_id: str, request: LoRARequest | None) -> None:
+    async def _purge_when_idle(self, adapter_id: str, requests: list[LoRARequest]) -> None:
+        names = {adapter_id} | {r.lora_name for r in requests}
         try:
             deadline = time.monotonic() + PURGE_MAX_WAIT_S
             while time.monotonic() < deadline:
@@ -350,21 +374,22 @@ class DocumentService:
                 if in_use is None:
                     await asyncio.sleep(30.0)  # cannot see running requests: give them a grace period
                     break
-                if doc_id not in in_use:
+                if not names & in_use:
                     break
                 await asyncio.sleep(PURGE_POLL_S)
-            if doc_id in self.models.lora_requests:
-                return  # uploaded again meanwhile
-            if request is not None:
+            path = str(self.store.folder(adapter_id))
+            if any(n == adapter_id or r.lora_path == path for n, r in list(self.models.lora_requests.items())):
+                return  # uploaded (or composed) again meanwhile
+            for request in requests:
                 try:
                     await self.engine_client.remove_lora(request.lora_int_id)
                 except Exception as e:
-                    log.warning("vllm-d2l: unloading %s from the workers failed: %s", doc_id, e)
-            await asyncio.to_thread(self.store.purge, doc_id)
+                    log.warning("vllm-d2l: unloading %s from the workers failed: %s", request.lora_name, e)
+            await asyncio.to_thread(self.store.purge, adapter_id)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("vllm-d2l: purging %s failed", doc_id)
+            log.exception("vllm-d2l: purging %s failed", adapter_id)
 
     # ----------------------------------------------------------------------------- traffic
     def note_request(self, model: str | None) -> None:
@@ -375,6 +400,11 @@ class DocumentService:
             metrics.REQUESTS.labels(kind="document").inc()
             self.request_counts[model] += 1
             self.store.touch(model)
+        elif (pieces := split_composite(model)) and all(is_document_id(p) for p in pieces):
+            metrics.REQUESTS.labels(kind="composite").inc()
+            self.request_counts[model] += 1
+            for adapter_id in (*pieces, composite_id(pieces)):  # parts stay warm while their composite is used
+                self.store.touch(adapter_id)
         else:
             metrics.REQUESTS.labels(kind="other").inc()
 
@@ -400,12 +430,85 @@ class DocumentService:
         Dropping it from vLLM's table sends the request to the resolver, which finds the tombstone
         and answers 404, instead of letting vLLM later reload files that are about to vanish.
         """
-        if not is_document_id(model) or model not in self.models.lora_requests:
+        if not isinstance(model, str) or model not in self.models.lora_requests:
+            return
+        pieces = split_composite(model)
+        if pieces and all(is_document_id(p) for p in pieces):
+            mix_id = composite_id(pieces)
+            if any(self.store.is_deleted(i) or not self.store.folder(i).is_dir() for i in (*pieces, mix_id)):
+                request = self.models.lora_requests.pop(model, None)
+                if request is not None:
+                    self._schedule_purge(mix_id, [request])
+            return
+        if not is_document_id(model):
             return
         if self.store.is_deleted(model) or not self.store.folder(model).is_dir():
             request = self.models.lora_requests.pop(model, None)
             if request is not None:
-                self._schedule_purge(model, request)
+                self._schedule_purge(model, [request])
+
+    # ----------------------------------------------------------------------------- composites
+    async def ensure_composite(self, model: str) -> None:
+        """Make `doc-A+doc-B+...` servable: compose the parts' stored adapters (no document is
+        read again), store the composite under its `mix-` id and register it under this name.
+
+        Raises a 4xx `ServingError` naming the bad or missing part, or the rank flag.
+        """
+        pieces = split_composite(model)
+        if pieces is None or model in self.models.lora_requests:
+            return
+        if self.generator is None:
+            raise NotReady(f"composing adapters is unavailable: {self.not_ready_reason}", param="model")
+        bad = [p for p in pieces if not is_document_id(p)]
+        if bad:
+            raise ServingError(f"'{_shorten(bad[0])}' in model '{_shorten(model)}' is not a document id; a composite "
+                               "names stored documents joined by '+', e.g. doc-…+doc-…", param="model")
+        parts = sorted(set(pieces))
+        if len(parts) < 2:
+            raise ServingError("a composite needs at least two different documents", param="model")
+        if len(parts) > MAX_PARTS:
+            raise ServingError(f"a composite may join at most {MAX_PARTS} documents, got {len(parts)}", param="model")
+        mix_id = composite_id(parts)
+        fut = self._inflight.get(mix_id)
+        if fut is None:
+            fut = asyncio.ensure_future(asyncio.to_thread(self._compose_stored, mix_id, parts))
+            self._inflight[mix_id] = fut
+            fut.add_done_callback(lambda _f, i=mix_id: self._inflight.pop(i, None))
+        record, data, config, ours = await asyncio.shield(fut)
+        await self.ensure_registered(model, data, config, folder_id=mix_id)
+        if ours:
+            metrics.COMPOSED.inc()
+            log.info("vllm-d2l: composed %s from %d documents (rank %s)", mix_id, len(parts), record.rank)
+            await self.enforce_store_limit(keep=mix_id)
+
+    def _compose_stored(self, mix_id: str, parts: list[str]) -> tuple[AdapterRecord, bytes, bytes, bool]:
+        """Runs off the event loop: the stored composite, or one built from the parts now."""
+        for part in parts:  # a missing part is the client's to fix, whatever else is stored
+            if self.store.record(part) is None:
+                raise DocumentNotFound(f"no document adapter named '{part}' (a part of the requested composite); "
+                                       "upload it first", param="model")
+        existing = self._stored_copy(mix_id)
+        if existing is not None:
+            self.store.touch(mix_id)
+            return (*existing, False)
+        weights = compose([self.store.load(part)[1] for part in parts])
+        full_rank = weights.rank
+        if full_rank > self.max_lora_rank:
+            if self.settings.over_rank == "refuse":
+                raise OverRank(f"the composite of these {len(parts)} documents needs rank {full_rank} but the server "
+                               f"holds at most rank {self.max_lora_rank}; restart it with a larger --max-lora-rank, "
+                               "join fewer documents, or allow compression (--over-rank compress)", param="model")
+            weights = weights.cap_rank(self.max_lora_rank)
+            metrics.COMPRESSED.inc()
+        weights.meta["parts"] = parts
+        record = AdapterRecord(
+            id=mix_id, tokens=int(weights.meta.get("tokens", 0)), chunks=int(weights.meta.get("chunks", 0)),
+            rank=weights.rank, bytes=weights.nbytes, created=int(time.time()),
+            full_rank=full_rank if full_rank != weights.rank else None, fingerprint=self.fingerprint,
+            base_model=str(self.generator.base_model_name), parts=parts)
+        _, ours = self.store.put(weights, record)
+        stored, data, config = self.store.read_verified(mix_id)
+        return stored, data, config, ours
 
     async def close(self) -> None:
         for task in list(self._purges.values()):

@@ -1,4 +1,4 @@
-"""The adapter store: one PEFT folder per document id, on a shared filesystem.
+"""The adapter store: one PEFT folder per document id (and per composite), on a shared filesystem.
 
 Why a directory of plain PEFT folders: vLLM (and PEFT, and `/v1/load_lora_adapter`) read them as
 they are, several servers can share one store, and a person can inspect or copy an adapter with
@@ -34,7 +34,7 @@ from ..lora import CONFIG_NAME, META_NAME, WEIGHTS_NAME, LoRAWeights
 from ..paths import default_store_dir
 from . import get_logger
 from .errors import CorruptAdapter, DocumentNotFound
-from .ids import is_document_id
+from .ids import MIX_PREFIX, is_adapter_id
 
 log = get_logger(__name__)
 
@@ -60,6 +60,7 @@ class AdapterRecord:
     base_model: str = ""
     sha256: dict[str, str] = field(default_factory=dict)
     format: int = FORMAT
+    parts: list[str] | None = None  # a composite's stored adapters (`doc-A+doc-B`), sorted
 
     @property
     def compressed(self) -> bool:
@@ -71,6 +72,8 @@ class AdapterRecord:
                "compressed": self.compressed}
         if self.compressed:
             out["full_rank"] = self.full_rank
+        if self.parts:
+            out["parts"] = list(self.parts)
         out.update(extra)
         return out
 
@@ -103,7 +106,7 @@ def _fsync_dir(path: Path) -> None:
 class AdapterStore:
     """Content-addressed PEFT folders with atomic publish, checksums, tombstones and an LRU clock.
 
-    Every method takes an id from a client at face value only after `is_document_id`; anything
+    Every method takes an id from a client at face value only after `is_adapter_id`; anything
     else is "not found" and never becomes a path.
     """
 
@@ -117,7 +120,7 @@ class AdapterStore:
 
     # ----------------------------------------------------------------------------- paths
     def folder(self, doc_id: str) -> Path:
-        if not is_document_id(doc_id):
+        if not is_adapter_id(doc_id):
             raise DocumentNotFound(f"no document adapter named '{_shorten(doc_id)}'", param="id")
         return self.adapters / doc_id
 
@@ -164,7 +167,7 @@ class AdapterStore:
     # ----------------------------------------------------------------------------- read
     def record(self, doc_id: str, include_deleted: bool = False) -> AdapterRecord | None:
         """The record of a live adapter, or None (unknown id, tombstoned, or unreadable record)."""
-        if not is_document_id(doc_id):
+        if not is_adapter_id(doc_id):
             return None
         folder = self.adapters / doc_id
         if not include_deleted and (folder / TOMBSTONE_NAME).exists():
@@ -228,7 +231,7 @@ class AdapterStore:
     # ----------------------------------------------------------------------------- LRU clock
     def touch(self, doc_id: str) -> None:
         """Mark an adapter used now (its `last_used` mtime); cheap enough to call per request."""
-        if is_document_id(doc_id):
+        if is_adapter_id(doc_id):
             with contextlib.suppress(OSError):
                 os.utime(self.adapters / doc_id / USED_NAME)
 
@@ -280,8 +283,17 @@ class AdapterStore:
             names = os.listdir(self.adapters)
         except FileNotFoundError:
             return []
-        return [n for n in names if is_document_id(n) and not os.path.exists(self.adapters / n / TOMBSTONE_NAME)
+        return [n for n in names if is_adapter_id(n) and not os.path.exists(self.adapters / n / TOMBSTONE_NAME)
                 and os.path.exists(self.adapters / n / RECORD_NAME)]
+
+    def composites_of(self, doc_id: str) -> list[str]:
+        """Live composites that include `doc_id` (composite folders are few: a listing, then
+        only their records are read)."""
+        try:
+            names = [n for n in os.listdir(self.adapters) if n.startswith(MIX_PREFIX)]
+        except FileNotFoundError:
+            return []
+        return [n for n in names if (rec := self.record(n)) is not None and doc_id in (rec.parts or ())]
 
     def count(self) -> int:
         return len(self.live_ids())
@@ -318,7 +330,7 @@ class AdapterStore:
         return True
 
     def undelete(self, doc_id: str) -> bool:
-        if not is_document_id(doc_id):
+        if not is_adapter_id(doc_id):
             return False
         try:
             (self.adapters / doc_id / TOMBSTONE_NAME).unlink()
@@ -327,11 +339,11 @@ class AdapterStore:
             return False
 
     def is_deleted(self, doc_id: str) -> bool:
-        return is_document_id(doc_id) and (self.adapters / doc_id / TOMBSTONE_NAME).exists()
+        return is_adapter_id(doc_id) and (self.adapters / doc_id / TOMBSTONE_NAME).exists()
 
     def purge(self, doc_id: str, only_if_deleted: bool = True) -> bool:
         """Remove the folder (atomically: rename away, then delete)."""
-        if not is_document_id(doc_id):
+        if not is_adapter_id(doc_id):
             return False
         folder = self.adapters / doc_id
         if only_if_deleted and not (folder / TOMBSTONE_NAME).exists():
