@@ -33,6 +33,8 @@ from kernels.cpu_grouped import PackedSlices
 from kernels.layout import LoRABank, LoRASlice
 from kernels.segments import Segments, group_tokens
 
+from .serving.compat import SUPPORTED_VLLM_RANGE, is_supported
+
 __all__ = [
     "SUPPORTED_VLLM",
     "UnsupportedVLLMVersion",
@@ -44,8 +46,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: vLLM release series whose LoRA internals the grouped wrappers were written against.
-SUPPORTED_VLLM = ("0.32.",)
+#: vLLM releases whose LoRA internals the grouped wrappers were written against (one range for
+#: the whole package: `vllm_d2l.serving.compat`).
+SUPPORTED_VLLM = SUPPORTED_VLLM_RANGE
 
 
 class UnsupportedVLLMVersion(RuntimeError):
@@ -58,9 +61,9 @@ def check_vllm_version(path: str) -> None:
     import vllm
 
     version = getattr(vllm, "__version__", "unknown")
-    if not version.startswith(SUPPORTED_VLLM):
+    if not is_supported(version):
         raise UnsupportedVLLMVersion(
-            f"vllm-d2l's {path} LoRA path supports vLLM {', '.join(v + 'x' for v in SUPPORTED_VLLM)}"
+            f"vllm-d2l's {path} LoRA path supports vLLM {SUPPORTED_VLLM}"
             f" but vLLM {version} is installed; install a supported vLLM or run without"
             f" the grouped {path} path."
         )

@@ -2,13 +2,16 @@
 
 vLLM calls `register()` with no error handling of its own, possibly more than once, and in
 processes where half of vLLM is not imported yet; so each step is idempotent, cheap, and guarded:
-a failing step is logged and the server comes up without it rather than not at all.
+a failing step is logged and the server comes up without it rather than not at all. The one
+exception is the vLLM version check (`compat.py`): on an untested vLLM the plugin stops the server
+at start-up with a message saying what to install, unless `VLLM_D2L_SKIP_VERSION_CHECK=1`.
 """
 from __future__ import annotations
 
 import os
 
 from . import PLUGIN_NAME, get_logger
+from .compat import check_vllm_version
 
 log = get_logger(__name__)
 
@@ -19,6 +22,7 @@ def register() -> None:
     global _done
     if _done:
         return
+    check_vllm_version()  # raises on an untested vLLM, before anything is patched
     _done = True
     _step("worker method", _install_worker_method)
     _step("LoRA resolver", _register_resolver)
