@@ -4,6 +4,7 @@
     python -m bench adapters           output tok/s vs distinct adapters in flight; ours vs stock vs plain
     python -m bench documents          QA by document length, KV vs adapter memory, chats under uploads
     python -m bench internalize        bench/internalize.py (latency and peak memory vs length)
+    python -m bench store              10,000 stored adapters: list latency, cold vs warm first token, start-up
     python -m bench report             rebuild results/summary.md from the JSON files
 
 `--quick` is a smoke run: one server, tiny loads, two repeats (the tests use it with a tiny model).
@@ -23,7 +24,7 @@ from . import meta, plots, report, results
 from .config import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ("all", "adapters", "documents", "internalize", "report")
+SCENARIOS = ("all", "adapters", "documents", "internalize", "store", "report")
 
 
 def _ints(s: str) -> tuple[int, ...]:
@@ -56,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--docs", type=int, help="documents: distinct documents (adapters) per length")
     s.add_argument("--internalize-lengths", default="512,2048,4096,16384",
                    help="internalize: lengths for bench/internalize.py")
+    s.add_argument("--store-adapters", type=int, default=10_000, help="store: adapters in the filled store")
+    s.add_argument("--store-rank", type=int, default=128, help="store: rank of the stored adapters")
     return p
 
 
@@ -155,6 +158,21 @@ def run_quick_all(args, plan: Plan, work: Path) -> None:
     _write_documents(args, plan, parts, start, note)
 
 
+def run_store(args, plan: Plan, work: Path) -> None:
+    from .adapters import bench_hypernet
+    from .store import run_store as run
+
+    model, served = _model(args)
+    hypernet, note = bench_hypernet(args.hypernet, work / "hypernets")
+    start = meta.snapshot()
+    count = min(args.store_adapters, 200) if plan.quick else args.store_adapters
+    res = run(model, served, hypernet, work, work / "logs", args.dtype, count, args.store_rank,
+              calls=5 if plan.quick else 50, cold=2 if plan.quick else 8)
+    results.write(args.out, "store", res, _meta(args, plan, start, {"hypernet": note}))
+    plots.plot_store(res, args.out / "store.png")
+    print(f"wrote {args.out / 'store.json'}")
+
+
 def run_internalize(args, plan: Plan) -> None:
     cmd = [sys.executable, str(ROOT / "bench" / "internalize.py"), "--lengths", args.internalize_lengths,
            "--repeats", str(min(plan.load.repeats, 3)), "--out", str(args.out / "internalize.json")]
@@ -183,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             run_documents(args, plan, work)
         if args.scenario == "internalize" or (args.scenario == "all" and not args.quick):
             run_internalize(args, plan)
+        if args.scenario in ("all", "store"):
+            run_store(args, plan, work)
     path = report.build(args.out)
     print(f"wrote {path} ({time.monotonic() - t0:.0f}s)")
     return 0

@@ -125,3 +125,27 @@ def plot_uploads(res: dict, path: Path) -> Path:
             title="Internalization latency")
     ax2.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_store(res: dict, path: Path) -> Path:
+    """Left: list/describe latency with the 50 ms target; right: time to first token, cold vs warm."""
+    plt = _plt()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 2]})
+    names = list(res["lists"])
+    p50 = [res["lists"][n]["p50_ms"] for n in names]
+    p95 = [res["lists"][n]["p95_ms"] for n in names]
+    ax.barh(names, p95, color="lightsteelblue", label="p95")
+    ax.barh(names, p50, color="steelblue", label="p50")
+    ax.axvline(50, color="crimson", ls="--", lw=1, label="50 ms target")
+    ax.set_xscale("log")
+    ax.set_xlabel("milliseconds (log)")
+    ax.set_title(f"Listing with {res['adapters']:,} stored adapters")
+    ax.invert_yaxis()
+    ax.legend(fontsize=8)
+    t = res["ttft"]
+    labels = ["base model", "adapter, warm", "adapter, cold"]
+    vals = [t["base_p50_s"], t["warm_p50_s"], t["cold_p50_s"]]
+    bx.bar(labels, [1000 * v for v in vals], color=["gray", "steelblue", "darkorange"])
+    bx.set_ylabel("time to first token, p50 (ms)")
+    bx.set_title(f"Cold / warm = {t['cold_over_warm']:.2f}× (target ≤ 2×)")
+    return _save(fig, path)

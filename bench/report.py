@@ -95,6 +95,20 @@ def uploads_table(r: dict) -> list[str]:
     return lines
 
 
+def store_table(r: dict) -> list[str]:
+    lines = ["| request | p50 (ms) | p95 (ms) | response bytes |", "|---|---|---|---|"]
+    lines += [f"| `GET /v1/{name}` | {_f(s['p50_ms'], 1)} | {_f(s['p95_ms'], 1)} | {s['bytes']:,} |"
+              for name, s in r["lists"].items()]
+    t, st = r["ttft"], r["startup"]
+    lines += ["", "| time to first token, p50 | seconds |", "|---|---|",
+              f"| base model | {_f(t['base_p50_s'], 3)} |", f"| adapter, warm | {_f(t['warm_p50_s'], 3)} |",
+              f"| adapter, cold (first request after start-up, loaded from the store) | {_f(t['cold_p50_s'], 3)} |",
+              f"| cold / warm | {_f(t['cold_over_warm'])}× |",
+              "", f"Server start-up: empty store {_f(st['empty_s'], 1)} s, {r['adapters']:,} adapters "
+              f"{_f(st['full_s'], 1)} s (difference {_f(st['difference_s'], 1)} s)."]
+    return lines
+
+
 def internalize_table(path: Path) -> list[str]:
     if not path.is_file():
         return []
@@ -112,7 +126,8 @@ def build(out_dir: Path) -> Path:
     sections = [("adapters", "Output throughput vs adapters in flight", adapters_table, "adapters.png"),
                 ("qa", "Question answering: adapter vs document in the prompt vs base", qa_table, "qa.png"),
                 ("memory", "Memory: adapter vs KV cache", memory_table, "memory.png"),
-                ("uploads", "Internalization and chats under uploads", uploads_table, "uploads.png")]
+                ("uploads", "Internalization and chats under uploads", uploads_table, "uploads.png"),
+                ("store", "A store of 10,000 adapters", store_table, "store.png")]
     for name, title, table, png in sections:
         r = results.read(out_dir, name)
         if r is None:

@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 
 SCHEMA = 1
-FILES = {"adapters": "adapters.json", "qa": "qa.json", "memory": "memory.json", "uploads": "uploads.json"}
+FILES = {"adapters": "adapters.json", "qa": "qa.json", "memory": "memory.json", "uploads": "uploads.json",
+         "store": "store.json"}
 
 
 def _clean(x):

@@ -116,3 +116,25 @@ def test_uploads_result(quick_run):
     for cond in ("alone", "with_uploads"):
         assert u[cond]["errors"] == 0
         _spread(u[cond]["latency_p95_s"], doc["meta"]["load"]["repeats"])
+
+
+def test_store_scenario(quick_run, tmp_path):
+    """`python -m bench store --quick`: a filled store the server lists as its own, pages of it,
+    and cold then warm first tokens of adapters loaded from the store."""
+    from bench.__main__ import main
+
+    root = quick_run.parent
+    out = tmp_path / "results"
+    assert main(["store", "--quick", "--model", str(root / "model"), "--hypernet", str(root / "hypernet"),
+                 "--dtype", "float32", "--store-adapters", "60", "--store-rank", "8", "--out", str(out),
+                 "--work", str(root / "work")]) == 0
+    doc = _json(out, "store.json")
+    assert doc["adapters"] == 60 and doc["rank"] == 8
+    assert {"documents?limit=100", "models?limit=100", "documents/{id}", "documents (all)"} <= set(doc["lists"])
+    assert all(s["p50_ms"] > 0 and s["bytes"] > 0 for s in doc["lists"].values())
+    assert doc["lists"]["documents (all)"]["bytes"] > doc["lists"]["documents/{id}"]["bytes"] * 50
+    t = doc["ttft"]
+    assert len(t["rows"]) == 2 and all(r["cold_s"] > 0 and r["warm_s"] > 0 for r in t["rows"])
+    assert doc["startup"]["empty_s"] > 0 and doc["startup"]["full_s"] > 0
+    assert (out / "store.png").read_bytes().startswith(PNG_MAGIC)
+    assert "A store of 10,000 adapters" in (out / "summary.md").read_text()

@@ -227,6 +227,24 @@ def test_models_and_documents_list_adapters(client, http, docs, base_name):
     assert one["id"] == docs[0]["id"] and one["loaded"] is True and one["requests"] > 0
 
 
+def test_lists_page_with_limit_and_after(http, docs):
+    everything = [d["id"] for d in http.get("/v1/documents").json()["data"]]
+    assert len(everything) >= 3
+    first = http.get("/v1/documents", params={"limit": 2}).json()
+    assert [d["id"] for d in first["data"]] == everything[:2] and first["has_more"] is True
+    assert first["first_id"] == everything[0] and first["last_id"] == everything[1]
+    rest = http.get("/v1/documents", params={"limit": 10_000, "after": first["last_id"]}).json()
+    assert [d["id"] for d in rest["data"]] == everything[2:] and rest["has_more"] is False
+    models = [m["id"] for m in http.get("/v1/models").json()["data"]]
+    paged = http.get("/v1/models", params={"limit": 1, "after": models[0]}).json()
+    assert [m["id"] for m in paged["data"]] == models[1:2] and paged["has_more"] == (len(models) > 2)
+    assert set(paged["data"][0]) >= {"id", "object", "created", "owned_by", "root", "parent", "permission"}
+    for path, params, param in [("/v1/documents", {"limit": 0}, "limit"), ("/v1/models", {"limit": "x"}, "limit"),
+                                ("/v1/documents", {"after": "doc-" + "0" * 32}, "after")]:
+        err = assert_vllm_error(http.get(path, params=params), 400)
+        assert err["param"] == param
+
+
 def test_metrics_on_vllm_endpoint_with_bounded_labels(http, docs):
     text = http.get("/metrics").text
     ours = [line for line in text.splitlines() if line.startswith("vllm_d2l_")]

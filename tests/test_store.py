@@ -155,3 +155,34 @@ def test_record_public_fields():
     out = rec.public(cached=True)
     assert out["object"] == "adapter" and out["compressed"] and out["full_rank"] == 16 and out["cached"]
     assert set(out) >= {"id", "tokens", "chunks", "rank", "bytes", "created", "cached"}
+
+
+def test_listing_follows_changes_made_by_another_replica(tmp_path, monkeypatch):
+    """The in-memory listing is trusted only while the folder's mtime holds still (and not within
+    the racy window after a change): uploads, tombstones and undeletes from another process's
+    store object all show up in the next listing."""
+    import vllm_d2l.serving.store as store_module
+
+    ours, theirs = AdapterStore(tmp_path), AdapterStore(tmp_path)
+    ids = []
+    for i in range(3):
+        w = _weights(i)
+        ids.append(theirs.put(w, _record(document_id(str(i), "fp"), w))[0].id)
+    assert sorted(r.id for r in ours.list()) == sorted(ids) and ours.count() == 3
+    monkeypatch.setattr(store_module, "RACY_NS", -10**18)  # trust any listing: only mtime changes count
+    reads = []
+    real = AdapterStore.record
+    monkeypatch.setattr(AdapterStore, "record", lambda self, *a, **k: reads.append(a[0]) or real(self, *a, **k))
+    ours._listing = None
+    ours.list()
+    reads.clear()
+    assert ours.count() == 3 and not reads  # unchanged: no file read at all
+    theirs.mark_deleted(ids[0])
+    reads.clear()
+    assert sorted(r.id for r in ours.list()) == sorted(ids[1:]) and not reads  # known records are not re-read
+    theirs.undelete(ids[0])
+    assert ours.count() == 3
+    w = _weights(9)
+    new = theirs.put(w, _record(document_id("9", "fp"), w))[0].id
+    reads.clear()
+    assert new in {r.id for r in ours.list()} and reads == [new]

@@ -19,6 +19,7 @@ from ..errors import D2LError
 from . import PLUGIN_NAME, get_logger
 from .errors import NotReady, PayloadTooLarge, ServingError
 from .ids import is_document_id, split_composite
+from .store import _shorten
 
 log = get_logger(__name__)
 
@@ -26,6 +27,7 @@ STATE_KEY = "vllm_d2l"
 MAX_NAME_CHARS = 256
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/responses"})
 MAX_PEEK_BYTES = 64 * 2**20  # bodies larger than this are passed on unread by the middleware
+MAX_PAGE = 10_000
 
 router = APIRouter()
 
@@ -127,11 +129,44 @@ async def create_document(raw_request: Request):
         metrics.UPLOADS.labels(outcome=outcome[0]).inc()
 
 
+def _page_params(request: Request) -> tuple[int | None, str | None]:
+    """`limit` (1..MAX_PAGE) and `after` (an id) from the query string, as OpenAI's lists take them."""
+    raw, after = request.query_params.get("limit"), request.query_params.get("after")
+    limit = None
+    if raw is not None:
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+            raise ServingError(f"'limit' must be an integer from 1 to {MAX_PAGE}", param="limit")
+        limit = int(raw)
+    return limit, after
+
+
+def paginate(items: list, limit: int | None, after: str | None) -> tuple[list, bool]:
+    """The OpenAI list convention: up to `limit` items following the one whose id is `after`
+    (all of them without a limit), and whether more follow."""
+    start = 0
+    if after is not None:
+        ids = [i["id"] if isinstance(i, dict) else i.id for i in items]
+        try:
+            start = ids.index(after) + 1
+        except ValueError:
+            raise ServingError(f"'after' names no item of this list: '{_shorten(after)}'", param="after") from None
+    end = len(items) if limit is None else start + limit
+    return items[start:end], end < len(items)
+
+
+def _page(data: list[dict], more: bool) -> dict:
+    return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None, "has_more": more}
+
+
 @router.get("/v1/documents")
 async def list_documents(raw_request: Request):
+    """Newest first; `?limit=N&after=ID` pages through a large store (all of it without `limit`)."""
     try:
-        data = await _service(raw_request).list()
-        return JSONResponse(content={"object": "list", "data": data})
+        limit, after = _page_params(raw_request)
+        svc = _service(raw_request)
+        page, more = paginate(await asyncio.to_thread(svc.documents), limit, after)
+        return JSONResponse(content=_page([svc.describe(r) for r in page], more))
     except Exception as e:
         return _from_exception(e)
 
@@ -155,23 +190,38 @@ async def delete_document(doc_id: str, raw_request: Request):
 @router.get("/v1/models")
 async def list_models(raw_request: Request):
     """vLLM's list (base model + loaded adapters) plus this server's stored documents, which the
-    resolver loads on first use."""
+    resolver loads on first use; `?limit=N&after=ID` pages through it as `/v1/documents` does.
+
+    Stored documents are written as copies of one model card's dict rather than one pydantic
+    object each: with 10,000 stored adapters that is the difference between milliseconds and a
+    good part of a second.
+    """
     from vllm.entrypoints.serve.engine.protocol import ModelCard, ModelPermission
 
+    try:
+        limit, after = _page_params(raw_request)
+    except ServingError as e:
+        return _from_exception(e)
     handler = raw_request.app.state.openai_serving_models
     listing = await handler.show_available_models()
+    data = [card.model_dump() for card in listing.data]
     svc = getattr(raw_request.app.state, STATE_KEY, None)
     if svc is not None:
         try:
-            shown = {card.id for card in listing.data}
+            shown = {card["id"] for card in data}
             parent = handler.base_model_paths[0].name
-            for rec in await svc.list():
-                if rec["id"] not in shown:
-                    listing.data.append(ModelCard(id=rec["id"], root=rec["id"], parent=parent,
-                                                  created=rec["created"], permission=[ModelPermission()]))
+            template = ModelCard(id="", root="", parent=parent, permission=[ModelPermission()]).model_dump()
+            for rec in await asyncio.to_thread(svc.documents):
+                if rec.id not in shown:
+                    data.append({**template, "id": rec.id, "root": rec.id, "created": rec.created})
         except Exception:
             log.exception("vllm-d2l: listing stored documents failed")
-    return JSONResponse(content=listing.model_dump())
+    if limit is None and after is None:
+        return JSONResponse(content={"object": "list", "data": data})
+    try:
+        return JSONResponse(content=_page(*paginate(data, limit, after)))
+    except ServingError as e:
+        return _from_exception(e)
 
 
 # ------------------------------------------------------------------------------------- middleware

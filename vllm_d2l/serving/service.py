@@ -343,14 +343,16 @@ class DocumentService:
         rec = await asyncio.to_thread(self.store.record, doc_id) if is_document_id(doc_id) else None
         if rec is None:
             raise DocumentNotFound(f"no document adapter named '{_shorten(doc_id)}'", param="id")
-        return self._describe(rec)
+        return self.describe(rec)
 
     async def list(self) -> list[dict]:
-        records = await asyncio.to_thread(self.store.list)
-        return [self._describe(r) for r in records
-                if not r.parts and (not self.fingerprint or r.fingerprint == self.fingerprint)]
+        return [self.describe(r) for r in await asyncio.to_thread(self.documents)]
 
-    def _describe(self, rec: AdapterRecord) -> dict:
+    def documents(self) -> list[AdapterRecord]:
+        """Stored document records of this generator (not composites), newest first."""
+        return [r for r in self.store.list() if not r.parts and (not self.fingerprint or r.fingerprint == self.fingerprint)]
+
+    def describe(self, rec: AdapterRecord) -> dict:
         return rec.public(loaded=rec.id in self.models.lora_requests, requests=self.request_counts.get(rec.id, 0))
 
     # ----------------------------------------------------------------------------- delete
