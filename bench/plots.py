@@ -130,7 +130,7 @@ def plot_uploads(res: dict, path: Path) -> Path:
 def plot_store(res: dict, path: Path) -> Path:
     """Left: list/describe latency with the 50 ms target; right: time to first token, cold vs warm."""
     plt = _plt()
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
     names = list(res["lists"])
     p50 = [res["lists"][n]["p50_ms"] for n in names]
     p95 = [res["lists"][n]["p95_ms"] for n in names]
@@ -143,9 +143,9 @@ def plot_store(res: dict, path: Path) -> Path:
     ax.invert_yaxis()
     ax.legend(fontsize=8)
     t = res["ttft"]
-    labels = ["base model", "adapter, warm", "adapter, cold"]
+    labels = ["base model", "adapter\nwarm", "adapter\ncold"]
     vals = [t["base_p50_s"], t["warm_p50_s"], t["cold_p50_s"]]
     bx.bar(labels, [1000 * v for v in vals], color=["gray", "steelblue", "darkorange"])
     bx.set_ylabel("time to first token, p50 (ms)")
-    bx.set_title(f"Cold / warm = {t['cold_over_warm']:.2f}× (target ≤ 2×)")
+    bx.set_title(f"First token\ncold ÷ warm = {t['cold_over_warm']:.2f}× (target ≤ 2×)", fontsize=10)
     return _save(fig, path)
