@@ -5,6 +5,7 @@
     python -m bench documents          QA by document length, KV vs adapter memory, chats under uploads
     python -m bench internalize        bench/internalize.py (latency and peak memory vs length)
     python -m bench store              10,000 stored adapters: list latency, cold vs warm first token, start-up
+    python -m bench priority           chats under uploads, internalization at normal vs lowered priority
     python -m bench report             rebuild results/summary.md from the JSON files
 
 `--quick` is a smoke run: one server, tiny loads, two repeats (the tests use it with a tiny model).
@@ -24,7 +25,7 @@ from . import meta, plots, report, results
 from .config import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ("all", "adapters", "documents", "internalize", "store", "report")
+SCENARIOS = ("all", "adapters", "documents", "internalize", "store", "priority", "report")
 
 
 def _ints(s: str) -> tuple[int, ...]:
@@ -173,6 +174,28 @@ def run_store(args, plan: Plan, work: Path) -> None:
     print(f"wrote {args.out / 'store.json'}")
 
 
+def run_priority(args, plan: Plan, work: Path) -> None:
+    from dataclasses import replace
+
+    from .adapters import bench_hypernet
+    from .documents import documents_spec
+    from .servers import ServerSpec
+    from .uploads import run_priority as run
+
+    model, served = _model(args)
+    hypernet, note = bench_hypernet(args.hypernet, work / "hypernets")
+    start = meta.snapshot()
+
+    def spec_for(store: Path, env: tuple) -> ServerSpec:
+        base = documents_spec(model, served, hypernet, store, plan, args.dtype, plan.docs_per_length)
+        return replace(base, extra_env=env)
+
+    res = run(model, served, hypernet, plan, work, work / "logs", args.dtype, spec_for)
+    results.write(args.out, "priority", res, _meta(args, plan, start, {"hypernet": note}))
+    plots.plot_priority(res, args.out / "uploads-priority.png")
+    print(f"wrote {args.out / 'uploads-priority.json'}")
+
+
 def run_internalize(args, plan: Plan) -> None:
     cmd = [sys.executable, str(ROOT / "bench" / "internalize.py"), "--lengths", args.internalize_lengths,
            "--repeats", str(min(plan.load.repeats, 3)), "--out", str(args.out / "internalize.json")]
@@ -203,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             run_internalize(args, plan)
         if args.scenario in ("all", "store"):
             run_store(args, plan, work)
+        if args.scenario in ("all", "priority"):
+            run_priority(args, plan, work)
     path = report.build(args.out)
     print(f"wrote {path} ({time.monotonic() - t0:.0f}s)")
     return 0

@@ -149,3 +149,23 @@ def plot_store(res: dict, path: Path) -> Path:
     bx.set_ylabel("time to first token, p50 (ms)")
     bx.set_title(f"First token\ncold ÷ warm = {t['cold_over_warm']:.2f}× (target ≤ 2×)", fontsize=10)
     return _save(fig, path)
+
+
+def plot_priority(res: dict, path: Path) -> Path:
+    """Chat p95 latency alone and with uploads, per internalization priority."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labels = list(res["arms"])
+    width = 0.38
+    for j, (key, name, color) in enumerate((("alone", "chats alone", "steelblue"),
+                                            ("with_uploads", "chats while 2 clients upload", "darkorange"))):
+        vals = [_err(res["arms"][l][key]["latency_p95_s"]) for l in labels]
+        xs = [i + (j - 0.5) * width for i in range(len(labels))]
+        ax.bar(xs, [v[0] for v in vals], width, color=color, label=name,
+               yerr=[[v[1][0][0] for v in vals], [v[1][1][0] for v in vals]], capsize=3)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels([f"{l}\nwith/alone = {res['arms'][l]['p95_with_over_alone']:.2f}×" for l in labels])
+    ax.set_ylabel("chat latency p95 (s)")
+    ax.set_title("Internalization priority: chats under uploads")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

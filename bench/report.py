@@ -109,6 +109,17 @@ def store_table(r: dict) -> list[str]:
     return lines
 
 
+def priority_table(r: dict) -> list[str]:
+    lines = ["| internalization thread | chat p95 alone (s) | chat p95 with uploads (s) | with ÷ alone | "
+             "uploads done | internalization in the server (s) |", "|---|---|---|---|---|---|"]
+    for label, a in r["arms"].items():
+        u = a["uploads"]
+        lines.append(f"| {label}, nice {a['nice']} | {_s(a['alone']['latency_p95_s'])} | "
+                     f"{_s(a['with_uploads']['latency_p95_s'])} | {_f(a['p95_with_over_alone'])}× | "
+                     f"{u['ok']} of {u['count']} | {_s(u['server_seconds'])} |")
+    return lines
+
+
 def internalize_table(path: Path) -> list[str]:
     if not path.is_file():
         return []
@@ -127,7 +138,9 @@ def build(out_dir: Path) -> Path:
                 ("qa", "Question answering: adapter vs document in the prompt vs base", qa_table, "qa.png"),
                 ("memory", "Memory: adapter vs KV cache", memory_table, "memory.png"),
                 ("uploads", "Internalization and chats under uploads", uploads_table, "uploads.png"),
-                ("store", "A store of 10,000 adapters", store_table, "store.png")]
+                ("store", "A store of 10,000 adapters", store_table, "store.png"),
+                ("priority", "Chats under uploads: internalization priority", priority_table,
+                 "uploads-priority.png")]
     for name, title, table, png in sections:
         r = results.read(out_dir, name)
         if r is None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 SCHEMA = 1
 FILES = {"adapters": "adapters.json", "qa": "qa.json", "memory": "memory.json", "uploads": "uploads.json",
-         "store": "store.json"}
+         "store": "store.json", "priority": "uploads-priority.json"}
 
 
 def _clean(x):

@@ -37,6 +37,7 @@ class ServerSpec:
     dtype: str | None = None
     log_stats: bool = True
     extra: tuple[str, ...] = field(default_factory=tuple)
+    extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -73,7 +74,7 @@ class ServerSpec:
             env["VLLM_D2L_CPU_COMPILE"] = "1" if self.kind == "ours-compiled" else "0"
         if not self.lora:
             env["VLLM_PLUGINS"] = ""
-        return env
+        return {**env, **dict(self.extra_env)}
 
     def describe(self) -> dict:
         return {"kind": self.kind, "args": self.args(), "env": self.env()}

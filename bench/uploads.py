@@ -78,3 +78,28 @@ def uploads_on(base_url: str, source: DocumentSource, docs: dict[int, list[dict]
             "uploads": {"count": len(uploads), "ok": len(ok),
                         "client_seconds": spread(u["client_seconds"] for u in ok),
                         "server_seconds": spread(u.get("server_seconds") for u in ok)}}
+
+
+PRIORITY_ARMS = (("normal priority", "0"), ("lowered priority (default)", "19"))
+
+
+def run_priority(model: str, served: str | None, hypernet, plan: Plan, work, log_dir, dtype: str | None,
+                 spec_for) -> dict:
+    """Chats under uploads on two servers that differ only in the internalization thread's
+    niceness (`VLLM_D2L_INTERNALIZE_NICE`), one after the other with the same load."""
+    from transformers import AutoTokenizer
+
+    from .qa import upload_documents
+    from .servers import server
+
+    source = DocumentSource(AutoTokenizer.from_pretrained(model))
+    arms = {}
+    for label, nice in PRIORITY_ARMS:
+        spec = spec_for(work / f"store-priority-{nice}", (("VLLM_D2L_INTERNALIZE_NICE", nice),))
+        with server(spec, log_dir) as srv:
+            docs = upload_documents(srv.base_url, source, (min(plan.lengths),), plan.docs_per_length)
+            arms[label] = {"nice": int(nice), "spec": spec.describe(), **uploads_on(srv.base_url, source, docs, plan)}
+    for arm in arms.values():
+        a, b = arm["alone"]["latency_p95_s"]["p50"], arm["with_uploads"]["latency_p95_s"]["p50"]
+        arm["p95_with_over_alone"] = b / a if a else None
+    return {"arms": arms}

@@ -138,3 +138,21 @@ def test_store_scenario(quick_run, tmp_path):
     assert doc["startup"]["empty_s"] > 0 and doc["startup"]["full_s"] > 0
     assert (out / "store.png").read_bytes().startswith(PNG_MAGIC)
     assert "A store of 10,000 adapters" in (out / "summary.md").read_text()
+
+
+def test_priority_scenario(quick_run, tmp_path):
+    """`python -m bench priority --quick`: the same chats-under-uploads load on two servers that
+    differ only in the internalization thread's niceness."""
+    from bench.__main__ import main
+
+    root = quick_run.parent
+    out = tmp_path / "results"
+    assert main(["priority", "--quick", "--model", str(root / "model"), "--hypernet", str(root / "hypernet"),
+                 "--dtype", "float32", "--out", str(out), "--work", str(root / "work")]) == 0
+    doc = _json(out, "uploads-priority.json")
+    assert [a["nice"] for a in doc["arms"].values()] == [0, 19]
+    for arm in doc["arms"].values():
+        assert arm["spec"]["env"]["VLLM_D2L_INTERNALIZE_NICE"] == str(arm["nice"])
+        assert arm["uploads"]["ok"] >= 1 and arm["p95_with_over_alone"] > 0
+        _spread(arm["with_uploads"]["latency_p95_s"], 2)
+    assert (out / "uploads-priority.png").read_bytes().startswith(PNG_MAGIC)

@@ -313,3 +313,21 @@ def test_evicting_a_part_drops_its_composites(tmp_path):
         listed = {d["id"] for d in await svc.list()}
         assert ids[1] in listed and ids[0] not in listed and len(listed) == 2  # composites are not listed
     asyncio.run(run())
+
+
+def test_internalization_thread_runs_at_the_configured_niceness(tmp_path, monkeypatch):
+    from vllm_d2l.serving.settings import ENV_NICE
+
+    def niceness_seen_by_work(svc) -> int:
+        import threading
+        return svc._executor.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+
+    svc, _, _ = _service(tmp_path)
+    assert svc.settings.internalize_nice == 19 and niceness_seen_by_work(svc) == 19
+    svc, _, _ = _service(tmp_path, internalize_nice=0)
+    assert niceness_seen_by_work(svc) == os.getpriority(os.PRIO_PROCESS, 0)
+    monkeypatch.setenv(ENV_NICE, "25")
+    with pytest.raises(ValueError, match=ENV_NICE):
+        Settings.from_env()
+    monkeypatch.setenv(ENV_NICE, "5")
+    assert Settings.from_env().internalize_nice == 5

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -67,7 +69,8 @@ class DocumentService:
         self.hf_config = hf_config
         self.not_ready_reason = not_ready_reason
         self.fingerprint = generator.fingerprint if generator else ""
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm-d2l-internalize")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm-d2l-internalize",
+                                            initializer=_lower_priority, initargs=(settings.internalize_nice,))
         self._inflight: dict[str, asyncio.Future] = {}
         self._purges: dict[str, asyncio.Task] = {}
         self._evict_lock = asyncio.Lock()
@@ -516,6 +519,19 @@ class DocumentService:
         for task in list(self._purges.values()):
             task.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise this thread's niceness (Linux keeps one per thread). Threads it starts inherit it,
+    and torch starts its intra-op pool from the thread that first runs a parallel op, so the
+    generator's pool runs at the same low priority."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))
+    except OSError as e:
+        log.warning("vllm-d2l: could not lower the internalization thread's priority: %s", e)
 
 
 def _is_out_of_memory(e: BaseException) -> bool:

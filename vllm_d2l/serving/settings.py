@@ -24,6 +24,7 @@ ENV_MAX_TOKENS = "VLLM_D2L_MAX_DOCUMENT_TOKENS"
 ENV_OVER_RANK = "VLLM_D2L_OVER_RANK"
 ENV_MAX_STORED = "VLLM_D2L_MAX_STORED_DOCUMENTS"
 ENV_EVICT_IDLE = "VLLM_D2L_EVICT_MIN_IDLE_S"
+ENV_NICE = "VLLM_D2L_INTERNALIZE_NICE"
 OVER_RANK_POLICIES = ("compress", "refuse")
 
 
@@ -42,6 +43,10 @@ class Settings:
     # An adapter used less than this many seconds ago is never evicted: requests on *other*
     # replicas, and requests not yet admitted by this engine, are invisible to the in-use check.
     evict_min_idle_s: float = 30.0
+    # Niceness of the internalization thread (and the torch threads it starts): the engine runs
+    # chats in another process at normal priority, so on a machine without spare cores an upload
+    # takes the cycles chats leave over instead of halving theirs. 0 keeps normal priority.
+    internalize_nice: int = 19
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -57,6 +62,7 @@ class Settings:
             over_rank=policy,
             max_stored_documents=_positive_int(ENV_MAX_STORED, cls.max_stored_documents),
             evict_min_idle_s=_non_negative_float(ENV_EVICT_IDLE, cls.evict_min_idle_s),
+            internalize_nice=_nice(os.environ.get(ENV_NICE), cls.internalize_nice),
         )
 
 
@@ -77,4 +83,13 @@ def _non_negative_float(name: str, default: float) -> float:
     value = float(raw)
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {raw}")
+    return value
+
+
+def _nice(raw: str | None, default: int) -> int:
+    if raw is None or raw.strip() == "":
+        return default
+    value = int(raw)
+    if not 0 <= value <= 19:
+        raise ValueError(f"{ENV_NICE} must be an integer from 0 to 19, got {raw}")
     return value
