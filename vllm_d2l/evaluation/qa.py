@@ -11,6 +11,7 @@ its own document rather than answer style, which any adapter teaches.
     vllm-d2l eval --synthetic 50 --limit 20          # held-out genres of the synthetic generator
     vllm-d2l eval --needle --train-tokens 1024       # needle recall (see needle.py)
     vllm-d2l eval --server http://127.0.0.1:8000    # through a running server (see served.py)
+    vllm-d2l eval --tasks                            # task descriptions: compliance (see tasks.py)
 """
 from __future__ import annotations
 
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="write a PNG bar chart")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--needle", action="store_true", help="run the needle test instead (see --needle --help)")
+    p.add_argument("--tasks", action="store_true", help="evaluate task descriptions instead (see --tasks --help)")
     return p
 
 
@@ -206,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import needle
 
         return needle.main([a for a in argv if a != "--needle"])
+    if "--tasks" in argv:
+        from . import tasks
+
+        return tasks.main([a for a in argv if a != "--tasks"])
     p = build_parser()
     args = p.parse_args(argv)
     records, label = _load_records(args)

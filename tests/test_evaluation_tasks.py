@@ -1,0 +1,52 @@
+"""`vllm-d2l eval --tasks` on the tiny model: the four conditions send what they say, every reply
+is scored by its family's checker, and the two held-out sets draw what they promise."""
+import json
+
+import pytest
+import torch
+
+from vllm_d2l.datasets.tasks import FAMILIES, HELD_OUT_FAMILIES
+from vllm_d2l.evaluation.tasks import CONDITIONS, build_items, evaluate_tasks, main, task_messages, tasks_chart
+from vllm_d2l.generator import Generator
+from tiny import build_tiny_hypernet
+
+
+def test_sets_draw_held_out_wordings_and_families():
+    words = build_items("wordings", 6, 3, seed=1)
+    fams = build_items("families", 6, 3, seed=1)
+    assert len(words) == len(fams) == 18
+    assert all(it["wording"] == len(FAMILIES[it["family"]].wordings) - 1 for it in words)
+    assert {it["family"] for it in words}.isdisjoint(HELD_OUT_FAMILIES)
+    assert {it["family"] for it in fams} == set(HELD_OUT_FAMILIES)
+    assert build_items("wordings", 6, 3, seed=1)[0]["description"] == words[0]["description"]  # seeded
+    with pytest.raises(ValueError):
+        build_items("genres", 1, 1)
+
+
+def test_conditions_place_the_description():
+    d, q = "Answer in at most 4 words.", "What is tea?"
+    assert task_messages("none", d, q) == task_messages("adapter", d, q) == [{"role": "user", "content": q}]
+    assert task_messages("system", d, q)[0] == {"role": "system", "content": d}
+    assert task_messages("user", d, q)[0]["content"].startswith(d) and q in task_messages("user", d, q)[0]["content"]
+
+
+def test_evaluate_scores_every_reply(tiny_model_dir, tmp_path):
+    hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
+    gen = Generator.load(hn, tiny_model_dir, encoder_dtype=torch.float32)
+    items = build_items("wordings", 2, 2)
+    res = evaluate_tasks(gen, items, CONDITIONS, max_new_tokens=6, batch_size=4, progress=False)
+    assert res["n_replies"] == 4 and res["n_tasks"] == 2 and set(res["conditions"]) == set(CONDITIONS)
+    for it in res["items"]:
+        assert set(it["outputs"]) == set(it["complied"]) == set(CONDITIONS)
+        assert "_task" not in it
+    json.dumps(res)  # everything it returns can be written out
+    assert all(0 <= v["compliance"] <= 1 for v in res["conditions"].values())
+    tasks_chart({"wordings": {"set": "wordings", **res}}, tmp_path / "t.png")
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_refuses_bad_arguments():
+    with pytest.raises(SystemExit):
+        main(["--conditions", "none,teacher"])
+    with pytest.raises(SystemExit):
+        main(["--prompts", "0"])

@@ -1,0 +1,295 @@
+"""Task descriptions ("Answer in at most five words.") with programmatic checks, for the task mode.
+
+A task is a family (what kind of rule), a wording (how the description says it) and parameters
+drawn at random (the limit, the phrase, the word to avoid, the JSON keys), so a generator that
+turns descriptions into adapters must read the rule's values from the text; none can be learnt as
+a constant. Every family can
+  check(reply)   did the reply follow the rule?
+  comply(reply)  the smallest rewrite of an ordinary reply that follows it
+The training targets are the base model's own replies to ordinary prompts passed through `comply`
+(the model follows few descriptions when told them, so there is little to distil from a prompt).
+
+Splits, so evaluation can say what generalises:
+- held-out families: never in training (`HELD_OUT_FAMILIES`);
+- held-out wordings: the last wording of every family is never in training;
+- parameters: phrases, words and keys come from disjoint pools for training and evaluation, and
+  numeric limits from disjoint ranges; prompts too.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+SPLITS = ("train", "eval")
+_WORD = re.compile(r"[A-Za-z0-9']+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def _sentences(text: str) -> list[str]:
+    parts = [s.strip(" -*\n\t") for line in text.splitlines() for s in _SENTENCE.split(line)]
+    return [p for p in parts if _words(p)]
+
+
+# ------------------------------------------------------------------------------------- parameter pools
+# Disjoint train / eval pools: an adapter that follows an eval phrase has read it from the text.
+_PHRASES = {
+    "train": ["Greetings, friend!", "Here is my answer:", "Good question.", "Let me explain.", "Right away!",
+              "Happy to help.", "Short answer:", "Alright then.", "In brief:", "Listen closely.",
+              "Here we go.", "Thanks for asking!", "Consider this:", "Well now,", "Of course!"],
+    "eval": ["Ahoy there!", "Quick reply:", "Glad you asked.", "Straight to it:", "Hello again!",
+             "My take:", "Certainly."],
+}
+_SIGNOFFS = {
+    "train": ["Best regards, Ada", "Cheers!", "Hope this helps.", "Stay curious.", "Have a great day!",
+              "Yours truly, Max", "That is all.", "Take care.", "Until next time!", "Over and out."],
+    "eval": ["Kind regards, Ivo", "Good luck!", "Talk soon.", "With thanks, the team"],
+}
+_AVOID = {  # words ordinary replies use, so avoiding them takes a rewrite
+    "train": ["the", "and", "to", "of", "is", "for", "are", "with", "this", "on", "you"],
+    "eval": ["a", "in", "it", "that"],
+}
+_KEYS = {
+    "train": [("answer", "reason"), ("summary", "details"), ("title", "body"), ("short", "long"),
+              ("topic", "explanation"), ("claim", "support"), ("result", "notes")],
+    "eval": [("headline", "text"), ("main_point", "extra"), ("gist", "elaboration")],
+}
+_CATCH = {
+    "train": ["Yo ho ho!", "By my beard!", "Elementary!", "Far out, dude.", "Splendid, splendid.",
+              "Great Scott!", "Indubitably."],
+    "eval": ["Holy guacamole!", "Bless my boots!", "Jolly good!"],
+}
+_WORD_LIMITS = {"train": [n for n in range(3, 41) if n not in (4, 7, 12, 25)], "eval": [4, 7, 12, 25]}
+_SENTENCE_LIMITS = {"train": [1, 3], "eval": [2]}
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    wordings: tuple[str, ...]  # the last one is held out of training
+    draw: Callable[[random.Random, str], dict]
+    check: Callable[[str, dict], bool]
+    comply: Callable[[str, dict], str]
+
+
+def _truncate_words(reply: str, n: int) -> str:
+    words = reply.split()
+    if len(words) <= n:
+        return reply.strip()
+    cut = " ".join(words[:n]).rstrip(",;:")
+    return cut if cut.endswith((".", "!", "?")) else cut + "."
+
+
+def _max_words_check(r: str, p: dict) -> bool:
+    return 0 < len(r.split()) <= p["n"]
+
+
+def _sentences_check(r: str, p: dict) -> bool:
+    return 0 < len(_sentences(r)) <= p["n"]
+
+
+def _sentences_comply(r: str, p: dict) -> str:
+    return " ".join(_sentences(r)[:p["n"]]) or r.strip()
+
+
+def _letters(r: str) -> list[str]:
+    return [c for c in r if c.isalpha()]
+
+
+def _starts(r: str, phrase: str) -> bool:
+    return r.strip().lower().startswith(phrase.lower())
+
+
+def _ends(r: str, phrase: str) -> bool:
+    return r.strip().lower().endswith(phrase.lower())
+
+
+def _bullets_check(r: str, p: dict) -> bool:
+    lines = [l.strip() for l in r.strip().splitlines() if l.strip()]
+    return len(lines) >= 2 and all(l.startswith(("- ", "* ", "• ")) for l in lines)
+
+
+def _bullets_comply(r: str, p: dict) -> str:
+    items = _sentences(r) or [r.strip()]
+    if len(items) == 1:
+        items = [s.strip() for s in re.split(r",\s+|;\s+", items[0]) if s.strip()] or items
+    if len(items) == 1:
+        items = items + ["That is the main point."]
+    return "\n".join(f"- {s}" for s in items)
+
+
+def _numbered_check(r: str, p: dict) -> bool:
+    lines = [l.strip() for l in r.strip().splitlines() if l.strip()]
+    return len(lines) >= 2 and all(re.match(rf"{i}[.)]\s", l) for i, l in enumerate(lines, 1))
+
+
+def _numbered_comply(r: str, p: dict) -> str:
+    items = [l[2:] for l in _bullets_comply(r, p).splitlines()]
+    return "\n".join(f"{i}. {s}" for i, s in enumerate(items, 1))
+
+
+def _json_check(r: str, p: dict) -> bool:
+    text = r.strip().removeprefix("```json").removeprefix("```").removesuffix("```").strip()
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and set(obj) == set(p["keys"])
+
+
+def _json_comply(r: str, p: dict) -> str:
+    parts = _sentences(r) or [r.strip()]
+    first, rest = parts[0], " ".join(parts[1:]) or parts[0]
+    return json.dumps({p["keys"][0]: first, p["keys"][1]: rest})
+
+
+def _one_word_check(r: str, p: dict) -> bool:
+    return len(_words(r)) == 1 and len(r.split()) == 1
+
+
+def _one_word_comply(r: str, p: dict) -> str:
+    stop = {"the", "a", "an", "it", "is", "i", "to", "of", "and", "yes", "no", "well", "sure", "certainly"}
+    words = [w for w in _words(r) if w.lower() not in stop] or _words(r) or ["Okay"]
+    return max(words[:8], key=len).strip("'").capitalize() + "."
+
+
+def _avoid_check(r: str, p: dict) -> bool:
+    return re.search(rf"\b{re.escape(p['word'])}\b", r, re.IGNORECASE) is None and bool(r.strip())
+
+
+def _avoid_comply(r: str, p: dict) -> str:
+    out = re.sub(rf"\s*\b{re.escape(p['word'])}\b", "", r, flags=re.IGNORECASE).strip()
+    return re.sub(r"\s{2,}", " ", out) or "Okay."
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in [
+    Family("max_words",
+           ("Answer in at most {n} words.", "Keep every reply under {n} words.", "Use no more than {n} words.",
+            "Your answers must be {n} words or fewer.", "Reply briefly: {n} words at most."),
+           lambda rng, split: {"n": rng.choice(list(_WORD_LIMITS[split]))},
+           _max_words_check, lambda r, p: _truncate_words(r, p["n"])),
+    Family("max_sentences",
+           ("Answer in at most {n} sentences.", "Limit each reply to {n} sentences.",
+            "Say it in {n} sentences or fewer.", "Never write more than {n} sentences."),
+           lambda rng, split: {"n": rng.choice(list(_SENTENCE_LIMITS[split]))},
+           _sentences_check, _sentences_comply),
+    Family("upper",
+           ("Reply in capital letters only.", "WRITE EVERYTHING IN UPPERCASE.", "Use only upper-case letters.",
+            "Shout: every letter of your answer must be a capital."),
+           lambda rng, split: {},
+           lambda r, p: bool(_letters(r)) and all(c.isupper() for c in _letters(r)), lambda r, p: r.upper()),
+    Family("lower",
+           ("Write everything in lowercase.", "no capital letters, ever.", "Reply using only lower-case letters.",
+            "Keep all of your text in small letters."),
+           lambda rng, split: {},
+           lambda r, p: bool(_letters(r)) and not any(c.isupper() for c in r), lambda r, p: r.lower()),
+    Family("opening",
+           ("Start every reply with \"{phrase}\".", "Always begin your answer with the words \"{phrase}\".",
+            "Your first words must be: {phrase}", "Open each response by saying \"{phrase}\""),
+           lambda rng, split: {"phrase": rng.choice(_PHRASES[split])},
+           lambda r, p: _starts(r, p["phrase"]), lambda r, p: f"{p['phrase']} {r.strip()}"),
+    Family("signoff",
+           ("End every answer with \"{phrase}\".", "Sign off each reply with: {phrase}",
+            "Close your responses with the line \"{phrase}\".", "Finish with \"{phrase}\" every time."),
+           lambda rng, split: {"phrase": rng.choice(_SIGNOFFS[split])},
+           lambda r, p: _ends(r, p["phrase"]), lambda r, p: f"{r.strip()}\n\n{p['phrase']}"),
+    Family("bullets",
+           ("Format your answer as a bulleted list.", "Reply with bullet points only, one per line.",
+            "Answer as a list where every line starts with a dash.", "Use bullets for everything you say."),
+           lambda rng, split: {}, _bullets_check, _bullets_comply),
+    Family("numbered",
+           ("Answer as numbered steps.", "Give your reply as a numbered list.",
+            "Break every answer into steps: 1., 2., 3.", "Number each point of your reply."),
+           lambda rng, split: {}, _numbered_check, _numbered_comply),
+    Family("json",
+           ("Reply with a JSON object with the keys \"{k0}\" and \"{k1}\".",
+            "Answer only in JSON: an object with fields {k0} and {k1}.",
+            "Output JSON with exactly two keys, {k0} and {k1}, and nothing else.",
+            "Respond as a JSON object whose keys are \"{k0}\" and \"{k1}\"."),
+           lambda rng, split: {"keys": list(rng.choice(_KEYS[split]))}, _json_check, _json_comply),
+    Family("one_word",
+           ("Answer with a single word.", "One word only.", "Reply using exactly one word.",
+            "Respond with just one word, nothing more."),
+           lambda rng, split: {}, _one_word_check, _one_word_comply),
+    Family("avoid_word",
+           ("Never use the word \"{word}\".", "Do not write the word \"{word}\" in your replies.",
+            "The word \"{word}\" is forbidden.", "Avoid the word \"{word}\" completely."),
+           lambda rng, split: {"word": rng.choice(_AVOID[split])}, _avoid_check, _avoid_comply),
+    Family("catchphrase",
+           ("You are a cheerful sailor: say \"{phrase}\" in every reply.",
+            "Include the catch-phrase \"{phrase}\" in each answer.",
+            "Whatever you answer, work in the words \"{phrase}\"",
+            "Your signature line is \"{phrase}\"; use it every time you reply."),
+           lambda rng, split: {"phrase": rng.choice(_CATCH[split])},
+           lambda r, p: p["phrase"].lower() in r.lower(), lambda r, p: f"{p['phrase']} {r.strip()}"),
+]}
+HELD_OUT_FAMILIES = ("lower", "numbered", "catchphrase")
+
+
+@dataclass(frozen=True)
+class Task:
+    family: str
+    wording: int
+    params: dict = field(hash=False)
+
+    @property
+    def description(self) -> str:
+        p = self.params
+        fmt = {**p, **({"k0": p["keys"][0], "k1": p["keys"][1]} if "keys" in p else {})}
+        return FAMILIES[self.family].wordings[self.wording].format(**fmt)
+
+    def check(self, reply: str) -> bool:
+        return FAMILIES[self.family].check(reply, self.params)
+
+    def comply(self, reply: str) -> str:
+        return FAMILIES[self.family].comply(reply, self.params)
+
+
+def families(split: str, held_out: bool = False) -> list[str]:
+    """Family names of a split: training uses the others; `held_out` gives the held-out ones."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return [f for f in FAMILIES if (f in HELD_OUT_FAMILIES) == held_out]
+
+
+def draw_task(rng: random.Random, split: str, family: str | None = None, held_out_wording: bool = False) -> Task:
+    """One task: training draws only the training families' first wordings and training pools;
+    evaluation draws from the eval pools, with the held-out wording when asked."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    name = family or rng.choice(families(split))
+    fam = FAMILIES[name]
+    n = len(fam.wordings)
+    if split == "train" and (held_out_wording or name in HELD_OUT_FAMILIES):
+        raise ValueError("training never sees held-out wordings or families")
+    wording = n - 1 if held_out_wording else rng.randrange(n - 1)
+    return Task(name, wording, fam.draw(rng, split))
+
+
+# ------------------------------------------------------------------------------------- prompts
+_TOPICS = ["photosynthesis", "the water cycle", "compound interest", "how vaccines work", "black holes",
+           "the French Revolution", "machine learning", "volcanoes", "the stock market", "recycling",
+           "electric cars", "the human heart", "coffee brewing", "jazz music", "the Roman Empire",
+           "solar panels", "sleep", "the internet", "bread baking", "climate change", "earthquakes",
+           "chess openings", "honey bees", "the moon landing", "inflation", "rainbows", "gardening",
+           "the immune system", "bicycles", "time zones", "the printing press", "tides", "yoga",
+           "password security", "composting", "the Olympic Games", "ocean currents", "meditation",
+           "3D printing", "the stock of a soup", "public speaking", "bird migration", "budgeting",
+           "the Great Wall of China", "cloud computing", "tea", "running a marathon", "glaciers"]
+_FORMS = ["Explain {t} in simple terms.", "What should I know about {t}?", "Tell me something interesting about {t}.",
+          "Why does {t} matter?", "Give me a short overview of {t}.", "How would you describe {t} to a child?",
+          "What are common misconceptions about {t}?", "Write a few sentences about {t}."]
+
+
+def prompts(split: str) -> list[str]:
+    """Ordinary prompts; the eval split's topics never appear in training."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    topics = _TOPICS[::4] if split == "eval" else [t for i, t in enumerate(_TOPICS) if i % 4]
+    return [f.format(t=t) for t in topics for f in _FORMS]

@@ -1,0 +1,185 @@
+"""`vllm-d2l eval --tasks`: how often replies follow a task description, by where the description is.
+
+Each task (a family's rule with drawn values, see `vllm_d2l.datasets.tasks`) is asked ordinary
+prompts four ways by the same base model: with no description ("none"), with the description as
+the system message ("system"), with the description before the prompt in the user message
+("user"), and with the adapter the hypernetwork generates from the description and the bare
+prompt ("adapter"). Every reply is scored by the family's checker. Two sets, as the task mode's
+targets are set: held-out wordings (training families, a wording and values never trained on) and
+held-out families.
+
+    vllm-d2l eval --tasks --out results/eval/tasks.json --plot results/eval/tasks.png
+    vllm-d2l eval --tasks --set families --n-tasks 12 --prompts 10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from ..datasets.tasks import HELD_OUT_FAMILIES, draw_task, families, prompts
+from ..prompts import render
+from .generation import factors_of, generate
+
+CONDITIONS = ("none", "system", "user", "adapter")
+SETS = ("wordings", "families")
+
+
+def task_messages(condition: str, description: str, prompt: str) -> list[dict]:
+    """The chat each condition sends; "none" and "adapter" send the bare prompt."""
+    if condition == "system":
+        return [{"role": "system", "content": description}, {"role": "user", "content": prompt}]
+    if condition == "user":
+        return [{"role": "user", "content": f"{description}\n\n{prompt}"}]
+    return [{"role": "user", "content": prompt}]
+
+
+def build_items(which: str, n_tasks: int, prompts_per_task: int, seed: int = 0) -> list[dict]:
+    """`n_tasks` evaluation tasks of one set, spread over its families, each with its own prompts."""
+    if which not in SETS:
+        raise ValueError(f"set must be one of {SETS}, got {which!r}")
+    rng = random.Random(f"tasks/{which}/{seed}")
+    names = families("eval", held_out=which == "families")
+    pool = prompts("eval")
+    items = []
+    for i in range(n_tasks):
+        task = draw_task(rng, "eval", family=names[i % len(names)], held_out_wording=which == "wordings")
+        for prompt in rng.sample(pool, prompts_per_task):
+            items.append({"task": i, "family": task.family, "description": task.description,
+                          "params": task.params, "wording": task.wording, "prompt": prompt, "_task": task})
+    return items
+
+
+def evaluate_tasks(generator, items: list[dict], conditions=CONDITIONS, max_new_tokens: int = 64,
+                   batch_size: int = 8, progress: bool = True) -> dict:
+    """Replies and compliance per condition; the adapter of each description is generated once."""
+    model, tok = generator.model, generator.tokenizer
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(items) * len(conditions), desc="task replies", unit="reply", dynamic_ncols=True)
+    tick = (lambda n: bar.update(n)) if bar else None
+    for cond in conditions:
+        if cond == "adapter":
+            by_task: dict[int, list[dict]] = defaultdict(list)
+            for it in items:
+                by_task[it["task"]].append(it)
+            for group in by_task.values():
+                factors = factors_of(generator.internalize(group[0]["description"]).weights)
+                ps = [render(tok, task_messages(cond, "", it["prompt"])) for it in group]
+                for it, out in zip(group, generate(model, tok, ps, max_new_tokens, batch_size, factors, tick)):
+                    it.setdefault("outputs", {})[cond] = out
+        else:
+            ps = [render(tok, task_messages(cond, it["description"], it["prompt"])) for it in items]
+            for it, out in zip(items, generate(model, tok, ps, max_new_tokens, batch_size, None, tick)):
+                it.setdefault("outputs", {})[cond] = out
+    if bar:
+        bar.close()
+    for it in items:
+        task = it.pop("_task")
+        it["complied"] = {c: bool(task.check(it["outputs"][c])) for c in conditions}
+    return summarize(items, conditions)
+
+
+def summarize(items: list[dict], conditions) -> dict:
+    n = len(items)
+    per_family: dict[str, dict] = defaultdict(lambda: {c: 0 for c in conditions} | {"n": 0})
+    for it in items:
+        row = per_family[it["family"]]
+        row["n"] += 1
+        for c in conditions:
+            row[c] += it["complied"][c]
+    return {"n_replies": n, "n_tasks": len({it["task"] for it in items}),
+            "conditions": {c: {"compliance": sum(it["complied"][c] for it in items) / n if n else 0.0}
+                           for c in conditions},
+            "families": {f: {c: row[c] / row["n"] for c in conditions} | {"n": row["n"]}
+                         for f, row in sorted(per_family.items())},
+            "items": items}
+
+
+def format_table(results: dict) -> str:
+    conds = list(results["conditions"])
+    lines = [f"{results['set']} ({results['n_tasks']} tasks, {results['n_replies']} replies): "
+             + ", ".join(f"{c} {results['conditions'][c]['compliance']:.1%}" for c in conds)]
+    for fam, row in results["families"].items():
+        lines.append(f"  {fam:<14} " + "  ".join(f"{c} {row[c]:.0%}" for c in conds) + f"  (n={row['n']})")
+    return "\n".join(lines)
+
+
+def tasks_chart(all_results: dict, path: Path | str) -> None:
+    """Compliance per condition for each set, one group of bars per set."""
+    from .plots import _pyplot
+
+    plt = _pyplot()
+    sets = list(all_results)
+    conds = list(next(iter(all_results.values()))["conditions"])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / len(conds)
+    labels = {"none": "no description", "system": "as system message", "user": "in the user message",
+              "adapter": "generated adapter"}
+    for j, c in enumerate(conds):
+        vals = [all_results[s]["conditions"][c]["compliance"] for s in sets]
+        xs = [i + (j - (len(conds) - 1) / 2) * width for i in range(len(sets))]
+        ax.bar(xs, vals, width, label=labels.get(c, c))
+        for x, v in zip(xs, vals):
+            ax.text(x, v + 0.01, f"{v:.0%}", ha="center", fontsize=7)
+    ax.set_xticks(range(len(sets)), [f"held-out {s}\n({all_results[s]['n_replies']} replies)" for s in sets])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("replies that follow the description")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title("Task descriptions: compliance by where the description is", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vllm-d2l eval --tasks", description=__doc__.splitlines()[0])
+    p.add_argument("--set", choices=SETS + ("both",), default="both", help="held-out wordings, families, or both")
+    p.add_argument("--n-tasks", type=int, default=12, help="tasks per set")
+    p.add_argument("--prompts", type=int, default=10, help="prompts per task")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hypernet", help="hypernetwork folder for the adapter condition (default: the shipped one)")
+    p.add_argument("--model", help="base model folder (default: the default model)")
+    p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated subset of " + ",".join(CONDITIONS))
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--out", help="write every reply and score as JSON")
+    p.add_argument("--plot", help="write a PNG bar chart")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    unknown = set(conditions) - set(CONDITIONS)
+    if unknown or not conditions:
+        p.error(f"unknown conditions {sorted(unknown)}; choose from {', '.join(CONDITIONS)}")
+    if args.n_tasks < 1 or args.prompts < 1 or args.prompts > len(prompts("eval")):
+        p.error(f"--n-tasks must be >= 1 and --prompts from 1 to {len(prompts('eval'))}")
+    from ..generator import Generator
+
+    generator = Generator.load(args.hypernet, args.model)
+    results = {}
+    for which in (SETS if args.set == "both" else (args.set,)):
+        items = build_items(which, args.n_tasks, args.prompts, args.seed)
+        res = evaluate_tasks(generator, items, conditions, args.max_new_tokens, args.batch_size,
+                             progress=not args.no_progress)
+        results[which] = {"set": which, "model": generator.base_model_name, "hypernet": generator.fingerprint,
+                          "held_out_families": list(HELD_OUT_FAMILIES), **res}
+        print(format_table(results[which]))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    if args.plot:
+        tasks_chart(results, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
