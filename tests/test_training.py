@@ -219,3 +219,28 @@ def test_cli_evaluates_a_run_without_training(tiny_model_dir, tmp_path, capsys):
     assert main(["--config", str(path), "--evaluate", str(tmp_path / "run" / "hypernet")]) == 0
     assert json.loads(capsys.readouterr().out)["hypernet"].endswith("hypernet")
     assert json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())["step"] == 2  # untouched
+
+
+def test_task_descriptions_are_learnt_as_content(tiny_model_dir, tmp_path):
+    """The task mode on the same trainer: records are descriptions whose answers are base replies
+    rewritten to follow them. With one family whose value varies (the opening phrase), the only
+    way to the targets is to read the phrase from the description: after training, a task's own
+    adapter must fit its targets clearly better than another task's of the same family."""
+    from vllm_d2l.datasets.tasks import make_record
+
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text("\n".join(json.dumps({"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is fine."})
+                                 for i in range(6)))
+    cfg = config(tmp_path, tiny_model_dir, jsonl=[], stream={"tasks": 1.0}, task_replies=str(replies),
+                 task_families=["opening"], heldout_tasks=6, steps=240, lr=3e-3, batch_docs=3, kl_weight=0.0,
+                 ce_weight=1.0, hypernet={"kind": "token", "key_dim": 16, "bias_rank": 2})
+    trainer = Trainer(cfg)
+    rec = trainer.stream.record(0)
+    assert rec["genre"] == "task:opening" and all(q["a"].startswith(rec["params"]["phrase"]) for q in rec["qa"])
+    assert rec == {**make_record(cfg.seed, 0, [json.loads(l) for l in replies.read_text().splitlines()],
+                                 families=["opening"]), "id": rec["id"], "fresh": True}
+    before = trainer.evaluate()
+    trainer.run(progress=False)
+    after = trainer.evaluate()
+    assert after["heldout_task_ce"] < before["heldout_task_ce"]
+    assert after["heldout_task_content_gap_ce"] > 0.3

@@ -21,6 +21,7 @@ import json
 import random
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 SPLITS = ("train", "eval")
@@ -293,3 +294,87 @@ def prompts(split: str) -> list[str]:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     topics = _TOPICS[::4] if split == "eval" else [t for i, t in enumerate(_TOPICS) if i % 4]
     return [f.format(t=t) for t in topics for f in _FORMS]
+
+
+# ------------------------------------------------------------------------------------- training records
+REPLIES_FILE = "task_replies.jsonl"  # the base model's own replies to the training prompts
+PROMPTS_PER_RECORD = 4
+
+
+def _trim_to_sentence(text: str) -> str:
+    """A reply cut by the token limit ends at its last whole sentence (if it has one)."""
+    text = text.strip()
+    if text.endswith((".", "!", "?")):
+        return text
+    end = max(text.rfind(". "), text.rfind("! "), text.rfind("? "), text.rfind(".\n"))
+    return text[:end + 1] if end > 0 else text
+
+
+def write_base_replies(out: Path | str, model_dir: str | None = None, max_new_tokens: int = 96,
+                       batch_size: int = 8, progress: bool = True) -> int:
+    """Greedy replies of the base model to every training prompt, asked bare as a user of the
+    server would, written as JSONL `{"prompt", "reply", "model"}`; returns the count."""
+    from ..base_model import ensure_default_model, load_model_and_tokenizer
+    from ..evaluation.generation import generate
+    from ..prompts import question_messages, render
+
+    model_path = Path(model_dir) if model_dir else ensure_default_model()
+    model, tok = load_model_and_tokenizer(model_path)
+    asked = prompts("train")
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(asked), desc="base replies", unit="reply")
+    replies = generate(model, tok, [render(tok, question_messages(p)) for p in asked], max_new_tokens, batch_size,
+                       on_batch=bar.update if bar else None)
+    if bar:
+        bar.close()
+    lines = [json.dumps({"prompt": p, "reply": _trim_to_sentence(r), "model": model_path.name}) for p, r in zip(asked, replies)]
+    Path(out).write_text("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def load_replies(path: Path | str | None = None) -> list[dict]:
+    """The packaged replies pool (or another one), checked for what a record needs."""
+    path = Path(path) if path else Path(__file__).with_name(REPLIES_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(f"no base replies at {path}; write them with "
+                                "`python -m vllm_d2l.datasets.tasks replies --out FILE`")
+    rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+    rows = [r for r in rows if r.get("prompt") and r.get("reply", "").strip()]
+    if len(rows) < PROMPTS_PER_RECORD:
+        raise ValueError(f"{path} has {len(rows)} usable replies; a record needs {PROMPTS_PER_RECORD}")
+    return rows
+
+
+def make_record(seed: int, index: int, replies: list[dict], split: str = "train",
+                families: list[str] | None = None) -> dict:
+    """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
+    answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
+    `genre` is "task:<family>", so a wrong-document control is another task of the same family
+    with other values: it differs in what the description says, not in its kind of rule."""
+    rng = random.Random(f"d2l-task:{seed}:{index}")
+    task = draw_task(rng, split, family=rng.choice(families) if families else None)
+    qa = [{"q": r["prompt"], "a": task.comply(r["reply"])} for r in rng.sample(replies, PROMPTS_PER_RECORD)]
+    return {"id": f"task-{seed}-{index:06d}", "genre": f"task:{task.family}", "text": task.description, "qa": qa,
+            "params": task.params}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m vllm_d2l.datasets.tasks",
+                                description="Write the base model's replies to the training prompts.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("replies", help="generate the replies pool (JSONL)")
+    r.add_argument("--out", default=str(Path(__file__).with_name(REPLIES_FILE)))
+    r.add_argument("--model", help="base model folder (default: the default model)")
+    r.add_argument("--max-new-tokens", type=int, default=96)
+    args = p.parse_args(argv)
+    n = write_base_replies(args.out, args.model, args.max_new_tokens)
+    print(f"wrote {n} replies to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

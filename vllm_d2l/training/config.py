@@ -21,11 +21,15 @@ class TrainConfig:
     heldout_docs: int = 48  # synthetic documents of the held-out genres
     heldout_realistic: int = 0  # realistic documents of their held-out kinds
     heldout_cloze: int = 0  # cloze records from the corpora's held-out passages
+    heldout_tasks: int = 0  # task descriptions (task mode): training families, unseen combinations
+    task_replies: str | None = None  # the base model's replies the task targets rewrite (None: packaged)
+    task_families: list[str] = field(default_factory=list)  # restrict the "tasks" source (empty: all training families)
     holdout_genres: list[str] = field(default_factory=list)  # never seen in training
     jsonl: list[str] = field(default_factory=list)  # extra {"text","qa"} files
     # An unbounded stream of fresh records instead of a fixed set: {source: weight}, sources
     # "synthetic" (template genres minus the hold-out), "realistic" (varied everyday documents,
-    # minus their own hold-out kinds) and "cloze" (questions about public-domain text). Every step
+    # minus their own hold-out kinds), "cloze" (questions about public-domain text) and "tasks"
+    # (task descriptions whose answers are base replies rewritten to follow them). Every step
     # draws new documents, so nothing is memorised by repetition.
     stream: dict = field(default_factory=dict)
     stream_seed: int | None = None  # None: `seed`; another value draws other documents, same hold-out

@@ -41,6 +41,12 @@ def load_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
         from ..datasets import cloze
 
         heldout += cloze.generate(cfg.heldout_cloze, seed=cfg.seed + 10_000, split="heldout")
+    if cfg.heldout_tasks:
+        from ..datasets import tasks
+
+        replies = tasks.load_replies(cfg.task_replies)
+        heldout += [tasks.make_record(cfg.seed + 10_000, i, replies, families=cfg.task_families or None)
+                    for i in range(cfg.heldout_tasks)]
     for path in cfg.jsonl:
         train.extend(_read_jsonl(path))
     for i, rec in enumerate(train):
@@ -75,7 +81,7 @@ class RecordStream:
     """Fresh training records on demand: record i depends on (seed, i) only, so a resumed run sees
     what an uninterrupted one would, and no document is drawn twice."""
 
-    SOURCES = ("synthetic", "realistic", "cloze")
+    SOURCES = ("synthetic", "realistic", "cloze", "tasks")
 
     def __init__(self, cfg: TrainConfig, tokenizer=None):
         unknown = sorted(set(cfg.stream) - set(self.SOURCES))
@@ -120,3 +126,10 @@ class RecordStream:
         from ..datasets import cloze
 
         return cloze.make_stream(seed, tokenizer=tokenizer, split="train")
+
+    @staticmethod
+    def _tasks(cfg: TrainConfig, seed: int, tokenizer):
+        from ..datasets import tasks
+
+        replies = tasks.load_replies(cfg.task_replies)
+        return lambda i: tasks.make_record(seed, i, replies, families=cfg.task_families or None)

@@ -287,7 +287,7 @@ def wrong_document(records: list[dict]) -> list[int]:
 
 
 def source_of(rec: dict) -> str:
-    """The data source a record comes from: "realistic", "cloze" or "synthetic"."""
+    """The data source a record comes from: "realistic", "cloze", "task" or "synthetic"."""
     genre = str(rec.get("genre") or "")
     return genre.split(":", 1)[0] if ":" in genre else "synthetic"
 
