@@ -46,3 +46,24 @@ def test_every_subcommand_has_its_module():
     from vllm_d2l.cli import COMMANDS
     for module, _ in COMMANDS.values():
         assert callable(importlib.import_module(module).main)
+
+
+def test_internalize_a_task_description(tiny_model_dir, tmp_path, monkeypatch):
+    """`--task` takes the text itself or a file, and reads it with the task hypernetwork."""
+    hn = tiny_hypernet(tiny_model_dir, tmp_path / "task-hn", opened=True, kind="token", key_dim=6)
+    out = tmp_path / "task"
+    res = run_cli("internalize", "--task", "Answer in at most five words.", "--out", out, "--model", tiny_model_dir,
+                  "--hypernet", hn)
+    assert res.returncode == 0, res.stderr
+    assert LoRAWeights.load_peft(out).rank == 6 + 8
+    desc = tmp_path / "style.txt"
+    desc.write_text("Reply in capital letters only.")
+    res = run_cli("internalize", "--task", desc, "--model", tiny_model_dir, "--hypernet", hn, "--out", tmp_path / "b")
+    assert res.returncode == 0, res.stderr
+    res = run_cli("internalize", "--task", desc.read_text(), "--model", tiny_model_dir, "--hypernet", hn,
+                  "--out", tmp_path / "c")
+    from_file, from_text = (LoRAWeights.load_peft(tmp_path / x) for x in ("b", "c"))
+    assert from_file.meta["tokens"] == from_text.meta["tokens"]  # the file's content was read, not its path
+    assert all(torch.equal(from_file.b[k], from_text.b[k]) for k in from_file.b)
+    res = run_cli("internalize", desc, "--task", "x")
+    assert res.returncode == 2 and "one of them" in res.stderr

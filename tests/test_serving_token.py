@@ -1,6 +1,7 @@
 """The token-level generator served end to end on the tiny model: fixed rank whatever the length,
-served greedy tokens equal to the Hugging Face model with the same adapter, and the server
-evaluation mode (`vllm-d2l eval --server`)."""
+served greedy tokens equal to the Hugging Face model with the same adapter, composites, task
+descriptions (`/v1/tasks`, their own hypernetwork), and the server evaluation mode
+(`vllm-d2l eval --server`)."""
 from __future__ import annotations
 
 import sys
@@ -30,13 +31,18 @@ def env(tmp_path_factory):
     model = build_tiny_llama(root / "model", heads=2, kv_heads=1)
     hypernet = build_tiny_hypernet(model, root / "hypernet", opened=True, kind="token", key_dim=KEY_DIM,
                                    bias_rank=BIAS, chunk_tokens=32)
-    return {"root": root, "model": model, "hypernet": hypernet, "store": root / "store"}
+    task_hypernet = build_tiny_hypernet(model, root / "task-hypernet", opened=False, kind="token", key_dim=KEY_DIM,
+                                        bias_rank=BIAS, chunk_tokens=32)
+    from vllm_d2l.hypernet import HypernetBase
+    HypernetBase.load(task_hypernet).open_(seed=5).save(task_hypernet)  # other weights than the document one
+    return {"root": root, "model": model, "hypernet": hypernet, "task_hypernet": task_hypernet, "store": root / "store"}
 
 
 @pytest.fixture(scope="module")
 def server(env):
     srv = ServerProcess(
         ["--model", str(env["model"]), "--hypernet", str(env["hypernet"]), "--store", str(env["store"]),
+         "--task-hypernet", str(env["task_hypernet"]),
          "--dtype", "float32", "--max-model-len", "256", "--max-num-seqs", "8", "--max-loras", "2",
          "--max-lora-rank", "16", "--disable-log-stats"],
         log_path=env["root"] / "server.log", startup_timeout=600)
@@ -160,7 +166,7 @@ def test_composite_is_served_exactly_and_follows_its_parts(env, http):
     r = http.post("/v1/completions", json={**body, "model": f"{ids[0]}+{missing}"})
     assert r.status_code == 404 and missing in r.json()["error"]["message"]
     r = http.post("/v1/completions", json={**body, "model": f"{ids[0]}+../etc"})
-    assert r.status_code == 400 and "not a document id" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "not a document or task id" in r.json()["error"]["message"]
     r = http.post("/v1/completions", json={**body, "model": f"{ids[0]}+{ids[0]}"})
     assert r.status_code == 400 and "two different" in r.json()["error"]["message"]
 
@@ -173,3 +179,50 @@ def test_composite_is_served_exactly_and_follows_its_parts(env, http):
     assert served_tokens(http, name, prompt) == expected  # composites without the deleted part stay
     metrics = http.get("/metrics").text
     assert 'vllm_d2l_requests_total{kind="composite"}' in metrics and "vllm_d2l_composites_built_total 2.0" in metrics
+
+
+def test_task_routes_and_served_task_adapter(env, http):
+    """`/v1/tasks` reads descriptions with the task hypernetwork into `task-…` adapters that are
+    stored, listed, served (equal to the Hugging Face reference), composed and deleted like
+    documents, and kept apart from them in every listing and lookup."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    text = "Answer in at most four words."
+    r = http.post("/v1/tasks", json={"text": text, "name": "brief"})
+    assert r.status_code == 200, r.text
+    task = r.json()
+    assert task["id"].startswith("task-") and task["kind"] == "task" and task["cached"] is False
+    assert task["rank"] == KEY_DIM + BIAS and task["name"] == "brief"
+    again = http.post("/v1/tasks", json={"text": text}).json()
+    assert again["id"] == task["id"] and again["cached"] is True
+    doc = http.post("/v1/documents", json={"text": text}).json()  # the same text as a document
+    assert doc["id"].startswith("doc-") and doc["kind"] == "document"
+
+    store = AdapterStore(env["store"])
+    tw, dw = store.load(task["id"])[1], store.load(doc["id"])[1]
+    assert any(not torch.equal(tw.b[k], dw.b[k]) for k in tw.b)  # each kind has its own hypernetwork
+
+    assert [t["id"] for t in http.get("/v1/tasks").json()["data"]] == [task["id"]]
+    assert task["id"] not in {d["id"] for d in http.get("/v1/documents").json()["data"]}
+    assert http.get(f"/v1/tasks/{task['id']}").json()["kind"] == "task"
+    assert http.get(f"/v1/documents/{task['id']}").status_code == 404
+    assert http.get(f"/v1/tasks/{doc['id']}").status_code == 404
+    assert task["id"] in {m["id"] for m in http.get("/v1/models").json()["data"]}
+    for body in ({"name": "x"}, {"text": "   "}, {"text": 5}):
+        assert http.post("/v1/tasks", json=body).status_code == 400
+
+    model = AutoModelForCausalLM.from_pretrained(env["model"], dtype=torch.float32).eval()
+    prompt = AutoTokenizer.from_pretrained(env["model"])("The quick brown fox", add_special_tokens=False)["input_ids"]
+    expected = reference_tokens(model, prompt, {k: (tw.a[k].float(), tw.b[k].float()) for k in tw.a})
+    assert served_tokens(http, task["id"], prompt) == expected
+    assert len(served_tokens(http, f"{doc['id']}+{task['id']}", prompt)) == N_TOKENS  # mixed composite
+
+    metrics = http.get("/metrics").text
+    assert 'vllm_d2l_uploads_total{kind="task",outcome="created"} 1.0' in metrics
+    assert 'vllm_d2l_requests_total{kind="task"} 1.0' in metrics
+
+    assert http.delete(f"/v1/documents/{task['id']}").status_code == 404  # each kind deletes its own
+    assert http.delete(f"/v1/tasks/{task['id']}").json() == {"id": task["id"], "object": "adapter", "deleted": True}
+    assert http.get(f"/v1/tasks/{task['id']}").status_code == 404
+    r = http.post("/v1/completions", json={"model": task["id"], "prompt": prompt, "max_tokens": 2})
+    assert r.status_code == 404

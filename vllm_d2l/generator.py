@@ -47,6 +47,16 @@ def default_hypernet_dir() -> Path:
     return fallback
 
 
+def default_task_hypernet_dir() -> Path | None:
+    """`VLLM_D2L_TASK_HYPERNET`, else the task checkpoint shipped in the package, else None (the
+    server then reads task descriptions with the document hypernetwork)."""
+    env = os.environ.get("VLLM_D2L_TASK_HYPERNET")
+    if env:
+        return Path(env).expanduser()
+    shipped = package_data_dir() / "task_hypernet"
+    return shipped if (shipped / "model.safetensors").is_file() else None
+
+
 def decode_text(text: str | bytes) -> str:
     """Accept str or UTF-8 bytes; refuse what cannot be a document, naming why."""
     if isinstance(text, (bytes, bytearray)):
@@ -103,6 +113,17 @@ class Generator:
         hypernet = Hypernet.load(hypernet_dir, model.config)
         fp = f"{checkpoint_fingerprint(hypernet_dir)}:{model_dir.resolve().name}"
         return cls(model, tokenizer, hypernet, str(model_dir), fingerprint=fp, **kwargs)
+
+    def with_hypernet(self, hypernet_dir: Path | str) -> "Generator":
+        """Another generator on this one's base model (no second copy of its weights): the task
+        mode's hypernetwork beside the document one."""
+        hypernet_dir = Path(hypernet_dir)
+        if not hypernet_dir.is_dir():
+            raise MissingModel(f"hypernetwork folder not found: {hypernet_dir}")
+        hypernet = Hypernet.load(hypernet_dir, self.model.config)
+        fp = f"{checkpoint_fingerprint(hypernet_dir)}:{Path(self.base_model_name).resolve().name}"
+        return Generator(self.model, self.tokenizer, hypernet, self.base_model_name, fingerprint=fp,
+                         adapter_dtype=self.adapter_dtype)
 
     # ----------------------------------------------------------------------------- text -> chunks
     def tokenize(self, text: str | bytes, max_tokens: int | None = None) -> list[int]:

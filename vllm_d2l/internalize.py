@@ -1,4 +1,5 @@
-"""`vllm-d2l internalize FILE`: one document to one PEFT folder, with a one-line summary."""
+"""`vllm-d2l internalize FILE` (or `--task FILE_OR_TEXT`): one document or task description to one
+PEFT folder, with a one-line summary."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,9 @@ from .errors import BadDocument
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-d2l internalize", description=__doc__)
-    p.add_argument("file", help="UTF-8 text file, or - for standard input")
+    p.add_argument("file", nargs="?", help="UTF-8 text file, or - for standard input")
+    p.add_argument("--task", metavar="FILE_OR_TEXT",
+                   help="instead: a task description (a file, or the text itself) read by the task hypernetwork")
     p.add_argument("--out", type=Path, help="adapter folder (default: ./<file stem>-adapter)")
     p.add_argument("--chunk-tokens", type=int, help="tokens per chunk (default: the hypernetwork's chunk_tokens)")
     p.add_argument("--max-rank", type=int, help="recompress the adapter to at most this rank (truncated SVD)")
@@ -21,8 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.file == "-":
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.file is None) == (args.task is None):
+        parser.error("give a document FILE or --task FILE_OR_TEXT (one of them)")
+    if args.task is not None:
+        path = Path(args.task)
+        raw = path.read_bytes() if len(args.task) < 4096 and path.is_file() else args.task.encode()
+        out = args.out or Path((path.stem if path.is_file() else "task") + "-adapter")
+    elif args.file == "-":
         raw = sys.stdin.buffer.read()
         out = args.out or Path("stdin-adapter")
     else:
@@ -34,7 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     from .generator import Generator, decode_text
 
     text = decode_text(raw)  # fail on bad input before paying for model loading
-    gen = Generator.load(args.hypernet, args.model, chunk_tokens=args.chunk_tokens)
+    hypernet = args.hypernet
+    if args.task is not None and hypernet is None:
+        from .generator import default_task_hypernet_dir
+
+        hypernet = default_task_hypernet_dir()  # None: the document hypernetwork reads it
+    gen = Generator.load(hypernet, args.model, chunk_tokens=args.chunk_tokens)
     result = gen.internalize(text, max_rank=args.max_rank, progress=True)
     result.weights.meta["sha256"] = hashlib.sha256(text.encode()).hexdigest()
     result.weights.save_peft(out)

@@ -6,7 +6,7 @@ document server needs and vLLM does not default to:
     VLLM_PLUGINS=vllm_d2l VLLM_ALLOW_RUNTIME_LORA_UPDATING=True \\
     python -m vllm.entrypoints.openai.api_server --model DIR --enable-lora --max-lora-rank 128 ...
 
-Our own flags (`--store`, `--hypernet`, `--max-document-tokens`, `--max-body-bytes`,
+Our own flags (`--store`, `--hypernet`, `--task-hypernet`, `--max-document-tokens`, `--max-body-bytes`,
 `--max-stored-documents`, `--over-rank`) become `VLLM_D2L_*` environment variables; every other
 flag goes to vLLM untouched, and a flag the user gives always wins over our defaults. LoRA is
 limited to the hypernetwork's target modules (`--lora-target-modules`); to also serve foreign
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from . import PLUGIN_NAME
 from .settings import (ENV_HYPERNET, ENV_MAX_BODY, ENV_MAX_STORED, ENV_MAX_TOKENS, ENV_OVER_RANK, ENV_STORE,
+                       ENV_TASK_HYPERNET,
                        OVER_RANK_POLICIES, Settings)
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
@@ -42,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                     "Takes every vLLM flag; the ones below are ours.")
     p.add_argument("--store", help="adapter store directory (env VLLM_D2L_STORE)")
     p.add_argument("--hypernet", help="hypernetwork checkpoint folder (env VLLM_D2L_HYPERNET)")
+    p.add_argument("--task-hypernet", help="hypernetwork for task descriptions, /v1/tasks (env VLLM_D2L_TASK_HYPERNET; "
+                                           "default: the packaged task checkpoint, else the document one)")
     p.add_argument("--max-document-tokens", type=_positive, metavar="N",
                    help=f"longest document accepted, in tokens (default {Settings.max_document_tokens})")
     p.add_argument("--max-body-bytes", type=_positive, metavar="N",
@@ -114,6 +117,8 @@ def build(argv: list[str], environ: dict[str, str] | None = None) -> tuple[list[
         env[ENV_STORE] = str(Path(ours.store).expanduser().resolve())
     if ours.hypernet:
         env[ENV_HYPERNET] = str(Path(ours.hypernet).expanduser().resolve())
+    if ours.task_hypernet:
+        env[ENV_TASK_HYPERNET] = str(Path(ours.task_hypernet).expanduser().resolve())
     if ours.max_document_tokens:
         env[ENV_MAX_TOKENS] = str(ours.max_document_tokens)
     if ours.max_body_bytes:
@@ -153,16 +158,23 @@ def build(argv: list[str], environ: dict[str, str] | None = None) -> tuple[list[
 
 
 def _hypernet_target_modules(env: dict[str, str]) -> list[str]:
-    """The modules the served hypernetwork writes, from its config.json ([] when unknown)."""
-    from ..generator import default_hypernet_dir
+    """The modules the served hypernetworks (documents and tasks) write, from their config.json
+    ([] when unknown: then vLLM wraps every module it can)."""
+    from ..generator import default_hypernet_dir, default_task_hypernet_dir
     from ..hypernet import CONFIG_NAME
 
-    folder = Path(env[ENV_HYPERNET]) if env.get(ENV_HYPERNET) else default_hypernet_dir()
-    try:
-        modules = json.loads((folder / CONFIG_NAME).read_text())["target_modules"]
-    except (OSError, ValueError, KeyError):
-        return []
-    return [str(m) for m in modules]
+    folders = [Path(env[ENV_HYPERNET]) if env.get(ENV_HYPERNET) else default_hypernet_dir()]
+    task = Path(env[ENV_TASK_HYPERNET]) if env.get(ENV_TASK_HYPERNET) else default_task_hypernet_dir()
+    if task is not None:
+        folders.append(task)
+    modules: list[str] = []
+    for folder in folders:
+        try:
+            found = json.loads((folder / CONFIG_NAME).read_text())["target_modules"]
+        except (OSError, ValueError, KeyError):
+            return []
+        modules += [str(m) for m in found if str(m) not in modules]
+    return modules
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 Label cardinality is bounded by design. Adapter ids are content hashes: every new document is a
 new id, so a per-id label would add a time series per upload, forever, and grow Prometheus'
-memory without limit. Traffic is therefore labelled by *kind* only (`base`, `document`, `composite`, `other`
+memory without limit. Traffic is therefore labelled by *kind* only (`base`, `document`, `task`, `composite`, `other`
 for adapters that are not ours), and per-document request counts are served by
 `GET /v1/documents/{id}` (`"requests"`) instead. Error reasons come from a fixed list.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-REQUEST_KINDS = ("base", "document", "composite", "other")
+REQUEST_KINDS = ("base", "document", "task", "composite", "other")
 UPLOAD_OUTCOMES = ("created", "cached", "bad_request", "too_large", "over_rank", "not_ready", "error")
 
 INTERNALIZE_SECONDS = Histogram(
@@ -24,7 +24,7 @@ INTERNALIZE_SECONDS = Histogram(
 DOCUMENTS = Counter("vllm_d2l_documents_internalized", "Documents read into new adapters.")
 TOKENS = Counter("vllm_d2l_tokens_internalized", "Tokens of documents read into new adapters.")
 CACHE_HITS = Counter("vllm_d2l_cache_hits", "Uploads answered from the store without recomputing.")
-UPLOADS = Counter("vllm_d2l_uploads", "POST /v1/documents by outcome.", ["outcome"])
+UPLOADS = Counter("vllm_d2l_uploads", "POST /v1/documents and /v1/tasks by kind and outcome.", ["kind", "outcome"])
 COMPRESSED = Counter("vllm_d2l_adapters_compressed",
                      "Adapters recompressed (truncated SVD) to fit --max-lora-rank.")
 COMPOSED = Counter("vllm_d2l_composites_built",
@@ -44,5 +44,7 @@ QUEUE = Gauge("vllm_d2l_internalize_queue", "Documents waiting for or in interna
 
 for _kind in REQUEST_KINDS:  # export zeros so dashboards see every series from the start
     REQUESTS.labels(kind=_kind)
+UPLOAD_KINDS = ("document", "task")
 for _outcome in UPLOAD_OUTCOMES:
-    UPLOADS.labels(outcome=_outcome)
+    for _kind in UPLOAD_KINDS:
+        UPLOADS.labels(kind=_kind, outcome=_outcome)

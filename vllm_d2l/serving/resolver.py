@@ -1,4 +1,4 @@
-"""`LoRAResolver` for `doc-...` ids: vLLM asks it when a request names an adapter it has not loaded.
+"""`LoRAResolver` for `doc-...` and `task-...` ids: vLLM asks it when a request names an adapter it has not loaded.
 
 That happens after a restart, on a replica other than the one that took the upload, and after an
 id was dropped from this server's table. The resolver checks the store's checksums (a corrupt
@@ -21,7 +21,7 @@ from ..errors import ModelMismatch
 from ..lora import LoRAWeights
 from . import get_logger
 from .errors import CorruptAdapter, DocumentNotFound
-from .ids import is_document_id
+from .ids import is_upload_id
 from .store import AdapterStore
 
 log = get_logger(__name__)
@@ -58,7 +58,7 @@ class StoreResolver(LoRAResolver):
         return self._store
 
     async def resolve_lora(self, base_model_name: str, lora_name: str) -> LoRARequest | None:
-        if not is_document_id(lora_name):
+        if not is_upload_id(lora_name):
             return None
         try:
             path = await asyncio.to_thread(self._check, base_model_name, lora_name)

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from ..errors import D2LError
 from . import PLUGIN_NAME, get_logger
 from .errors import NotReady, PayloadTooLarge, ServingError
-from .ids import is_document_id, split_composite
+from .ids import is_upload_id, split_composite
 from .store import _shorten
 
 log = get_logger(__name__)
@@ -110,8 +110,12 @@ def _check_name(name: Any) -> str | None:
 
 
 # ------------------------------------------------------------------------------------- routes
-@router.post("/v1/documents")
-async def create_document(raw_request: Request):
+# Documents and task descriptions share every route but their path: `/v1/documents` and
+# `/v1/tasks`, each kind with its own generator, ids (`doc-…`, `task-…`) and listing.
+ROUTE_KINDS = {"documents": "document", "tasks": "task"}
+
+
+async def _upload(raw_request: Request, kind: str):
     from . import metrics
 
     outcome = ["error"]
@@ -120,13 +124,61 @@ async def create_document(raw_request: Request):
         body = await _read_body(raw_request, svc.settings.max_body_bytes)
         text, name = _parse_upload(raw_request, body)
         # a task, so a client that hangs up does not cancel work other uploads may be waiting on
-        result = await asyncio.ensure_future(svc.upload(text, name))
+        result = await asyncio.ensure_future(svc.upload(text, name, kind))
         outcome[0] = "cached" if result.get("cached") else "created"
         return JSONResponse(content=result)
     except Exception as e:
         return _from_exception(e, outcome)
     finally:
-        metrics.UPLOADS.labels(outcome=outcome[0]).inc()
+        metrics.UPLOADS.labels(kind=kind, outcome=outcome[0]).inc()
+
+
+async def _list(raw_request: Request, kind: str):
+    """Newest first; `?limit=N&after=ID` pages through a large store (all of it without `limit`)."""
+    try:
+        limit, after = _page_params(raw_request)
+        svc = _service(raw_request)
+        page, more = paginate(await asyncio.to_thread(svc.documents, kind), limit, after)
+        return JSONResponse(content=_page([svc.describe(r) for r in page], more))
+    except Exception as e:
+        return _from_exception(e)
+
+
+async def _get(adapter_id: str, raw_request: Request, kind: str):
+    try:
+        return JSONResponse(content=await _service(raw_request).get(adapter_id, kind))
+    except Exception as e:
+        return _from_exception(e)
+
+
+async def _delete(adapter_id: str, raw_request: Request, kind: str):
+    try:
+        return JSONResponse(content=await _service(raw_request).delete(adapter_id, kind))
+    except Exception as e:
+        return _from_exception(e)
+
+
+def _add_routes(path: str, kind: str) -> None:
+    async def create(raw_request: Request):
+        return await _upload(raw_request, kind)
+
+    async def listing(raw_request: Request):
+        return await _list(raw_request, kind)
+
+    async def describe(adapter_id: str, raw_request: Request):
+        return await _get(adapter_id, raw_request, kind)
+
+    async def delete(adapter_id: str, raw_request: Request):
+        return await _delete(adapter_id, raw_request, kind)
+
+    router.add_api_route(f"/v1/{path}", create, methods=["POST"], name=f"create_{kind}")
+    router.add_api_route(f"/v1/{path}", listing, methods=["GET"], name=f"list_{kind}s")
+    router.add_api_route(f"/v1/{path}/{{adapter_id:path}}", describe, methods=["GET"], name=f"get_{kind}")
+    router.add_api_route(f"/v1/{path}/{{adapter_id:path}}", delete, methods=["DELETE"], name=f"delete_{kind}")
+
+
+for _path, _kind in ROUTE_KINDS.items():
+    _add_routes(_path, _kind)
 
 
 def _page_params(request: Request) -> tuple[int | None, str | None]:
@@ -159,34 +211,6 @@ def _page(data: list[dict], more: bool) -> dict:
             "last_id": data[-1]["id"] if data else None, "has_more": more}
 
 
-@router.get("/v1/documents")
-async def list_documents(raw_request: Request):
-    """Newest first; `?limit=N&after=ID` pages through a large store (all of it without `limit`)."""
-    try:
-        limit, after = _page_params(raw_request)
-        svc = _service(raw_request)
-        page, more = paginate(await asyncio.to_thread(svc.documents), limit, after)
-        return JSONResponse(content=_page([svc.describe(r) for r in page], more))
-    except Exception as e:
-        return _from_exception(e)
-
-
-@router.get("/v1/documents/{doc_id:path}")
-async def get_document(doc_id: str, raw_request: Request):
-    try:
-        return JSONResponse(content=await _service(raw_request).get(doc_id))
-    except Exception as e:
-        return _from_exception(e)
-
-
-@router.delete("/v1/documents/{doc_id:path}")
-async def delete_document(doc_id: str, raw_request: Request):
-    try:
-        return JSONResponse(content=await _service(raw_request).delete(doc_id))
-    except Exception as e:
-        return _from_exception(e)
-
-
 @router.get("/v1/models")
 async def list_models(raw_request: Request):
     """vLLM's list (base model + loaded adapters) plus this server's stored documents, which the
@@ -211,7 +235,7 @@ async def list_models(raw_request: Request):
             shown = {card["id"] for card in data}
             parent = handler.base_model_paths[0].name
             template = ModelCard(id="", root="", parent=parent, permission=[ModelPermission()]).model_dump()
-            for rec in await asyncio.to_thread(svc.documents):
+            for rec in await asyncio.to_thread(svc.adapters):
                 if rec.id not in shown:
                     data.append({**template, "id": rec.id, "root": rec.id, "created": rec.created})
         except Exception:
@@ -276,7 +300,7 @@ class CompletionTrafficMiddleware:
         if not isinstance(model, str):
             model = None
         try:
-            if model and is_document_id(model):
+            if model and is_upload_id(model):
                 svc.forget_if_gone(model)
                 refusal = svc.refusal_for(model)
                 if refusal is not None:

@@ -43,7 +43,7 @@ from ..generator import Generator, decode_text
 from . import get_logger, metrics
 from .errors import (CorruptAdapter, DocumentNotFound, DocumentTooLong, GeneratorOutOfMemory, InternalizeFailed,
                      NotReady, OverRank, RegistrationFailed, ServingError)
-from .ids import MAX_PARTS, composite_id, document_id, is_document_id, split_composite
+from .ids import MAX_PARTS, composite_id, is_upload_id, kind_of, split_composite, upload_id
 from .settings import Settings
 from .store import AdapterRecord, AdapterStore, _shorten
 from .worker import METHOD_NAME
@@ -59,7 +59,7 @@ RPC_TIMEOUT_S = 120.0
 class DocumentService:
     def __init__(self, engine_client: Any, models: Any, settings: Settings, store: AdapterStore,
                  generator: Generator | None, max_lora_rank: int, hf_config: Any = None,
-                 not_ready_reason: str | None = None):
+                 not_ready_reason: str | None = None, task_generator: Generator | None = None):
         self.engine_client = engine_client
         self.models = models  # vLLM's OpenAIServingModels: its table is what requests are checked against
         self.settings = settings
@@ -69,6 +69,8 @@ class DocumentService:
         self.hf_config = hf_config
         self.not_ready_reason = not_ready_reason
         self.fingerprint = generator.fingerprint if generator else ""
+        # documents and task descriptions: one generator each (they share the base model's weights)
+        self.generators = {"document": generator, "task": task_generator}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm-d2l-internalize",
                                             initializer=_lower_priority, initargs=(settings.internalize_nice,))
         self._inflight: dict[str, asyncio.Future] = {}
@@ -78,11 +80,12 @@ class DocumentService:
         self.computed = 0  # documents this server actually ran through the generator
 
     # ----------------------------------------------------------------------------- upload
-    async def upload(self, text: str | bytes, name: str | None = None) -> dict:
-        if self.generator is None:
-            raise NotReady(f"document upload is unavailable: {self.not_ready_reason}")
+    async def upload(self, text: str | bytes, name: str | None = None, kind: str = "document") -> dict:
+        gen = self.generators[kind]
+        if gen is None:
+            raise NotReady(f"{kind} upload is unavailable: {self.not_ready_reason or 'no ' + kind + ' hypernetwork'}")
         text = decode_text(text)
-        doc_id = document_id(text, self.fingerprint)
+        doc_id = upload_id(text, gen.fingerprint, kind)
 
         cached = await self._cached(doc_id)
         if cached is not None:
@@ -92,7 +95,7 @@ class DocumentService:
         fut = self._inflight.get(doc_id)
         joined = fut is not None
         if fut is None:
-            fut = asyncio.ensure_future(self._create(doc_id, text, name))
+            fut = asyncio.ensure_future(self._create(doc_id, text, name, kind))
             self._inflight[doc_id] = fut
             fut.add_done_callback(lambda _f, i=doc_id: self._inflight.pop(i, None))
         record, seconds, ours = await asyncio.shield(fut)
@@ -124,12 +127,13 @@ class DocumentService:
         await self.ensure_registered(doc_id, data, config)
         return rec2
 
-    async def _create(self, doc_id: str, text: str, name: str | None) -> tuple[AdapterRecord, float, bool]:
+    async def _create(self, doc_id: str, text: str, name: str | None,
+                      kind: str = "document") -> tuple[AdapterRecord, float, bool]:
         metrics.QUEUE.inc()
         try:
             loop = asyncio.get_running_loop()
             record, data, config, seconds, ours = await loop.run_in_executor(
-                self._executor, self._compute, doc_id, text, name)
+                self._executor, self._compute, doc_id, text, name, kind)
         finally:
             metrics.QUEUE.dec()
         try:
@@ -148,14 +152,16 @@ class DocumentService:
             await self.enforce_store_limit(keep=doc_id)
         return record, seconds, ours
 
-    def _compute(self, doc_id: str, text: str, name: str | None) -> tuple[AdapterRecord, bytes, bytes, float, bool]:
+    def _compute(self, doc_id: str, text: str, name: str | None,
+                 kind: str = "document") -> tuple[AdapterRecord, bytes, bytes, float, bool]:
         """Runs on the generation thread: text -> adapter -> store. Returns what is stored and
         whether this call computed and published it."""
         t0 = time.perf_counter()
         existing = self._stored_copy(doc_id)
         if existing is not None:
             return (*existing, time.perf_counter() - t0, False)
-        result = self._internalize(text)
+        gen = self.generators[kind]
+        result = self._internalize(text, gen)
         weights = result.weights
         full_rank = weights.rank
         if full_rank > self.max_lora_rank:
@@ -171,7 +177,7 @@ class DocumentService:
         record = AdapterRecord(
             id=doc_id, tokens=result.tokens, chunks=result.chunks, rank=weights.rank, bytes=weights.nbytes,
             created=int(time.time()), name=name, full_rank=full_rank if full_rank != weights.rank else None,
-            fingerprint=self.fingerprint, base_model=str(self.generator.base_model_name))
+            fingerprint=gen.fingerprint, base_model=str(gen.base_model_name), kind=kind)
         _, ours = self.store.put(weights, record)
         if ours:
             self.computed += 1
@@ -187,17 +193,17 @@ class DocumentService:
         except (CorruptAdapter, DocumentNotFound):
             return None
 
-    def _internalize(self, text: str):
+    def _internalize(self, text: str, gen: Generator):
         """The generator call, with its failures turned into errors a client can act on."""
         limit = self.settings.max_document_tokens
         try:
-            n_tokens = len(self.generator.tokenize(text))
+            n_tokens = len(gen.tokenize(text))
             if n_tokens > limit:
                 raise DocumentTooLong(
                     f"document has {n_tokens} tokens; this server accepts at most {limit} "
                     "(--max-document-tokens / VLLM_D2L_MAX_DOCUMENT_TOKENS); split it into several documents",
                     param="text")
-            return self.generator.internalize(text)
+            return gen.internalize(text)
         except (ServingError, D2LError):
             raise
         except MemoryError as e:  # torch.OutOfMemoryError (CUDA and CPU allocators) is a RuntimeError
@@ -328,7 +334,7 @@ class DocumentService:
             raise RegistrationFailed(f"the engine could not register adapter {doc_id}: {failures[0]}")
 
     def registered_documents(self) -> int:
-        return sum(1 for k in list(self.models.lora_requests) if is_document_id(k))
+        return sum(1 for k in list(self.models.lora_requests) if is_upload_id(k))
 
     def adapters_in_use(self) -> set[str] | None:
         """Adapter names of requests the engine is running now; None if this vLLM hides that.
@@ -342,30 +348,37 @@ class DocumentService:
         return {name for s in list(states.values()) if (name := getattr(s, "lora_name", None))}
 
     # ----------------------------------------------------------------------------- read
-    async def get(self, doc_id: str) -> dict:
-        rec = await asyncio.to_thread(self.store.record, doc_id) if is_document_id(doc_id) else None
+    async def get(self, doc_id: str, kind: str = "document") -> dict:
+        rec = await asyncio.to_thread(self.store.record, doc_id) if kind_of(doc_id) == kind else None
         if rec is None:
-            raise DocumentNotFound(f"no document adapter named '{_shorten(doc_id)}'", param="id")
+            raise DocumentNotFound(f"no {kind} adapter named '{_shorten(doc_id)}'", param="id")
         return self.describe(rec)
 
-    async def list(self) -> list[dict]:
-        return [self.describe(r) for r in await asyncio.to_thread(self.documents)]
+    async def list(self, kind: str = "document") -> list[dict]:
+        return [self.describe(r) for r in await asyncio.to_thread(self.documents, kind)]
 
-    def documents(self) -> list[AdapterRecord]:
-        """Stored document records of this generator (not composites), newest first."""
-        return [r for r in self.store.list() if not r.parts and (not self.fingerprint or r.fingerprint == self.fingerprint)]
+    def documents(self, kind: str = "document") -> list[AdapterRecord]:
+        """Stored records of one kind made by this server's generator for it, newest first."""
+        gen = self.generators.get(kind)
+        fp = gen.fingerprint if gen is not None else ""
+        return [r for r in self.store.list() if not r.parts and kind_of(r.id) == kind and (not fp or r.fingerprint == fp)]
+
+    def adapters(self) -> list[AdapterRecord]:
+        """Stored documents and tasks of this server's generators, newest first (for /v1/models)."""
+        fps = {g.fingerprint for g in self.generators.values() if g is not None}
+        return [r for r in self.store.list() if not r.parts and (not fps or r.fingerprint in fps)]
 
     def describe(self, rec: AdapterRecord) -> dict:
         return rec.public(loaded=rec.id in self.models.lora_requests, requests=self.request_counts.get(rec.id, 0))
 
     # ----------------------------------------------------------------------------- delete
-    async def delete(self, doc_id: str) -> dict:
-        if not is_document_id(doc_id):
-            raise DocumentNotFound(f"no document adapter named '{_shorten(doc_id)}'", param="id")
+    async def delete(self, doc_id: str, kind: str = "document") -> dict:
+        if kind_of(doc_id) != kind:
+            raise DocumentNotFound(f"no {kind} adapter named '{_shorten(doc_id)}'", param="id")
         known = await asyncio.to_thread(self.store.mark_deleted, doc_id)
         requests = await self._unregister(doc_id)
         if not known and not requests:
-            raise DocumentNotFound(f"no document adapter named '{doc_id}'", param="id")
+            raise DocumentNotFound(f"no {kind} adapter named '{doc_id}'", param="id")
         self._schedule_purge(doc_id, requests)
         await self._drop_composites_of(doc_id)
         return {"id": doc_id, "object": "adapter", "deleted": True}
@@ -401,11 +414,11 @@ class DocumentService:
         """Count a completion request by model kind (bounded labels) and per document (in memory)."""
         if not model or self.models.is_base_model(model):
             metrics.REQUESTS.labels(kind="base").inc()
-        elif is_document_id(model):
-            metrics.REQUESTS.labels(kind="document").inc()
+        elif is_upload_id(model):
+            metrics.REQUESTS.labels(kind=kind_of(model)).inc()
             self.request_counts[model] += 1
             self.store.touch(model)
-        elif (pieces := split_composite(model)) and all(is_document_id(p) for p in pieces):
+        elif (pieces := split_composite(model)) and all(is_upload_id(p) for p in pieces):
             metrics.REQUESTS.labels(kind="composite").inc()
             self.request_counts[model] += 1
             for adapter_id in (*pieces, composite_id(pieces)):  # parts stay warm while their composite is used
@@ -438,14 +451,14 @@ class DocumentService:
         if not isinstance(model, str) or model not in self.models.lora_requests:
             return
         pieces = split_composite(model)
-        if pieces and all(is_document_id(p) for p in pieces):
+        if pieces and all(is_upload_id(p) for p in pieces):
             mix_id = composite_id(pieces)
             if any(self.store.is_deleted(i) or not self.store.folder(i).is_dir() for i in (*pieces, mix_id)):
                 request = self.models.lora_requests.pop(model, None)
                 if request is not None:
                     self._schedule_purge(mix_id, [request])
             return
-        if not is_document_id(model):
+        if not is_upload_id(model):
             return
         if self.store.is_deleted(model) or not self.store.folder(model).is_dir():
             request = self.models.lora_requests.pop(model, None)
@@ -464,15 +477,15 @@ class DocumentService:
             return
         if self.generator is None:
             raise NotReady(f"composing adapters is unavailable: {self.not_ready_reason}", param="model")
-        bad = [p for p in pieces if not is_document_id(p)]
+        bad = [p for p in pieces if not is_upload_id(p)]
         if bad:
-            raise ServingError(f"'{_shorten(bad[0])}' in model '{_shorten(model)}' is not a document id; a composite "
-                               "names stored documents joined by '+', e.g. doc-…+doc-…", param="model")
+            raise ServingError(f"'{_shorten(bad[0])}' in model '{_shorten(model)}' is not a document or task id; a "
+                               "composite names stored adapters joined by '+', e.g. doc-…+doc-…+task-…", param="model")
         parts = sorted(set(pieces))
         if len(parts) < 2:
-            raise ServingError("a composite needs at least two different documents", param="model")
+            raise ServingError("a composite needs at least two different adapters", param="model")
         if len(parts) > MAX_PARTS:
-            raise ServingError(f"a composite may join at most {MAX_PARTS} documents, got {len(parts)}", param="model")
+            raise ServingError(f"a composite may join at most {MAX_PARTS} adapters, got {len(parts)}", param="model")
         mix_id = composite_id(parts)
         fut = self._inflight.get(mix_id)
         if fut is None:
@@ -490,7 +503,7 @@ class DocumentService:
         """Runs off the event loop: the stored composite, or one built from the parts now."""
         for part in parts:  # a missing part is the client's to fix, whatever else is stored
             if self.store.record(part) is None:
-                raise DocumentNotFound(f"no document adapter named '{part}' (a part of the requested composite); "
+                raise DocumentNotFound(f"no {kind_of(part)} adapter named '{part}' (a part of the requested composite); "
                                        "upload it first", param="model")
         existing = self._stored_copy(mix_id)
         if existing is not None:

@@ -1,7 +1,7 @@
 """Server-side knobs, read from environment variables.
 
 Environment variables (not flags) because vLLM's own launcher owns the command line: with
-`vllm-d2l serve` the flags `--store`, `--hypernet`, `--max-document-tokens`, `--max-body-bytes`,
+`vllm-d2l serve` the flags `--store`, `--hypernet`, `--task-hypernet`, `--max-document-tokens`, `--max-body-bytes`,
 `--max-stored-documents` and `--over-rank` become these variables, and a user of the plain vLLM
 launcher sets them directly.
 
@@ -19,6 +19,7 @@ from ..paths import default_store_dir
 
 ENV_STORE = "VLLM_D2L_STORE"
 ENV_HYPERNET = "VLLM_D2L_HYPERNET"
+ENV_TASK_HYPERNET = "VLLM_D2L_TASK_HYPERNET"
 ENV_MAX_BODY = "VLLM_D2L_MAX_BODY_BYTES"
 ENV_MAX_TOKENS = "VLLM_D2L_MAX_DOCUMENT_TOKENS"
 ENV_OVER_RANK = "VLLM_D2L_OVER_RANK"
@@ -32,6 +33,7 @@ OVER_RANK_POLICIES = ("compress", "refuse")
 class Settings:
     store_dir: Path
     hypernet_dir: Path | None
+    task_hypernet_dir: Path | None = None  # None: the packaged task checkpoint, else the document one
     max_body_bytes: int = 32 * 2**20
     max_document_tokens: int = 131072
     # "compress": truncated SVD down to --max-lora-rank (the adapter loses the least energy);
@@ -57,6 +59,7 @@ class Settings:
         return cls(
             store_dir=default_store_dir(),
             hypernet_dir=Path(hyper).expanduser() if hyper else None,
+            task_hypernet_dir=Path(task).expanduser() if (task := os.environ.get(ENV_TASK_HYPERNET)) else None,
             max_body_bytes=_positive_int(ENV_MAX_BODY, cls.max_body_bytes),
             max_document_tokens=_positive_int(ENV_MAX_TOKENS, cls.max_document_tokens),
             over_rank=policy,

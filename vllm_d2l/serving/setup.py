@@ -24,7 +24,7 @@ log = get_logger(__name__)
 async def build_service(engine_client, state) -> DocumentService:
     import vllm.envs as envs
 
-    from ..generator import Generator
+    from ..generator import Generator, default_task_hypernet_dir
     from .plugin import get_resolver
 
     settings = Settings.from_env()
@@ -34,7 +34,7 @@ async def build_service(engine_client, state) -> DocumentService:
     hf_config = getattr(model_config, "hf_config", None)
     lora_config = engine_client.vllm_config.lora_config
 
-    generator, reason = None, None
+    generator, task_generator, reason = None, None, None
     if lora_config is None:
         reason = "this server was started without --enable-lora"
     else:
@@ -43,6 +43,13 @@ async def build_service(engine_client, state) -> DocumentService:
                 Generator.load, settings.hypernet_dir, Path(model_config.model))
         except Exception as e:
             reason = f"the hypernetwork could not be loaded for {model_config.model}: {e}"
+    if generator is not None:
+        task_dir = settings.task_hypernet_dir or default_task_hypernet_dir()
+        try:
+            task_generator = generator if task_dir is None else await asyncio.to_thread(generator.with_hypernet, task_dir)
+        except Exception as e:
+            log.error("vllm-d2l: the task hypernetwork %s could not be loaded (%s); POST /v1/tasks will answer 503",
+                      task_dir, e)
     if reason:
         log.error("vllm-d2l: %s; POST /v1/documents will answer 503", reason)
     if not envs.VLLM_ALLOW_RUNTIME_LORA_UPDATING:
@@ -51,7 +58,7 @@ async def build_service(engine_client, state) -> DocumentService:
 
     svc = DocumentService(engine_client, models, settings, store, generator,
                           max_lora_rank=lora_config.max_lora_rank if lora_config else 0,
-                          hf_config=hf_config, not_ready_reason=reason)
+                          hf_config=hf_config, not_ready_reason=reason, task_generator=task_generator)
 
     resolver = get_resolver()
     if resolver is not None:

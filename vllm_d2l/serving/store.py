@@ -61,13 +61,14 @@ class AdapterRecord:
     sha256: dict[str, str] = field(default_factory=dict)
     format: int = FORMAT
     parts: list[str] | None = None  # a composite's stored adapters (`doc-A+doc-B`), sorted
+    kind: str = "document"  # what was uploaded: "document" or "task" (composites keep the default)
 
     @property
     def compressed(self) -> bool:
         return self.full_rank is not None and self.full_rank > self.rank
 
     def public(self, **extra) -> dict:
-        out = {"id": self.id, "object": "adapter", "name": self.name, "tokens": self.tokens,
+        out = {"id": self.id, "object": "adapter", "kind": self.kind, "name": self.name, "tokens": self.tokens,
                "chunks": self.chunks, "rank": self.rank, "bytes": self.bytes, "created": self.created,
                "compressed": self.compressed}
         if self.compressed:
