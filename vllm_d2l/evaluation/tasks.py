@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-tasks", type=int, default=12, help="tasks per set")
     p.add_argument("--prompts", type=int, default=10, help="prompts per task")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hypernet", help="hypernetwork folder for the adapter condition (default: the shipped one)")
+    p.add_argument("--hypernet", help="hypernetwork folder for the adapter condition (default: the task one)")
     p.add_argument("--model", help="base model folder (default: the default model)")
     p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated subset of " + ",".join(CONDITIONS))
     p.add_argument("--max-new-tokens", type=int, default=64)
@@ -162,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown conditions {sorted(unknown)}; choose from {', '.join(CONDITIONS)}")
     if args.n_tasks < 1 or args.prompts < 1 or args.prompts > len(prompts("eval")):
         p.error(f"--n-tasks must be >= 1 and --prompts from 1 to {len(prompts('eval'))}")
-    from ..generator import Generator
+    from ..generator import Generator, default_task_hypernet_dir
 
-    generator = Generator.load(args.hypernet, args.model)
+    generator = Generator.load(args.hypernet or default_task_hypernet_dir(), args.model)
     results = {}
     for which in (SETS if args.set == "both" else (args.set,)):
         items = build_items(which, args.n_tasks, args.prompts, args.seed)

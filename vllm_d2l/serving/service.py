@@ -1,4 +1,5 @@
-"""The document service: upload, look up, delete; owns the generator and talks to the engine.
+"""The document service: upload, look up, delete, compose; owns the generators (documents, task
+descriptions) and talks to the engine.
 
 HTTP-free on purpose (routes.py maps its errors to responses), so the policy lives in one place:
 
