@@ -449,7 +449,7 @@ def _evict_while_streaming(client: httpx.Client, server: ServerProcess, store: A
     """Upload `text` past the store limit while a long streaming request uses `victim`, which the
     clock makes the first to go; the client hangs up once the upload has answered, so the
     request's length is a margin, not a cost. Returns the upload and counter deltas."""
-    first_chunk, hang_up = threading.Event(), threading.Event()
+    started, hang_up = threading.Event(), threading.Event()
     status: dict = {}
 
     def stream() -> None:
@@ -458,16 +458,18 @@ def _evict_while_streaming(client: httpx.Client, server: ServerProcess, store: A
                     "model": victim, "prompt": "Once", "max_tokens": LONG_REQUEST_TOKENS, "temperature": 0,
                     "ignore_eos": True, "stream": True}) as r:
                 status["code"] = r.status_code
-                for line in r.iter_lines():
-                    if line.startswith("data: {"):
-                        first_chunk.set()
-                    if hang_up.is_set():
-                        return
+                started.set()
+                hang_up.wait(120)  # unread: the server's writes back up instead of racing ahead
 
     t = threading.Thread(target=stream)
     t.start()
     try:
-        assert first_chunk.wait(60), status
+        # The response has started, so the request is in the engine; do not wait for a chunk.
+        # With the tiny model the engine outruns the API server's event loop: once tokens flow,
+        # vLLM's streaming loop keeps it busy (every queue read and socket write is ready at
+        # once) and other requests wait until the generation ends, when the request no longer
+        # runs. An unread response fills the socket, so the loop yields sooner.
+        assert started.wait(60), status
         os.utime(store.adapters / victim / "last_used", (1, 1))  # by the clock it is now the first to go
         before = {k: metric(client, f"vllm_d2l_store_{k}_total") for k in ("evictions", "evictions_deferred")}
         t0 = time.monotonic()
