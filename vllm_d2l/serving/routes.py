@@ -1,5 +1,6 @@
-"""The `vllm.endpoint_plugins` entry point: `/v1/documents`, an adapter-aware `/v1/models`, and a
-small middleware that sees which model each completion request names.
+"""The `vllm.endpoint_plugins` entry point: `/v1/documents` and `/v1/tasks`, an adapter-aware
+`/v1/models`, and a small middleware that sees which model each completion request names (and
+builds the composites it asks for).
 
 Routes answer errors in vLLM's own shape (`{"error": {"message", "type", "param", "code"}}`, built
 with vLLM's `create_error_response`), so clients handle ours like vLLM's. vLLM's `--api-key`
