@@ -4,9 +4,10 @@ Two vLLM plugins, both named ``vllm_d2l`` so one ``VLLM_PLUGINS=vllm_d2l`` enabl
 
 - ``vllm.general_plugins`` -> :func:`vllm_d2l.serving.plugin.register` runs in every vLLM process:
   it adds a worker method that registers an adapter from safetensors bytes, a LoRA resolver that
-  reloads ``doc-...`` ids from the store, and the grouped CPU LoRA path.
+  reloads ``doc-...`` and ``task-...`` ids from the store, and the grouped CPU LoRA path.
 - ``vllm.endpoint_plugins`` -> :class:`vllm_d2l.serving.routes.DocumentsPlugin` runs in the API
-  server only: ``/v1/documents`` and an adapter-aware ``/v1/models``; it owns the generator.
+  server only: ``/v1/documents``, ``/v1/tasks`` and an adapter-aware ``/v1/models``, and builds
+  composites (``doc-A+doc-B``); it owns the generators.
 
 The store (:mod:`vllm_d2l.serving.store`) is the source of truth; worker memory is a cache of it.
 """
