@@ -123,13 +123,26 @@ def _write_documents(args, plan: Plan, parts: dict, start: dict, note: str) -> N
     print(f"wrote {', '.join(k for k in ('qa', 'memory', 'uploads') if k in parts)} results to {args.out}")
 
 
-def run_documents(args, plan: Plan, work: Path) -> None:
+def _setup(args, work: Path) -> tuple[str, str | None, Path, str, dict]:
+    """What a document-server scenario starts from: model, served name, hypernetwork (opened if
+    untrained) with a note saying which, and the machine snapshot at the start."""
     from .adapters import bench_hypernet
-    from .documents import run_documents as run
 
     model, served = _model(args)
     hypernet, note = bench_hypernet(args.hypernet, work / "hypernets")
-    start = meta.snapshot()
+    return model, served, hypernet, note, meta.snapshot()
+
+
+def _write_one(args, plan: Plan, start: dict, note: str, scenario: str, res: dict, plot) -> None:
+    path = results.write(args.out, scenario, res, _meta(args, plan, start, {"hypernet": note}))
+    plot(res, path.with_suffix(".png"))
+    print(f"wrote {path}")
+
+
+def run_documents(args, plan: Plan, work: Path) -> None:
+    from .documents import run_documents as run
+
+    model, served, hypernet, note, start = _setup(args, work)
     run(model, served, hypernet, plan, work, work / "logs", args.dtype,
         emit=lambda parts: _write_documents(args, plan, parts, start, note))
 
@@ -160,40 +173,30 @@ def run_quick_all(args, plan: Plan, work: Path) -> None:
 
 
 def run_store(args, plan: Plan, work: Path) -> None:
-    from .adapters import bench_hypernet
     from .store import run_store as run
 
-    model, served = _model(args)
-    hypernet, note = bench_hypernet(args.hypernet, work / "hypernets")
-    start = meta.snapshot()
+    model, served, hypernet, note, start = _setup(args, work)
     count = min(args.store_adapters, 200) if plan.quick else args.store_adapters
     res = run(model, served, hypernet, work, work / "logs", args.dtype, count, args.store_rank,
               calls=5 if plan.quick else 50, cold=2 if plan.quick else 8)
-    results.write(args.out, "store", res, _meta(args, plan, start, {"hypernet": note}))
-    plots.plot_store(res, args.out / "store.png")
-    print(f"wrote {args.out / 'store.json'}")
+    _write_one(args, plan, start, note, "store", res, plots.plot_store)
 
 
 def run_priority(args, plan: Plan, work: Path) -> None:
     from dataclasses import replace
 
-    from .adapters import bench_hypernet
     from .documents import documents_spec
     from .servers import ServerSpec
     from .uploads import run_priority as run
 
-    model, served = _model(args)
-    hypernet, note = bench_hypernet(args.hypernet, work / "hypernets")
-    start = meta.snapshot()
+    model, served, hypernet, note, start = _setup(args, work)
 
     def spec_for(store: Path, env: tuple) -> ServerSpec:
         base = documents_spec(model, served, hypernet, store, plan, args.dtype, plan.docs_per_length)
         return replace(base, extra_env=env)
 
     res = run(model, served, hypernet, plan, work, work / "logs", args.dtype, spec_for)
-    results.write(args.out, "priority", res, _meta(args, plan, start, {"hypernet": note}))
-    plots.plot_priority(res, args.out / "uploads-priority.png")
-    print(f"wrote {args.out / 'uploads-priority.json'}")
+    _write_one(args, plan, start, note, "priority", res, plots.plot_priority)
 
 
 def run_internalize(args, plan: Plan) -> None:
