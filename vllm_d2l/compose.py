@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ModelMismatch
 from .lora import LoRAWeights
 
 _NORMS = {"sqrt": lambda n: n ** 0.5, "mean": lambda n: n, "none": lambda n: 1.0}
@@ -26,15 +25,7 @@ _NORMS = {"sqrt": lambda n: n ** 0.5, "mean": lambda n: n, "none": lambda n: 1.0
 
 def compose(parts: list[LoRAWeights]) -> LoRAWeights:
     """The composite adapter of `parts` (at least one); its meta sums tokens and chunks."""
-    if not parts:
-        raise ValueError("nothing to compose")
-    first = parts[0]
-    for p in parts[1:]:
-        if set(p.a) != set(first.a):
-            raise ModelMismatch("cannot compose adapters with different target modules")
-        if p.base_model != first.base_model:
-            raise ModelMismatch(f"cannot compose adapters of '{first.base_model}' and '{p.base_model}'")
-
+    LoRAWeights.check_addable(parts, "compose")
     groups: dict[tuple, list[LoRAWeights]] = {}
     for i, p in enumerate(parts):
         layout = _layout(p)

@@ -98,17 +98,22 @@ class LoRAWeights:
 
     # ----------------------------------------------------------------------------- algebra
     @staticmethod
-    def concat(parts: list["LoRAWeights"]) -> "LoRAWeights":
-        """Stack adapters along rank: the summed update of all parts, at rank sum(r_i)."""
+    def check_addable(parts: list["LoRAWeights"], verb: str = "concatenate") -> None:
+        """Raise unless `parts` (at least one) update the same modules of the same base model."""
         if not parts:
-            raise ValueError("nothing to concatenate")
+            raise ValueError(f"nothing to {verb}")
         first = parts[0]
         for p in parts[1:]:
             if set(p.a) != set(first.a):
-                raise ModelMismatch("cannot concatenate adapters with different target modules")
+                raise ModelMismatch(f"cannot {verb} adapters with different target modules")
             if p.base_model != first.base_model:
-                raise ModelMismatch(
-                    f"cannot concatenate adapters of '{first.base_model}' and '{p.base_model}'")
+                raise ModelMismatch(f"cannot {verb} adapters of '{first.base_model}' and '{p.base_model}'")
+
+    @staticmethod
+    def concat(parts: list["LoRAWeights"]) -> "LoRAWeights":
+        """Stack adapters along rank: the summed update of all parts, at rank sum(r_i)."""
+        LoRAWeights.check_addable(parts)
+        first = parts[0]
         a = {k: torch.cat([p.a[k] for p in parts], dim=0) for k in first.a}
         b = {k: torch.cat([p.b[k] for p in parts], dim=1) for k in first.b}
         return LoRAWeights(a, b, first.base_model, _without_layout(first.meta))
