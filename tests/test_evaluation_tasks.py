@@ -50,3 +50,16 @@ def test_cli_refuses_bad_arguments():
         main(["--conditions", "none,teacher"])
     with pytest.raises(SystemExit):
         main(["--prompts", "0"])
+
+
+def test_qa_check_scores_base_and_each_adapter(tiny_model_dir, tmp_path):
+    from vllm_d2l.evaluation.generation import factors_of
+    from vllm_d2l.evaluation.tasks import QA_CHECK, qa_check
+
+    hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
+    gen = Generator.load(hn, tiny_model_dir, encoder_dtype=torch.float32)
+    factors = {"brief": factors_of(gen.internalize("Answer in at most 4 words.").weights)}
+    res = qa_check(gen, factors, max_new_tokens=4)
+    assert res["questions"] == len(QA_CHECK) and set(res["per_task"]) == {"brief"}
+    assert 0 <= res["base_accuracy"] <= 1 and res["adapter_accuracy"] == res["per_task"]["brief"]
+    assert all("|" not in q and a for q, a in QA_CHECK)

@@ -37,6 +37,41 @@ def task_messages(condition: str, description: str, prompt: str) -> list[dict]:
     return [{"role": "user", "content": prompt}]
 
 
+# Ordinary questions with short, well-known answers: a task adapter should change how the model
+# answers, not whether it knows the answer ("answers stay answers").
+QA_CHECK = [
+    ("What is the capital of France?", "Paris"), ("How many days are in a week?", "seven|7"),
+    ("What color is the sky on a clear day?", "blue"), ("What is the largest planet in our solar system?", "Jupiter"),
+    ("What do bees make?", "honey"), ("How many legs does a spider have?", "eight|8"),
+    ("What is the opposite of hot?", "cold"), ("Which animal is known as the king of the jungle?", "lion"),
+    ("What is frozen water called?", "ice"), ("How many hours are in a day?", "24|twenty-four"),
+    ("What gas do plants take in from the air?", "carbon dioxide|CO2"), ("What is the capital of Japan?", "Tokyo"),
+    ("Which planet is known as the Red Planet?", "Mars"), ("What is 5 plus 3?", "8|eight"),
+    ("What is the boiling point of water in degrees Celsius?", "100"), ("Who wrote Romeo and Juliet?", "Shakespeare"),
+    ("What is the chemical symbol for gold?", "Au"), ("How many continents are there?", "seven|7"),
+    ("What is the main language spoken in Brazil?", "Portuguese"), ("What is the capital of Italy?", "Rome"),
+]
+
+
+def qa_check(generator, factors_by_task: dict, max_new_tokens: int = 32, batch_size: int = 8) -> dict:
+    """Accuracy on `QA_CHECK` without an adapter and with each task's adapter (answer contained,
+    any listed form, case-insensitive), and the adapters' mean as a share of the base model's."""
+    from .metrics import contains
+
+    model, tok = generator.model, generator.tokenizer
+    prompts = [render(tok, task_messages("none", "", q)) for q, _ in QA_CHECK]
+
+    def accuracy(outputs: list[str]) -> float:
+        return sum(any(contains(o, a) for a in gold.split("|")) for o, (_, gold) in zip(outputs, QA_CHECK)) / len(QA_CHECK)
+
+    base = accuracy(generate(model, tok, prompts, max_new_tokens, batch_size))
+    per_task = {t: accuracy(generate(model, tok, prompts, max_new_tokens, batch_size, f))
+                for t, f in factors_by_task.items()}
+    mean = sum(per_task.values()) / len(per_task) if per_task else None
+    return {"questions": len(QA_CHECK), "base_accuracy": base, "adapter_accuracy": mean,
+            "kept": mean / base if mean is not None and base else None, "per_task": per_task}
+
+
 def build_items(which: str, n_tasks: int, prompts_per_task: int, seed: int = 0) -> list[dict]:
     """`n_tasks` evaluation tasks of one set, spread over its families, each with its own prompts."""
     if which not in SETS:
@@ -149,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--out", help="write every reply and score as JSON")
     p.add_argument("--plot", help="write a PNG bar chart")
+    p.add_argument("--qa-check", type=int, default=0, metavar="N",
+                   help="also ask N tasks' adapters (held-out wordings) the ordinary questions of QA_CHECK")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -173,11 +210,20 @@ def main(argv: list[str] | None = None) -> int:
         results[which] = {"set": which, "model": generator.base_model_name, "hypernet": generator.fingerprint,
                           "held_out_families": list(HELD_OUT_FAMILIES), **res}
         print(format_table(results[which]))
+    if args.qa_check:
+        items = build_items("wordings", args.qa_check, 1, args.seed)
+        factors = {f"{it['task']}: {it['description']}": factors_of(generator.internalize(it["description"]).weights)
+                   for it in items}
+        check = qa_check(generator, factors, batch_size=args.batch_size)
+        print(f"answers stay answers ({check['questions']} questions): base {check['base_accuracy']:.0%}, "
+              f"with a task adapter {check['adapter_accuracy']:.0%} on average"
+              + (f" ({check['kept']:.0%} kept)" if check["kept"] is not None else ""))
+        results["qa_check"] = check
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False))
     if args.plot:
-        tasks_chart(results, args.plot)
+        tasks_chart({k: v for k, v in results.items() if k in SETS}, args.plot)
     return 0
 
 
