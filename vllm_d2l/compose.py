@@ -34,9 +34,9 @@ def compose(parts: list[LoRAWeights]) -> LoRAWeights:
         groups.setdefault(key, []).append(p)
     blocks = [_compose_group(g) if _layout(g[0]) else g[0] for g in groups.values()]
     out = blocks[0] if len(blocks) == 1 else LoRAWeights.concat(blocks)
-    out.meta = {**out.meta, "tokens": sum(int(p.meta.get("tokens", 0)) for p in parts),
-                "chunks": sum(int(p.meta.get("chunks", 0)) for p in parts)}
-    return out
+    meta = {**out.meta, "tokens": sum(int(p.meta.get("tokens", 0)) for p in parts),
+            "chunks": sum(int(p.meta.get("chunks", 0)) for p in parts)}
+    return LoRAWeights(out.a, out.b, out.base_model, meta)  # a new object: the parts stay as they were
 
 
 def _layout(w: LoRAWeights) -> dict | None:
