@@ -31,12 +31,9 @@ def default_hypernet_dir() -> Path:
     Before a trained checkpoint ships, an untrained one (an exact no-op) is built once from a fixed
     seed in the cache, so everything downstream works end to end.
     """
-    env = os.environ.get("VLLM_D2L_HYPERNET")
-    if env:
-        return Path(env).expanduser()
-    shipped = package_data_dir() / "hypernet"
-    if (shipped / "model.safetensors").is_file():
-        return shipped
+    chosen = _configured("VLLM_D2L_HYPERNET", "hypernet")
+    if chosen is not None:
+        return chosen
     config = HypernetConfig()
     tag = hashlib.sha256(config.to_json().encode()).hexdigest()[:8]
     fallback = cache_root() / "hypernets" / f"untrained-{tag}"
@@ -50,11 +47,21 @@ def default_hypernet_dir() -> Path:
 def default_task_hypernet_dir() -> Path | None:
     """`VLLM_D2L_TASK_HYPERNET`, else the task checkpoint shipped in the package, else None (the
     server then reads task descriptions with the document hypernetwork)."""
-    env = os.environ.get("VLLM_D2L_TASK_HYPERNET")
+    return _configured("VLLM_D2L_TASK_HYPERNET", "task_hypernet")
+
+
+def _configured(env_var: str, packaged: str) -> Path | None:
+    """The folder an environment variable names, else the package's checkpoint of that name."""
+    env = os.environ.get(env_var)
     if env:
         return Path(env).expanduser()
-    shipped = package_data_dir() / "task_hypernet"
+    shipped = package_data_dir() / packaged
     return shipped if (shipped / "model.safetensors").is_file() else None
+
+
+def fingerprint_of(hypernet_dir: Path, model_dir: Path | str) -> str:
+    """Checkpoint and base model: what an adapter id must change with."""
+    return f"{checkpoint_fingerprint(hypernet_dir)}:{Path(model_dir).resolve().name}"
 
 
 def decode_text(text: str | bytes) -> str:
@@ -111,8 +118,8 @@ class Generator:
             raise MissingModel(f"hypernetwork folder not found: {hypernet_dir}")
         model, tokenizer = load_model_and_tokenizer(model_dir, dtype=encoder_dtype)
         hypernet = Hypernet.load(hypernet_dir, model.config)
-        fp = f"{checkpoint_fingerprint(hypernet_dir)}:{model_dir.resolve().name}"
-        return cls(model, tokenizer, hypernet, str(model_dir), fingerprint=fp, **kwargs)
+        return cls(model, tokenizer, hypernet, str(model_dir), fingerprint=fingerprint_of(hypernet_dir, model_dir),
+                   **kwargs)
 
     def with_hypernet(self, hypernet_dir: Path | str) -> "Generator":
         """Another generator on this one's base model (no second copy of its weights): the task
@@ -121,7 +128,7 @@ class Generator:
         if not hypernet_dir.is_dir():
             raise MissingModel(f"hypernetwork folder not found: {hypernet_dir}")
         hypernet = Hypernet.load(hypernet_dir, self.model.config)
-        fp = f"{checkpoint_fingerprint(hypernet_dir)}:{Path(self.base_model_name).resolve().name}"
+        fp = fingerprint_of(hypernet_dir, self.base_model_name)
         return Generator(self.model, self.tokenizer, hypernet, self.base_model_name, fingerprint=fp,
                          adapter_dtype=self.adapter_dtype)
 

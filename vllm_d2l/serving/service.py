@@ -163,16 +163,9 @@ class DocumentService:
             return (*existing, time.perf_counter() - t0, False)
         gen = self.generators[kind]
         result = self._internalize(text, gen)
-        weights = result.weights
-        full_rank = weights.rank
-        if full_rank > self.max_lora_rank:
-            if self.settings.over_rank == "refuse":
-                raise OverRank(
-                    f"this document needs an adapter of rank {full_rank} ({result.chunks} chunks) but the "
-                    f"server holds at most rank {self.max_lora_rank}; restart it with a larger "
-                    "--max-lora-rank, send a shorter document, or allow compression (--over-rank compress)")
-            weights = weights.cap_rank(self.max_lora_rank)
-            metrics.COMPRESSED.inc()
+        weights, full_rank = self._fit_rank(
+            result.weights, f"this {kind} needs an adapter of rank {result.weights.rank} ({result.chunks} chunks)",
+            f"send a shorter {kind}")
         if self.hf_config is not None:
             weights.validate(self.hf_config)
         record = AdapterRecord(
@@ -184,6 +177,19 @@ class DocumentService:
             self.computed += 1
         stored, data, config = self.store.read_verified(doc_id)
         return stored, data, config, time.perf_counter() - t0, ours
+
+    def _fit_rank(self, weights, needs: str, or_else: str, param: str | None = None):
+        """`(weights, full rank)` within `--max-lora-rank`: recompressed, or refused as `--over-rank`
+        says (the message: what `needs` that rank, and `or_else` as the client's other way out)."""
+        full_rank = weights.rank
+        if full_rank <= self.max_lora_rank:
+            return weights, full_rank
+        if self.settings.over_rank == "refuse":
+            raise OverRank(f"{needs} but the server holds at most rank {self.max_lora_rank}; restart it with a "
+                           f"larger --max-lora-rank, {or_else}, or allow compression (--over-rank compress)",
+                           param=param)
+        metrics.COMPRESSED.inc()
+        return weights.cap_rank(self.max_lora_rank), full_rank
 
     def _stored_copy(self, doc_id: str) -> tuple[AdapterRecord, bytes, bytes] | None:
         """A whole, live copy already in the store (published since this upload looked), or None."""
@@ -362,7 +368,8 @@ class DocumentService:
         """Stored records of one kind made by this server's generator for it, newest first."""
         gen = self.generators.get(kind)
         fp = gen.fingerprint if gen is not None else ""
-        return [r for r in self.store.list() if not r.parts and kind_of(r.id) == kind and (not fp or r.fingerprint == fp)]
+        return [r for r in self.store.list()
+                if not r.parts and kind_of(r.id) == kind and (not fp or r.fingerprint == fp)]
 
     def adapters(self) -> list[AdapterRecord]:
         """Stored documents and tasks of this server's generators, newest first (for /v1/models)."""
@@ -452,19 +459,16 @@ class DocumentService:
         if not isinstance(model, str) or model not in self.models.lora_requests:
             return
         pieces = split_composite(model)
-        if pieces and all(is_upload_id(p) for p in pieces):
-            mix_id = composite_id(pieces)
-            if any(self.store.is_deleted(i) or not self.store.folder(i).is_dir() for i in (*pieces, mix_id)):
-                request = self.models.lora_requests.pop(model, None)
-                if request is not None:
-                    self._schedule_purge(mix_id, [request])
+        if pieces and all(is_upload_id(p) for p in pieces):  # a composite goes with any of its parts
+            folder, watched = composite_id(pieces), [*pieces, composite_id(pieces)]
+        elif is_upload_id(model):
+            folder, watched = model, [model]
+        else:
             return
-        if not is_upload_id(model):
-            return
-        if self.store.is_deleted(model) or not self.store.folder(model).is_dir():
+        if any(self.store.is_deleted(i) or not self.store.folder(i).is_dir() for i in watched):
             request = self.models.lora_requests.pop(model, None)
             if request is not None:
-                self._schedule_purge(model, [request])
+                self._schedule_purge(folder, [request])
 
     # ----------------------------------------------------------------------------- composites
     async def ensure_composite(self, model: str) -> None:
@@ -480,8 +484,9 @@ class DocumentService:
             raise NotReady(f"composing adapters is unavailable: {self.not_ready_reason}", param="model")
         bad = [p for p in pieces if not is_upload_id(p)]
         if bad:
-            raise ServingError(f"'{_shorten(bad[0])}' in model '{_shorten(model)}' is not a document or task id; a "
-                               "composite names stored adapters joined by '+', e.g. doc-…+doc-…+task-…", param="model")
+            raise ServingError(f"'{_shorten(bad[0])}' in model '{_shorten(model)}' is not a document or task id; "
+                               "a composite names stored adapters joined by '+', e.g. doc-…+doc-…+task-…",
+                               param="model")
         parts = sorted(set(pieces))
         if len(parts) < 2:
             raise ServingError("a composite needs at least two different adapters", param="model")
@@ -504,21 +509,16 @@ class DocumentService:
         """Runs off the event loop: the stored composite, or one built from the parts now."""
         for part in parts:  # a missing part is the client's to fix, whatever else is stored
             if self.store.record(part) is None:
-                raise DocumentNotFound(f"no {kind_of(part)} adapter named '{part}' (a part of the requested composite); "
-                                       "upload it first", param="model")
+                raise DocumentNotFound(f"no {kind_of(part)} adapter named '{part}' (a part of the requested "
+                                       "composite); upload it first", param="model")
         existing = self._stored_copy(mix_id)
         if existing is not None:
             self.store.touch(mix_id)
             return (*existing, False)
         weights = compose([self.store.load(part)[1] for part in parts])
-        full_rank = weights.rank
-        if full_rank > self.max_lora_rank:
-            if self.settings.over_rank == "refuse":
-                raise OverRank(f"the composite of these {len(parts)} documents needs rank {full_rank} but the server "
-                               f"holds at most rank {self.max_lora_rank}; restart it with a larger --max-lora-rank, "
-                               "join fewer documents, or allow compression (--over-rank compress)", param="model")
-            weights = weights.cap_rank(self.max_lora_rank)
-            metrics.COMPRESSED.inc()
+        weights, full_rank = self._fit_rank(
+            weights, f"the composite of these {len(parts)} adapters needs rank {weights.rank}", "join fewer adapters",
+            param="model")
         weights.meta["parts"] = parts
         record = AdapterRecord(
             id=mix_id, tokens=int(weights.meta.get("tokens", 0)), chunks=int(weights.meta.get("chunks", 0)),

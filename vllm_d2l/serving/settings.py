@@ -65,17 +65,23 @@ class Settings:
             over_rank=policy,
             max_stored_documents=_positive_int(ENV_MAX_STORED, cls.max_stored_documents),
             evict_min_idle_s=_non_negative_float(ENV_EVICT_IDLE, cls.evict_min_idle_s),
-            internalize_nice=_nice(os.environ.get(ENV_NICE), cls.internalize_nice),
+            internalize_nice=_int_in(ENV_NICE, cls.internalize_nice, 0, 19),
         )
 
 
 def _positive_int(name: str, default: int) -> int:
+    return _int_in(name, default, 1, None)
+
+
+def _int_in(name: str, default: int, lo: int, hi: int | None) -> int:
+    """The variable `name` as an integer in lo..hi (no upper bound when hi is None), else `default`."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     value = int(raw)
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {raw}")
+    if value < lo or (hi is not None and value > hi):
+        upper = f" and at most {hi}" if hi is not None else ""
+        raise ValueError(f"{name} must be an integer of at least {lo}{upper}, got {raw}")
     return value
 
 
@@ -88,11 +94,3 @@ def _non_negative_float(name: str, default: float) -> float:
         raise ValueError(f"{name} must be >= 0, got {raw}")
     return value
 
-
-def _nice(raw: str | None, default: int) -> int:
-    if raw is None or raw.strip() == "":
-        return default
-    value = int(raw)
-    if not 0 <= value <= 19:
-        raise ValueError(f"{ENV_NICE} must be an integer from 0 to 19, got {raw}")
-    return value

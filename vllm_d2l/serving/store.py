@@ -34,7 +34,7 @@ from ..lora import CONFIG_NAME, META_NAME, WEIGHTS_NAME, LoRAWeights
 from ..paths import default_store_dir
 from . import get_logger
 from .errors import CorruptAdapter, DocumentNotFound
-from .ids import MIX_PREFIX, is_adapter_id
+from .ids import is_adapter_id
 
 log = get_logger(__name__)
 
@@ -319,26 +319,14 @@ class AdapterStore:
         return victims, [i for i in candidates[:excess] if i in in_use]
 
     def live_ids(self) -> list[str]:
-        """Ids of folders that are not tombstoned; a directory listing and two stats each, no reads.
-
-        The tombstone is looked at before the record: a folder purged in between then has no
-        record and is not counted, instead of passing for live because its tombstone went with it.
-        """
-        try:
-            names = os.listdir(self.adapters)
-        except FileNotFoundError:
-            return []
-        return [n for n in names if is_adapter_id(n) and not os.path.exists(self.adapters / n / TOMBSTONE_NAME)
-                and os.path.exists(self.adapters / n / RECORD_NAME)]
+        """Ids of live adapters (not tombstoned, record readable), from the listing: a stat while
+        nothing changed. The tombstone is looked at before the record when the listing is rebuilt,
+        so a folder purged in between is not counted as live because its tombstone went with it."""
+        return [r.id for r in self._current().records]
 
     def composites_of(self, doc_id: str) -> list[str]:
-        """Live composites that include `doc_id` (composite folders are few: a listing, then
-        only their records are read)."""
-        try:
-            names = [n for n in os.listdir(self.adapters) if n.startswith(MIX_PREFIX)]
-        except FileNotFoundError:
-            return []
-        return [n for n in names if (rec := self.record(n)) is not None and doc_id in (rec.parts or ())]
+        """Live composites that include `doc_id`."""
+        return [r.id for r in self._current().records if r.parts and doc_id in r.parts]
 
     def count(self) -> int:
         return len(self._current().records)
