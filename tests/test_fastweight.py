@@ -76,10 +76,61 @@ def test_fresh_network_is_exact_noop(model):
     assert all(not b.any() for _, b in factors.values())
 
 
-def test_generation_equals_training_path_and_rank_is_fixed(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("center", [True, False])
+def test_ridge_read_is_the_whitened_least_squares_form(model, center):
+    """B A x must equal gain * norm(n) * q M K^T H V^T with M = (1 + e) t (C + e t I)^-1, C the
+    keys' covariance and t its mean eigenvalue; a very large e gives back the plain sum."""
+    net = token_net(model.config, memory_read="ridge", center_keys=center, bias_rank=0).open_(seed=3)
+    enc, mask = encode(model, net)
+    net.calibrate_(enc, mask)
+    with torch.no_grad():
+        net.gain.uniform_(0.5, 1.5)
+        net.ridge.uniform_(-1.0, 1.0)
+        a, b = net.batch_factors(enc, mask, [0, 1], 2)[PATH]
+    x = torch.randn(5, model.config.intermediate_size)
+    k, layer = net.config.key_dim, 1
+    for d, n_tok in enumerate((12, 9)):
+        m = enc.inputs[d, layer, :n_tok - 1].float() / net.in_rms[layer, 0]
+        h = enc.hidden[d, layer, 1:n_tok].float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
+        g = net.key["down_proj"][layer]
+        keys = m @ g.T / k ** 0.5
+        if center:
+            keys = keys - keys.mean(0)
+        n = keys.shape[0]
+        cov = keys.T @ keys / n
+        t, e = cov.trace() / k, net.ridge[layer, 0].exp()
+        whiten = (1 + e) * t * torch.linalg.inv(cov + e * t * torch.eye(k))
+        q = (x / net.in_rms[layer, 0]) @ g.T
+        direct = net.gain[layer, 0] * n ** -0.5 * (q @ whiten @ keys.T) @ (h @ net.value["down_proj"][layer].T)
+        torch.testing.assert_close(x @ a[d].T @ b[d].T, direct.detach(), atol=1e-4, rtol=1e-4)
+
+    plain = token_net(model.config, center_keys=center, bias_rank=0)
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if k != "ridge"})
+    with torch.no_grad():
+        net.ridge.fill_(30.0)  # e = 1e13: no whitening left
+        for path, (a, b) in plain.batch_factors(enc, mask, [0, 1], 2).items():
+            torch.testing.assert_close(net.batch_factors(enc, mask, [0, 1], 2)[path][1], b, atol=1e-4, rtol=1e-3)
+
+
+def test_a_checkpoint_loads_with_a_new_read(tiny_model_dir, tmp_path, model):
+    """A run may start from a plain-sum checkpoint with the ridge read: the learnt weights carry
+    over and the new strengths start at `ridge_init`."""
+    folder = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
+    net = HypernetBase.load(folder, model.config, overrides={"memory_read": "ridge", "ridge_init": 2.0})
+    old = HypernetBase.load(folder, model.config)
+    assert net.config.memory_read == "ridge" and torch.allclose(net.ridge.exp(), torch.tensor(2.0))
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in old.state_dict().items())
+    with pytest.raises(RuntimeError):  # a setting that changes a weight's shape cannot carry it over
+        HypernetBase.load(folder, model.config, overrides={"key_dim": 4})
+
+
+@pytest.mark.parametrize("read", ["sum", "ridge"])
+def test_generation_equals_training_path_and_rank_is_fixed(tiny_model_dir, tmp_path, read):
     """The generator folds chunk memories one micro-batch at a time; training sums them in one
     batch. Both must give the same adapter, and its rank must not depend on the length."""
-    folder = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6, bias_rank=2)
+    folder = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6, bias_rank=2,
+                                 memory_read=read)
     gen = Generator.load(folder, tiny_model_dir, encoder_dtype=torch.float32, adapter_dtype=torch.float32,
                          chunk_tokens=16, batch_tokens=16)
     ids = gen.tokenize(TEXT)

@@ -22,8 +22,14 @@ It is a LoRA of rank k whatever the document's length:
 and a document's chunks combine by summing their memories (sum_t h_t a_t^T, sum_t h_t, sum_t a_t, n):
 centring and normalising happen once, on the sums. V starts at zero, so a fresh network is an
 exact no-op; an always-on block (as in the Perceiver) is appended for what every document needs.
+
+With `memory_read="ridge"` the memory also sums the keys' outer products (sum_t a_t a_t^T) and B
+reads it through the keys' whitened covariance (see `HypernetConfig.memory_read`): still rank k,
+still summed over chunks, but each stored key then answers more nearly with its own value.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
@@ -44,6 +50,8 @@ class FastWeightNet(HypernetBase):
         self.value = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_layers, h, h))
                                        for m, (_, h) in self.shapes.items()})  # V, zero: exact no-op
         self.gain = nn.Parameter(torch.ones(n_layers, len(c.target_modules)))
+        if c.memory_read == "ridge":  # log e per layer: how far the read whitens the keys
+            self.ridge = nn.Parameter(torch.full((n_layers, len(c.target_modules)), math.log(c.ridge_init)))
         # RMS of each module's inputs, measured once on real documents (`calibrate_`), so keys and
         # queries start at unit scale whatever the layer; 1 until then.
         self.register_buffer("in_rms", torch.ones(n_layers, len(c.target_modules)))
@@ -62,7 +70,8 @@ class FastWeightNet(HypernetBase):
 
     # ----------------------------------------------------------------------------- memory
     def memory(self, enc, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-chunk sums, batched: S [N, M, L, H, k], sh [N, M, L, H], sk [N, M, L, k], n [N]."""
+        """Per-chunk sums, batched: S [N, M, L, H, k], sh [N, M, L, H], sk [N, M, L, k], n [N]
+        (and, for the ridge read, kk [N, M, L, k, k])."""
         c = self.config
         n_mod, n_layers = len(c.target_modules), len(c.layers)
         m_in = enc.inputs.float().unflatten(1, (n_mod, n_layers))  # [N, M, L, T, d_in]
@@ -72,13 +81,15 @@ class FastWeightNet(HypernetBase):
             m_in, h, w = m_in[..., :-1, :], h[:, :, 1:], w[:, :-1] * w[:, 1:]
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)  # RMS-normalised values
         hw = h * w[:, None, :, None]  # [N, L, T, H], padding and unpaired tokens weigh 0
-        out = {"S": [], "sh": [], "sk": []}
+        out = {"S": [], "sh": [], "sk": []} | ({"kk": []} if c.memory_read == "ridge" else {})
         for j, m in enumerate(c.target_modules):
             g = self.key[m] / (self.in_rms[:, j, None, None] * c.key_dim ** 0.5)  # [L, k, d_in]
             keys = torch.einsum("nltd,lkd->nltk", m_in[:, j], g)  # [N, L, T, k]
             out["S"].append(torch.einsum("nlth,nltk->nlhk", hw, keys))  # [N, L, H, k]
             out["sh"].append(hw.sum(2))  # [N, L, H]
             out["sk"].append((keys * w[:, None, :, None]).sum(2))  # [N, L, k]
+            if "kk" in out:
+                out["kk"].append(torch.einsum("nltk,nltj->nlkj", keys * w[:, None, :, None], keys))  # [N, L, k, k]
         mem = {k: torch.stack(v, 1) for k, v in out.items()}
         mem["n"] = w.sum(1)  # [N]
         return mem
@@ -90,6 +101,8 @@ class FastWeightNet(HypernetBase):
         s = mem["S"]  # [D, M, L, H, k]
         if c.center_keys:  # sum_t h_t (a_t - mean a)^T = S - (sum h)(sum a)^T / n
             s = s - mem["sh"][..., :, None] * mem["sk"][..., None, :] / n[:, None, None, None, None]
+        if c.memory_read == "ridge":
+            s = self.whiten(s, mem, n)
         scale = {"sqrt": n.rsqrt(), "mean": 1.0 / n, "none": torch.ones_like(n)}[c.memory_norm]  # [D]
         out = {}
         for j, m in enumerate(c.target_modules):
@@ -99,6 +112,20 @@ class FastWeightNet(HypernetBase):
             for i, path in enumerate(self.paths[m]):
                 out[path] = (a[i].expand(b.shape[0], -1, -1), b[:, i])
         return out
+
+    def whiten(self, s: torch.Tensor, mem: dict[str, torch.Tensor], n: torch.Tensor) -> torch.Tensor:
+        """S ((1 + e) t (C + e t I)^-1): C the keys' covariance [D, M, L, k, k], t = trace(C) / k."""
+        k = self.config.key_dim
+        cov = mem["kk"]
+        if self.config.center_keys:
+            cov = cov - mem["sk"][..., :, None] * mem["sk"][..., None, :] / n[:, None, None, None, None]
+        cov = cov / n[:, None, None, None, None]
+        t = cov.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_min(1e-8) / k  # [D, M, L]
+        e = self.ridge.T.exp()[None]  # [1, M, L]
+        eye = torch.eye(k, dtype=cov.dtype, device=cov.device)
+        ridge = cov + (e * t)[..., None, None] * eye  # [D, M, L, k, k], symmetric positive definite
+        solved = torch.linalg.solve(ridge, s.transpose(-1, -2)).transpose(-1, -2)  # S R^-1 [D, M, L, H, k]
+        return solved * ((1 + e) * t)[..., None, None]
 
     # ----------------------------------------------------------------------------- generation interface
     def read_chunks(self, enc, mask: torch.Tensor) -> list[dict]:
@@ -133,7 +160,10 @@ class FastWeightNet(HypernetBase):
 
     def layout(self, part: dict) -> dict:
         """Every adapter of this network shares its content A (the query map), so documents compose
-        by summing their memories: B_content = gain V (sum of the S_i) / norm(sum of the n_i)."""
+        by summing their memories: B_content = gain V (sum of the S_i) / norm(sum of the n_i).
+        A whitened read does not sum that way; its documents compose as the sum of their updates."""
+        if self.config.memory_read == "ridge":
+            return {"combine": "concat", "always_on": self.config.bias_rank}
         return {"combine": "sum", "always_on": self.config.bias_rank, "norm": self.config.memory_norm,
                 "tokens": float(part["n"])}
 

@@ -90,6 +90,13 @@ class HypernetConfig:
     memory_norm: str = "sqrt"
     # token kind: keys minus their mean over the document, so no document-independent mean is stored
     center_keys: bool = True
+    # token kind: how the memory is read. "sum" is plain linear attention (every key answers in
+    # proportion to its score, so similar keys blur each other's values); "ridge" first whitens the
+    # keys, B = V S ((1 + e) t (C + e t I)^-1) with C the keys' covariance over the document and t its
+    # mean eigenvalue: the least-squares map from keys to values, which a delta-rule memory
+    # approaches. A learned e per layer (started at `ridge_init`) sets how far: e -> inf is "sum".
+    memory_read: str = "sum"
+    ridge_init: float = 1.0
 
     def adapter_rank(self, chunks: int = 1) -> int:
         """Rank of a document's adapter: Perceiver chunks concatenate along rank; the token kind's
@@ -154,9 +161,11 @@ class HypernetConfig:
         if self.kind not in KINDS:
             raise ModelMismatch(f"unknown hypernetwork kind {self.kind!r}; known: {', '.join(KINDS)}")
         if self.kind == "token":
-            if self.value_from not in ("next", "same") or self.memory_norm not in ("sqrt", "mean", "none"):
+            if self.value_from not in ("next", "same") or self.memory_norm not in ("sqrt", "mean", "none") \
+                    or self.memory_read not in ("sum", "ridge") or not self.ridge_init > 0:
                 raise ModelMismatch(f"bad token-kind settings value_from={self.value_from!r}, "
-                                    f"memory_norm={self.memory_norm!r}")
+                                    f"memory_norm={self.memory_norm!r}, memory_read={self.memory_read!r}, "
+                                    f"ridge_init={self.ridge_init!r}")
             if len(self.target_modules) != 1:
                 raise ModelMismatch("the token kind writes one module per layer; got "
                                     f"target_modules={self.target_modules}")
@@ -228,17 +237,25 @@ class HypernetBase(nn.Module):
         return folder
 
     @classmethod
-    def load(cls, folder: Path | str, hf_config=None) -> "HypernetBase":
-        """Load a checkpoint of any kind (its config says which)."""
+    def load(cls, folder: Path | str, hf_config=None, overrides: dict | None = None) -> "HypernetBase":
+        """Load a checkpoint of any kind (its config says which).
+
+        `overrides` change config fields on the way in (a training run that starts from a
+        checkpoint with a new setting); parameters the checkpoint lacks then keep their fresh
+        initial values, and every weight the checkpoint has must still fit."""
         folder = Path(folder)
         if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
             raise MissingModel(f"{folder} is not a hypernetwork checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
         config = HypernetConfig.from_json((folder / CONFIG_NAME).read_text())
+        if overrides:
+            config = HypernetConfig(**{**asdict(config), **overrides})
         if hf_config is not None:
             config.check_base_model(hf_config)
         net = build(config)
         state = load_file(str(folder / WEIGHTS_NAME))
         missing, unexpected = net.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+        if overrides:
+            missing = []
         if missing or unexpected:
             raise ModelMismatch(f"checkpoint {folder} does not match its config: missing {missing[:3]}, "
                                 f"unexpected {unexpected[:3]}")

@@ -53,6 +53,7 @@ class TrainConfig:
     lr_schedule: str = "cosine"  # "cosine" (to 10 % at `steps`) or "constant" after warm-up (open-ended runs)
     bias_lr_mult: float = 1.0  # the always-on block's rate, relative to lr
     value_lr_mult: float = 1.0  # the token kind's value maps' rate, relative to lr
+    ridge_lr_mult: float = 1.0  # the token kind's whitening strengths' rate (memory_read: ridge)
     warmup: int = 100
     weight_decay: float = 0.01
     grad_clip: float = 1.0

@@ -36,7 +36,7 @@ class Trainer:
         self.device = torch.device(cfg.device)
         self.model, self.tok = load_model_and_tokenizer(model_dir, dtype=getattr(torch, cfg.dtype), device=cfg.device)
         if cfg.init_from:
-            self.net = HypernetBase.load(cfg.init_from, self.model.config)
+            self.net = HypernetBase.load(cfg.init_from, self.model.config, overrides=cfg.hypernet)
         else:
             hcfg = HypernetConfig.for_base_model(self.model.config, base_model=model_dir.name, **cfg.hypernet)
             self.net = build(hcfg)
@@ -67,6 +67,8 @@ class Trainer:
                 key, mult, decay = "bias", cfg.bias_lr_mult, 0.0
             elif name.startswith("value."):
                 key, mult, decay = "value", cfg.value_lr_mult, cfg.weight_decay
+            elif name == "ridge":  # one number per layer: at the base rate it would barely move
+                key, mult, decay = "ridge", cfg.ridge_lr_mult, 0.0
             elif p.dim() >= 2:
                 key, mult, decay = "decay", 1.0, cfg.weight_decay
             else:
@@ -76,7 +78,7 @@ class Trainer:
 
     def apply_rate_multipliers(self) -> None:
         """The config, not a resumed checkpoint, says each group's rate, so a run can be retuned."""
-        mults = {"bias": self.cfg.bias_lr_mult, "value": self.cfg.value_lr_mult}
+        mults = {"bias": self.cfg.bias_lr_mult, "value": self.cfg.value_lr_mult, "ridge": self.cfg.ridge_lr_mult}
         for g in self.opt.param_groups:
             if "name" in g:
                 g["lr_mult"] = mults.get(g["name"], 1.0)
