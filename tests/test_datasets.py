@@ -125,3 +125,33 @@ def test_corpora_missing_sources_degrade(monkeypatch):
     assert corpora.load_documents(["state", "pydoc"])  # pydoc is always there
     with pytest.raises(ValueError, match="unknown corpus"):
         corpora.load_documents(["bigbench"])
+
+
+from vllm_d2l.datasets import realistic, words  # noqa: E402
+from vllm_d2l.datasets.values import OpenValues, vocabulary_words  # noqa: E402
+
+POOLS = set(words.FIRST_NAMES) | set(words.OBJECTS) | set(words.ANIMALS) | set(words.INGREDIENTS) | set(words.SPICES)
+
+
+def test_open_values_leave_closed_records_unchanged_and_open_the_pools(tiny_model_dir):
+    """Rate 0 draws exactly the old records (the hold-out never moves); at rate 1 the pooled kinds
+    come from outside the pools, answers still appear in their documents, and the same
+    (seed, index) gives the same record."""
+    from transformers import AutoTokenizer
+
+    vocab = vocabulary_words(AutoTokenizer.from_pretrained(tiny_model_dir))
+    genres = synthetic.resolve_genres()
+    for i in range(20):
+        assert synthetic.make_record(1, i, genres, open_values=OpenValues(0.0, vocab)) == synthetic.make_record(1, i, genres)
+        assert realistic.make_record(1, i, open_values=OpenValues(0.0, vocab)) == realistic.make_record(1, i)
+    opened = OpenValues(1.0, vocab)
+    answers = []
+    for i in range(40):
+        for rec in (synthetic.make_record(1, i, genres, open_values=opened), realistic.make_record(1, i, open_values=opened)):
+            assert all(qa["a"] in rec["text"] for qa in rec["qa"])
+            answers += [qa["a"] for qa in rec["qa"] if qa["type"] in ("name", "object")]
+        assert synthetic.make_record(1, i, genres, open_values=opened) == synthetic.make_record(1, i, genres, open_values=opened)
+    pooled = [a for a in answers if a in POOLS or any(part in words.FIRST_NAMES for part in a.split())]
+    assert len(answers) > 50 and len(pooled) < 0.1 * len(answers)
+    with pytest.raises(ValueError):
+        OpenValues(1.5)

@@ -60,6 +60,10 @@ def test_stream_draws_fresh_records_and_resumes(tiny_model_dir, tmp_path):
     assert [again.record(i)["text"] for i in range(8)] == [r["text"] for r in first]
     trainer.run(progress=False)
     assert trainer.step == 2 and not trainer.teacher_cache
+    opened = Trainer(config(tmp_path / "open", tiny_model_dir, jsonl=[], synthetic_docs=0, stream={"synthetic": 1.0},
+                            open_values=1.0, hypernet={"kind": "token", "key_dim": 4, "bias_rank": 2})).stream
+    assert opened.open_values.rate == 1.0 and opened.open_values.words  # the tokenizer's vocabulary
+    assert [opened.record(i)["text"] for i in range(8)] != [r["text"] for r in first]
     with pytest.raises(ValueError, match="stream"):
         Trainer(config(tmp_path, tiny_model_dir, stream={"novels": 1.0}))
 
@@ -108,6 +112,18 @@ def test_evaluation_compares_own_and_wrong_document(tiny_model_dir, tmp_path):
     opened = trainer.evaluate()
     assert opened["heldout_ce"] != opened["heldout_wrong_doc_ce"]
     assert opened["heldout_content_gap_ce"] == opened["heldout_wrong_doc_ce"] - opened["heldout_ce"]
+
+
+def test_open_holdout_is_scored_apart(tiny_model_dir, tmp_path):
+    """Open-valued held-out records get their own figures and leave the overall ones as they were."""
+    with_open = Trainer(config(tmp_path / "a", tiny_model_dir, heldout_docs=2, heldout_open=4))
+    assert [r["genre"].split(":")[0] for r in with_open.heldout].count("open") == 4
+    with_open.net.open_(seed=1)
+    plain = Trainer(config(tmp_path / "b", tiny_model_dir, heldout_docs=2))
+    plain.net.load_state_dict(with_open.net.state_dict())
+    a, b = with_open.evaluate(), plain.evaluate()
+    assert "heldout_open_content_gap_ce" in a and "heldout_open_ce" not in b
+    assert a["heldout_ce"] == pytest.approx(b["heldout_ce"]) and a["heldout_content_gap_ce"] == pytest.approx(b["heldout_content_gap_ce"])
 
 
 @pytest.mark.parametrize("net", [{"dim": 32, "heads": 2, "latent_blocks": 1, "rank": 2, "center_values": False},

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Sequence
 
 from .jsonl import choose_names, generate_to, name_list
 from . import words as W
-from .values import Inventor
+from .values import Inventor, OpenValues
 
 # "a olive folder" -> "an olive folder": values are drawn after a template's article is written
 _ARTICLE = re.compile(r"\b([Aa]) ((?:[aeio]|u(?!ni|s[aeiu]))\w*)")
@@ -58,9 +58,9 @@ class Doc:
     as a real writer is consistent within a page but not across pages.
     """
 
-    def __init__(self, rng: random.Random, nouns: Sequence[str]):
+    def __init__(self, rng: random.Random, nouns: Sequence[str], open_values: OpenValues | None = None):
         self.rng = rng
-        self.inv = Inventor(rng)
+        self.inv = Inventor(rng, open_values=open_values)
         self.nouns = tuple(nouns)
         self.asks: list[tuple[str, tuple[str, ...], str]] = []
         self.year = rng.randint(2014, 2034)
@@ -1624,11 +1624,12 @@ def resolve_kinds(kinds: Iterable[str] | None = None, holdout_kinds: Iterable[st
     return choose_names(KINDS, kinds, holdout_kinds, "kinds")
 
 
-def make_record(seed: int, index: int, kinds: Sequence[str] | None = None) -> dict:
+def make_record(seed: int, index: int, kinds: Sequence[str] | None = None,
+                open_values: OpenValues | None = None) -> dict:
     """Record `index` of run `seed`: `{"id", "genre", "kind", "text", "qa": [{"q", "a", "type"}]}`.
 
-    Depends on (seed, index, kinds) only, so a trainer can draw record i directly. `genre` is
-    "realistic:<kind>" so it never collides with a `synthetic` genre name.
+    Depends on (seed, index, kinds, open_values) only, so a trainer can draw record i directly.
+    `genre` is "realistic:<kind>" so it never collides with a `synthetic` genre name.
     """
     names = list(kinds) if kinds else list(KINDS)
     unknown = sorted(set(names) - set(KINDS))
@@ -1638,7 +1639,7 @@ def make_record(seed: int, index: int, kinds: Sequence[str] | None = None) -> di
     kind = rng.choice(names)
     build, nouns = _KINDS[kind]
     for _ in range(20):  # rare dead ends (no fresh value, too few questions) redraw from the same stream
-        d = Doc(rng, nouns)
+        d = Doc(rng, nouns, open_values)
         try:
             text = build(d).strip()
         except _Exhausted:

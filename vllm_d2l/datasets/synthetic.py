@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 from .jsonl import choose_names, generate_to, name_list
 from .genres import BY_NAME, DEFAULT_HOLDOUT, GENRE_NAMES, Genre
-from .values import ANSWER_TYPES, Inventor, system_code_words
+from .values import ANSWER_TYPES, Inventor, OpenValues, system_code_words
 
 GENRES: tuple[str, ...] = GENRE_NAMES  # every genre name, in a stable order
 DEFAULT_HOLDOUT_GENRES: tuple[str, ...] = DEFAULT_HOLDOUT  # kept out of training by default
@@ -134,9 +134,10 @@ def _pick_length(rng: random.Random) -> str:
     return "long"
 
 
-def make_document(rng: random.Random, genre: Genre, code_words: list[str] | None = None) -> dict:
+def make_document(rng: random.Random, genre: Genre, code_words: list[str] | None = None,
+                  open_values: OpenValues | None = None) -> dict:
     """One document of `genre`: facts and fillers shuffled together, a question per stated fact."""
-    ctx = _Context(Inventor(rng, code_words))
+    ctx = _Context(Inventor(rng, code_words, open_values))
     length = _pick_length(rng)
     _, (fmin, fmax), (pmin, pmax) = LENGTHS[length]
     facts = rng.sample(genre.facts, min(len(genre.facts), rng.randint(fmin, fmax)))
@@ -187,11 +188,12 @@ def generate(n: int, seed: int = 0, genres: Iterable[str] | None = None, holdout
     return [make_record(seed, i, names, code_words) for i in range(n)]
 
 
-def make_record(seed: int, index: int, genres: Sequence[str], code_words: list[str] | None = None) -> dict:
+def make_record(seed: int, index: int, genres: Sequence[str], code_words: list[str] | None = None,
+                open_values: OpenValues | None = None) -> dict:
     """Record `index` of the stream `seed` over `genres`, without generating the ones before it."""
     rng = random.Random(f"d2l-synthetic:{seed}:{index}")
     genre = BY_NAME[rng.choice(list(genres))]
-    return {"id": f"syn-{seed}-{index:06d}", **make_document(rng, genre, code_words)}
+    return {"id": f"syn-{seed}-{index:06d}", **make_document(rng, genre, code_words, open_values)}
 
 
 def split(n_train: int, n_eval: int, seed: int = 0,

@@ -43,13 +43,59 @@ def system_code_words(path: Path = _SYSTEM_WORDS) -> list[str]:
     return keep
 
 
+class OpenValues:
+    """Where open-vocabulary values come from, and how often.
+
+    The word pools in `words.py` are small (190 first names, 45 objects, ...), and a generator that
+    sees them for thousands of steps can learn to pick the right pool entry instead of copying
+    the document: on documents written by people it then answers with a pool name close to the
+    real one ("Lucia Felsenthal" for Lucinda Faraday). With `rate` > 0 that share of the pooled
+    kinds is replaced by values no pool holds: coined names (two or three random syllables, so
+    the tokenizer splits them in unfamiliar ways) and everyday words in unusual roles ("the cat
+    is called Pudding", "a green triangle"), taken from `words` (e.g. the base model's own
+    vocabulary), else coined too.
+    """
+
+    def __init__(self, rate: float, words: list[str] | None = None):
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"open-value rate must be in [0, 1], got {rate}")
+        self.rate = rate
+        self.words = sorted(set(words or ()))
+
+
+def vocabulary_words(tokenizer, min_len: int = 4, max_len: int = 10) -> list[str]:
+    """Whole lower-case words the tokenizer has single tokens for (a word-initial marker and
+    letters only), sorted: an everyday vocabulary that ships with every model."""
+    out = set()
+    for token in tokenizer.get_vocab():
+        word = tokenizer.convert_tokens_to_string([token])
+        if word.startswith(" ") and re.fullmatch(r"[a-z]{%d,%d}" % (min_len, max_len), word[1:]):
+            out.add(word[1:])
+    return sorted(out)
+
+
+_ONSETS = ("b", "br", "c", "ch", "d", "dr", "f", "fl", "g", "gr", "h", "j", "k", "kl", "l", "m", "n", "p",
+           "pr", "qu", "r", "s", "sh", "sk", "st", "t", "th", "tr", "v", "w", "y", "z", "", "")
+_VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o", "ai", "ea", "ie", "ou", "y")
+_CODAS = ("", "", "", "n", "r", "l", "s", "m", "nd", "rt", "ck", "th", "sk", "ll", "nt")
+_SHADES = ("light", "dark", "pale", "deep", "bright", "dusty", "soft", "faded", "warm", "cool")
+
+
+def coin(rng: random.Random, syllables: int) -> str:
+    """A pronounceable made-up word (lower case)."""
+    return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(syllables))
+
+
 class Inventor:
     """Draws unique fictional values from a seeded random generator."""
 
-    def __init__(self, rng: random.Random, code_words: list[str] | None = None):
+    def __init__(self, rng: random.Random, code_words: list[str] | None = None, open_values: OpenValues | None = None):
         self.rng = rng
         self.code_words = code_words or W.CODE_WORDS
         self.used: set[str] = set()
+        self.open = open_values if open_values and open_values.rate > 0 else None
+        # its own stream, so that a closed inventor draws exactly what it always drew
+        self.open_rng = random.Random(rng.random()) if self.open else None
 
     def draw(self, kind: str) -> str:
         """A value of `kind` not yet used in this document."""
@@ -63,17 +109,51 @@ class Inventor:
                 return value
         raise RuntimeError(f"ran out of distinct values of kind {kind!r}")
 
+    # -- open vocabulary (see `OpenValues`): pooled kinds (and so persons, companies, streets, teams
+    # built from them) draw from here at the open rate
+    def _opened(self) -> bool:
+        return self.open is not None and self.open_rng.random() < self.open.rate
+
+    def _open_word(self) -> str:
+        r = self.open_rng
+        return r.choice(self.open.words) if self.open.words and r.random() < 0.7 else coin(r, r.randint(1, 2))
+
+    def _open_name(self) -> str:
+        r = self.open_rng
+        if self.open.words and r.random() < 0.25:
+            return self._open_word().capitalize()
+        return coin(r, r.choice((2, 2, 3))).capitalize()
+
+    def _open_color(self) -> str:
+        r = self.open_rng
+        return f"{r.choice(_SHADES)} {r.choice(W.COLORS)}" if r.random() < 0.6 else f"{self._open_word()} {r.choice(W.COLORS)}"
+
+    def _open_thing(self) -> str:
+        r = self.open_rng
+        roll = r.random()
+        if roll < 0.5:
+            return self._open_word()
+        if roll < 0.75:
+            return f"{r.choice(W.COLORS)} {self._open_word()}"
+        return f"{self._open_word()} {self._open_word()}"
+
     # -- names
     def _first(self) -> str:
+        if self._opened():
+            return self._open_name()
         return self.rng.choice(W.FIRST_NAMES)
 
     def _surname(self) -> str:
+        if self._opened():
+            return self._open_name()
         return self.rng.choice(W.SURNAME_HEADS) + self.rng.choice(W.SURNAME_TAILS)
 
     def _person(self) -> str:
         return f"{self._first()} {self._surname()}"
 
     def _place(self) -> str:
+        if self._opened():
+            return self._open_name()
         return self.rng.choice(W.PLACE_HEADS) + self.rng.choice(W.PLACE_TAILS)
 
     def _company(self) -> str:
@@ -84,6 +164,8 @@ class Inventor:
         return f"{self._place()} {self.rng.choice(W.SPORTS_TEAMS)}"
 
     def _codename(self) -> str:
+        if self._opened():
+            return self._open_name()
         return self.rng.choice(self.code_words)
 
     def _product(self) -> str:
@@ -145,24 +227,38 @@ class Inventor:
 
     # -- things
     def _color(self) -> str:
+        if self._opened():
+            return self._open_color()
         return self.rng.choice(W.COLORS)
 
     def _object(self) -> str:
+        if self._opened():
+            return self._open_thing()
         return self.rng.choice(W.OBJECTS)
 
     def _animal(self) -> str:
+        if self._opened():
+            return self._open_thing()
         return self.rng.choice(W.ANIMALS)
 
     def _ingredient(self) -> str:
+        if self._opened():
+            return self._open_thing()
         return self.rng.choice(W.INGREDIENTS)
 
     def _spice(self) -> str:
+        if self._opened():
+            return self._open_thing()
         return self.rng.choice(W.SPICES)
 
     def _dish(self) -> str:
+        if self._opened():
+            return self._open_thing()
         return self.rng.choice(W.DISHES)
 
     def _instrument(self) -> str:
+        if self._opened():
+            return self._open_thing()
         return self.rng.choice(W.INSTRUMENTS)
 
     def _job(self) -> str:

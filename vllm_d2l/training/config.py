@@ -21,6 +21,9 @@ class TrainConfig:
     heldout_docs: int = 48  # synthetic documents of the held-out genres
     heldout_realistic: int = 0  # realistic documents of their held-out kinds
     heldout_cloze: int = 0  # cloze records from the corpora's held-out passages
+    # records of the held-out genres and kinds with every pooled value open (see `open_values`):
+    # scored as their own source, outside the overall figures, so adding them moves no curve
+    heldout_open: int = 0
     heldout_tasks: int = 0  # task descriptions (task mode): training families, unseen combinations
     task_replies: str | None = None  # the base model's replies the task targets rewrite (None: packaged)
     task_families: list[str] = field(default_factory=list)  # restrict the "tasks" source (empty: all training families)
@@ -33,6 +36,9 @@ class TrainConfig:
     # draws new documents, so nothing is memorised by repetition.
     stream: dict = field(default_factory=dict)
     stream_seed: int | None = None  # None: `seed`; another value draws other documents, same hold-out
+    # share of pooled values (names, places, objects, colours, ...) in streamed synthetic and
+    # realistic records drawn from an open vocabulary instead (see `datasets.values.OpenValues`)
+    open_values: float = 0.0
     max_questions: int = 4  # per document per step
     # objectives
     kl_topk: int = 16

@@ -20,7 +20,26 @@ def _read_jsonl(path: str) -> list[dict]:
     return out
 
 
-def load_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
+def open_heldout(cfg: TrainConfig, tokenizer=None) -> list[dict]:
+    """Held-out synthetic genres and realistic kinds, alternating, every pooled value open: how
+    well the generator copies values that no word pool holds. Genre "open:<genre or kind>"."""
+    from ..datasets import realistic, synthetic
+    from ..datasets.values import OpenValues, vocabulary_words
+
+    opened = OpenValues(1.0, vocabulary_words(tokenizer) if tokenizer else None)
+    genres = list(cfg.holdout_genres) or synthetic.resolve_genres()
+    seed = cfg.seed + 20_000
+    out = []
+    for i in range(cfg.heldout_open):
+        if i % 2 == 0:
+            rec = synthetic.make_record(seed, i, genres, open_values=opened)
+        else:
+            rec = realistic.make_record(seed, i, list(realistic.DEFAULT_HOLDOUT_KINDS), open_values=opened)
+        out.append({**rec, "genre": "open:" + rec["genre"].split(":")[-1]})
+    return out
+
+
+def load_records(cfg: TrainConfig, tokenizer=None) -> tuple[list[dict], list[dict]]:
     """(train, held-out). Held-out documents come from genres never used for training."""
     train, heldout = [], []
     if cfg.synthetic_docs or cfg.heldout_docs:
@@ -41,6 +60,8 @@ def load_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
         from ..datasets import cloze
 
         heldout += cloze.generate(cfg.heldout_cloze, seed=cfg.seed + 10_000, split="heldout")
+    if cfg.heldout_open:
+        heldout += open_heldout(cfg, tokenizer)
     if cfg.heldout_tasks:
         from ..datasets import tasks
 
@@ -91,6 +112,10 @@ class RecordStream:
         self.names = list(cfg.stream)
         total = sum(cfg.stream.values())
         self.weights = [cfg.stream[n] / total for n in self.names]
+        self.open_values = None
+        if cfg.open_values > 0:  # the held-out records stay closed: only the stream opens
+            from ..datasets.values import OpenValues, vocabulary_words
+            self.open_values = OpenValues(cfg.open_values, vocabulary_words(tokenizer) if tokenizer else None)
         self.makers = {n: getattr(self, f"_{n}")(cfg, self.seed, tokenizer) for n in self.names}
 
     def record(self, index: int) -> dict:
@@ -104,22 +129,20 @@ class RecordStream:
         rec = self.makers[name](index)
         return {**rec, "id": f"stream-{name}-{index}", "fresh": True}
 
-    @staticmethod
-    def _synthetic(cfg: TrainConfig, seed: int, tokenizer):
+    def _synthetic(self, cfg: TrainConfig, seed: int, tokenizer):
         from ..datasets import synthetic
 
         genres = synthetic.resolve_genres(None, cfg.holdout_genres)
-        return lambda i: synthetic.make_record(seed, i, genres)
+        return lambda i: synthetic.make_record(seed, i, genres, open_values=self.open_values)
 
-    @staticmethod
-    def _realistic(cfg: TrainConfig, seed: int, tokenizer):
+    def _realistic(self, cfg: TrainConfig, seed: int, tokenizer):
         from ..datasets import realistic
 
         # also leave out kinds named like a held-out synthetic genre (e.g. recipe), so that figure
         # stays one of genres never trained on
         held = set(realistic.DEFAULT_HOLDOUT_KINDS) | set(cfg.holdout_genres)
         kinds = [k for k in realistic.KINDS if k not in held]
-        return lambda i: realistic.make_record(seed, i, kinds)
+        return lambda i: realistic.make_record(seed, i, kinds, open_values=self.open_values)
 
     @staticmethod
     def _cloze(cfg: TrainConfig, seed: int, tokenizer):
