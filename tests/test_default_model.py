@@ -30,5 +30,6 @@ def test_default_generator_internalizes(default_model_dir):
     gen = Generator.load(model_dir=default_model_dir, chunk_tokens=128)
     r = gen.internalize("The Vantor museum opens at 9:40 and its curator is Ilse Marrow. " * 20)
     cfg = gen.hypernet.config
-    assert r.chunks >= 2 and r.weights.rank == cfg.rank * r.chunks + cfg.bias_rank
+    assert r.chunks >= 2 and r.weights.rank == cfg.adapter_rank(r.chunks)
+    assert not gen.hypernet.is_noop()  # the packaged, trained checkpoint
     r.weights.validate(gen.model.config)

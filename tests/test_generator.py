@@ -6,9 +6,10 @@ import torch
 
 from vllm_d2l.apply import lora_applied
 from vllm_d2l.errors import BadDocument, MissingModel, ModelMismatch
-from vllm_d2l.generator import Generator
+from vllm_d2l.generator import Generator, default_hypernet_dir
 from tiny import build_tiny_hypernet as tiny_hypernet
-from vllm_d2l.hypernet import Hypernet, HypernetConfig
+from vllm_d2l.hypernet import Hypernet, HypernetBase
+from vllm_d2l.paths import package_data_dir
 
 TEXT = "Paris is the capital of France. Berlin is the capital of Germany. " * 12
 
@@ -120,10 +121,16 @@ def test_hypernetwork_round_trip(tiny_model_dir, tmp_path):
         assert torch.equal(v, w), k
 
 
-def test_default_hypernetwork_fits_the_package_budget():
-    """The shipped checkpoint for SmolLM2-135M is bf16 and must stay within 40 MB."""
-    net = Hypernet(HypernetConfig())
-    assert sum(p.numel() for p in net.parameters()) * 2 <= 40e6
+def test_packaged_hypernetwork_is_trained_and_fits_the_package_budget(monkeypatch):
+    """The package ships a trained token-level checkpoint for SmolLM2-135M (the default when no
+    other is named), within 40 MB, and it is not a no-op."""
+    monkeypatch.delenv("VLLM_D2L_HYPERNET", raising=False)
+    folder = default_hypernet_dir()
+    assert folder == package_data_dir() / "hypernet"
+    assert sum(f.stat().st_size for f in folder.iterdir()) <= 40e6
+    net = HypernetBase.load(folder)
+    assert net.config.kind == "token" and net.config.base_model == "SmolLM2-135M-Instruct"
+    assert not net.is_noop()
 
 
 def test_centred_values_read_nothing_from_a_uniform_chunk(tiny_model_dir, tmp_path):

@@ -26,10 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def default_hypernet_dir() -> Path:
-    """`VLLM_D2L_HYPERNET`, else the checkpoint shipped in the package.
+    """`VLLM_D2L_HYPERNET`, else the trained checkpoint shipped in the package (`assets/hypernet`).
 
-    Before a trained checkpoint ships, an untrained one (an exact no-op) is built once from a fixed
-    seed in the cache, so everything downstream works end to end.
+    A source tree without that folder (it is data, and a slimmed copy may drop it) still works end
+    to end: an untrained network (an exact no-op) is then built once from a fixed seed in the cache.
     """
     chosen = _configured("VLLM_D2L_HYPERNET", "hypernet")
     if chosen is not None:
