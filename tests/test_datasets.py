@@ -155,3 +155,20 @@ def test_open_values_leave_closed_records_unchanged_and_open_the_pools(tiny_mode
     assert len(answers) > 50 and len(pooled) < 0.1 * len(answers)
     with pytest.raises(ValueError):
         OpenValues(1.5)
+
+
+from vllm_d2l.datasets import needles  # noqa: E402
+from vllm_d2l.evaluation.needle import NEEDLES  # noqa: E402
+
+
+def test_needle_records_hide_facts_in_prose_and_never_use_the_test_relations():
+    maker = needles.NeedleMaker(sources=["pydoc"])
+    recs = [maker.record(3, i) for i in range(12)]
+    assert recs[0] == maker.record(3, 0) and len({r["text"] for r in recs}) == 12
+    for rec in recs:
+        assert 1 <= len(rec["qa"]) <= 3 and rec["genre"] == "needle:pydoc"
+        assert all(qa["a"] in rec["text"] for qa in rec["qa"])
+        assert len(rec["text"]) > 250  # prose around the facts, not just the facts
+    for says, asks, *_ in NEEDLES:  # the evaluation's relations (archive password, lighthouse key, ...)
+        relation = says.split("{s}")[1].split("{a}")[0]
+        assert all(relation not in t for t, *_ in needles.TEMPLATES)

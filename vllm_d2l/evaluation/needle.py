@@ -17,12 +17,14 @@ import time
 from pathlib import Path
 
 from ..datasets.corpora import long_text
+from ..datasets.needles import insert_at_depth
 from ..datasets.values import Inventor
 from ..prompts import context_messages, question_messages, render
 from .generation import factors_of, generate
 from .metrics import contains
 
-# (statement, question, value kinds: subject, answer); facts that appear nowhere in the haystack
+# (statement, question, value kinds: subject, answer); facts that appear nowhere in the haystack.
+# Training needles (`datasets/needles.py`) use other relations, so these stay never trained on.
 NEEDLES: tuple[tuple[str, str, str, str], ...] = (
     ("The password for the {s} archive is {a}.", "What is the password for the {s} archive?", "place", "codename"),
     ("The spare key to the {s} lighthouse is kept by {a}.", "Who keeps the spare key to the {s} lighthouse?", "place", "person"),
@@ -37,14 +39,6 @@ def make_needle(seed: int) -> dict:
     inv = Inventor(rng)
     subject, answer = inv.draw(s_kind), inv.draw(a_kind)
     return {"sentence": says.format(s=subject, a=answer), "q": asks.format(s=subject), "a": answer}
-
-
-def insert_at_depth(haystack: str, sentence: str, depth: float) -> str:
-    """Put `sentence` at the sentence boundary nearest to `depth` (0 = start, 1 = end) of the text."""
-    target = int(len(haystack) * depth)
-    cuts = [i + 1 for i, ch in enumerate(haystack) if ch in ".!?\n" and (i + 1 == len(haystack) or haystack[i + 1].isspace())]
-    cut = min([0, *cuts, len(haystack)], key=lambda c: abs(c - target))
-    return f"{haystack[:cut].rstrip()} {sentence} {haystack[cut:].lstrip()}".strip()
 
 
 def run(generator, train_tokens: int = 1024, multiples=(1, 2, 4), depths=(0.1, 0.5, 0.9), trials: int = 3,

@@ -31,13 +31,14 @@ class TrainConfig:
     jsonl: list[str] = field(default_factory=list)  # extra {"text","qa"} files
     # An unbounded stream of fresh records instead of a fixed set: {source: weight}, sources
     # "synthetic" (template genres minus the hold-out), "realistic" (varied everyday documents,
-    # minus their own hold-out kinds), "cloze" (questions about public-domain text) and "tasks"
+    # minus their own hold-out kinds), "cloze" (questions about public-domain text), "needle"
+    # (a few invented facts hidden in public-domain prose, asked about) and "tasks"
     # (task descriptions whose answers are base replies rewritten to follow them). Every step
     # draws new documents, so nothing is memorised by repetition.
     stream: dict = field(default_factory=dict)
     stream_seed: int | None = None  # None: `seed`; another value draws other documents, same hold-out
-    # share of pooled values (names, places, objects, colours, ...) in streamed synthetic and
-    # realistic records drawn from an open vocabulary instead (see `datasets.values.OpenValues`)
+    # share of pooled values (names, places, objects, colours, ...) in streamed synthetic, realistic
+    # and needle records drawn from an open vocabulary instead (see `datasets.values.OpenValues`)
     open_values: float = 0.0
     max_questions: int = 4  # per document per step
     # objectives

@@ -102,7 +102,7 @@ class RecordStream:
     """Fresh training records on demand: record i depends on (seed, i) only, so a resumed run sees
     what an uninterrupted one would, and no document is drawn twice."""
 
-    SOURCES = ("synthetic", "realistic", "cloze", "tasks")
+    SOURCES = ("synthetic", "realistic", "cloze", "needle", "tasks")
 
     def __init__(self, cfg: TrainConfig, tokenizer=None):
         unknown = sorted(set(cfg.stream) - set(self.SOURCES))
@@ -149,6 +149,11 @@ class RecordStream:
         from ..datasets import cloze
 
         return cloze.make_stream(seed, tokenizer=tokenizer, split="train")
+
+    def _needle(self, cfg: TrainConfig, seed: int, tokenizer):
+        from ..datasets import needles
+
+        return needles.make_stream(seed, tokenizer=tokenizer, open_values=self.open_values)
 
     @staticmethod
     def _tasks(cfg: TrainConfig, seed: int, tokenizer):

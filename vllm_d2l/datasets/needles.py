@@ -1,0 +1,105 @@
+"""Needle records for training: a few invented facts hidden in real prose, and questions about them.
+
+Why: in the other sources nearly every sentence is a fact that some question asks about, so a
+memory that weighs all tokens alike is hardly punished. Here the facts are one to three sentences
+among 80-600 tokens of a novel, a constitution or a manual, and only they are asked about: the
+generator must write the few tokens that matter more strongly than the prose around them, which
+style cannot do (another document's adapter knows nothing of them).
+
+The prose comes from the corpora's training split (`cloze.py`), the values from `values.Inventor`
+(open vocabulary if asked), and the statements from templates that share no relation with the
+needle test's (`evaluation/needle.py`), so that test stays one of facts never trained on.
+
+    python -m vllm_d2l.datasets.needles --n 3
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from functools import lru_cache
+from typing import Callable, Sequence
+
+from . import cloze
+from .values import ANSWER_TYPES, Inventor, OpenValues
+
+# (statement, question, subject kind, answer kind); subject and answer are drawn fresh per record
+TEMPLATES: tuple[tuple[str, str, str, str], ...] = (
+    ("The gate code for the {s} depot is {a}.", "What is the gate code for the {s} depot?", "place", "code"),
+    ("The night porter at the {s} hotel is {a}.", "Who is the night porter at the {s} hotel?", "place", "person"),
+    ("The {s} choir rehearses on {a}.", "On which day does the {s} choir rehearse?", "place", "weekday"),
+    ("The bell of the {s} chapel was cast in {a}.", "In which year was the bell of the {s} chapel cast?", "place", "year"),
+    ("{s} keeps the spare tickets in a {a}.", "Where does {s} keep the spare tickets?", "person", "object"),
+    ("The boat of the {s} club is painted {a}.", "What colour is the boat of the {s} club painted?", "place", "color"),
+    ("The recipe {s} inherited calls for {a}.", "What does the recipe {s} inherited call for?", "person", "ingredient"),
+    ("The mill at {s} was sold for {a}.", "For how much was the mill at {s} sold?", "place", "money"),
+    ("The {s} bus leaves the square at {a}.", "When does the {s} bus leave the square?", "place", "time"),
+    ("{s} named the old horse {a}.", "What did {s} name the old horse?", "person", "first"),
+    ("The well behind the {s} farm is {a} deep.", "How deep is the well behind the {s} farm?", "place", "distance"),
+    ("The orchard at {s} has {a} pear trees.", "How many pear trees does the orchard at {s} have?", "place", "count"),
+    ("The letters for {s} are left with {a}.", "With whom are the letters for {s} left?", "person", "person"),
+    ("The {s} fair is held every year on {a}.", "On what date is the {s} fair held every year?", "place", "date"),
+    ("The ledger of {s} is stored in room {a}.", "In which room is the ledger of {s} stored?", "company", "room"),
+    ("At {s} the first frost came on {a}.", "When did the first frost come at {s}?", "place", "date"),
+)
+MIN_TOKENS, MAX_TOKENS = 80, 600
+
+
+def insert_at_depth(haystack: str, sentence: str, depth: float) -> str:
+    """Put `sentence` at the sentence boundary nearest to `depth` (0 = start, 1 = end) of the text."""
+    target = int(len(haystack) * depth)
+    cuts = [i + 1 for i, ch in enumerate(haystack) if ch in ".!?\n" and (i + 1 == len(haystack) or haystack[i + 1].isspace())]
+    cut = min([0, *cuts, len(haystack)], key=lambda c: abs(c - target))
+    return f"{haystack[:cut].rstrip()} {sentence} {haystack[cut:].lstrip()}".strip()
+
+
+class NeedleMaker:
+    def __init__(self, tokenizer=None, sources: Sequence[str] | None = None, open_values: OpenValues | None = None):
+        self.prose = cloze.ClozeMaker(sources, tokenizer, "train", MIN_TOKENS, MAX_TOKENS)
+        self.open_values = open_values
+
+    def record(self, seed: int, index: int) -> dict:
+        """Record `index` of run `seed`: `{"id", "genre": "needle:<source>", "text", "qa"}`."""
+        rng = random.Random(f"d2l-needles:{seed}:{index}")
+        for _ in range(40):
+            unit = self.prose._unit(rng)
+            groups = self.prose._passage(rng, unit)
+            if groups:
+                break
+        else:
+            raise RuntimeError(f"no usable passage for seed {seed}, index {index}")
+        text = "\n\n".join(" ".join(g) for g in groups)
+        inv = Inventor(rng, open_values=self.open_values)
+        qa = []
+        for says, asks, s_kind, a_kind in rng.sample(TEMPLATES, rng.choice((1, 1, 2, 3))):
+            subject, answer = inv.draw(s_kind), inv.draw(a_kind)
+            text = insert_at_depth(text, says.format(s=subject, a=answer), rng.random())
+            qa.append({"q": asks.format(s=subject), "a": answer, "type": ANSWER_TYPES[a_kind]})
+        return {"id": f"needle-{seed}-{index:06d}", "genre": f"needle:{unit.source}", "text": text, "qa": qa}
+
+
+@lru_cache(maxsize=4)
+def _maker(tokenizer=None, open_values: OpenValues | None = None) -> NeedleMaker:
+    return NeedleMaker(tokenizer, open_values=open_values)
+
+
+def make_stream(seed: int, tokenizer=None, open_values: OpenValues | None = None) -> Callable[[int], dict]:
+    """`index -> record` for a trainer that draws a fresh record every step."""
+    maker = _maker(tokenizer, open_values)
+    return lambda index: maker.record(seed, index)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vllm_d2l.datasets.needles", description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    maker = NeedleMaker()
+    for i in range(args.n):
+        print(json.dumps(maker.record(args.seed, i), ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
