@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--rank", type=int, help="adapters: rank of the synthetic adapters")
     s.add_argument("--lengths", type=_ints, help="documents: document lengths in tokens")
     s.add_argument("--docs", type=int, help="documents: distinct documents (adapters) per length")
+    s.add_argument("--documents-server", choices=("ours", "ours-compiled"),
+                   help="documents: eager or compiled (default: compiled, as `vllm-d2l serve` runs)")
     s.add_argument("--internalize-lengths", default="512,2048,4096,16384",
                    help="internalize: lengths for bench/internalize.py")
     s.add_argument("--store-adapters", type=int, default=10_000, help="store: adapters in the filled store")
@@ -70,7 +72,7 @@ def _plan(args) -> Plan:
     plan = plan.with_load(concurrency=args.concurrency, requests=args.requests, output_tokens=args.output_tokens,
                           repeats=args.repeats, deadline_s=args.deadline, warmup_requests=args.warmup)
     changes = {"adapter_counts": args.counts, "stock_counts": args.stock_counts, "adapter_rank": args.rank,
-               "lengths": args.lengths, "docs_per_length": args.docs,
+               "lengths": args.lengths, "docs_per_length": args.docs, "documents_server": args.documents_server,
                "sweep_servers": tuple(args.servers.split(",")) if args.servers else None}
     return replace(plan, **{k: v for k, v in changes.items() if v is not None})
 

@@ -17,7 +17,7 @@ from .uploads import uploads_on
 
 def documents_spec(model: str, served: str | None, hypernet: Path, store: Path, plan: Plan,
                    dtype: str | None, max_loras: int) -> ServerSpec:
-    return ServerSpec(kind="ours", model=model, served_name=served, hypernet=str(hypernet), store=str(store),
+    return ServerSpec(kind=plan.documents_server, model=model, served_name=served, hypernet=str(hypernet), store=str(store),
                       max_model_len=plan.max_model_len, max_num_seqs=max(32, plan.load.concurrency),
                       max_loras=max_loras, max_lora_rank=plan.documents_max_lora_rank, dtype=dtype)
 

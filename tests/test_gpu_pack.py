@@ -41,8 +41,9 @@ def test_gpu_config_matches_the_cpu_run():
     root = Path(__file__).parent.parent
     cpu, gpu = (TrainConfig.from_file(root / "examples" / f) for f in ("train_token.yaml", "train_token_gpu.yaml"))
     assert cpu.hypernet == gpu.hypernet and gpu.device == "cuda" and gpu.resume_from
-    assert (cpu.heldout_docs, cpu.heldout_realistic, cpu.heldout_cloze, cpu.seed) == \
-        (gpu.heldout_docs, gpu.heldout_realistic, gpu.heldout_cloze, gpu.seed)
+    assert (cpu.heldout_docs, cpu.heldout_realistic, cpu.heldout_cloze, cpu.heldout_open, cpu.seed) == \
+        (gpu.heldout_docs, gpu.heldout_realistic, gpu.heldout_cloze, gpu.heldout_open, gpu.seed)
+    assert (cpu.stream, cpu.open_values) == (gpu.stream, gpu.open_values)
 
 
 def test_committed_snapshot_resumes_the_token_run():
@@ -58,3 +59,13 @@ def test_committed_snapshot_resumes_the_token_run():
     net = HypernetBase.load(snap / "hypernet")
     assert all(getattr(net.config, k) == v for k, v in cfg.hypernet.items())
     assert json.loads((snap / "state.json").read_text())["step"] > 0 and not net.is_noop()
+
+
+def test_the_snapshot_is_the_packaged_default_and_the_tree_leaves_room_for_the_model():
+    """The resume snapshot's weights are the packaged default's file (a link, not a copy): every
+    megabyte of the working tree travels with each GPU call, leaving less for the model's parts."""
+    root = Path(__file__).parent.parent
+    from vllm_d2l.paths import package_data_dir
+    assert (root / "checkpoints" / "token" / "hypernet").resolve() == (package_data_dir() / "hypernet").resolve()
+    room = gpu_train.CARRY_LIMIT_MIB - gpu_train.HEADROOM_MIB - gpu_train.tree_mib() - 1
+    assert room >= 24, f"only {room:.1f} MiB per call for the model's parts"
