@@ -102,6 +102,18 @@ def _check_with_vllm(base_url: str, base: str, source: DocumentSource, n: int, d
             "kv_bytes_per_token_vllm": per_block / block if block else None}
 
 
+def long_document_row(rows: list[dict], per_token: int, max_lora_rank: int, full_rank, slot: int) -> dict:
+    """Past the window, computed only: the served adapter at min(its full rank, the cap), in the
+    bytes per rank the measured adapters of this generator have (its layers and modules)."""
+    per_rank = rows[-1]["adapter_bytes"] / rows[-1]["adapter_rank"]
+    full = full_rank(LONG_DOCUMENT)
+    rank = min(max_lora_rank, full)
+    return {"tokens": LONG_DOCUMENT, "kv_bytes_computed": per_token * LONG_DOCUMENT,
+            "adapter_bytes": round(per_rank * rank), "adapter_rank": rank,
+            "adapter_bytes_full_rank": round(per_rank * full), "adapter_full_rank": full, "vllm_slot_bytes": slot,
+            "computed_only": True, "kv_over_adapter": per_token * LONG_DOCUMENT / (per_rank * rank)}
+
+
 def memory_on(base_url: str, base: str, hf_config, dtype: str, source: DocumentSource,
               docs: dict[int, list[dict]], max_lora_rank: int, max_model_len: int,
               modules: list[str], full_rank, decode_tokens: int = 128) -> dict:
@@ -117,12 +129,6 @@ def memory_on(base_url: str, base: str, hf_config, dtype: str, source: DocumentS
             row.update(_check_with_vllm(base_url, base, source, n, decode_tokens, max_model_len, per_token))
         row["kv_over_adapter"] = row["kv_bytes_computed"] / row["adapter_bytes"]
         rows.append(row)
-    # past the window: computed only; the served adapter is recompressed to the rank cap
-    capped = lora_slot_bytes(hf_config, min(max_lora_rank, full_rank(LONG_DOCUMENT)), 2, modules)
-    rows.append({"tokens": LONG_DOCUMENT, "kv_bytes_computed": per_token * LONG_DOCUMENT,
-                 "adapter_bytes": capped, "adapter_rank": min(max_lora_rank, full_rank(LONG_DOCUMENT)),
-                 "adapter_bytes_full_rank": lora_slot_bytes(hf_config, full_rank(LONG_DOCUMENT), 2, modules),
-                 "adapter_full_rank": full_rank(LONG_DOCUMENT), "vllm_slot_bytes": slot, "computed_only": True,
-                 "kv_over_adapter": per_token * LONG_DOCUMENT / capped})
+    rows.append(long_document_row(rows, per_token, max_lora_rank, full_rank, slot))
     return {"kv_bytes_per_token": per_token, "dtype": dtype, "max_lora_rank": max_lora_rank,
             "target_modules": modules, "rows": rows}

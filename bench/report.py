@@ -69,7 +69,7 @@ def memory_table(r: dict) -> list[str]:
             vllm += (f" ({row['kv_blocks_used']} blocks for {row['prompt_tokens']} prompt + {row['decode_tokens']} "
                      f"decoded tokens; computed in whole blocks: {_mib(row['kv_bytes_computed_blocks'])})")
         full = row.get("adapter_full_rank")
-        rank = f"{row['adapter_rank']}" + (f" (capped from {full})" if full else "")
+        rank = f"{row['adapter_rank']}" + (f" (capped from {full})" if full and full > row["adapter_rank"] else "")
         lines.append(f"| {row['tokens']} | {rank} | {_mib(row['adapter_bytes'])} | {_mib(row['kv_bytes_computed'])} | "
                      f"{vllm} | {row['kv_over_adapter']:.0f}× |")
     lines.append(f"\nvLLM slot per loaded adapter (padded to rank {r['max_lora_rank']}): "
