@@ -44,6 +44,19 @@ def test_token_kind_composite_is_the_pooled_memory(tiny_model_dir, tmp_path):
         torch.testing.assert_close(three.delta(k), again.delta(k), atol=1e-5, rtol=1e-4)
 
 
+def test_whitened_token_composite_is_the_sum_of_updates_at_fixed_rank(tiny_model_dir, tmp_path):
+    gen = generator(tiny_model_dir, tmp_path / "hn", kind="token", key_dim=6, bias_rank=2, memory_read="ridge")
+    with torch.no_grad():
+        for p in gen.hypernet.bias_b.values():
+            p.normal_()
+    wa, wb = (gen.internalize(t).weights for t in (DOC_A, DOC_B))
+    mixed = compose([wa, wb])
+    assert mixed.rank == wa.rank == 6 + 2
+    bias = {k: ab[1] @ ab[0] for k, ab in gen.hypernet.bias_factors().items()}
+    for k in wa.a:
+        torch.testing.assert_close(mixed.delta(k), wa.delta(k) + wb.delta(k) - bias[k], atol=1e-5, rtol=1e-4)
+
+
 def test_perceiver_composite_stacks_documents_and_keeps_one_always_on_block(tiny_model_dir, tmp_path):
     gen = generator(tiny_model_dir, tmp_path / "hn", rank=4, bias_rank=2)
     with torch.no_grad():

@@ -161,9 +161,11 @@ class FastWeightNet(HypernetBase):
     def layout(self, part: dict) -> dict:
         """Every adapter of this network shares its content A (the query map), so documents compose
         by summing their memories: B_content = gain V (sum of the S_i) / norm(sum of the n_i).
-        A whitened read does not sum that way; its documents compose as the sum of their updates."""
+        A whitened read cannot be pooled from the adapters (it would need each document's key
+        covariance); its documents compose as the sum of their own updates, which with the
+        shared A is the sum of their B blocks (norm "none"), still at rank k."""
         if self.config.memory_read == "ridge":
-            return {"combine": "concat", "always_on": self.config.bias_rank}
+            return {"combine": "sum", "always_on": self.config.bias_rank, "norm": "none", "tokens": float(part["n"])}
         return {"combine": "sum", "always_on": self.config.bias_rank, "norm": self.config.memory_norm,
                 "tokens": float(part["n"])}
 
