@@ -157,3 +157,25 @@ def test_synthetic_evaluation_uses_the_named_held_out_genres():
     assert {r["kind"] for r in records} <= set(__import__("vllm_d2l.datasets.realistic", fromlist=["x"]).DEFAULT_HOLDOUT_KINDS)
     with pytest.raises(SystemExit, match="unknown"):
         _load_records(Namespace(synthetic=None, realistic=2, kinds="sonnet", seed=0, data=None, limit=None))
+
+
+def test_needle_none_is_the_bare_base_model(tiny_model_dir, tmp_path):
+    """"none" must never see the document's adapter (it once did: every condition but "context"
+    ran with the adapter), so with a network that changes outputs it differs from "adapter"."""
+    from tiny import build_tiny_hypernet
+
+    from vllm_d2l.evaluation.generation import generate
+    from vllm_d2l.evaluation.needle import run
+    from vllm_d2l.generator import Generator
+    from vllm_d2l.prompts import question_messages, render
+
+    hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
+    gen = Generator.load(hn, tiny_model_dir, encoder_dtype=torch.float32, adapter_dtype=torch.float32)
+    res = run(gen, train_tokens=48, multiples=(1,), depths=(0.2, 0.8), trials=1, conditions=("none", "adapter"),
+              max_new_tokens=6)
+    for case in res["items"]:
+        bare = generate(gen.model, gen.tokenizer, [render(gen.tokenizer, question_messages(case["q"]))], 6)[0]
+        assert case["outputs"]["none"] == bare
+    assert any(c["outputs"]["none"] != c["outputs"]["adapter"] for c in res["items"])
+    with pytest.raises(ValueError, match="unknown needle conditions"):
+        run(gen, conditions=("nothing",))

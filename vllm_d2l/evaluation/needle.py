@@ -44,6 +44,9 @@ def make_needle(seed: int) -> dict:
 def run(generator, train_tokens: int = 1024, multiples=(1, 2, 4), depths=(0.1, 0.5, 0.9), trials: int = 3,
         conditions=("context", "adapter"), max_new_tokens: int = 24, progress: bool = False) -> dict:
     """Recall per (length, depth, condition) over `trials` needles; every output kept."""
+    unknown = sorted(set(conditions) - {"none", "context", "adapter"})
+    if unknown:
+        raise ValueError(f"unknown needle conditions {unknown}; known: none, context, adapter")
     model, tok = generator.model, generator.tokenizer
     window = int(getattr(model.config, "max_position_embeddings", 8192))
     cases = []
@@ -69,6 +72,9 @@ def run(generator, train_tokens: int = 1024, multiples=(1, 2, 4), depths=(0.1, 0
                     case["outputs"][cond] = None  # does not fit: no in-context reference at this length
                 else:
                     case["outputs"][cond] = generate(model, tok, [prompt], max_new_tokens)[0]
+            elif cond == "none":  # the bare question, base model: what can be guessed without the text
+                prompt = render(tok, question_messages(case["q"]))
+                case["outputs"][cond] = generate(model, tok, [prompt], max_new_tokens)[0]
             else:
                 w = generator.internalize(case["text"], chunk_tokens=train_tokens).weights
                 prompt = render(tok, question_messages(case["q"]))
