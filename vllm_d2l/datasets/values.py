@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from . import words as W
@@ -63,9 +64,11 @@ class OpenValues:
         self.words = sorted(set(words or ()))
 
 
+@lru_cache(maxsize=4)
 def vocabulary_words(tokenizer, min_len: int = 4, max_len: int = 10) -> list[str]:
     """Whole lower-case words the tokenizer has single tokens for (a word-initial marker and
-    letters only), sorted: an everyday vocabulary that ships with every model."""
+    letters only), sorted: an everyday vocabulary that ships with every model. Cached per
+    tokenizer: a trainer asks for it for the stream and again for the open hold-out."""
     out = set()
     for token in tokenizer.get_vocab():
         word = tokenizer.convert_tokens_to_string([token])
