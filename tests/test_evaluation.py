@@ -179,3 +179,65 @@ def test_needle_none_is_the_bare_base_model(tiny_model_dir, tmp_path):
     assert any(c["outputs"]["none"] != c["outputs"]["adapter"] for c in res["items"])
     with pytest.raises(ValueError, match="unknown needle conditions"):
         run(gen, conditions=("nothing",))
+
+
+# ----------------------------------------------------------------------------- several documents at once
+FOUR = RECORDS + [
+    {"id": "c", "text": "The ferry leaves from pier 9 at dawn.", "qa": [{"q": "Which pier?", "a": "9"}]},
+    {"id": "d", "text": "Marta keeps the key to the shed.", "qa": [{"q": "Who keeps the key?", "a": "Marta"},
+                                                                   {"q": "Which building?", "a": "shed"}]},
+]
+
+
+def test_multi_asks_the_groups_composite_and_another_groups(tiny_model_dir, tmp_path):
+    """K = 1 is the single adapter; for K = 2 the composite answers are those of
+    `compose(group)` and 'other' reads the other group's composite; a remainder sits out."""
+    from tiny import build_tiny_hypernet
+
+    from vllm_d2l.compose import compose
+    from vllm_d2l.evaluation.generation import factors_of, generate
+    from vllm_d2l.evaluation.multi import CONDITIONS, evaluate_multi, groups_of
+    from vllm_d2l.generator import Generator
+    from vllm_d2l.prompts import context_messages, question_messages, render
+    folder = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=4)
+    gen = Generator.load(folder, model_dir=tiny_model_dir, encoder_dtype=torch.float32)
+    assert groups_of(5, 2) == [[0, 1], [2, 3]] and groups_of(3, 4) == []
+    res = evaluate_multi(gen, FOUR, sizes=(2, 1), max_new_tokens=4, batch_size=2)
+    assert res["sizes"] == [1, 2] and set(res["by_size"]) == {"1", "2"}
+    one, two = res["by_size"]["1"], res["by_size"]["2"]
+    assert one["n_questions"] == two["n_questions"] == 6 and two["groups"] == 2
+    for s in (one, two):
+        assert set(s["conditions"]) == set(CONDITIONS)
+    assert all(i["outputs"]["composite"] == i["outputs"]["single"] for i in one["items"])
+    assert any(i["outputs"]["composite"] != i["outputs"]["other"] for i in two["items"])  # adapters matter here
+    w = [r.weights for r in gen.internalize_many([r["text"] for r in FOUR])]
+    ask = lambda q, ws: generate(gen.model, gen.tokenizer, [render(gen.tokenizer, question_messages(q))], 4,  # noqa: E731
+                                 factors=factors_of(compose(ws)))[0]
+    fox = two["items"][0]  # document a, group 0
+    assert fox["outputs"]["composite"] == ask(fox["q"], [w[0], w[1]])
+    assert fox["outputs"]["other"] == ask(fox["q"], [w[2], w[3]])
+    pasted = FOUR[0]["text"] + "\n\n---\n\n" + FOUR[1]["text"]
+    ctx = generate(gen.model, gen.tokenizer, [render(gen.tokenizer, context_messages(pasted, fox["q"]))], 4)[0]
+    assert fox["outputs"]["context"] == ctx
+    three = evaluate_multi(gen, FOUR[:3], sizes=(2,), conditions=("composite",), max_new_tokens=2)
+    assert three["by_size"]["2"]["n_questions"] == 3  # document c (the remainder) sits out
+    with pytest.raises(ValueError, match="group"):
+        evaluate_multi(gen, FOUR[:3], sizes=(2,), max_new_tokens=2)  # one group: no 'other'
+    with pytest.raises(ValueError, match="unknown conditions"):
+        evaluate_multi(gen, FOUR, conditions=("adapter",))
+
+
+def test_eval_cli_multi_writes_json_and_png(tiny_model_dir, tiny_hypernet_dir, tmp_path):
+    from vllm_d2l.evaluation.qa import main
+
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in FOUR))
+    out, png = tmp_path / "multi.json", tmp_path / "multi.png"
+    rc = main(["--multi", "1,2", "--data", str(data), "--hypernet", str(tiny_hypernet_dir), "--model",
+               str(tiny_model_dir), "--max-new-tokens", "2", "--out", str(out), "--plot", str(png), "--no-progress"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["data"] == str(data) and list(res["by_size"]) == ["1", "2"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit):
+        main(["--multi", "0", "--data", str(data)])

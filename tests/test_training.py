@@ -260,3 +260,18 @@ def test_task_descriptions_are_learnt_as_content(tiny_model_dir, tmp_path):
     after = trainer.evaluate()
     assert after["heldout_task_ce"] < before["heldout_task_ce"]
     assert after["heldout_task_content_gap_ce"] > 0.3
+
+
+def test_cooldown_schedule_falls_linearly_to_its_floor_then_holds():
+    """A cool-down branch of a constant run: full rate before `cooldown_from`, a straight line
+    down over `cooldown_steps`, the floor after; an unknown schedule name is an error."""
+    from types import SimpleNamespace
+    from vllm_d2l.training.config import TrainConfig
+    cfg = TrainConfig(lr=1e-3, warmup=1, lr_schedule="cooldown", cooldown_from=100, cooldown_steps=50,
+                      cooldown_floor=0.1)
+    t = SimpleNamespace(cfg=cfg, warm_from=0)
+    rates = [Trainer.lr_at(t, s) for s in (0, 99, 100, 125, 150, 400)]
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-3, 0.55e-3, 1e-4, 1e-4])
+    t.cfg = TrainConfig(lr_schedule="linear")
+    with pytest.raises(ValueError, match="unknown lr_schedule"):
+        Trainer.lr_at(t, 5)

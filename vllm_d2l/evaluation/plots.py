@@ -65,6 +65,29 @@ def needle_chart(results: dict, path: Path | str) -> None:
     plt.close(fig)
 
 
+def multi_chart(results: dict, path: Path | str) -> None:
+    """Accuracy against the number of documents asked at once, one line per condition."""
+    plt = _pyplot()
+    sizes = [int(k) for k in results["by_size"]]
+    conds = list(next(iter(results["by_size"].values()))["conditions"])
+    labels = {"single": "own adapter alone", "composite": "composite of the K adapters",
+              "context": "K documents in the prompt", "other": "another group's composite", "none": "no context"}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for c in conds:
+        ys = [results["by_size"][str(k)]["conditions"][c]["accuracy"] for k in sizes]
+        ax.plot(sizes, ys, "o-" if c == "composite" else "o--", label=labels.get(c, c))
+    ax.set_xticks(sizes)
+    ax.set_xlabel("documents per question (K)")
+    ax.set_ylabel("accuracy (answer contained)")
+    ax.set_ylim(0, 1.05)
+    n = max(s["n_questions"] for s in results["by_size"].values())
+    ax.set_title(f"{Path(str(results.get('data', ''))).name[:60]}: one question, K documents (n<={n})", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def training_chart(log_path: Path | str, path: Path | str) -> None:
     """A run's `log.jsonl`: training losses, and held-out answer loss with the document's own
     adapter against another document's (the gap between the two is carried content)."""

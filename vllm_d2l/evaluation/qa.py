@@ -12,6 +12,7 @@ its own document rather than answer style, which any adapter teaches.
     vllm-d2l eval --needle --train-tokens 1024       # needle recall (see needle.py)
     vllm-d2l eval --server http://127.0.0.1:8000    # through a running server (see served.py)
     vllm-d2l eval --tasks                            # task descriptions: compliance (see tasks.py)
+    vllm-d2l eval --multi 1,2,4                      # composite adapters of K documents (see multi.py)
 """
 from __future__ import annotations
 
@@ -199,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--needle", action="store_true", help="run the needle test instead (see --needle --help)")
     p.add_argument("--tasks", action="store_true", help="evaluate task descriptions instead (see --tasks --help)")
+    p.add_argument("--multi", metavar="K,K", help="ask each question of K documents' composite instead "
+                                                 "(see --multi 2 --help)")
     return p
 
 
@@ -212,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         from . import tasks
 
         return tasks.main([a for a in argv if a != "--tasks"])
+    if any(a == "--multi" or a.startswith("--multi=") for a in argv):
+        from . import multi
+
+        rest = [a.split("=", 1)[1] if a.startswith("--multi=") else a for a in argv if a != "--multi"]
+        return multi.main(rest)
     p = build_parser()
     args = p.parse_args(argv)
     records, label = _load_records(args)

@@ -58,6 +58,13 @@ class TrainConfig:
     batch_docs: int = 4
     lr: float = 3e-4
     lr_schedule: str = "cosine"  # "cosine" (to 10 % at `steps`) or "constant" after warm-up (open-ended runs)
+    # A constant run's cool-down branch (lr_schedule "cooldown"): the rate falls linearly from `lr`
+    # at step `cooldown_from` to `lr * cooldown_floor` over `cooldown_steps`, then stays there.
+    # Averaging out the step-to-step noise of 4-document batches is what a falling rate buys; the
+    # constant run goes on from its own checkpoint, so the branch costs no progress.
+    cooldown_from: int = 0
+    cooldown_steps: int = 300
+    cooldown_floor: float = 0.1
     bias_lr_mult: float = 1.0  # the always-on block's rate, relative to lr
     value_lr_mult: float = 1.0  # the token kind's value maps' rate, relative to lr
     ridge_lr_mult: float = 1.0  # the token kind's whitening strengths' rate (memory_read: ridge)

@@ -152,8 +152,14 @@ class Trainer:
     # ----------------------------------------------------------------------------- loop
     def lr_at(self, step: int) -> float:
         cfg = self.cfg
-        if cfg.lr_schedule == "constant":
-            return cfg.lr * min(1.0, (step - self.warm_from + 1) / cfg.warmup)
+        if cfg.lr_schedule in ("constant", "cooldown"):
+            rate = cfg.lr * min(1.0, (step - self.warm_from + 1) / cfg.warmup)
+            if cfg.lr_schedule == "cooldown":
+                frac = min(1.0, max(0, step - cfg.cooldown_from) / max(1, cfg.cooldown_steps))
+                rate *= 1.0 - (1.0 - cfg.cooldown_floor) * frac
+            return rate
+        if cfg.lr_schedule != "cosine":
+            raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; known: cosine, constant, cooldown")
         if step < cfg.warmup:
             return cfg.lr * (step + 1) / cfg.warmup
         frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
