@@ -172,3 +172,15 @@ def test_needle_records_hide_facts_in_prose_and_never_use_the_test_relations():
     for says, asks, *_ in NEEDLES:  # the evaluation's relations (archive password, lighthouse key, ...)
         relation = says.split("{s}")[1].split("{a}")[0]
         assert all(relation not in t for t, *_ in needles.TEMPLATES)
+
+
+def test_long_needle_holdout_uses_held_out_prose_of_the_asked_length():
+    """The training hold-out's long documents: prose from held-out corpus units only, several
+    chunks long, labelled as their own source."""
+    from vllm_d2l.datasets.cloze import _is_heldout
+    maker = needles.NeedleMaker(sources=["pydoc"], split="heldout", min_tokens=600, max_tokens=1000, label="long")
+    recs = [maker.record(30_000, i) for i in range(4)]
+    assert all(r["genre"] == "long:pydoc" and r["id"].startswith("long-") for r in recs)
+    assert all(_is_heldout(u.name) for us, _ in maker.prose.by_source.values() for u in us)
+    count = maker.prose.count
+    assert all(600 <= count(r["text"]) for r in recs) and all(qa["a"] in r["text"] for r in recs for qa in r["qa"])

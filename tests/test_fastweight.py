@@ -113,6 +113,48 @@ def test_ridge_read_is_the_whitened_least_squares_form(model, center):
             torch.testing.assert_close(net.batch_factors(enc, mask, [0, 1], 2)[path][1], b, atol=1e-4, rtol=1e-3)
 
 
+def test_write_gate_weighs_each_tokens_terms_and_starts_as_no_gate(model):
+    """With the gate, every sum is weighed by g_t = 2 sigmoid(u . m~_t + c): weighted mean keys,
+    weighted covariance over the weighted count, and 1/sqrt of that count. At u = c = 0 it is the
+    ungated network exactly, so a trained run can switch it on."""
+    net = token_net(model.config, memory_read="ridge", write_gate=True, bias_rank=0).open_(seed=3)
+    enc, mask = encode(model, net)
+    net.calibrate_(enc, mask)
+    plain = token_net(model.config, memory_read="ridge", bias_rank=0)
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("write")})
+    with torch.no_grad():
+        net.ridge.uniform_(-1.0, 1.0)
+        plain.ridge.copy_(net.ridge)
+        gated = net.batch_factors(enc, mask, [0, 1], 2)
+        net.write["down_proj"].zero_()
+        for path, (_, b) in plain.batch_factors(enc, mask, [0, 1], 2).items():
+            torch.testing.assert_close(net.batch_factors(enc, mask, [0, 1], 2)[path][1], b)
+        net.open_(seed=3).write_bias.uniform_(-1.0, 1.0)
+        gated = net.batch_factors(enc, mask, [0, 1], 2)
+    a, b = gated[PATH]
+    x = torch.randn(5, model.config.intermediate_size)
+    k, layer = net.config.key_dim, 1
+    for d, n_tok in enumerate((12, 9)):
+        m = enc.inputs[d, layer, :n_tok - 1].float() / net.in_rms[layer, 0]
+        h = enc.hidden[d, layer, 1:n_tok].float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
+        gate = 2 * torch.sigmoid(m @ net.write["down_proj"][layer] + net.write_bias[layer, 0])  # [T]
+        assert gate.std() > 0.01  # the tokens really are weighed differently
+        g = net.key["down_proj"][layer]
+        keys = m @ g.T / k ** 0.5
+        n = gate.sum()
+        keys = keys - (gate[:, None] * keys).sum(0) / n
+        cov = keys.T @ (gate[:, None] * keys) / n
+        t, e = cov.trace() / k, net.ridge[layer, 0].exp()
+        whiten = (1 + e) * t * torch.linalg.inv(cov + e * t * torch.eye(k))
+        q = (x / net.in_rms[layer, 0]) @ g.T
+        values = gate[:, None] * (h @ net.value["down_proj"][layer].T)
+        direct = net.gain[layer, 0] * n ** -0.5 * (q @ whiten @ keys.T) @ values
+        torch.testing.assert_close(x @ a[d].T @ b[d].T, direct.detach(), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ModelMismatch, match="write_gate"):
+        token_net(model.config, write_gate=True)  # the plain-sum read composes by token counts
+
+
 def test_a_checkpoint_loads_with_a_new_read(tiny_model_dir, tmp_path, model):
     """A run may start from a plain-sum checkpoint with the ridge read: the learnt weights carry
     over and the new strengths start at `ridge_init`."""
@@ -125,12 +167,12 @@ def test_a_checkpoint_loads_with_a_new_read(tiny_model_dir, tmp_path, model):
         HypernetBase.load(folder, model.config, overrides={"key_dim": 4})
 
 
-@pytest.mark.parametrize("read", ["sum", "ridge"])
-def test_generation_equals_training_path_and_rank_is_fixed(tiny_model_dir, tmp_path, read):
+@pytest.mark.parametrize("read, gate", [("sum", False), ("ridge", False), ("ridge", True)])
+def test_generation_equals_training_path_and_rank_is_fixed(tiny_model_dir, tmp_path, read, gate):
     """The generator folds chunk memories one micro-batch at a time; training sums them in one
     batch. Both must give the same adapter, and its rank must not depend on the length."""
     folder = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6, bias_rank=2,
-                                 memory_read=read)
+                                 memory_read=read, write_gate=gate)
     gen = Generator.load(folder, tiny_model_dir, encoder_dtype=torch.float32, adapter_dtype=torch.float32,
                          chunk_tokens=16, batch_tokens=16)
     ids = gen.tokenize(TEXT)

@@ -114,15 +114,18 @@ def test_evaluation_compares_own_and_wrong_document(tiny_model_dir, tmp_path):
     assert opened["heldout_content_gap_ce"] == opened["heldout_wrong_doc_ce"] - opened["heldout_ce"]
 
 
-def test_open_holdout_is_scored_apart(tiny_model_dir, tmp_path):
-    """Open-valued held-out records get their own figures and leave the overall ones as they were."""
-    with_open = Trainer(config(tmp_path / "a", tiny_model_dir, heldout_docs=2, heldout_open=4))
-    assert [r["genre"].split(":")[0] for r in with_open.heldout].count("open") == 4
-    with_open.net.open_(seed=1)
+@pytest.mark.parametrize("probe, n", [("open", 4), ("long", 2)])
+def test_probe_holdouts_are_scored_apart(tiny_model_dir, tmp_path, probe, n):
+    """Open-valued and long held-out records get their own figures and leave the overall ones as
+    they were."""
+    extra = {"heldout_open": n} if probe == "open" else {"heldout_long": n, "heldout_long_tokens": (300, 500)}
+    with_probe = Trainer(config(tmp_path / "a", tiny_model_dir, heldout_docs=2, **extra))
+    assert [r["genre"].split(":")[0] for r in with_probe.heldout].count(probe) == n
+    with_probe.net.open_(seed=1)
     plain = Trainer(config(tmp_path / "b", tiny_model_dir, heldout_docs=2))
-    plain.net.load_state_dict(with_open.net.state_dict())
-    a, b = with_open.evaluate(), plain.evaluate()
-    assert "heldout_open_content_gap_ce" in a and "heldout_open_ce" not in b
+    plain.net.load_state_dict(with_probe.net.state_dict())
+    a, b = with_probe.evaluate(), plain.evaluate()
+    assert f"heldout_{probe}_content_gap_ce" in a and f"heldout_{probe}_ce" not in b
     assert a["heldout_ce"] == pytest.approx(b["heldout_ce"]) and a["heldout_content_gap_ce"] == pytest.approx(b["heldout_content_gap_ce"])
 
 

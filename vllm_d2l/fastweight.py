@@ -26,6 +26,9 @@ exact no-op; an always-on block (as in the Perceiver) is appended for what every
 With `memory_read="ridge"` the memory also sums the keys' outer products (sum_t a_t a_t^T) and B
 reads it through the keys' whitened covariance (see `HypernetConfig.memory_read`): still rank k,
 still summed over chunks, but each stored key then answers more nearly with its own value.
+
+With `write_gate` every token's terms (and its count in n) are weighed by g_t = 2 sigmoid(u . m~_t
++ c), read from the same input as its key: the memory becomes a weighted one, chunks still sum.
 """
 from __future__ import annotations
 
@@ -50,6 +53,10 @@ class FastWeightNet(HypernetBase):
         self.value = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_layers, h, h))
                                        for m, (_, h) in self.shapes.items()})  # V, zero: exact no-op
         self.gain = nn.Parameter(torch.ones(n_layers, len(c.target_modules)))
+        if c.write_gate:  # u and c of g_t = 2 sigmoid(u . m~_t + c): zero, so every g starts at 1
+            self.write = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_layers, d_in))
+                                           for m, (d_in, _) in self.shapes.items()})
+            self.write_bias = nn.Parameter(torch.zeros(n_layers, len(c.target_modules)))
         if c.memory_read == "ridge":  # log e per layer: how far the read whitens the keys
             self.ridge = nn.Parameter(torch.full((n_layers, len(c.target_modules)), math.log(c.ridge_init)))
         # RMS of each module's inputs, measured once on real documents (`calibrate_`), so keys and
@@ -71,7 +78,8 @@ class FastWeightNet(HypernetBase):
     # ----------------------------------------------------------------------------- memory
     def memory(self, enc, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-chunk sums, batched: S [N, M, L, H, k], sh [N, M, L, H], sk [N, M, L, k], n [N]
-        (and, for the ridge read, kk [N, M, L, k, k])."""
+        (and, for the ridge read, kk [N, M, L, k, k]; with the write gate, nw [N, M, L], the
+        weighed count that takes n's place in the read)."""
         c = self.config
         n_mod, n_layers = len(c.target_modules), len(c.layers)
         m_in = enc.inputs.float().unflatten(1, (n_mod, n_layers))  # [N, M, L, T, d_in]
@@ -80,46 +88,56 @@ class FastWeightNet(HypernetBase):
         if c.value_from == "next":  # key at t, value at t+1
             m_in, h, w = m_in[..., :-1, :], h[:, :, 1:], w[:, :-1] * w[:, 1:]
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)  # RMS-normalised values
-        hw = h * w[:, None, :, None]  # [N, L, T, H], padding and unpaired tokens weigh 0
-        out = {"S": [], "sh": [], "sk": []} | ({"kk": []} if c.memory_read == "ridge" else {})
+        out = {"S": [], "sh": [], "sk": []} | ({"kk": []} if c.memory_read == "ridge" else {}) \
+            | ({"nw": []} if c.write_gate else {})
         for j, m in enumerate(c.target_modules):
+            wt = w[:, None, :].expand(-1, n_layers, -1)  # [N, L, T], padding and unpaired tokens weigh 0
+            if c.write_gate:
+                u = self.write[m] / self.in_rms[:, j, None]  # [L, d_in]
+                logit = torch.einsum("nltd,ld->nlt", m_in[:, j], u) + self.write_bias[None, :, j, None]
+                wt = wt * 2 * torch.sigmoid(logit)  # [N, L, T]
+            hw = h * wt[..., None]  # [N, L, T, H]
             g = self.key[m] / (self.in_rms[:, j, None, None] * c.key_dim ** 0.5)  # [L, k, d_in]
             keys = torch.einsum("nltd,lkd->nltk", m_in[:, j], g)  # [N, L, T, k]
             out["S"].append(torch.einsum("nlth,nltk->nlhk", hw, keys))  # [N, L, H, k]
             out["sh"].append(hw.sum(2))  # [N, L, H]
-            out["sk"].append((keys * w[:, None, :, None]).sum(2))  # [N, L, k]
+            out["sk"].append((keys * wt[..., None]).sum(2))  # [N, L, k]
+            if "nw" in out:
+                out["nw"].append(wt.sum(2))  # [N, L]: the weighed token count of each layer's memory
             if "kk" in out:
-                out["kk"].append(torch.einsum("nltk,nltj->nlkj", keys * w[:, None, :, None], keys))  # [N, L, k, k]
+                out["kk"].append(torch.einsum("nltk,nltj->nlkj", keys * wt[..., None], keys))  # [N, L, k, k]
         mem = {k: torch.stack(v, 1) for k, v in out.items()}
-        mem["n"] = w.sum(1)  # [N]
+        mem["n"] = w.sum(1)  # [N]: tokens stored (the adapter's meta counts these)
         return mem
 
     def factors(self, mem: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Summed memories of D documents -> {path: (A [D, k, d_in], B [D, H, k])}."""
         c = self.config
-        n = mem["n"].clamp_min(1.0)  # [D]
         s = mem["S"]  # [D, M, L, H, k]
+        n = mem["nw"] if "nw" in mem else mem["n"][:, None, None].expand(s.shape[:3])  # [D, M, L]
+        n = n.clamp_min(1.0)[..., None, None]  # [D, M, L, 1, 1]
         if c.center_keys:  # sum_t h_t (a_t - mean a)^T = S - (sum h)(sum a)^T / n
-            s = s - mem["sh"][..., :, None] * mem["sk"][..., None, :] / n[:, None, None, None, None]
+            s = s - mem["sh"][..., :, None] * mem["sk"][..., None, :] / n
         if c.memory_read == "ridge":
             s = self.whiten(s, mem, n)
-        scale = {"sqrt": n.rsqrt(), "mean": 1.0 / n, "none": torch.ones_like(n)}[c.memory_norm]  # [D]
+        scale = {"sqrt": n.rsqrt(), "mean": 1.0 / n, "none": torch.ones_like(n)}[c.memory_norm]  # [D, M, L, 1, 1]
         out = {}
         for j, m in enumerate(c.target_modules):
             a = self.key[m] / self.in_rms[:, j, None, None]  # [L, k, d_in]: the query map
             b = torch.einsum("lgh,dlhk->dlgk", self.value[m], s[:, j])  # [D, L, H, k]
-            b = b * (self.gain[None, :, j, None, None] * scale[:, None, None, None])
+            b = b * (self.gain[None, :, j, None, None] * scale[:, j])
             for i, path in enumerate(self.paths[m]):
                 out[path] = (a[i].expand(b.shape[0], -1, -1), b[:, i])
         return out
 
     def whiten(self, s: torch.Tensor, mem: dict[str, torch.Tensor], n: torch.Tensor) -> torch.Tensor:
-        """S ((1 + e) t (C + e t I)^-1): C the keys' covariance [D, M, L, k, k], t = trace(C) / k."""
+        """S ((1 + e) t (C + e t I)^-1): C the keys' covariance [D, M, L, k, k], t = trace(C) / k;
+        n [D, M, L, 1, 1] the token counts."""
         k = self.config.key_dim
         cov = mem["kk"]
         if self.config.center_keys:
-            cov = cov - mem["sk"][..., :, None] * mem["sk"][..., None, :] / n[:, None, None, None, None]
-        cov = cov / n[:, None, None, None, None]
+            cov = cov - mem["sk"][..., :, None] * mem["sk"][..., None, :] / n
+        cov = cov / n
         t = cov.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_min(1e-8) / k  # [D, M, L]
         e = self.ridge.T.exp()[None]  # [1, M, L]
         eye = torch.eye(k, dtype=cov.dtype, device=cov.device)
@@ -182,5 +200,7 @@ class FastWeightNet(HypernetBase):
             v.copy_(torch.randn(v.shape, generator=g) / v.shape[-1] ** 0.5)
         for m, p in getattr(self, "bias_b", {}).items():
             p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        for p in getattr(self, "write", {}).values():  # gates that differ from token to token
+            p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5)
         self.gain.fill_(1.0)
         return self

@@ -97,6 +97,12 @@ class HypernetConfig:
     # approaches. A learned e per layer (started at `ridge_init`) sets how far: e -> inf is "sum".
     memory_read: str = "sum"
     ridge_init: float = 1.0
+    # token kind: a learned write strength per token, g_t = 2 sigmoid(u_l . m~_t + c_l), weighs the
+    # token's key and value in every sum (and the count n). With u = c = 0 every g is 1, the memory
+    # of a network without the gate, so a trained run can switch it on. Why: in a long document most
+    # tokens are prose that no question asks about, and each of them blurs the few that matter; a
+    # gate lets the memory write names and numbers harder than filler.
+    write_gate: bool = False
 
     def adapter_rank(self, chunks: int = 1) -> int:
         """Rank of a document's adapter: Perceiver chunks concatenate along rank; the token kind's
@@ -166,6 +172,9 @@ class HypernetConfig:
                 raise ModelMismatch(f"bad token-kind settings value_from={self.value_from!r}, "
                                     f"memory_norm={self.memory_norm!r}, memory_read={self.memory_read!r}, "
                                     f"ridge_init={self.ridge_init!r}")
+            if self.write_gate and self.memory_read != "ridge":  # a summed read composes by token counts
+                raise ModelMismatch("write_gate needs memory_read='ridge' (documents composed by a plain "
+                                    "sum read pool their token counts, which a gate makes per layer)")
             if len(self.target_modules) != 1:
                 raise ModelMismatch("the token kind writes one module per layer; got "
                                     f"target_modules={self.target_modules}")

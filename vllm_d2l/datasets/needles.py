@@ -55,12 +55,18 @@ def insert_at_depth(haystack: str, sentence: str, depth: float) -> str:
 
 
 class NeedleMaker:
-    def __init__(self, tokenizer=None, sources: Sequence[str] | None = None, open_values: OpenValues | None = None):
-        self.prose = cloze.ClozeMaker(sources, tokenizer, "train", MIN_TOKENS, MAX_TOKENS)
+    """`split` "heldout" takes the prose from the corpora's held-out units (a training hold-out of
+    long documents); the token range bounds the prose before the facts go in."""
+
+    def __init__(self, tokenizer=None, sources: Sequence[str] | None = None, open_values: OpenValues | None = None,
+                 split: str = "train", min_tokens: int = MIN_TOKENS, max_tokens: int = MAX_TOKENS,
+                 label: str = "needle"):
+        self.prose = cloze.ClozeMaker(sources, tokenizer, split, min_tokens, max_tokens)
         self.open_values = open_values
+        self.label = label
 
     def record(self, seed: int, index: int) -> dict:
-        """Record `index` of run `seed`: `{"id", "genre": "needle:<source>", "text", "qa"}`."""
+        """Record `index` of run `seed`: `{"id", "genre": "<label>:<source>", "text", "qa"}`."""
         rng = random.Random(f"d2l-needles:{seed}:{index}")
         for _ in range(40):
             unit = self.prose._unit(rng)
@@ -76,7 +82,7 @@ class NeedleMaker:
             subject, answer = inv.draw(s_kind), inv.draw(a_kind)
             text = insert_at_depth(text, says.format(s=subject, a=answer), rng.random())
             qa.append({"q": asks.format(s=subject), "a": answer, "type": ANSWER_TYPES[a_kind]})
-        return {"id": f"needle-{seed}-{index:06d}", "genre": f"needle:{unit.source}", "text": text, "qa": qa}
+        return {"id": f"{self.label}-{seed}-{index:06d}", "genre": f"{self.label}:{unit.source}", "text": text, "qa": qa}
 
 
 @lru_cache(maxsize=4)

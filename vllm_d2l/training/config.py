@@ -24,6 +24,11 @@ class TrainConfig:
     # records of the held-out genres and kinds with every pooled value open (see `open_values`):
     # scored as their own source, outside the overall figures, so adding them moves no curve
     heldout_open: int = 0
+    # long documents (`heldout_long_tokens`, several chunks) of held-out prose with one to three
+    # invented facts in them: how far a fact survives the many tokens written around it. Scored
+    # apart as source "long", like "open"
+    heldout_long: int = 0
+    heldout_long_tokens: tuple[int, int] = (600, 1000)
     heldout_tasks: int = 0  # task descriptions (task mode): training families, unseen combinations
     task_replies: str | None = None  # the base model's replies the task targets rewrite (None: packaged)
     task_families: list[str] = field(default_factory=list)  # restrict the "tasks" source (empty: all training families)

@@ -39,6 +39,15 @@ def open_heldout(cfg: TrainConfig, tokenizer=None) -> list[dict]:
     return out
 
 
+def long_heldout(cfg: TrainConfig, tokenizer=None) -> list[dict]:
+    """Needle records over held-out prose of `heldout_long_tokens`: genre "long:<source>"."""
+    from ..datasets.needles import NeedleMaker
+
+    lo, hi = cfg.heldout_long_tokens
+    maker = NeedleMaker(tokenizer, split="heldout", min_tokens=lo, max_tokens=hi, label="long")
+    return [maker.record(cfg.seed + 30_000, i) for i in range(cfg.heldout_long)]
+
+
 def load_records(cfg: TrainConfig, tokenizer=None) -> tuple[list[dict], list[dict]]:
     """(train, held-out). Held-out documents come from genres never used for training."""
     train, heldout = [], []
@@ -62,6 +71,8 @@ def load_records(cfg: TrainConfig, tokenizer=None) -> tuple[list[dict], list[dic
         heldout += cloze.generate(cfg.heldout_cloze, seed=cfg.seed + 10_000, split="heldout")
     if cfg.heldout_open:
         heldout += open_heldout(cfg, tokenizer)
+    if cfg.heldout_long:
+        heldout += long_heldout(cfg, tokenizer)
     if cfg.heldout_tasks:
         from ..datasets import tasks
 

@@ -69,6 +69,8 @@ class Trainer:
                 key, mult, decay = "value", cfg.value_lr_mult, cfg.weight_decay
             elif name == "ridge":  # one number per layer: at the base rate it would barely move
                 key, mult, decay = "ridge", cfg.ridge_lr_mult, 0.0
+            elif name.startswith("write"):  # the write gate: no decay pulling it back to "write all"
+                key, mult, decay = "write", 1.0, 0.0
             elif p.dim() >= 2:
                 key, mult, decay = "decay", 1.0, cfg.weight_decay
             else:
@@ -206,7 +208,7 @@ class Trainer:
         for name, recs in groups.items():
             for k, vals in self._evaluate_group(recs).items():
                 out[f"heldout_{name}_{k}"] = sum(vals) / len(vals)
-                if name != "open":  # a probe beside the overall figures, which stay comparable
+                if name not in PROBES:  # a probe beside the overall figures, which stay comparable
                     totals.setdefault(k, []).extend(vals)
         self.net.train()
         out.update({f"heldout_{k}": sum(v) / len(v) for k, v in totals.items()})
@@ -295,8 +297,11 @@ def wrong_document(records: list[dict]) -> list[int]:
     return out
 
 
+PROBES = ("open", "long")  # held-out sources scored apart (see `TrainConfig.heldout_open`, `heldout_long`)
+
+
 def source_of(rec: dict) -> str:
-    """The data source a record comes from: "realistic", "cloze", "task", "open" or "synthetic"."""
+    """The data source a record comes from: "realistic", "cloze", "task", "open", "long" or "synthetic"."""
     genre = str(rec.get("genre") or "")
     return genre.split(":", 1)[0] if ":" in genre else "synthetic"
 
