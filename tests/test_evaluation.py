@@ -9,7 +9,8 @@ from vllm_d2l.evaluation import metrics
 # ----------------------------------------------------------------------------- metrics
 @pytest.mark.parametrize("text, expected", [
     ("The Blue Heron Inn!", "blue heron inn"),
-    ("It costs $3,450.", "it costs 3450"),
+    ("It costs $3,450.", "it costs 3450 dollars"),
+    ("£340, paid in Grey Colours", "340 pounds paid in gray colors"),
     ("  at 9:40 a.m.  ", "at 940 am"),
     ("An  apple, a pear; the end", "apple pear end"),
 ])
@@ -23,6 +24,16 @@ def test_contains_on_word_boundaries():
     assert metrics.contains("the answer is E12", "e12")
     assert not metrics.contains("It weighs 170 kilograms", "7")
     assert not metrics.contains("anything", "")
+
+
+def test_contains_reads_one_amount_or_unit_in_either_form():
+    """A currency symbol is the currency's word, British and American spellings are one word;
+    a different currency or amount still misses."""
+    assert metrics.contains("£340", "340 pounds") and metrics.contains("It is 340 pounds.", "£340")
+    assert metrics.contains("1.5 litres", "1.5 liters") and metrics.contains("€9", "9 euros")
+    assert not metrics.contains("$950", "950 pounds")
+    assert not metrics.contains("£14.15", "14 pounds")
+    assert not metrics.contains("3 metres", "30 meters")
 
 
 def test_token_f1():
@@ -241,3 +252,28 @@ def test_eval_cli_multi_writes_json_and_png(tiny_model_dir, tiny_hypernet_dir, t
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SystemExit):
         main(["--multi", "0", "--data", str(data)])
+
+
+def test_rescore_scores_saved_outputs_again(tiny_model_dir, tiny_hypernet_dir, tmp_path):
+    """A saved result rescored with an unchanged scorer is unchanged; an output edited to the
+    answer's other form ("£340" for "340 pounds") counts, and the summaries follow."""
+    from vllm_d2l.evaluation.qa import main
+
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    out = tmp_path / "res.json"
+    assert main(["--data", str(data), "--hypernet", str(tiny_hypernet_dir), "--model", str(tiny_model_dir),
+                 "--conditions", "none,adapter", "--max-new-tokens", "2", "--out", str(out), "--no-progress"]) == 0
+    before = json.loads(out.read_text())
+    assert main(["--rescore", str(out)]) == 0
+    assert json.loads(out.read_text()) == before
+    before["items"][2]["a"], before["items"][2]["outputs"]["adapter"] = "340 pounds", "It was £340."
+    out.write_text(json.dumps(before))
+    main(["--rescore", str(out)])
+    after = json.loads(out.read_text())
+    assert after["items"][2]["correct"]["adapter"] is True
+    assert after["conditions"]["adapter"]["accuracy"] == pytest.approx(
+        sum(i["correct"]["adapter"] for i in after["items"]) / 3)
+    (tmp_path / "needle.json").write_text(json.dumps({"cells": []}))
+    with pytest.raises(SystemExit):
+        main(["--rescore", str(tmp_path / "needle.json")])

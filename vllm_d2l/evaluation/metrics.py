@@ -12,13 +12,23 @@ from collections import Counter
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation + "‘’“”–—€£")
+# "£340" and "340 pounds" state one amount; so do "1.5 litres" and "1.5 liters". Both sides of a
+# comparison go through the same forms, so no condition gains over another.
+_CURRENCY = re.compile(r"([£€$])\s?(\d[\d,.]*)")
+_SYMBOL_WORD = {"£": "pounds", "€": "euros", "$": "dollars"}
+_SPELLING = {"pound": "pounds", "euro": "euros", "dollar": "dollars", "litre": "liter", "litres": "liters",
+             "metre": "meter", "metres": "meters", "kilometre": "kilometer", "kilometres": "kilometers",
+             "centimetre": "centimeter", "centimetres": "centimeters", "millilitre": "milliliter",
+             "millilitres": "milliliters", "colour": "color", "colours": "colors", "grey": "gray",
+             "centre": "center"}
 
 
 def normalize(text: str) -> str:
-    """Lowercase, drop punctuation (so "3,450" == "3450") and articles, collapse whitespace."""
-    text = text.lower().translate(_PUNCT)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
+    """Lowercase, currency symbols as words after the amount, one spelling of units and colours,
+    drop punctuation (so "3,450" == "3450") and articles, collapse whitespace."""
+    text = _CURRENCY.sub(lambda m: f"{m.group(2).rstrip('.,')} {_SYMBOL_WORD[m.group(1)]}", text.lower())
+    text = _ARTICLES.sub(" ", text.translate(_PUNCT))
+    return " ".join(_SPELLING.get(w, w) for w in text.split())
 
 
 def contains(output: str, answer: str) -> bool:

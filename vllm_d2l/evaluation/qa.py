@@ -135,6 +135,25 @@ def evaluate(generator, records: list[dict], conditions: Sequence[str] = CONDITI
     }
 
 
+def rescore(results: dict) -> dict:
+    """Score a saved result's outputs again with the current scorer (every output is kept, so a
+    scoring change needs no new generation); summaries and breakdowns follow."""
+    items = results.get("items")
+    if not isinstance(items, list) or not isinstance(results.get("conditions"), dict):
+        raise ValueError("not a question-answer result (needs 'items' and 'conditions')")
+    conditions = list(results["conditions"])
+    for i in items:
+        i["correct"] = {c: contains(i["outputs"][c], i["a"]) for c in conditions}
+        i["f1"] = {c: token_f1(i["outputs"][c], i["a"]) for c in conditions}
+    summary = _summary(items, conditions)
+    for c in conditions:  # the served path also counts refused requests
+        if "errors" in results["conditions"][c]:
+            summary[c]["errors"] = results["conditions"][c]["errors"]
+    results.update({"conditions": summary, "gap_closure": _gaps(summary), "content_gap": _content(summary),
+                    **{f"by_{k}": _breakdown(items, k, conditions) for k in ("genre", "type", "length")}})
+    return results
+
+
 def _load_records(args) -> tuple[list[dict], str]:
     from ..datasets import jsonl, synthetic
 
@@ -200,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--needle", action="store_true", help="run the needle test instead (see --needle --help)")
     p.add_argument("--tasks", action="store_true", help="evaluate task descriptions instead (see --tasks --help)")
+    p.add_argument("--rescore", nargs="+", metavar="JSON", help="score saved results (--out files) again with the "
+                                                                "current scorer, in place, and print them")
     p.add_argument("--multi", metavar="K,K", help="ask each question of K documents' composite instead "
                                                  "(see --multi 2 --help)")
     return p
@@ -222,6 +243,15 @@ def main(argv: list[str] | None = None) -> int:
         return multi.main(rest)
     p = build_parser()
     args = p.parse_args(argv)
+    if args.rescore:
+        for path in args.rescore:
+            try:
+                results = rescore(json.loads(Path(path).read_text()))
+            except (OSError, ValueError) as e:
+                p.error(f"--rescore {path}: {e}")
+            Path(path).write_text(json.dumps(results, indent=2, ensure_ascii=False))
+            print(f"{path}\n{format_table(results)}")
+        return 0
     records, label = _load_records(args)
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     if args.server:
