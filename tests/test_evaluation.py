@@ -228,6 +228,7 @@ def test_multi_asks_the_groups_composite_and_another_groups(tiny_model_dir, tmp_
     assert fox["outputs"]["composite"] == ask(fox["q"], [w[0], w[1]])
     assert fox["outputs"]["other"] == ask(fox["q"], [w[2], w[3]])
     pasted = FOUR[0]["text"] + "\n\n---\n\n" + FOUR[1]["text"]
+    assert fox["outputs"]["pooled"] == ask(fox["q"], [gen.internalize(pasted).weights])
     ctx = generate(gen.model, gen.tokenizer, [render(gen.tokenizer, context_messages(pasted, fox["q"]))], 4)[0]
     assert fox["outputs"]["context"] == ctx
     three = evaluate_multi(gen, FOUR[:3], sizes=(2,), conditions=("composite",), max_new_tokens=2)

@@ -8,6 +8,9 @@ score is set beside:
 
 - single:    the question's own document's adapter alone (what composition should keep),
 - composite: the group's composite (K = 1 is the single adapter itself),
+- pooled:    one adapter internalized from the K documents joined into one text (what uploading
+             them as a single document gives; for the token generator, one memory over all of
+             them instead of the sum of K separately whitened ones),
 - context:   all K documents pasted before the question (what users do today),
 - other:     the composite of another group of K documents (answer style, no content),
 - none:      the bare question.
@@ -33,7 +36,7 @@ from .generation import factors_of, generate
 from .metrics import contains, token_f1
 from .qa import _bar, _load_records, _summary
 
-CONDITIONS = ("none", "single", "context", "composite", "other")
+CONDITIONS = ("none", "single", "context", "composite", "pooled", "other")
 JOIN = "\n\n---\n\n"  # between pasted documents in the context condition
 
 
@@ -67,18 +70,18 @@ def evaluate_multi(generator, records: list[dict], sizes: Sequence[int] = (1, 2,
     seconds = {"internalize": time.perf_counter() - t0}
 
     shared = [c for c in ("none", "single") if c in conditions]
-    grouped = [c for c in ("context", "composite", "other") if c in conditions]
+    grouped = [c for c in ("context", "composite", "pooled", "other") if c in conditions]
     total = len(questions) * (len(shared) + len(grouped) * len(sizes))
     bar = _bar(total, "answering", progress)
     tick = bar.update if bar else None
 
-    def ask(qs: list[tuple[int, dict]], messages, parts: list[int] | None) -> list[str]:
-        """Answers to `qs` (prompted by `messages(n, qa)`), with the composite of `parts` or none."""
+    def ask(qs: list[tuple[int, dict]], messages, parts=None) -> list[str]:
+        """Answers to `qs` (prompted by `messages(n, qa)`), with the composite of `parts` (document
+        indices), a given adapter, or none."""
         prompts = [render(tok, messages(n, qa)) for n, qa in qs]
-        factors = None
-        if parts is not None:
-            w = adapters[parts[0]] if len(parts) == 1 else compose([adapters[i] for i in parts])
-            factors = factors_of(w)
+        if isinstance(parts, list):
+            parts = adapters[parts[0]] if len(parts) == 1 else compose([adapters[i] for i in parts])
+        factors = factors_of(parts) if parts is not None else None
         return generate(model, tok, prompts, max_new_tokens, batch_size, factors=factors, on_batch=tick)
 
     bare = lambda n, qa: question_messages(qa["q"])  # noqa: E731
@@ -103,6 +106,8 @@ def evaluate_multi(generator, records: list[dict], sizes: Sequence[int] = (1, 2,
                 outs["context"] += ask(mine, lambda n, qa: context_messages(pasted, qa["q"]), None)
             if "composite" in outs:
                 outs["composite"] += ask(mine, bare, members)
+            if "pooled" in outs:
+                outs["pooled"] += ask(mine, bare, generator.internalize(pasted).weights)
             if "other" in outs:
                 outs["other"] += ask(mine, bare, groups[(g + len(groups) // 2) % len(groups)])
         items = []
