@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quality figures in the README: held-out genres, the hand-written set and the needle test,
-# for one hypernetwork folder (default: the packaged one). About 15 minutes on 2 cores.
+# for one hypernetwork folder (default: the packaged one), and questions over several documents at
+# once. About 30 minutes on 2 cores.
 #   bash scripts/evaluate_default.sh [HYPERNET_DIR] [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,3 +23,6 @@ mkdir -p "$OUT"
     --out "$OUT/handwritten.json" --plot "$OUT/handwritten.png"
 .venv/bin/vllm-d2l eval --needle "${ARGS[@]}" --multiples 1,2,4 --depths 0.1,0.5,0.9 --trials 3 \
     --conditions none,context,adapter --no-progress --out "$OUT/needle.json" --plot "$OUT/needle.png"
+# one question, K hand-written documents: their composite adapter, one adapter of them joined, all in the prompt
+.venv/bin/vllm-d2l eval --multi 1,2,4 "${ARGS[@]}" --no-progress \
+    --out "$OUT/multi_handwritten.json" --plot "$OUT/multi_handwritten.png"
