@@ -57,6 +57,32 @@ def test_whitened_token_composite_is_the_sum_of_updates_at_fixed_rank(tiny_model
         torch.testing.assert_close(mixed.delta(k), wa.delta(k) + wb.delta(k) - bias[k], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("gate", [False, True])
+def test_pooled_memories_are_the_adapter_of_the_documents_read_as_one(tiny_model_dir, tmp_path, gate):
+    """`Generator.pool` folds the documents' kept memories: the adapter the generator makes of
+    one document whose chunks are both documents' chunks (for the whitened read, one least-squares
+    memory over all tokens, which the sum of the two adapters is not), same fixed rank."""
+    gen = generator(tiny_model_dir, tmp_path / "hn", kind="token", key_dim=6, bias_rank=2, memory_read="ridge",
+                    write_gate=gate)
+    ra, rb = gen.internalize_many([DOC_A, DOC_B])
+    assert ra.memory is not None and set(ra.memory) >= {"S", "kk", "n"}
+    pooled = gen.pool([ra.memory, rb.memory], {"tokens": ra.tokens + rb.tokens})
+    both = gen.split(gen.tokenize(DOC_A)) + gen.split(gen.tokenize(DOC_B))
+    one = gen.assemble(gen.document_parts([both])[0], {})
+    summed = compose([ra.weights, rb.weights])
+    assert pooled.rank == summed.rank == 6 + 2 and pooled.meta["tokens"] == ra.tokens + rb.tokens
+    for k in one.a:
+        torch.testing.assert_close(pooled.delta(k), one.delta(k), atol=1e-5, rtol=1e-4)
+    assert max((pooled.delta(k) - summed.delta(k)).abs().max() for k in one.a) > 1e-4
+    again = gen.pool([rb.memory, ra.memory])  # order-free
+    for k in one.a:
+        torch.testing.assert_close(again.delta(k), pooled.delta(k), atol=1e-5, rtol=1e-4)
+    perceiver = generator(tiny_model_dir, tmp_path / "p", dim=32, heads=2, latent_blocks=1)
+    assert perceiver.internalize(DOC_B).memory is None
+    with pytest.raises(ValueError, match="keeps no memory"):
+        perceiver.pool([ra.memory])
+
+
 def test_perceiver_composite_stacks_documents_and_keeps_one_always_on_block(tiny_model_dir, tmp_path):
     gen = generator(tiny_model_dir, tmp_path / "hn", rank=4, bias_rank=2)
     with torch.no_grad():

@@ -201,8 +201,9 @@ FOUR = RECORDS + [
 
 
 def test_multi_asks_the_groups_composite_and_another_groups(tiny_model_dir, tmp_path):
-    """K = 1 is the single adapter; for K = 2 the composite answers are those of
-    `compose(group)` and 'other' reads the other group's composite; a remainder sits out."""
+    """K = 1 is the single adapter; for K = 2 the composite answers are those of the group's
+    pooled memories (as the server builds it), 'summed' those of the adapters' sum, and 'other'
+    reads the other group's composite; a remainder sits out."""
     from tiny import build_tiny_hypernet
 
     from vllm_d2l.compose import compose
@@ -221,14 +222,15 @@ def test_multi_asks_the_groups_composite_and_another_groups(tiny_model_dir, tmp_
         assert set(s["conditions"]) == set(CONDITIONS)
     assert all(i["outputs"]["composite"] == i["outputs"]["single"] for i in one["items"])
     assert any(i["outputs"]["composite"] != i["outputs"]["other"] for i in two["items"])  # adapters matter here
-    w = [r.weights for r in gen.internalize_many([r["text"] for r in FOUR])]
-    ask = lambda q, ws: generate(gen.model, gen.tokenizer, [render(gen.tokenizer, question_messages(q))], 4,  # noqa: E731
-                                 factors=factors_of(compose(ws)))[0]
+    res_ = gen.internalize_many([r["text"] for r in FOUR])
+    w, mem = [r.weights for r in res_], [r.memory for r in res_]
+    ask = lambda q, adapter: generate(gen.model, gen.tokenizer, [render(gen.tokenizer, question_messages(q))], 4,  # noqa: E731
+                                      factors=factors_of(adapter))[0]
     fox = two["items"][0]  # document a, group 0
-    assert fox["outputs"]["composite"] == ask(fox["q"], [w[0], w[1]])
-    assert fox["outputs"]["other"] == ask(fox["q"], [w[2], w[3]])
+    assert fox["outputs"]["composite"] == ask(fox["q"], gen.pool([mem[0], mem[1]]))  # as the server composes
+    assert fox["outputs"]["summed"] == ask(fox["q"], compose([w[0], w[1]]))
+    assert fox["outputs"]["other"] == ask(fox["q"], gen.pool([mem[2], mem[3]]))
     pasted = FOUR[0]["text"] + "\n\n---\n\n" + FOUR[1]["text"]
-    assert fox["outputs"]["pooled"] == ask(fox["q"], [gen.internalize(pasted).weights])
     ctx = generate(gen.model, gen.tokenizer, [render(gen.tokenizer, context_messages(pasted, fox["q"]))], 4)[0]
     assert fox["outputs"]["context"] == ctx
     three = evaluate_multi(gen, FOUR[:3], sizes=(2,), conditions=("composite",), max_new_tokens=2)

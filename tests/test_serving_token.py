@@ -30,7 +30,7 @@ def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("serving-token")
     model = build_tiny_llama(root / "model", heads=2, kv_heads=1)
     hypernet = build_tiny_hypernet(model, root / "hypernet", opened=True, kind="token", key_dim=KEY_DIM,
-                                   bias_rank=BIAS, chunk_tokens=32)
+                                   bias_rank=BIAS, chunk_tokens=32, memory_read="ridge")
     task_hypernet = build_tiny_hypernet(model, root / "task-hypernet", opened=False, kind="token", key_dim=KEY_DIM,
                                         bias_rank=BIAS, chunk_tokens=32)
     from vllm_d2l.hypernet import HypernetBase
@@ -129,19 +129,26 @@ def test_eval_server_mode(server, tmp_path):
 
 
 def test_composite_is_served_exactly_and_follows_its_parts(env, http):
-    """`doc-A+doc-B` answers with the composed adapter (token kind: the pooled memory, same fixed
-    rank), token for token as the Hugging Face model with those factors; it is stored once for any
-    order, refused with a 4xx naming a bad or missing part, and dropped when a part is deleted."""
+    """`doc-A+doc-B` answers with the composed adapter (token kind: one adapter of the documents'
+    stored memories folded together, same fixed rank), token for token as the Hugging Face model
+    with those factors; it is stored once for any order, refused with a 4xx naming a bad or missing
+    part, and dropped when a part is deleted."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from vllm_d2l.compose import compose
+    from vllm_d2l.generator import Generator
     from vllm_d2l.serving.ids import composite_id
 
     third = "Tower Cedar has no keeper; its vault code is 1180 and its door is green."
     ids = [http.post("/v1/documents", json={"text": t}).json()["id"] for t in (SHORT, LONG, third)]
     store = AdapterStore(env["store"])
-    weights = compose([store.load(i)[1] for i in ids[:2]])
-    assert weights.rank == KEY_DIM + BIAS
+    memories = [store.load_memory(i) for i in ids[:2]]
+    assert all(m is not None for m in memories)
+    gen = Generator.load(env["hypernet"], env["model"], encoder_dtype=torch.float32)
+    weights = gen.pool(memories)
+    summed = compose([store.load(i)[1] for i in ids[:2]])  # what the adapters alone would give
+    assert weights.rank == summed.rank == KEY_DIM + BIAS
+    assert any((weights.delta(k).float() - summed.delta(k).float()).abs().max() > 1e-3 for k in weights.a)
     model = AutoModelForCausalLM.from_pretrained(env["model"], dtype=torch.float32).eval()
     prompt = AutoTokenizer.from_pretrained(env["model"])("The quick brown fox", add_special_tokens=False)["input_ids"]
     expected = reference_tokens(model, prompt, {k: (weights.a[k].float(), weights.b[k].float()) for k in weights.a})

@@ -186,3 +186,24 @@ def test_listing_follows_changes_made_by_another_replica(tmp_path, monkeypatch):
     new = theirs.put(w, _record(document_id("9", "fp"), w))[0].id
     reads.clear()
     assert new in {r.id for r in ours.list()} and reads == [new]
+
+
+def test_memory_is_kept_beside_the_adapter_and_checked(tmp_path):
+    """A document's memory is published with its adapter (large sums in bf16, counts in fp32);
+    a memory that fails its checksum is None and leaves the adapter servable; adapters stored
+    without one have none."""
+    from vllm_d2l.serving.store import MEMORY_NAME
+    store = AdapterStore(tmp_path)
+    w = _weights()
+    memory = {"S": torch.randn(1, 2, 64, 600), "n": torch.tensor(17.0), "nw": torch.rand(1, 2)}
+    rec, _ = store.put(w, _record(document_id("x", "fp"), w), memory=memory)
+    assert MEMORY_NAME in rec.sha256
+    got = store.load_memory(rec.id)
+    assert got["S"].dtype == torch.bfloat16 and got["n"].dtype == torch.float32 and float(got["n"]) == 17.0
+    torch.testing.assert_close(got["S"].float(), memory["S"], atol=0.05, rtol=0.01)
+    torch.testing.assert_close(got["nw"], memory["nw"])
+    (store.folder(rec.id) / MEMORY_NAME).write_bytes(b"not a memory")
+    assert store.load_memory(rec.id) is None
+    assert store.load(rec.id)[0].id == rec.id  # the adapter itself is untouched
+    plain, _ = store.put(w, _record(document_id("y", "fp"), w))
+    assert store.load_memory(plain.id) is None and store.load_memory("doc-" + "0" * 32) is None

@@ -42,6 +42,8 @@ from .lora import module_path
 
 
 class FastWeightNet(HypernetBase):
+    keeps_memory = True  # a document's memory is its sums: fixed size, and documents fold by adding
+
     def __init__(self, config: HypernetConfig):
         super().__init__()
         self.config = c = config

@@ -88,6 +88,9 @@ class Internalized:
     tokens: int
     chunks: int
     seconds: float
+    # the document's folded memory, for kinds that keep one (`HypernetBase.keeps_memory`): what
+    # `Generator.pool` composes several documents from
+    memory: dict[str, torch.Tensor] | None = None
 
     def summary(self) -> str:
         return (f"tokens={self.tokens} chunks={self.chunks} rank={self.weights.rank} "
@@ -227,5 +230,22 @@ class Generator:
             w = self.assemble(part, meta)
             if max_rank is not None:
                 w = w.cap_rank(max_rank)
-            results.append(Internalized(w, n_tokens, len(d), seconds))
+            memory = {k: v.detach().cpu() for k, v in part.items()} if self.hypernet.keeps_memory else None
+            results.append(Internalized(w, n_tokens, len(d), seconds, memory))
         return results
+
+    @torch.no_grad()
+    def pool(self, memories: list[dict[str, torch.Tensor]], meta: dict | None = None) -> LoRAWeights:
+        """One adapter of several documents' memories folded together, as if they were one document
+        (each keeps its own chunks): for the token kind with the whitened read, one least-squares
+        memory over all their tokens rather than the sum of separately whitened ones."""
+        if not self.hypernet.keeps_memory:
+            raise ValueError(f"a {self.hypernet.config.kind} hypernetwork keeps no memory to pool")
+        if not memories:
+            raise ValueError("pool needs at least one memory")
+        part = None
+        for m in memories:
+            part = self.hypernet.fold(part, {k: v.float() for k, v in m.items()})
+        meta = {"hypernet": self.fingerprint, "chunk_tokens": self.chunk_tokens, **(meta or {}),
+                "layout": self.hypernet.layout(part)}
+        return self.assemble(part, meta)

@@ -228,6 +228,11 @@ class HypernetBase(nn.Module):
     def bias_is_zero(self) -> bool:
         return all(not p.any() for p in getattr(self, "bias_b", {}).values()) if self.config.bias_rank else True
 
+    # A kind whose folded part is small and fixed in size keeps it beside each adapter: several
+    # documents then compose as one memory (`Generator.pool`), which the adapters alone cannot give
+    # (e.g. the token kind's whitened read needs every document's key covariance).
+    keeps_memory: bool = False
+
     @property
     def capture(self) -> list[str]:
         """Module paths whose inputs the encoder must keep for this kind."""

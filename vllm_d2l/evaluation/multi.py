@@ -7,10 +7,10 @@ group's adapters (`compose.compose`, exactly what the server registers for the `
 score is set beside:
 
 - single:    the question's own document's adapter alone (what composition should keep),
-- composite: the group's composite (K = 1 is the single adapter itself),
-- pooled:    one adapter internalized from the K documents joined into one text (what uploading
-             them as a single document gives; for the token generator, one memory over all of
-             them instead of the sum of K separately whitened ones),
+- composite: the group's composite as the server builds it for `doc-A+doc-B` (`composite_of`:
+             for a generator that keeps each document's memory, one adapter of the memories folded
+             together; otherwise `compose.compose` of the adapters); K = 1 is the single adapter,
+- summed:    the sum of the K adapters' updates (`compose.compose`), what the adapters alone give,
 - context:   all K documents pasted before the question (what users do today),
 - other:     the composite of another group of K documents (answer style, no content),
 - none:      the bare question.
@@ -31,13 +31,26 @@ from pathlib import Path
 from typing import Sequence
 
 from ..compose import compose
+from ..lora import LoRAWeights
 from ..prompts import context_messages, question_messages, render
 from .generation import factors_of, generate
 from .metrics import contains, token_f1
 from .qa import _bar, _load_records, _summary
 
-CONDITIONS = ("none", "single", "context", "composite", "pooled", "other")
+CONDITIONS = ("none", "single", "context", "composite", "summed", "other")
 JOIN = "\n\n---\n\n"  # between pasted documents in the context condition
+
+
+def composite_of(generator, parts: list) -> LoRAWeights:
+    """What the server serves for several documents (`Internalized` results of `generator`): one
+    adapter of their memories folded together where the generator keeps memories, else the sum of
+    their adapters' updates."""
+    if len(parts) == 1:
+        return parts[0].weights
+    if all(p.memory is not None for p in parts):
+        return generator.pool([p.memory for p in parts], {"tokens": sum(p.tokens for p in parts),
+                                                           "chunks": sum(p.chunks for p in parts)})
+    return compose([p.weights for p in parts])
 
 
 def groups_of(n_docs: int, size: int) -> list[list[int]]:
@@ -66,21 +79,22 @@ def evaluate_multi(generator, records: list[dict], sizes: Sequence[int] = (1, 2,
     model, tok = generator.model, generator.tokenizer
     questions = [(n, qa) for n, r in enumerate(records) for qa in r["qa"]]
     t0 = time.perf_counter()
-    adapters = [w.weights for w in generator.internalize_many([r["text"] for r in records])]
+    results = generator.internalize_many([r["text"] for r in records])
+    adapters = [r.weights for r in results]
     seconds = {"internalize": time.perf_counter() - t0}
 
+    def composite(members: list[int]):
+        return composite_of(generator, [results[i] for i in members])
+
     shared = [c for c in ("none", "single") if c in conditions]
-    grouped = [c for c in ("context", "composite", "pooled", "other") if c in conditions]
+    grouped = [c for c in ("context", "composite", "summed", "other") if c in conditions]
     total = len(questions) * (len(shared) + len(grouped) * len(sizes))
     bar = _bar(total, "answering", progress)
     tick = bar.update if bar else None
 
     def ask(qs: list[tuple[int, dict]], messages, parts=None) -> list[str]:
-        """Answers to `qs` (prompted by `messages(n, qa)`), with the composite of `parts` (document
-        indices), a given adapter, or none."""
+        """Answers to `qs` (prompted by `messages(n, qa)`), with the adapter `parts` or none."""
         prompts = [render(tok, messages(n, qa)) for n, qa in qs]
-        if isinstance(parts, list):
-            parts = adapters[parts[0]] if len(parts) == 1 else compose([adapters[i] for i in parts])
         factors = factors_of(parts) if parts is not None else None
         return generate(model, tok, prompts, max_new_tokens, batch_size, factors=factors, on_batch=tick)
 
@@ -91,7 +105,7 @@ def evaluate_multi(generator, records: list[dict], sizes: Sequence[int] = (1, 2,
         answers["none"] = ask(questions, bare, None)
     if "single" in shared:
         answers["single"] = [a for n in range(len(records))
-                             for a in ask([q for q in questions if q[0] == n], bare, [n])]
+                             for a in ask([q for q in questions if q[0] == n], bare, adapters[n])]
     seconds["shared"] = time.perf_counter() - t0
 
     by_size = {}
@@ -105,11 +119,11 @@ def evaluate_multi(generator, records: list[dict], sizes: Sequence[int] = (1, 2,
             if "context" in outs:
                 outs["context"] += ask(mine, lambda n, qa: context_messages(pasted, qa["q"]), None)
             if "composite" in outs:
-                outs["composite"] += ask(mine, bare, members)
-            if "pooled" in outs:
-                outs["pooled"] += ask(mine, bare, generator.internalize(pasted).weights)
+                outs["composite"] += ask(mine, bare, composite(members))
+            if "summed" in outs:
+                outs["summed"] += ask(mine, bare, compose([adapters[i] for i in members]))
             if "other" in outs:
-                outs["other"] += ask(mine, bare, groups[(g + len(groups) // 2) % len(groups)])
+                outs["other"] += ask(mine, bare, composite(groups[(g + len(groups) // 2) % len(groups)]))
         items = []
         for j, (n, qa) in enumerate(kept):  # `kept` is a prefix of `questions`, both in document order
             outputs = {c: answers[c][j] for c in shared}

@@ -70,8 +70,8 @@ def multi_chart(results: dict, path: Path | str) -> None:
     plt = _pyplot()
     sizes = [int(k) for k in results["by_size"]]
     conds = list(next(iter(results["by_size"].values()))["conditions"])
-    labels = {"single": "own adapter alone", "composite": "composite of the K adapters",
-              "context": "K documents in the prompt", "pooled": "one adapter of the K joined", "other": "another group's composite", "none": "no context"}
+    labels = {"single": "own adapter alone", "composite": "composite (as served)",
+              "summed": "sum of the K adapters", "context": "K documents in the prompt", "other": "another group's composite", "none": "no context"}
     fig, ax = plt.subplots(figsize=(6, 4))
     for c in conds:
         ys = [results["by_size"][str(k)]["conditions"][c]["accuracy"] for k in sizes]

@@ -172,7 +172,7 @@ class DocumentService:
             id=doc_id, tokens=result.tokens, chunks=result.chunks, rank=weights.rank, bytes=weights.nbytes,
             created=int(time.time()), name=name, full_rank=full_rank if full_rank != weights.rank else None,
             fingerprint=gen.fingerprint, base_model=str(gen.base_model_name), kind=kind)
-        _, ours = self.store.put(weights, record)
+        _, ours = self.store.put(weights, record, memory=result.memory)
         if ours:
             self.computed += 1
         stored, data, config = self.store.read_verified(doc_id)
@@ -515,7 +515,7 @@ class DocumentService:
         if existing is not None:
             self.store.touch(mix_id)
             return (*existing, False)
-        weights = compose([self.store.load(part)[1] for part in parts])
+        weights = compose(self._pooled_groups(parts))
         weights, full_rank = self._fit_rank(
             weights, f"the composite of these {len(parts)} adapters needs rank {weights.rank}", "join fewer adapters",
             param="model")
@@ -528,6 +528,31 @@ class DocumentService:
         _, ours = self.store.put(weights, record)
         stored, data, config = self.store.read_verified(mix_id)
         return stored, data, config, ours
+
+    def _pooled_groups(self, parts: list[str]) -> list:
+        """The parts as adapters to compose: the parts made by one of this server's generators,
+        each with its memory kept, become one adapter of their folded memories (as if they were one
+        document); every other part comes as stored."""
+        by_generator: dict[str, list[str]] = {}
+        memories: dict[str, dict] = {}
+        loose = []
+        for part in parts:
+            rec = self.store.record(part)
+            gen = next((g for g in self.generators.values()
+                        if g is not None and rec is not None and g.fingerprint == rec.fingerprint), None)
+            memory = self.store.load_memory(part) if gen is not None and gen.hypernet.keeps_memory else None
+            if memory is None:
+                loose.append(part)
+            else:
+                memories[part] = memory
+                by_generator.setdefault(gen.fingerprint, []).append(part)
+        out = [self.store.load(part)[1] for part in loose]
+        for fp, group in by_generator.items():
+            gen = next(g for g in self.generators.values() if g is not None and g.fingerprint == fp)
+            records = [self.store.record(p) for p in group]
+            out.append(gen.pool([memories[p] for p in group],
+                                {"tokens": sum(r.tokens for r in records), "chunks": sum(r.chunks for r in records)}))
+        return out
 
     async def close(self) -> None:
         for task in list(self._purges.values()):

@@ -39,6 +39,10 @@ from .ids import is_adapter_id
 log = get_logger(__name__)
 
 RECORD_NAME = "d2l.json"
+# A document's memory (`Internalized.memory`), kept beside its adapter where the generator has one:
+# composites of such documents are built from their memories (`Generator.pool`). Optional: an
+# adapter without it composes from its factors.
+MEMORY_NAME = "memory.safetensors"
 USED_NAME = "last_used"
 TOMBSTONE_NAME = "deleted"
 FORMAT = 1
@@ -97,6 +101,16 @@ class _Listing:
     inodes: list[int] = field(default_factory=list)  # of each record file: a replaced folder is re-read
 
 
+def _memory_bytes(memory: dict) -> bytes:
+    """A memory as safetensors: large tensors (the sums over tokens) in bf16, the adapter's own
+    precision; small ones (counts, gates) in fp32."""
+    import torch
+    from safetensors.torch import save
+
+    return save({k: (v.to(torch.bfloat16) if v.is_floating_point() and v.numel() >= 1 << 16 else v.float())
+                 .contiguous() for k, v in memory.items()})
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -140,8 +154,10 @@ class AdapterStore:
         return self.adapters / doc_id
 
     # ----------------------------------------------------------------------------- write
-    def put(self, weights: LoRAWeights, record: AdapterRecord) -> tuple[AdapterRecord, bool]:
-        """Publish an adapter atomically; if another writer published the same id first, keep theirs.
+    def put(self, weights: LoRAWeights, record: AdapterRecord,
+            memory: dict | None = None) -> tuple[AdapterRecord, bool]:
+        """Publish an adapter (and its document's memory, if given) atomically; if another writer
+        published the same id first, keep theirs.
 
         Returns the record now in the store and whether it is ours (False: another writer won).
         """
@@ -150,10 +166,15 @@ class AdapterStore:
         config = json.dumps(weights.peft_config(), indent=2).encode()
         record.sha256 = {WEIGHTS_NAME: _sha256(data), CONFIG_NAME: _sha256(config)}
         record.bytes = weights.nbytes
+        mem = _memory_bytes(memory) if memory else None
+        if mem is not None:
+            record.sha256[MEMORY_NAME] = _sha256(mem)
         stage = Path(tempfile.mkdtemp(prefix=f"put-{record.id}.", dir=self.tmp))
         try:
             _write_synced(stage / WEIGHTS_NAME, data)
             _write_synced(stage / CONFIG_NAME, config)
+            if mem is not None:
+                _write_synced(stage / MEMORY_NAME, mem)
             _write_synced(stage / META_NAME, json.dumps(weights.meta, indent=2).encode())
             _write_synced(stage / RECORD_NAME, json.dumps(asdict(record), indent=2).encode())
             _write_synced(stage / USED_NAME, b"")
@@ -228,6 +249,24 @@ class AdapterStore:
     def load(self, doc_id: str) -> tuple[AdapterRecord, LoRAWeights]:
         rec, data, config = self.read_verified(doc_id)
         return rec, LoRAWeights.from_safetensors_bytes(data)
+
+    def load_memory(self, doc_id: str) -> dict | None:
+        """The document's memory, or None: none was kept, or the file fails its checksum (logged;
+        the adapter itself stays servable and composes from its factors)."""
+        rec = self.record(doc_id)
+        if rec is None or MEMORY_NAME not in rec.sha256:
+            return None
+        try:
+            data = (self.adapters / doc_id / MEMORY_NAME).read_bytes()
+        except OSError as e:
+            log.warning("memory of %s unreadable (%s); composing from its adapter", doc_id, e)
+            return None
+        if _sha256(data) != rec.sha256[MEMORY_NAME]:
+            log.warning("memory of %s failed its checksum; composing from its adapter", doc_id)
+            return None
+        from safetensors.torch import load
+
+        return load(data)
 
     def list(self) -> list[AdapterRecord]:
         """Live adapters, newest first.
