@@ -41,8 +41,9 @@ def test_gpu_config_matches_the_cpu_run():
     root = Path(__file__).parent.parent
     cpu, gpu = (TrainConfig.from_file(root / "examples" / f) for f in ("train_token.yaml", "train_token_gpu.yaml"))
     assert cpu.hypernet == gpu.hypernet and gpu.device == "cuda" and gpu.resume_from
-    assert (cpu.heldout_docs, cpu.heldout_realistic, cpu.heldout_cloze, cpu.heldout_open, cpu.seed) == \
-        (gpu.heldout_docs, gpu.heldout_realistic, gpu.heldout_cloze, gpu.heldout_open, gpu.seed)
+    assert (cpu.heldout_docs, cpu.heldout_realistic, cpu.heldout_cloze, cpu.heldout_open, cpu.heldout_long,
+            cpu.seed) == (gpu.heldout_docs, gpu.heldout_realistic, gpu.heldout_cloze, gpu.heldout_open,
+                          gpu.heldout_long, gpu.seed)
     assert (cpu.stream, cpu.open_values) == (gpu.stream, gpu.open_values)
 
 

@@ -540,7 +540,7 @@ class DocumentService:
             rec = self.store.record(part)
             gen = next((g for g in self.generators.values()
                         if g is not None and rec is not None and g.fingerprint == rec.fingerprint), None)
-            memory = self.store.load_memory(part) if gen is not None and gen.hypernet.keeps_memory else None
+            memory = self.store.load_memory(part) if gen is not None else None  # kept only by kinds that pool
             if memory is None:
                 loose.append(part)
             else:
