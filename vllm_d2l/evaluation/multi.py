@@ -92,10 +92,10 @@ def evaluate_multi(generator, records: list[dict], sizes: Sequence[int] = (1, 2,
     bar = _bar(total, "answering", progress)
     tick = bar.update if bar else None
 
-    def ask(qs: list[tuple[int, dict]], messages, parts=None) -> list[str]:
-        """Answers to `qs` (prompted by `messages(n, qa)`), with the adapter `parts` or none."""
+    def ask(qs: list[tuple[int, dict]], messages, adapter: LoRAWeights | None) -> list[str]:
+        """Answers to `qs` (prompted by `messages(n, qa)`), with `adapter` applied or none."""
         prompts = [render(tok, messages(n, qa)) for n, qa in qs]
-        factors = factors_of(parts) if parts is not None else None
+        factors = factors_of(adapter) if adapter is not None else None
         return generate(model, tok, prompts, max_new_tokens, batch_size, factors=factors, on_batch=tick)
 
     bare = lambda n, qa: question_messages(qa["q"])  # noqa: E731

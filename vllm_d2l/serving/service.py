@@ -530,11 +530,10 @@ class DocumentService:
         return stored, data, config, ours
 
     def _pooled_groups(self, parts: list[str]) -> list:
-        """The parts as adapters to compose: the parts made by one of this server's generators,
-        each with its memory kept, become one adapter of their folded memories (as if they were one
-        document); every other part comes as stored."""
-        by_generator: dict[str, list[str]] = {}
-        memories: dict[str, dict] = {}
+        """The parts as adapters to compose: two or more parts made by one of this server's
+        generators, each with its memory kept, become one adapter of their folded memories (as if
+        they were one document); every other part comes as stored."""
+        groups: dict[str, tuple[Generator, list[str], list[dict]]] = {}
         loose = []
         for part in parts:
             rec = self.store.record(part)
@@ -544,15 +543,18 @@ class DocumentService:
             if memory is None:
                 loose.append(part)
             else:
-                memories[part] = memory
-                by_generator.setdefault(gen.fingerprint, []).append(part)
-        out = [self.store.load(part)[1] for part in loose]
-        for fp, group in by_generator.items():
-            gen = next(g for g in self.generators.values() if g is not None and g.fingerprint == fp)
-            records = [self.store.record(p) for p in group]
-            out.append(gen.pool([memories[p] for p in group],
-                                {"tokens": sum(r.tokens for r in records), "chunks": sum(r.chunks for r in records)}))
-        return out
+                group = groups.setdefault(gen.fingerprint, (gen, [], []))
+                group[1].append(part)
+                group[2].append(memory)
+        out = []
+        for gen, names, memories in groups.values():
+            if len(names) == 1:
+                loose.extend(names)
+                continue
+            records = [self.store.record(p) for p in names]
+            out.append(gen.pool(memories, {"tokens": sum(r.tokens for r in records),
+                                           "chunks": sum(r.chunks for r in records)}))
+        return [self.store.load(part)[1] for part in loose] + out
 
     async def close(self) -> None:
         for task in list(self._purges.values()):
