@@ -23,6 +23,6 @@ mkdir -p "$OUT"
     --out "$OUT/handwritten.json" --plot "$OUT/handwritten.png"
 .venv/bin/vllm-d2l eval --needle "${ARGS[@]}" --multiples 1,2,4 --depths 0.1,0.5,0.9 --trials 3 \
     --conditions none,context,adapter --no-progress --out "$OUT/needle.json" --plot "$OUT/needle.png"
-# one question, K hand-written documents: their composite adapter, one adapter of them joined, all in the prompt
+# one question, K hand-written documents: their composite as served, the plain sum of their adapters, all in the prompt
 .venv/bin/vllm-d2l eval --multi 1,2,4 "${ARGS[@]}" --no-progress \
     --out "$OUT/multi_handwritten.json" --plot "$OUT/multi_handwritten.png"

@@ -76,6 +76,31 @@ def test_fresh_network_is_exact_noop(model):
     assert all(not b.any() for _, b in factors.values())
 
 
+def next_token_pairs(net, enc, d, n_tok, layer=1):
+    """Document d's keys' inputs m~_t and RMS-normalised next-token values h_t+1 at `layer`."""
+    m = enc.inputs[d, layer, :n_tok - 1].float() / net.in_rms[layer, 0]
+    h = enc.hidden[d, layer, 1:n_tok].float()
+    return m, h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+
+def whitened_direct(net, enc, x, d, n_tok, center=True, weights=None, layer=1):
+    """The whitened read written token by token: gain * n^-1/2 * q M K^T (w * H V^T), with
+    M = (1 + e) t (C + e t I)^-1 and every mean, covariance and count weighed by w (1 if None)."""
+    m, h = next_token_pairs(net, enc, d, n_tok, layer)
+    w = torch.ones(m.shape[0]) if weights is None else weights
+    k, g = net.config.key_dim, net.key["down_proj"][layer]
+    keys = m @ g.T / k ** 0.5
+    n = w.sum()
+    if center:
+        keys = keys - (w[:, None] * keys).sum(0) / n
+    cov = keys.T @ (w[:, None] * keys) / n
+    t, e = cov.trace() / k, net.ridge[layer, 0].exp()
+    whiten = (1 + e) * t * torch.linalg.inv(cov + e * t * torch.eye(k))
+    q = (x / net.in_rms[layer, 0]) @ g.T
+    values = w[:, None] * (h @ net.value["down_proj"][layer].T)
+    return (net.gain[layer, 0] * n ** -0.5 * (q @ whiten @ keys.T) @ values).detach()
+
+
 @pytest.mark.parametrize("center", [True, False])
 def test_ridge_read_is_the_whitened_least_squares_form(model, center):
     """B A x must equal gain * norm(n) * q M K^T H V^T with M = (1 + e) t (C + e t I)^-1, C the
@@ -88,22 +113,9 @@ def test_ridge_read_is_the_whitened_least_squares_form(model, center):
         net.ridge.uniform_(-1.0, 1.0)
         a, b = net.batch_factors(enc, mask, [0, 1], 2)[PATH]
     x = torch.randn(5, model.config.intermediate_size)
-    k, layer = net.config.key_dim, 1
     for d, n_tok in enumerate((12, 9)):
-        m = enc.inputs[d, layer, :n_tok - 1].float() / net.in_rms[layer, 0]
-        h = enc.hidden[d, layer, 1:n_tok].float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
-        g = net.key["down_proj"][layer]
-        keys = m @ g.T / k ** 0.5
-        if center:
-            keys = keys - keys.mean(0)
-        n = keys.shape[0]
-        cov = keys.T @ keys / n
-        t, e = cov.trace() / k, net.ridge[layer, 0].exp()
-        whiten = (1 + e) * t * torch.linalg.inv(cov + e * t * torch.eye(k))
-        q = (x / net.in_rms[layer, 0]) @ g.T
-        direct = net.gain[layer, 0] * n ** -0.5 * (q @ whiten @ keys.T) @ (h @ net.value["down_proj"][layer].T)
-        torch.testing.assert_close(x @ a[d].T @ b[d].T, direct.detach(), atol=1e-4, rtol=1e-4)
+        direct = whitened_direct(net, enc, x, d, n_tok, center)
+        torch.testing.assert_close(x @ a[d].T @ b[d].T, direct, atol=1e-4, rtol=1e-4)
 
     plain = token_net(model.config, center_keys=center, bias_rank=0)
     plain.load_state_dict({k: v for k, v in net.state_dict().items() if k != "ridge"})
@@ -125,7 +137,6 @@ def test_write_gate_weighs_each_tokens_terms_and_starts_as_no_gate(model):
     with torch.no_grad():
         net.ridge.uniform_(-1.0, 1.0)
         plain.ridge.copy_(net.ridge)
-        gated = net.batch_factors(enc, mask, [0, 1], 2)
         net.write["down_proj"].zero_()
         for path, (_, b) in plain.batch_factors(enc, mask, [0, 1], 2).items():
             torch.testing.assert_close(net.batch_factors(enc, mask, [0, 1], 2)[path][1], b)
@@ -133,24 +144,13 @@ def test_write_gate_weighs_each_tokens_terms_and_starts_as_no_gate(model):
         gated = net.batch_factors(enc, mask, [0, 1], 2)
     a, b = gated[PATH]
     x = torch.randn(5, model.config.intermediate_size)
-    k, layer = net.config.key_dim, 1
+    layer = 1
     for d, n_tok in enumerate((12, 9)):
-        m = enc.inputs[d, layer, :n_tok - 1].float() / net.in_rms[layer, 0]
-        h = enc.hidden[d, layer, 1:n_tok].float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
+        m, _ = next_token_pairs(net, enc, d, n_tok, layer)
         gate = 2 * torch.sigmoid(m @ net.write["down_proj"][layer] + net.write_bias[layer, 0])  # [T]
         assert gate.std() > 0.01  # the tokens really are weighed differently
-        g = net.key["down_proj"][layer]
-        keys = m @ g.T / k ** 0.5
-        n = gate.sum()
-        keys = keys - (gate[:, None] * keys).sum(0) / n
-        cov = keys.T @ (gate[:, None] * keys) / n
-        t, e = cov.trace() / k, net.ridge[layer, 0].exp()
-        whiten = (1 + e) * t * torch.linalg.inv(cov + e * t * torch.eye(k))
-        q = (x / net.in_rms[layer, 0]) @ g.T
-        values = gate[:, None] * (h @ net.value["down_proj"][layer].T)
-        direct = net.gain[layer, 0] * n ** -0.5 * (q @ whiten @ keys.T) @ values
-        torch.testing.assert_close(x @ a[d].T @ b[d].T, direct.detach(), atol=1e-4, rtol=1e-4)
+        direct = whitened_direct(net, enc, x, d, n_tok, weights=gate.detach(), layer=layer)
+        torch.testing.assert_close(x @ a[d].T @ b[d].T, direct, atol=1e-4, rtol=1e-4)
     with pytest.raises(ModelMismatch, match="write_gate"):
         token_net(model.config, write_gate=True)  # the plain-sum read composes by token counts
 

@@ -18,7 +18,7 @@ This is what the adapters alone allow. Where a generator also keeps each documen
 token kind; `HypernetBase.keeps_memory`), the server composes those documents from their memories
 instead (`Generator.pool`): for the whitened read, one least-squares memory over all their tokens,
 which the sum of separately whitened updates is not (on the hand-written set at K = 2 documents it
-kept nearly all of one adapter's accuracy where the sum kept half; README, "Several documents").
+kept 0.61 of one adapter's accuracy where the sum kept 0.39; README, "Several documents").
 """
 from __future__ import annotations
 

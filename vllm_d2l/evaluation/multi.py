@@ -2,9 +2,8 @@
 
 A user with a handful of uploaded documents asks with `"model": "doc-A+doc-B"` and does not say
 which document holds the answer. This test does the same in-process: documents are taken in
-groups of K (consecutive records), every question of a group is asked of the composite of the
-group's adapters (`compose.compose`, exactly what the server registers for the `+` name), and the
-score is set beside:
+groups of K (consecutive records), every question of a group is asked of the group's composite
+as the server builds it for the `+` name, and the score is set beside:
 
 - single:    the question's own document's adapter alone (what composition should keep),
 - composite: the group's composite as the server builds it for `doc-A+doc-B` (`composite_of`:
@@ -24,18 +23,15 @@ only the document parts add up).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 from typing import Sequence
 
 from ..compose import compose
 from ..lora import LoRAWeights
 from ..prompts import context_messages, question_messages, render
 from .generation import factors_of, generate
-from .metrics import contains, token_f1
-from .qa import _bar, _load_records, _summary
+from .qa import _bar, _load_records, _summary, add_record_args, score, write_outputs
 
 CONDITIONS = ("none", "single", "context", "composite", "summed", "other")
 JOIN = "\n\n---\n\n"  # between pasted documents in the context condition
@@ -128,9 +124,11 @@ def evaluate_multi(generator, records: list[dict], sizes: Sequence[int] = (1, 2,
         for j, (n, qa) in enumerate(kept):  # `kept` is a prefix of `questions`, both in document order
             outputs = {c: answers[c][j] for c in shared}
             outputs.update({c: outs[c][j] for c in grouped})
-            items.append({"id": records[n].get("id", str(n)), "group": n // k, "q": qa["q"], "a": qa["a"],
-                          "outputs": outputs, "correct": {c: contains(o, qa["a"]) for c, o in outputs.items()},
-                          "f1": {c: token_f1(o, qa["a"]) for c, o in outputs.items()}})
+            item = {"id": records[n].get("id", str(n)), "group": n // k, "q": qa["q"], "a": qa["a"],
+                    "outputs": outputs, "correct": {}, "f1": {}}
+            for c in outputs:
+                score(item, c)
+            items.append(item)
         summary = _summary(items, conditions)
         by_size[str(k)] = {"groups": len(groups), "n_questions": len(items), "conditions": summary,
                            "kept": _ratio(summary, "composite", "single"),
@@ -169,21 +167,8 @@ def format_table(results: dict) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-d2l eval --multi", description=__doc__.splitlines()[0])
     p.add_argument("sizes", help="comma-separated group sizes, e.g. 1,2,4")
-    p.add_argument("--data", help="JSONL of {text, qa:[{q,a}]} (default: the bundled hand-written set)")
-    p.add_argument("--synthetic", type=int, metavar="N", help="instead: N synthetic documents of held-out genres")
-    p.add_argument("--realistic", type=int, metavar="N", help="instead: N realistic documents of held-out kinds")
-    p.add_argument("--kinds", help="for --realistic: comma-separated kinds (default: its held-out kinds)")
-    p.add_argument("--genres", help="for --synthetic: comma-separated genres (default: the held-out ones)")
-    p.add_argument("--seed", type=int, default=0, help="seed for --synthetic / --realistic")
-    p.add_argument("--limit", type=int, help="evaluate only the first N documents")
-    p.add_argument("--hypernet", help="hypernetwork folder (default: the shipped one)")
-    p.add_argument("--model", help="base model folder (default: the default model)")
-    p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated subset of " + ",".join(CONDITIONS))
-    p.add_argument("--max-new-tokens", type=int, default=24)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--out", help="write the full results (every output) as JSON")
+    add_record_args(p, CONDITIONS)
     p.add_argument("--plot", help="write a PNG chart: accuracy against the number of documents")
-    p.add_argument("--no-progress", action="store_true")
     return p
 
 
@@ -208,13 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(e))
     results = {"data": label, "model": generator.base_model_name, "hypernet": generator.fingerprint, **results}
     print(format_table(results))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    if args.plot:
-        from .plots import multi_chart
+    from .plots import multi_chart
 
-        multi_chart(results, args.plot)
+    write_outputs(results, args.out, args.plot, multi_chart)
     return 0
 
 

@@ -10,11 +10,9 @@ the base model's window, as the reference a reader of the full text gets.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
-from pathlib import Path
 
 from ..datasets.corpora import long_text
 from ..datasets.needles import insert_at_depth
@@ -136,13 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     results = {"model": generator.base_model_name, "hypernet": generator.fingerprint, **results}
     for cond, by_len in results["recall"].items():
         print(f"{cond:<8} " + "  ".join(f"{k}: {v:.0%}" for k, v in by_len.items()))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    if args.plot:
-        from .plots import needle_chart
+    from .plots import needle_chart
+    from .qa import write_outputs
 
-        needle_chart(results, args.plot)
+    write_outputs(results, args.out, args.plot, needle_chart)
     return 0
 
 

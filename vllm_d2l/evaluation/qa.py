@@ -60,6 +60,19 @@ def _content(summary: dict) -> dict:
     return {m: summary["adapter"][m] - summary["other"][m] for m in ("accuracy", "f1")}
 
 
+def summarize(items: list[dict], conditions: Sequence[str]) -> dict:
+    """Every summary of scored items: per condition, gap closure, content gap and breakdowns."""
+    summary = _summary(items, conditions)
+    return {"conditions": summary, "gap_closure": _gaps(summary), "content_gap": _content(summary),
+            **{f"by_{k}": _breakdown(items, k, conditions) for k in ("genre", "type", "length")}}
+
+
+def score(item: dict, cond: str) -> None:
+    """Mark one output of an item: answer contained, token F1."""
+    item["correct"][cond] = contains(item["outputs"][cond], item["a"])
+    item["f1"][cond] = token_f1(item["outputs"][cond], item["a"])
+
+
 def _breakdown(items: list[dict], key: str, conditions: Sequence[str]) -> dict:
     groups: dict[str, list[dict]] = {}
     for i in items:
@@ -117,19 +130,14 @@ def evaluate(generator, records: list[dict], conditions: Sequence[str] = CONDITI
                 items[k]["outputs"][cond] = text
         seconds[cond] = time.perf_counter() - t0
         for i in items:
-            i["correct"][cond] = contains(i["outputs"][cond], i["a"])
-            i["f1"][cond] = token_f1(i["outputs"][cond], i["a"])
+            score(i, cond)
     if bar:
         bar.close()
 
-    summary = _summary(items, conditions)
     for i in items:
         del i["doc"]
     return {
-        "n_docs": len(records), "n_questions": len(items), "conditions": summary, "gap_closure": _gaps(summary),
-        "content_gap": _content(summary),
-        "by_genre": _breakdown(items, "genre", conditions), "by_type": _breakdown(items, "type", conditions),
-        "by_length": _breakdown(items, "length", conditions),
+        "n_docs": len(records), "n_questions": len(items), **summarize(items, conditions),
         "settings": {"max_new_tokens": max_new_tokens, "greedy": True, "scoring": "normalised answer contained"},
         "seconds": {k: round(v, 2) for k, v in seconds.items()}, "items": items,
     }
@@ -143,14 +151,12 @@ def rescore(results: dict) -> dict:
         raise ValueError("not a question-answer result (needs 'items' and 'conditions')")
     conditions = list(results["conditions"])
     for i in items:
-        i["correct"] = {c: contains(i["outputs"][c], i["a"]) for c in conditions}
-        i["f1"] = {c: token_f1(i["outputs"][c], i["a"]) for c in conditions}
-    summary = _summary(items, conditions)
-    for c in conditions:  # the served path also counts refused requests
-        if "errors" in results["conditions"][c]:
-            summary[c]["errors"] = results["conditions"][c]["errors"]
-    results.update({"conditions": summary, "gap_closure": _gaps(summary), "content_gap": _content(summary),
-                    **{f"by_{k}": _breakdown(items, k, conditions) for k in ("genre", "type", "length")}})
+        for c in conditions:
+            score(i, c)
+    errors = {c: s["errors"] for c, s in results["conditions"].items() if "errors" in s}  # served: refusals
+    results.update(summarize(items, conditions))
+    for c, n in errors.items():
+        results["conditions"][c]["errors"] = n
     return results
 
 
@@ -196,8 +202,8 @@ def format_table(results: dict) -> str:
     return "\n".join(rows)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vllm-d2l eval", description=__doc__.splitlines()[0])
+def add_record_args(p: argparse.ArgumentParser, conditions: Sequence[str]) -> None:
+    """Which documents, which model and how to answer: the options `eval` and `eval --multi` share."""
     p.add_argument("--data", help="JSONL of {text, qa:[{q,a}]} (default: the bundled hand-written set)")
     p.add_argument("--synthetic", type=int, metavar="N", help="instead: N synthetic documents of held-out genres")
     p.add_argument("--realistic", type=int, metavar="N", help="instead: N realistic documents of held-out kinds")
@@ -205,18 +211,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for --synthetic / --realistic")
     p.add_argument("--genres", help="for --synthetic: comma-separated genres, the ones the hypernetwork was "
                                     "trained without (default: the generator's default hold-out)")
-    p.add_argument("--server", metavar="URL", help="ask a running vllm-d2l server instead of the in-process model: "
-                                                 "documents are uploaded, questions go through chat completions")
-    p.add_argument("--api-key", help="with --server: the server's --api-key")
     p.add_argument("--hypernet", help="hypernetwork folder (default: the shipped one)")
     p.add_argument("--model", help="base model folder (default: the default model)")
     p.add_argument("--limit", type=int, help="evaluate only the first N documents")
-    p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated subset of " + ",".join(CONDITIONS))
+    p.add_argument("--conditions", default=",".join(conditions), help="comma-separated subset of " + ",".join(conditions))
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--out", help="write the full results (every output) as JSON")
-    p.add_argument("--plot", help="write a PNG bar chart")
     p.add_argument("--no-progress", action="store_true")
+
+
+def write_outputs(results: dict, out: str | None, plot: str | None, chart) -> None:
+    """The `--out` JSON (every output kept) and the `--plot` PNG drawn by `chart(results, path)`."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    if plot:
+        chart(results, plot)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vllm-d2l eval", description=__doc__.splitlines()[0])
+    add_record_args(p, CONDITIONS)
+    p.add_argument("--server", metavar="URL", help="ask a running vllm-d2l server instead of the in-process model: "
+                                                 "documents are uploaded, questions go through chat completions")
+    p.add_argument("--api-key", help="with --server: the server's --api-key")
+    p.add_argument("--plot", help="write a PNG bar chart")
     p.add_argument("--needle", action="store_true", help="run the needle test instead (see --needle --help)")
     p.add_argument("--tasks", action="store_true", help="evaluate task descriptions instead (see --tasks --help)")
     p.add_argument("--rescore", nargs="+", metavar="JSON", help="score saved results (--out files) again with the "
@@ -270,13 +290,9 @@ def main(argv: list[str] | None = None) -> int:
                            progress=not args.no_progress)
         results = {"data": label, "model": generator.base_model_name, "hypernet": generator.fingerprint, **results}
     print(format_table(results))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    if args.plot:
-        from .plots import qa_chart
+    from .plots import qa_chart
 
-        qa_chart(results, args.plot)
+    write_outputs(results, args.out, args.plot, qa_chart)
     return 0
 
 

@@ -14,8 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 from ..prompts import context_messages, question_messages
-from .metrics import contains, token_f1
-from .qa import CONDITIONS, _bar, _breakdown, _content, _gaps, _summary
+from .qa import CONDITIONS, _bar, score, summarize
 
 
 class ServedClient:
@@ -92,23 +91,19 @@ def evaluate_served(client: ServedClient, records: list[dict], conditions: Seque
             t0 = time.perf_counter()
             for item, text in zip(items, pool.map(lambda i, c=cond: ask(i, c), items)):
                 item["outputs"][cond] = text
-                item["correct"][cond] = contains(text, item["a"])
-                item["f1"][cond] = token_f1(text, item["a"])
+                score(item, cond)
                 if bar:
                     bar.update(1)
             seconds[cond] = time.perf_counter() - t0
     if bar:
         bar.close()
-    summary = _summary(items, conditions)
-    for c in conditions:
-        summary[c]["errors"] = sum(c in i.get("errors", {}) for i in items)
     for i in items:
         del i["doc"]
+    summaries = summarize(items, conditions)
+    for c in conditions:
+        summaries["conditions"][c]["errors"] = sum(c in i.get("errors", {}) for i in items)
     return {
-        "n_docs": len(records), "n_questions": len(items), "conditions": summary, "gap_closure": _gaps(summary),
-        "content_gap": _content(summary), "adapters": ids,
-        "by_genre": _breakdown(items, "genre", conditions), "by_type": _breakdown(items, "type", conditions),
-        "by_length": _breakdown(items, "length", conditions),
+        "n_docs": len(records), "n_questions": len(items), **summaries, "adapters": ids,
         "settings": {"max_new_tokens": max_new_tokens, "greedy": True, "scoring": "normalised answer contained",
                      "path": "served: POST /v1/documents, /v1/chat/completions"},
         "seconds": {k: round(v, 2) for k, v in seconds.items()}, "items": items,

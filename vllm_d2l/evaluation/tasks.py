@@ -14,7 +14,6 @@ held-out families.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from collections import defaultdict
@@ -219,11 +218,9 @@ def main(argv: list[str] | None = None) -> int:
               f"with a task adapter {check['adapter_accuracy']:.0%} on average"
               + (f" ({check['kept']:.0%} kept)" if check["kept"] is not None else ""))
         results["qa_check"] = check
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    if args.plot:
-        tasks_chart({k: v for k, v in results.items() if k in SETS}, args.plot)
+    from .qa import write_outputs
+
+    write_outputs(results, args.out, args.plot, lambda r, path: tasks_chart({k: v for k, v in r.items() if k in SETS}, path))
     return 0
 
 

@@ -533,7 +533,7 @@ class DocumentService:
         """The parts as adapters to compose: two or more parts made by one of this server's
         generators, each with its memory kept, become one adapter of their folded memories (as if
         they were one document); every other part comes as stored."""
-        groups: dict[str, tuple[Generator, list[str], list[dict]]] = {}
+        groups: dict[str, list[tuple[Generator, str, AdapterRecord, dict]]] = {}
         loose = []
         for part in parts:
             rec = self.store.record(part)
@@ -543,18 +543,16 @@ class DocumentService:
             if memory is None:
                 loose.append(part)
             else:
-                group = groups.setdefault(gen.fingerprint, (gen, [], []))
-                group[1].append(part)
-                group[2].append(memory)
-        out = []
-        for gen, names, memories in groups.values():
-            if len(names) == 1:
-                loose.extend(names)
+                groups.setdefault(gen.fingerprint, []).append((gen, part, rec, memory))
+        pooled = []
+        for group in groups.values():
+            if len(group) == 1:
+                loose.append(group[0][1])
                 continue
-            records = [self.store.record(p) for p in names]
-            out.append(gen.pool(memories, {"tokens": sum(r.tokens for r in records),
-                                           "chunks": sum(r.chunks for r in records)}))
-        return [self.store.load(part)[1] for part in loose] + out
+            pooled.append(group[0][0].pool([m for *_, m in group],
+                                           {"tokens": sum(r.tokens for _, _, r, _ in group),
+                                            "chunks": sum(r.chunks for _, _, r, _ in group)}))
+        return [self.store.load(part)[1] for part in loose] + pooled
 
     async def close(self) -> None:
         for task in list(self._purges.values()):
