@@ -83,13 +83,14 @@ def next_token_pairs(net, enc, d, n_tok, layer=1):
     return m, h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
 
 
-def whitened_direct(net, enc, x, d, n_tok, center=True, weights=None, layer=1):
+def whitened_direct(net, enc, x, d, n_tok, center=True, weights=None, layer=1, key_map=None):
     """The whitened read written token by token: gain * n^-1/2 * q M K^T (w * H V^T), with
-    M = (1 + e) t (C + e t I)^-1 and every mean, covariance and count weighed by w (1 if None)."""
+    M = (1 + e) t (C + e t I)^-1 and every mean, covariance and count weighed by w (1 if None);
+    keys from `key_map` (default: the query map G)."""
     m, h = next_token_pairs(net, enc, d, n_tok, layer)
     w = torch.ones(m.shape[0]) if weights is None else weights
     k, g = net.config.key_dim, net.key["down_proj"][layer]
-    keys = m @ g.T / k ** 0.5
+    keys = m @ (g if key_map is None else key_map).T / k ** 0.5
     n = w.sum()
     if center:
         keys = keys - (w[:, None] * keys).sum(0) / n
@@ -153,6 +154,36 @@ def test_write_gate_weighs_each_tokens_terms_and_starts_as_no_gate(model):
         torch.testing.assert_close(x @ a[d].T @ b[d].T, direct, atol=1e-4, rtol=1e-4)
     with pytest.raises(ModelMismatch, match="write_gate"):
         token_net(model.config, write_gate=True)  # the plain-sum read composes by token counts
+
+
+def test_own_write_keys_move_only_the_documents_keys_and_start_as_shared(model):
+    """With its own write keys, a document's keys come from G + D while queries (the adapter's A)
+    keep G; at D = 0 it is the network without them exactly, so a trained run can switch it on."""
+    net = token_net(model.config, memory_read="ridge", write_gate=True, own_write_keys=True, bias_rank=0).open_(seed=3)
+    enc, mask = encode(model, net)
+    net.calibrate_(enc, mask)
+    plain = token_net(model.config, memory_read="ridge", write_gate=True, bias_rank=0)
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("doc_key")})
+    with torch.no_grad():
+        net.write["down_proj"].zero_()
+        moved = net.batch_factors(enc, mask, [0, 1], 2)
+        net.doc_key["down_proj"].zero_()
+        plain.write["down_proj"].zero_()
+        for path, (a, b) in plain.batch_factors(enc, mask, [0, 1], 2).items():
+            same_a, same_b = net.batch_factors(enc, mask, [0, 1], 2)[path]
+            torch.testing.assert_close(same_b, b)
+            torch.testing.assert_close(same_a, a)
+            torch.testing.assert_close(moved[path][0], a)  # the query map never moves
+        net.open_(seed=3).write["down_proj"].zero_()
+    a, b = moved[PATH]
+    x = torch.randn(5, model.config.intermediate_size)
+    layer = 1
+    key_map = net.key["down_proj"][layer] + net.doc_key["down_proj"][layer]
+    for d, n_tok in enumerate((12, 9)):
+        direct = whitened_direct(net, enc, x, d, n_tok, layer=layer, key_map=key_map.detach())
+        torch.testing.assert_close(x @ a[d].T @ b[d].T, direct, atol=1e-4, rtol=1e-4)
+        shared = whitened_direct(net, enc, x, d, n_tok, layer=layer)
+        assert not torch.allclose(direct, shared, atol=1e-3)
 
 
 def test_a_checkpoint_loads_with_a_new_read(tiny_model_dir, tmp_path, model):

@@ -216,6 +216,33 @@ def test_resumed_run_takes_its_rates_from_the_config(tiny_model_dir, tmp_path):
     assert {g["name"]: g["lr_mult"] for g in resumed.opt.param_groups} == {"decay": 1.0, "value": 0.25, "bias": 2.0}
 
 
+def test_a_branch_adds_parts_and_keeps_the_parents_optimizer_step_and_data(tiny_model_dir, tmp_path):
+    """A branch continues another run's checkpoint with a zero-started part switched on: the
+    parent's weights, optimizer state and step carry over, the new part gets its own fresh group,
+    and at its first step it computes exactly what the parent computes on the same data."""
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2, "memory_read": "ridge", "write_gate": True}
+    parent = Trainer(config(tmp_path / "p", tiny_model_dir, steps=6, hypernet=net))
+    parent.run(progress=False, until=3)
+    parent_ckpt = tmp_path / "p" / "run" / "checkpoint"
+    branch = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6, branch_from=str(parent_ckpt),
+                            hypernet={**net, "own_write_keys": True}))
+    assert branch.step == 3 and [g["name"] for g in branch.opt.param_groups][-1] == "doc_key"
+    old = dict(parent.net.named_parameters())
+    for name, p in branch.net.named_parameters():
+        if name.startswith("doc_key."):
+            assert not p.any() and p not in branch.opt.state  # zero-started, no optimizer state yet
+        else:
+            torch.testing.assert_close(p, old[name])
+            for key, val in parent.opt.state[old[name]].items():
+                torch.testing.assert_close(branch.opt.state[p][key], val)
+    assert branch.train_step()["ce"] == pytest.approx(parent.train_step()["ce"], rel=1e-5)
+    assert branch.net.doc_key["down_proj"].any()  # and from then on the new part learns
+    branch.save()
+    with pytest.raises(ValueError, match="lacks"):  # a branch may add parts, never drop them
+        Trainer(config(tmp_path / "c", tiny_model_dir, steps=6, branch_from=str(tmp_path / "b" / "run" / "checkpoint"),
+                       hypernet=net))
+
+
 def test_wrong_document_shares_the_genre_when_it_can():
     from vllm_d2l.training.trainer import wrong_document
     recs = [{"genre": g} for g in ["memo", "log", "memo", "faq", "log", "memo"]]

@@ -27,6 +27,9 @@ With `memory_read="ridge"` the memory also sums the keys' outer products (sum_t 
 reads it through the keys' whitened covariance (see `HypernetConfig.memory_read`): still rank k,
 still summed over chunks, but each stored key then answers more nearly with its own value.
 
+With `own_write_keys` the keys come from G_l + D_l (D_l learned, zero at the start) while the
+queries keep G_l, so the write side can move a token's key toward the questions that ask for it.
+
 With `write_gate` every token's terms (and its count in n) are weighed by g_t = 2 sigmoid(u . m~_t
 + c), read from the same input as its key: the memory becomes a weighted one, chunks still sum.
 """
@@ -65,6 +68,10 @@ class FastWeightNet(HypernetBase):
         # queries start at unit scale whatever the layer; 1 until then.
         self.register_buffer("in_rms", torch.ones(n_layers, len(c.target_modules)))
         self.init_bias_block()
+        if c.own_write_keys:  # D of the document side's key map G + D: zero, the shared map
+            # (registered last, so its optimizer group comes after those of a run without it)
+            self.doc_key = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_layers, k, d_in))
+                                             for m, (d_in, _) in self.shapes.items()})
 
     @property
     def capture(self) -> list[str]:
@@ -99,7 +106,7 @@ class FastWeightNet(HypernetBase):
                 logit = torch.einsum("nltd,ld->nlt", m_in[:, j], u) + self.write_bias[None, :, j, None]
                 wt = wt * 2 * torch.sigmoid(logit)  # [N, L, T]
             hw = h * wt[..., None]  # [N, L, T, H]
-            g = self.key[m] / (self.in_rms[:, j, None, None] * c.key_dim ** 0.5)  # [L, k, d_in]
+            g = self.write_keys(m) / (self.in_rms[:, j, None, None] * c.key_dim ** 0.5)  # [L, k, d_in]
             keys = torch.einsum("nltd,lkd->nltk", m_in[:, j], g)  # [N, L, T, k]
             out["S"].append(torch.einsum("nlth,nltk->nlhk", hw, keys))  # [N, L, H, k]
             out["sh"].append(hw.sum(2))  # [N, L, H]
@@ -111,6 +118,10 @@ class FastWeightNet(HypernetBase):
         mem = {k: torch.stack(v, 1) for k, v in out.items()}
         mem["n"] = w.sum(1)  # [N]: tokens stored (the adapter's meta counts these)
         return mem
+
+    def write_keys(self, m: str) -> torch.Tensor:
+        """The document side's key map of module m [L, k, d_in]: the query map G, plus D if it has its own."""
+        return self.key[m] + self.doc_key[m] if self.config.own_write_keys else self.key[m]
 
     def factors(self, mem: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Summed memories of D documents -> {path: (A [D, k, d_in], B [D, H, k])}."""
@@ -203,6 +214,8 @@ class FastWeightNet(HypernetBase):
         for m, p in getattr(self, "bias_b", {}).items():
             p.copy_(torch.randn(p.shape, generator=g) * 0.5)
         for p in getattr(self, "write", {}).values():  # gates that differ from token to token
+            p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5)
+        for p in getattr(self, "doc_key", {}).values():  # keys that differ from the queries
             p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5)
         self.gain.fill_(1.0)
         return self

@@ -103,6 +103,13 @@ class HypernetConfig:
     # tokens are prose that no question asks about, and each of them blurs the few that matter; a
     # gate lets the memory write names and numbers harder than filler.
     write_gate: bool = False
+    # token kind: the document's keys get their own map, a_t = (G_l + D_l) m~_t, while queries keep
+    # G_l. Why: with one map a token's key and a question's query can only meet where the two
+    # states already look alike; a stated value sits after "leaves at", its question reads "what
+    # time does ... leave?", so the write side needs room to move its keys toward where the
+    # questions land (attention's separate key and query maps, for the same reason). D_l starts
+    # at zero, the network without it, so a trained run can switch it on.
+    own_write_keys: bool = False
 
     def adapter_rank(self, chunks: int = 1) -> int:
         """Rank of a document's adapter: Perceiver chunks concatenate along rank; the token kind's

@@ -43,11 +43,16 @@ def _swap_in(tmp: Path, folder: Path) -> None:
         shutil.rmtree(old)
 
 
-def load(folder: Path, net: Hypernet, opt: torch.optim.Optimizer) -> dict:
-    """Restore weights and optimizer in place; return the saved training state."""
+def load(folder: Path, net: Hypernet, opt: torch.optim.Optimizer, grow: bool = False) -> dict:
+    """Restore weights and optimizer in place; return the saved training state.
+
+    `grow`: `net` may have parameters the checkpoint lacks, each in an optimizer group after the
+    saved ones (a branch that switches a zero-started part on); they keep their fresh values and
+    start their optimizer state afresh, and everything the checkpoint has is restored as saved."""
     loaded = Hypernet.load(folder)
-    net.load_state_dict(loaded.state_dict())  # copies into the net's own device
+    missing, unexpected = net.load_state_dict(loaded.state_dict(), strict=not grow)  # copies onto net's device
     state = json.loads((folder / "state.json").read_text())
+    saved_groups = state.pop("param_groups")
     tensors = load_file(str(folder / "optimizer.safetensors"))
     per_param: dict[int, dict] = {}
     for key, val in tensors.items():
@@ -56,8 +61,29 @@ def load(folder: Path, net: Hypernet, opt: torch.optim.Optimizer) -> dict:
     for key, val in state.pop("optimizer_scalars").items():
         idx, name = key.split(".", 1)
         per_param.setdefault(int(idx), {})[name] = torch.tensor(val)
-    opt.load_state_dict({"state": per_param, "param_groups": state.pop("param_groups")})
+    if grow:
+        saved_groups = _grown_groups(net, opt, saved_groups, missing, unexpected)
+    opt.load_state_dict({"state": per_param, "param_groups": saved_groups})
     return state
+
+
+def _grown_groups(net: Hypernet, opt: torch.optim.Optimizer, saved: list[dict], missing: list[str],
+                  unexpected: list[str]) -> list[dict]:
+    """The saved optimizer groups followed by the current ones that hold only the new parameters;
+    anything else that differs is an error (a branch may add parts, never change them)."""
+    if unexpected:
+        raise ValueError(f"the checkpoint has parameters this network lacks: {unexpected[:3]}")
+    current = opt.state_dict()["param_groups"]
+    names = {id(p): n for n, p in net.named_parameters()}
+    new_ids = {id(p) for n, p in net.named_parameters() if n in set(missing)}
+    head, tail = current[:len(saved)], current[len(saved):]
+    same = all(a.get("name") == b.get("name") and len(a["params"]) == len(b["params"]) for a, b in zip(saved, head))
+    tail_params = [p for g in opt.param_groups[len(saved):] for p in g["params"]]
+    if not same or {id(p) for p in tail_params} != new_ids:
+        raise ValueError("the network's new parameters must come in optimizer groups after the saved ones; "
+                         f"new: {sorted(missing)[:3]}, groups after the saved ones: "
+                         f"{[names[id(p)] for p in tail_params][:3]}")
+    return saved + tail
 
 
 def save_snapshot(folder: Path, net: Hypernet, state: dict) -> None:

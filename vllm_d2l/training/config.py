@@ -16,6 +16,11 @@ class TrainConfig:
     # folder has no checkpoint of its own, e.g. on a fresh machine; the optimizer restarts with a
     # new warm-up.
     resume_from: str | None = None
+    # Start from another run's full checkpoint (`runs/X/checkpoint`: weights, optimizer state and
+    # step) when the run folder has none, with parameters this config adds (zero-started, such as
+    # `own_write_keys`) in fresh optimizer groups. Steps draw their data by number, so the parent
+    # run's log from that step on is the branch's control, with nothing else changed.
+    branch_from: str | None = None
     # data
     synthetic_docs: int = 4000  # fictional fact documents generated for training
     heldout_docs: int = 48  # synthetic documents of the held-out genres

@@ -54,6 +54,9 @@ class Trainer:
         if (ckpt / "state.json").is_file():
             self.step = checkpoint.load(ckpt, self.net, self.opt)["step"]
             self.apply_rate_multipliers()
+        elif cfg.branch_from:  # another run's checkpoint, optimizer and step included
+            self.step = checkpoint.load(Path(cfg.branch_from), self.net, self.opt, grow=True)["step"]
+            self.apply_rate_multipliers()
         elif cfg.resume_from:  # a committed snapshot: weights and step, optimizer started afresh
             self.step = self.warm_from = checkpoint.load_snapshot(Path(cfg.resume_from), self.net)
 
@@ -71,6 +74,8 @@ class Trainer:
                 key, mult, decay = "ridge", cfg.ridge_lr_mult, 0.0
             elif name.startswith("write"):  # the write gate: no decay pulling it back to "write all"
                 key, mult, decay = "write", 1.0, 0.0
+            elif name.startswith("doc_key."):  # its own group (decay pulls it back to the shared map)
+                key, mult, decay = "doc_key", 1.0, cfg.weight_decay
             elif p.dim() >= 2:
                 key, mult, decay = "decay", 1.0, cfg.weight_decay
             else:
@@ -109,7 +114,8 @@ class Trainer:
             masks.append(mask)
             owner.extend([d] * len(chunks))
         enc, mask = Encoded.concat(encoded, masks)
-        if self.step == 0 and self.net.training and not (self.cfg.init_from or self.cfg.resume_from):
+        if self.step == 0 and self.net.training and not (self.cfg.init_from or self.cfg.resume_from
+                                                         or self.cfg.branch_from):
             self.net.calibrate_(enc, mask)
         return self.net.batch_factors(enc, mask, owner, len(docs))
 
