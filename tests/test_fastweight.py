@@ -186,6 +186,62 @@ def test_own_write_keys_move_only_the_documents_keys_and_start_as_shared(model):
         assert not torch.allclose(direct, shared, atol=1e-3)
 
 
+def test_pooled_block_mixes_learned_matrices_by_the_mean_value_and_starts_empty(model):
+    """The pooled block's B is sum_i c_i M_i with c = W h_bar, h_bar the (gate-weighed) mean of the
+    document's normalised values; with W = 0 the adapter is the network without the block,
+    padded with zero rank rows."""
+    net = token_net(model.config, memory_read="ridge", write_gate=True, pooled_rank=3, pooled_basis=4,
+                    bias_rank=0).open_(seed=3)
+    enc, mask = encode(model, net)
+    net.calibrate_(enc, mask)
+    plain = token_net(model.config, memory_read="ridge", write_gate=True, bias_rank=0)
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("pool_")})
+    with torch.no_grad():
+        mixed = net.batch_factors(enc, mask, [0, 1], 2)
+        net.pool_mix["down_proj"].zero_()
+        empty = net.batch_factors(enc, mask, [0, 1], 2)
+        for path, (a, b) in plain.batch_factors(enc, mask, [0, 1], 2).items():
+            assert empty[path][0].shape[1] == b.shape[2] + 3 == net.config.adapter_rank()
+            torch.testing.assert_close(empty[path][1][..., :6], b)
+            assert not empty[path][1][..., 6:].any()
+        net.open_(seed=3)
+    layer = 1
+    for d, n_tok in enumerate((12, 9)):
+        m, h = next_token_pairs(net, enc, d, n_tok, layer)
+        w = 2 * torch.sigmoid(m @ net.write["down_proj"][layer] + net.write_bias[layer, 0])  # [T]
+        h_bar = (w[:, None] * h).sum(0) / w.sum()
+        mix = net.pool_mix["down_proj"][layer] @ h_bar  # [basis]
+        b_pool = torch.einsum("b,bhr->hr", mix, net.pool_basis["down_proj"][layer])
+        torch.testing.assert_close(mixed[PATH][1][d, :, 6:], b_pool.detach(), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(mixed[PATH][0][d, 6:], net.pool_a["down_proj"][layer].detach() / net.in_rms[layer, 0])
+    assert not net.is_noop()
+
+
+@pytest.mark.parametrize("own_keys", [False, True])
+def test_a_grown_key_space_computes_what_the_network_did(model, own_keys):
+    """More key dimensions, added to a trained network, leave every adapter's update B A x as it
+    was (to O(eps^2)); the adapter's rank grows by as many."""
+    from vllm_d2l.training.grow import grown_net
+    net = token_net(model.config, memory_read="ridge", write_gate=True, own_write_keys=own_keys).open_(seed=3)
+    enc, mask = encode(model, net)
+    net.calibrate_(enc, mask)
+    with torch.no_grad():
+        net.gain.uniform_(0.5, 1.5)
+        net.ridge.uniform_(-1.0, 1.0)
+        big = grown_net(net, extra=5)
+        assert big.config.key_dim == 11 and big.config.adapter_rank() == 11 + 2
+        x = torch.randn(5, model.config.intermediate_size)
+        before, after = net.batch_factors(enc, mask, [0, 1], 2), big.batch_factors(enc, mask, [0, 1], 2)
+        for path, (a, b) in before.items():
+            a2, b2 = after[path]
+            assert a2.shape[1] == a.shape[1] + 5
+            torch.testing.assert_close(torch.einsum("dri,ni,dor->dno", a2, x, b2),
+                                       torch.einsum("dri,ni,dor->dno", a, x, b), atol=1e-4, rtol=1e-3)
+        assert (big.key["down_proj"][:, 6:].abs().max() > 0)  # the new rows are not stuck at zero
+    with pytest.raises(ValueError, match="ridge"):
+        grown_net(token_net(model.config), extra=4)
+
+
 def test_a_checkpoint_loads_with_a_new_read(tiny_model_dir, tmp_path, model):
     """A run may start from a plain-sum checkpoint with the ridge read: the learnt weights carry
     over and the new strengths start at `ridge_init`."""
@@ -198,12 +254,13 @@ def test_a_checkpoint_loads_with_a_new_read(tiny_model_dir, tmp_path, model):
         HypernetBase.load(folder, model.config, overrides={"key_dim": 4})
 
 
-@pytest.mark.parametrize("read, gate", [("sum", False), ("ridge", False), ("ridge", True)])
-def test_generation_equals_training_path_and_rank_is_fixed(tiny_model_dir, tmp_path, read, gate):
+@pytest.mark.parametrize("read, gate, pooled", [("sum", False, 0), ("ridge", False, 0), ("ridge", True, 0),
+                                                ("ridge", True, 3)])
+def test_generation_equals_training_path_and_rank_is_fixed(tiny_model_dir, tmp_path, read, gate, pooled):
     """The generator folds chunk memories one micro-batch at a time; training sums them in one
     batch. Both must give the same adapter, and its rank must not depend on the length."""
     folder = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6, bias_rank=2,
-                                 memory_read=read, write_gate=gate)
+                                 memory_read=read, write_gate=gate, pooled_rank=pooled)
     gen = Generator.load(folder, tiny_model_dir, encoder_dtype=torch.float32, adapter_dtype=torch.float32,
                          chunk_tokens=16, batch_tokens=16)
     ids = gen.tokenize(TEXT)
@@ -211,7 +268,7 @@ def test_generation_equals_training_path_and_rank_is_fixed(tiny_model_dir, tmp_p
     assert len(chunks) >= 4
     long = gen.internalize(TEXT)
     short = gen.internalize(gen.tokenizer.decode(chunks[0]))
-    assert long.weights.rank == short.weights.rank == 6 + 2 == gen.hypernet.config.adapter_rank(len(chunks))
+    assert long.weights.rank == short.weights.rank == 6 + pooled + 2 == gen.hypernet.config.adapter_rank(len(chunks))
 
     width = max(len(c) for c in chunks)
     x = torch.zeros(len(chunks), width, dtype=torch.long)

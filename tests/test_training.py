@@ -4,6 +4,7 @@ import json
 import pytest
 import torch
 
+from vllm_d2l.errors import ModelMismatch
 from vllm_d2l.hypernet import Hypernet
 from vllm_d2l.training.config import TrainConfig
 from vllm_d2l.training.trainer import Trainer
@@ -238,9 +239,31 @@ def test_a_branch_adds_parts_and_keeps_the_parents_optimizer_step_and_data(tiny_
     assert branch.train_step()["ce"] == pytest.approx(parent.train_step()["ce"], rel=1e-5)
     assert branch.net.doc_key["down_proj"].any()  # and from then on the new part learns
     branch.save()
-    with pytest.raises(ValueError, match="lacks"):  # a branch may add parts, never drop them
+    with pytest.raises(ModelMismatch, match="unexpected"):  # a branch may add parts, never drop them
         Trainer(config(tmp_path / "c", tiny_model_dir, steps=6, branch_from=str(tmp_path / "b" / "run" / "checkpoint"),
-                       hypernet=net))
+                       hypernet={"own_write_keys": False}))
+
+
+def test_a_grown_checkpoint_resumes_with_its_optimizer_state(tiny_model_dir, tmp_path):
+    """A checkpoint grown to more key dimensions resumes at its step; every tensor that kept its
+    shape keeps its optimizer state, the grown ones start afresh, and training goes on."""
+    from vllm_d2l.training.grow import grow_checkpoint
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2, "memory_read": "ridge", "write_gate": True,
+           "own_write_keys": True}
+    parent = Trainer(config(tmp_path / "p", tiny_model_dir, steps=6, hypernet=net))
+    parent.run(progress=False, until=3)
+    grow_checkpoint(tmp_path / "p" / "run" / "checkpoint", tmp_path / "w" / "run" / "checkpoint", extra=3)
+    wide = Trainer(config(tmp_path / "w", tiny_model_dir, steps=6, hypernet={**net, "key_dim": 7}))
+    assert wide.step == 3
+    old = dict(parent.net.named_parameters())
+    for name, p in wide.net.named_parameters():
+        if name.startswith(("key.", "doc_key.")):
+            assert p.shape[1] == 7 and p not in wide.opt.state
+        elif name not in ("gain", "ridge"):  # those two are rescaled for the new key width
+            torch.testing.assert_close(p, old[name])
+            torch.testing.assert_close(wide.opt.state[p]["exp_avg"], parent.opt.state[old[name]]["exp_avg"])
+    wide.run(progress=False)
+    assert wide.step == 6 and wide.net.key["down_proj"].shape[1] == 7
 
 
 def test_wrong_document_shares_the_genre_when_it_can():

@@ -30,6 +30,10 @@ still summed over chunks, but each stored key then answers more nearly with its 
 With `own_write_keys` the keys come from G_l + D_l (D_l learned, zero at the start) while the
 queries keep G_l, so the write side can move a token's key toward the questions that ask for it.
 
+With `pooled_rank` r more rank rows follow the memory's: a learned A_p and a B mixed from learned
+matrices by the document's mean value, for what a text asks of every reply rather than of one
+question (the task mode's "reply in upper case").
+
 With `write_gate` every token's terms (and its count in n) are weighed by g_t = 2 sigmoid(u . m~_t
 + c), read from the same input as its key: the memory becomes a weighted one, chunks still sum.
 """
@@ -72,6 +76,14 @@ class FastWeightNet(HypernetBase):
             # (registered last, so its optimizer group comes after those of a run without it)
             self.doc_key = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_layers, k, d_in))
                                              for m, (d_in, _) in self.shapes.items()})
+        if c.pooled_rank:  # A_p, the basis M and the mixing map W (zero: no block), likewise last
+            r, nb = c.pooled_rank, c.pooled_basis
+            self.pool_a = nn.ParameterDict({m: nn.Parameter(torch.randn(n_layers, r, d_in) / d_in ** 0.5)
+                                            for m, (d_in, _) in self.shapes.items()})
+            self.pool_basis = nn.ParameterDict({m: nn.Parameter(torch.randn(n_layers, nb, h, r) / h ** 0.5)
+                                                for m, (_, h) in self.shapes.items()})
+            self.pool_mix = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_layers, nb, h))
+                                              for m, (_, h) in self.shapes.items()})
 
     @property
     def capture(self) -> list[str]:
@@ -139,9 +151,20 @@ class FastWeightNet(HypernetBase):
             a = self.key[m] / self.in_rms[:, j, None, None]  # [L, k, d_in]: the query map
             b = torch.einsum("lgh,dlhk->dlgk", self.value[m], s[:, j])  # [D, L, H, k]
             b = b * (self.gain[None, :, j, None, None] * scale[:, j])
+            if c.pooled_rank:
+                pa, pb = self.pooled(m, mem["sh"][:, j] / n[:, j, ..., 0])  # [L, r, d_in], [D, L, H, r]
+                a, b = torch.cat([a, pa], 1), torch.cat([b, pb], -1)
             for i, path in enumerate(self.paths[m]):
                 out[path] = (a[i].expand(b.shape[0], -1, -1), b[:, i])
         return out
+
+    def pooled(self, m: str, h_bar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pooled block of module m from the documents' mean values h_bar [D, L, H]:
+        A_p [L, r, d_in] and B_p = sum_i c_i M_i [D, L, H, r] with c = W h_bar [D, L, basis]."""
+        j = self.config.target_modules.index(m)
+        mix = torch.einsum("lbh,dlh->dlb", self.pool_mix[m], h_bar)
+        b = torch.einsum("dlb,lbhr->dlhr", mix, self.pool_basis[m])
+        return self.pool_a[m] / self.in_rms[:, j, None, None], b
 
     def whiten(self, s: torch.Tensor, mem: dict[str, torch.Tensor], n: torch.Tensor) -> torch.Tensor:
         """S ((1 + e) t (C + e t I)^-1): C the keys' covariance [D, M, L, k, k], t = trace(C) / k;
@@ -203,7 +226,8 @@ class FastWeightNet(HypernetBase):
     # ----------------------------------------------------------------------------- inspection
     def is_noop(self) -> bool:
         values = all(not v.any() for v in self.value.values()) or not self.gain.any()
-        return bool(values and self.bias_is_zero())
+        pooled = all(not w.any() for w in getattr(self, "pool_mix", {}).values())
+        return bool(values and pooled and self.bias_is_zero())
 
     @torch.no_grad()
     def open_(self, seed: int = 0) -> "FastWeightNet":
@@ -216,6 +240,8 @@ class FastWeightNet(HypernetBase):
         for p in getattr(self, "write", {}).values():  # gates that differ from token to token
             p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5)
         for p in getattr(self, "doc_key", {}).values():  # keys that differ from the queries
+            p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5)
+        for p in getattr(self, "pool_mix", {}).values():  # a pooled block that depends on the document
             p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5)
         self.gain.fill_(1.0)
         return self

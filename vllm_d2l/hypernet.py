@@ -110,11 +110,18 @@ class HypernetConfig:
     # questions land (attention's separate key and query maps, for the same reason). D_l starts
     # at zero, the network without it, so a trained run can switch it on.
     own_write_keys: bool = False
+    # token kind: a rank-`pooled_rank` block whose B mixes `pooled_basis` learned matrices by
+    # weights read from the document's mean value h_bar (c = W h_bar, B = sum_i c_i M_i; A
+    # learned). Why: a task description asks the same of every reply (upper case, a sign-off, a
+    # word limit), which no query recalls from one token; a mixture of learned adapters chosen by
+    # the description is what Text-to-LoRA does. W starts at zero: the network without the block.
+    pooled_rank: int = 0
+    pooled_basis: int = 16
 
     def adapter_rank(self, chunks: int = 1) -> int:
         """Rank of a document's adapter: Perceiver chunks concatenate along rank; the token kind's
         rank is key_dim whatever the length (its chunks sum into one memory)."""
-        per_document = self.key_dim if self.kind == "token" else chunks * self.rank
+        per_document = self.key_dim + self.pooled_rank if self.kind == "token" else chunks * self.rank
         return per_document + self.bias_rank
 
     @property
@@ -182,6 +189,8 @@ class HypernetConfig:
             if self.write_gate and self.memory_read != "ridge":  # a summed read composes by token counts
                 raise ModelMismatch("write_gate needs memory_read='ridge' (documents composed by a plain "
                                     "sum read pool their token counts, which a gate makes per layer)")
+            if self.pooled_rank < 0 or self.pooled_basis < 1:
+                raise ModelMismatch(f"bad pooled block pooled_rank={self.pooled_rank}, pooled_basis={self.pooled_basis}")
             if len(self.target_modules) != 1:
                 raise ModelMismatch("the token kind writes one module per layer; got "
                                     f"target_modules={self.target_modules}")

@@ -25,6 +25,24 @@ from .data import RecordStream, load_passages, load_records
 from .objectives import batch_loss, qa_examples, reconstruct_example, teacher_topk
 
 
+def group_of(name: str, p: torch.nn.Parameter) -> str:
+    """The optimizer group of a hypernetwork parameter. Groups are made in order of first
+    appearance, so a checkpoint's optimizer state is indexed by this grouping."""
+    if name.startswith("bias_"):
+        return "bias"
+    if name.startswith("value."):
+        return "value"
+    if name == "ridge":  # one number per layer: at the base rate it would barely move
+        return "ridge"
+    if name.startswith("write"):  # the write gate: no decay pulling it back to "write all"
+        return "write"
+    if name.startswith("doc_key."):  # its own group (decay pulls it back to the shared map)
+        return "doc_key"
+    if name.startswith("pool_"):
+        return "pooled"
+    return "decay" if p.dim() >= 2 else "rest"
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -35,8 +53,8 @@ class Trainer:
         model_dir = Path(cfg.model_dir) if cfg.model_dir else ensure_default_model()
         self.device = torch.device(cfg.device)
         self.model, self.tok = load_model_and_tokenizer(model_dir, dtype=getattr(torch, cfg.dtype), device=cfg.device)
-        if cfg.init_from:
-            self.net = HypernetBase.load(cfg.init_from, self.model.config, overrides=cfg.hypernet)
+        if cfg.init_from or cfg.branch_from:  # the network of that checkpoint, with this config's changes
+            self.net = HypernetBase.load(cfg.init_from or cfg.branch_from, self.model.config, overrides=cfg.hypernet)
         else:
             hcfg = HypernetConfig.for_base_model(self.model.config, base_model=model_dir.name, **cfg.hypernet)
             self.net = build(hcfg)
@@ -64,22 +82,13 @@ class Trainer:
         """Weight decay on matrices only; the always-on block (answer style, the same for every
         document) and the value maps may learn at their own rates (`lr_mult`)."""
         cfg = self.cfg
+        rates = {"bias": (cfg.bias_lr_mult, 0.0), "value": (cfg.value_lr_mult, cfg.weight_decay),
+                 "ridge": (cfg.ridge_lr_mult, 0.0), "write": (1.0, 0.0), "doc_key": (1.0, cfg.weight_decay), "pooled": (1.0, 0.0),
+                 "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
         groups: dict[str, dict] = {}
         for name, p in self.net.named_parameters():
-            if name.startswith("bias_"):
-                key, mult, decay = "bias", cfg.bias_lr_mult, 0.0
-            elif name.startswith("value."):
-                key, mult, decay = "value", cfg.value_lr_mult, cfg.weight_decay
-            elif name == "ridge":  # one number per layer: at the base rate it would barely move
-                key, mult, decay = "ridge", cfg.ridge_lr_mult, 0.0
-            elif name.startswith("write"):  # the write gate: no decay pulling it back to "write all"
-                key, mult, decay = "write", 1.0, 0.0
-            elif name.startswith("doc_key."):  # its own group (decay pulls it back to the shared map)
-                key, mult, decay = "doc_key", 1.0, cfg.weight_decay
-            elif p.dim() >= 2:
-                key, mult, decay = "decay", 1.0, cfg.weight_decay
-            else:
-                key, mult, decay = "rest", 1.0, 0.0
+            key = group_of(name, p)
+            mult, decay = rates[key]
             groups.setdefault(key, {"params": [], "weight_decay": decay, "lr_mult": mult, "name": key})["params"].append(p)
         return list(groups.values())
 
