@@ -33,6 +33,9 @@ def test_contains_reads_one_amount_or_unit_in_either_form():
     assert metrics.contains("1.5 litres", "1.5 liters") and metrics.contains("€9", "9 euros")
     assert not metrics.contains("$950", "950 pounds")
     assert not metrics.contains("£14.15", "14 pounds")
+    assert metrics.contains("It costs £6.00.", "6 pounds") and metrics.contains("6.0 km", "6 km")
+    assert not metrics.contains("£6.05", "6 pounds") and not metrics.contains("16.00", "6")
+    assert not metrics.contains("version 2.0.1", "version 2")
     assert not metrics.contains("3 metres", "30 meters")
 
 

@@ -228,7 +228,7 @@ def test_a_grown_key_space_computes_what_the_network_did(model, own_keys):
     with torch.no_grad():
         net.gain.uniform_(0.5, 1.5)
         net.ridge.uniform_(-1.0, 1.0)
-        big = grown_net(net, extra=5)
+        big = grown_net(net, extra=5, eps=1e-3)
         assert big.config.key_dim == 11 and big.config.adapter_rank() == 11 + 2
         x = torch.randn(5, model.config.intermediate_size)
         before, after = net.batch_factors(enc, mask, [0, 1], 2), big.batch_factors(enc, mask, [0, 1], 2)
@@ -240,6 +240,22 @@ def test_a_grown_key_space_computes_what_the_network_did(model, own_keys):
         assert (big.key["down_proj"][:, 6:].abs().max() > 0)  # the new rows are not stuck at zero
     with pytest.raises(ValueError, match="ridge"):
         grown_net(token_net(model.config), extra=4)
+
+
+def test_read_back_is_exact_below_capacity_and_falls_above_it(model):
+    """With almost no ridge and fewer tokens than key dimensions the whitened memory interpolates:
+    each stored token's key reads back its own value; with many more tokens it cannot."""
+    from vllm_d2l.evaluation.fidelity import read_back
+    net = token_net(model.config, memory_read="ridge", key_dim=16, bias_rank=0).open_(seed=3)
+    enc, mask = encode(model, net, lengths=(12,))
+    net.calibrate_(enc, mask)
+    with torch.no_grad():
+        net.ridge.fill_(-12.0)  # e = 6e-6
+    few = read_back(net, enc, mask, probe=8)
+    assert min(few["own"]) > 0.99 and max(few["other"]) < 0.5
+    enc, mask = encode(model, net, lengths=(120,))
+    many = read_back(net, enc, mask, probe=8)
+    assert max(many["own"]) < 0.9
 
 
 def test_a_checkpoint_loads_with_a_new_read(tiny_model_dir, tmp_path, model):

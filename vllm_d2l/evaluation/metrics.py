@@ -15,6 +15,7 @@ _PUNCT = str.maketrans("", "", string.punctuation + "‘’“”–—€£")
 # "£340" and "340 pounds" state one amount; so do "1.5 litres" and "1.5 liters". Both sides of a
 # comparison go through the same forms, so no condition gains over another.
 _CURRENCY = re.compile(r"([£€$])\s?(\d[\d,.]*)")
+_WHOLE = re.compile(r"(?<![\d.])(\d+)\.00?(?![\d.]?\d)")  # "6.00" is the amount 6 ("3.000" may be 3000)
 _SYMBOL_WORD = {"£": "pounds", "€": "euros", "$": "dollars"}
 _SPELLING = {"pound": "pounds", "euro": "euros", "dollar": "dollars", "litre": "liter", "litres": "liters",
              "metre": "meter", "metres": "meters", "kilometre": "kilometer", "kilometres": "kilometers",
@@ -24,8 +25,10 @@ _SPELLING = {"pound": "pounds", "euro": "euros", "dollar": "dollars", "litre": "
 
 
 def normalize(text: str) -> str:
-    """Lowercase, currency symbols as words after the amount, one spelling of units and colours,
-    drop punctuation (so "3,450" == "3450") and articles, collapse whitespace."""
+    """Lowercase, currency symbols as words after the amount, whole amounts without their zero
+    decimals ("£6.00" == "6 pounds"), one spelling of units and colours, drop punctuation (so
+    "3,450" == "3450") and articles, collapse whitespace."""
+    text = _WHOLE.sub(r"\1", text)
     text = _CURRENCY.sub(lambda m: f"{m.group(2).rstrip('.,')} {_SYMBOL_WORD[m.group(1)]}", text.lower())
     text = _ARTICLES.sub(" ", text.translate(_PUNCT))
     return " ".join(_SPELLING.get(w, w) for w in text.split())

@@ -65,6 +65,26 @@ def needle_chart(results: dict, path: Path | str) -> None:
     plt.close(fig)
 
 
+def fidelity_chart(results: dict, path: Path | str) -> None:
+    """Read-back cosine of the probe tokens against tokens stored, one line per network."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, res in results.items():
+        rows = res["rows"]
+        xs = [r["tokens"] for r in rows]
+        line, = ax.plot(xs, [r["own"] for r in rows], marker="o", label=f"{name} (k={res['key_dim']}): own value")
+        ax.plot(xs, [r["other"] for r in rows], linestyle=":", color=line.get_color(), label="other probe tokens' values")
+    ax.set_xscale("log")
+    ax.set_xlabel("tokens in the memory")
+    ax.set_ylabel("cosine of read-back")
+    ax.set_ylim(-0.1, 1.0)
+    ax.set_title(f"memory read-back of the first {next(iter(results.values()))['probe']} tokens")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def multi_chart(results: dict, path: Path | str) -> None:
     """Accuracy against the number of documents asked at once, one line per condition."""
     plt = _pyplot()
