@@ -82,9 +82,9 @@ class Trainer:
         """Weight decay on matrices only; the always-on block (answer style, the same for every
         document) and the value maps may learn at their own rates (`lr_mult`)."""
         cfg = self.cfg
-        rates = {"bias": (cfg.bias_lr_mult, 0.0), "value": (cfg.value_lr_mult, cfg.weight_decay),
-                 "ridge": (cfg.ridge_lr_mult, 0.0), "write": (1.0, 0.0), "doc_key": (1.0, cfg.weight_decay), "pooled": (1.0, 0.0),
-                 "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
+        rates = {"bias": (cfg.bias_lr_mult, 0.0), "value": (cfg.value_lr_mult, cfg.weight_decay),  # (lr_mult, decay)
+                 "ridge": (cfg.ridge_lr_mult, 0.0), "write": (1.0, 0.0), "doc_key": (1.0, cfg.weight_decay),
+                 "pooled": (1.0, 0.0), "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
         groups: dict[str, dict] = {}
         for name, p in self.net.named_parameters():
             key = group_of(name, p)
