@@ -108,19 +108,21 @@ class HypernetConfig:
     # states already look alike; a stated value sits after "leaves at", its question reads "what
     # time does ... leave?", so the write side needs room to move its keys toward where the
     # questions land (attention's separate key and query maps, for the same reason). D_l starts
-    # at zero, the network without it, so a trained run can switch it on.
+    # at zero, the network without it, so a trained run can switch it on. (Measured from step 4775
+    # of the document run: a little worse over 225 steps; the README's ablations.)
     own_write_keys: bool = False
     # token kind: a rank-`pooled_rank` block whose B mixes `pooled_basis` learned matrices by
     # weights read from the document's mean value h_bar (c = W h_bar, B = sum_i c_i M_i; A
     # learned). Why: a task description asks the same of every reply (upper case, a sign-off, a
     # word limit), which no query recalls from one token; a mixture of learned adapters chosen by
     # the description is what Text-to-LoRA does. W starts at zero: the network without the block.
+    # (Measured on the task run: lower loss for the family, no gain in compliance over 150 steps.)
     pooled_rank: int = 0
     pooled_basis: int = 16
 
     def adapter_rank(self, chunks: int = 1) -> int:
         """Rank of a document's adapter: Perceiver chunks concatenate along rank; the token kind's
-        rank is key_dim whatever the length (its chunks sum into one memory)."""
+        rank is key_dim (+ pooled_rank) whatever the length (its chunks sum into one memory)."""
         per_document = self.key_dim + self.pooled_rank if self.kind == "token" else chunks * self.rank
         return per_document + self.bias_rank
 
