@@ -135,8 +135,10 @@ class FastWeightNet(HypernetBase):
         """The document side's key map of module m [L, k, d_in]: the query map G, plus D if it has its own."""
         return self.key[m] + self.doc_key[m] if self.config.own_write_keys else self.key[m]
 
-    def factors(self, mem: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Summed memories of D documents -> {path: (A [D, k, d_in], B [D, H, k])}."""
+    def read_map(self, mem: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed memories of D documents -> the map from a key to its read value, before V and
+        the gain [D, M, L, H, k] (centred, whitened for the ridge read), and the token counts
+        [D, M, L, 1, 1] (weighed by the gate if any)."""
         c = self.config
         s = mem["S"]  # [D, M, L, H, k]
         n = mem["nw"] if "nw" in mem else mem["n"][:, None, None].expand(s.shape[:3])  # [D, M, L]
@@ -145,6 +147,12 @@ class FastWeightNet(HypernetBase):
             s = s - mem["sh"][..., :, None] * mem["sk"][..., None, :] / n
         if c.memory_read == "ridge":
             s = self.whiten(s, mem, n)
+        return s, n
+
+    def factors(self, mem: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Summed memories of D documents -> {path: (A [D, k, d_in], B [D, H, k])}."""
+        c = self.config
+        s, n = self.read_map(mem)
         scale = {"sqrt": n.rsqrt(), "mean": 1.0 / n, "none": torch.ones_like(n)}[c.memory_norm]  # [D, M, L, 1, 1]
         out = {}
         for j, m in enumerate(c.target_modules):

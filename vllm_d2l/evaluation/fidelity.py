@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from ..encoder import Encoded
+
 LENGTHS = (40, 80, 120, 160, 240, 480, 960)
 
 
@@ -31,11 +33,7 @@ def read_back(net, enc, mask: torch.Tensor, probe: int) -> dict[str, list[float]
     if c.kind != "token" or c.memory_read != "ridge":
         raise ValueError("read-back is defined for the token kind with the whitened read")
     mem = net.memory(enc, mask)
-    s = mem["S"]  # [1, M, L, H, k]
-    n = (mem["nw"] if "nw" in mem else mem["n"][:, None, None].expand(s.shape[:3])).clamp_min(1.0)[..., None, None]
-    if c.center_keys:
-        s = s - mem["sh"][..., :, None] * mem["sk"][..., None, :] / n
-    s = net.whiten(s, mem, n)
+    s, n = net.read_map(mem)  # [1, M, L, H, k], [1, M, L, 1, 1]
     m_in = enc.inputs.float()[0]  # [M*L, T, d_in]
     shift = 1 if c.value_from == "next" else 0
     h = enc.hidden.float()[0][:, shift:]  # [L, T - shift, H]
@@ -59,13 +57,15 @@ def measure(generator, first: str, filler: list[str], lengths=LENGTHS, probe: in
     rest = [t for text in filler for t in generator.tokenize("\n\n" + text)]
     if len(ids) <= probe or len(ids) + len(rest) < max(lengths):
         raise ValueError(f"need a first document of more than {probe} tokens and {max(lengths)} tokens in all")
+    # the encoder is causal: a prefix of one long encoding is what encoding the prefix alone gives
+    x = torch.tensor([(ids + rest)[:max(lengths)]])
+    full = generator.encoder(x, torch.ones_like(x))
     rows = []
     for n in lengths:
-        x = torch.tensor([(ids + rest)[:max(n, probe + 1)]])
-        mask = torch.ones_like(x, dtype=torch.bool)
-        enc = generator.encoder(x, mask.long())
-        r = read_back(generator.hypernet, enc, mask, probe)
-        rows.append({"tokens": int(x.shape[1]), "own": sum(r["own"]) / len(r["own"]),
+        t = max(n, probe + 1)
+        enc = Encoded(full.hidden[..., :t, :], full.inputs[..., :t, :])
+        r = read_back(generator.hypernet, enc, torch.ones(1, t, dtype=torch.bool), probe)
+        rows.append({"tokens": t, "own": sum(r["own"]) / len(r["own"]),
                      "other": sum(r["other"]) / len(r["other"]), "own_by_layer": r["own"]})
     return {"probe": probe, "key_dim": generator.hypernet.config.key_dim, "rows": rows}
 

@@ -30,10 +30,10 @@ def save(folder: Path, net: Hypernet, opt: torch.optim.Optimizer, state: dict) -
     save_file(tensors, str(tmp / "optimizer.safetensors"))
     (tmp / "state.json").write_text(json.dumps({**state, "optimizer_scalars": meta,
                                                 "param_groups": sd["param_groups"]}, indent=2))
-    _swap_in(tmp, folder)
+    swap_in(tmp, folder)
 
 
-def _swap_in(tmp: Path, folder: Path) -> None:
+def swap_in(tmp: Path, folder: Path) -> None:
     """Replace `folder` by `tmp` through a `.old` step, so a kill at any point leaves one whole copy."""
     old = folder.with_name(folder.name + ".old")
     if folder.exists():
@@ -94,7 +94,7 @@ def save_snapshot(folder: Path, net: Hypernet, state: dict) -> None:
         shutil.rmtree(tmp)
     net.save(tmp / "hypernet", dtype=torch.bfloat16)
     (tmp / "state.json").write_text(json.dumps(state, indent=2))
-    _swap_in(tmp, folder)
+    swap_in(tmp, folder)
 
 
 def load_snapshot(folder: Path, net: Hypernet) -> int:

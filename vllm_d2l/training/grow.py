@@ -32,6 +32,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..hypernet import Hypernet, build
+from .checkpoint import swap_in
 from .trainer import group_of
 
 
@@ -46,11 +47,11 @@ def grown_net(net, extra: int, eps: float = 0.15, seed: int = 0):
     k, k2 = c.key_dim, c.key_dim + extra
     big = build(replace(c, key_dim=k2))
     g = torch.Generator().manual_seed(seed)
-    state = {name: t.clone() for name, t in net.state_dict().items()}
+    state = net.state_dict()  # load_state_dict below copies: nothing of net's is changed
     e = net.ridge.detach().exp()  # [L, M]
     scale = math.sqrt(k / k2)  # every key shrinks by this much (keys carry 1/sqrt(k))
     with torch.no_grad():
-        for name, t in net.state_dict().items():
+        for name, t in list(state.items()):
             if name.startswith(("key.", "doc_key.")):
                 rows = t.new_zeros(t.shape[0], extra, t.shape[2])
                 if name.startswith("key."):  # small, so the new dimensions say almost nothing yet
@@ -65,9 +66,9 @@ def grown_net(net, extra: int, eps: float = 0.15, seed: int = 0):
     return big
 
 
-def grow_checkpoint(src: Path, dst: Path, extra: int, eps: float = 0.15, seed: int = 0) -> Path:
-    """A training checkpoint (weights, optimizer, state) with `extra` more key dimensions."""
-    from .checkpoint import _swap_in
+def grow_checkpoint(src: Path, dst: Path, extra: int, eps: float = 0.15, seed: int = 0):
+    """A training checkpoint (weights, optimizer, state) with `extra` more key dimensions in `dst`;
+    returns the grown network."""
 
     net = Hypernet.load(src)
     big = grown_net(net, extra, eps, seed)
@@ -76,8 +77,8 @@ def grow_checkpoint(src: Path, dst: Path, extra: int, eps: float = 0.15, seed: i
     names = [n for g in state["param_groups"] for n, p in big.named_parameters() if group_of(n, p) == g["name"]]
     if len(names) != sum(len(g["params"]) for g in state["param_groups"]):
         raise ValueError(f"{src}: its optimizer groups do not match this network's parameters")
-    shapes = dict(big.named_parameters())
-    grown = {str(i) for i, n in enumerate(names) if shapes[n].shape != net.state_dict()[n].shape}
+    new, old = dict(big.named_parameters()), net.state_dict()
+    grown = {str(i) for i, n in enumerate(names) if new[n].shape != old[n].shape}
     tensors = {key: val for key, val in load_file(str(src / "optimizer.safetensors")).items()
                if key.split(".", 1)[0] not in grown}
     scalars = {key: val for key, val in state["optimizer_scalars"].items() if key.split(".", 1)[0] not in grown}
@@ -88,8 +89,8 @@ def grow_checkpoint(src: Path, dst: Path, extra: int, eps: float = 0.15, seed: i
                                                 "grown_from": {"key_dim": net.config.key_dim, "extra": extra}},
                                                indent=2))
     dst.parent.mkdir(parents=True, exist_ok=True)
-    _swap_in(tmp, dst)
-    return dst
+    swap_in(tmp, dst)
+    return big
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extra-keys", type=int, required=True, help="key dimensions to add")
     p.add_argument("--eps", type=float, default=0.15, help="norm of the new query rows")
     args = p.parse_args(argv)
-    out = grow_checkpoint(args.src, args.dst, args.extra_keys, args.eps)
-    print(f"wrote {out} (key_dim {Hypernet.load(out).config.key_dim})")
+    big = grow_checkpoint(args.src, args.dst, args.extra_keys, args.eps)
+    print(f"wrote {args.dst} (key_dim {big.config.key_dim})")
     return 0
 
 

@@ -78,13 +78,16 @@ class Trainer:
         elif cfg.resume_from:  # a committed snapshot: weights and step, optimizer started afresh
             self.step = self.warm_from = checkpoint.load_snapshot(Path(cfg.resume_from), self.net)
 
-    def param_groups(self) -> list[dict]:
-        """Weight decay on matrices only; the always-on block (answer style, the same for every
-        document) and the value maps may learn at their own rates (`lr_mult`)."""
+    def group_rates(self) -> dict[str, tuple[float, float]]:
+        """(lr_mult, weight decay) of each group: decay on matrices only; the always-on block
+        (answer style, the same for every document) and the value maps at their own rates."""
         cfg = self.cfg
-        rates = {"bias": (cfg.bias_lr_mult, 0.0), "value": (cfg.value_lr_mult, cfg.weight_decay),  # (lr_mult, decay)
-                 "ridge": (cfg.ridge_lr_mult, 0.0), "write": (1.0, 0.0), "doc_key": (1.0, cfg.weight_decay),
-                 "pooled": (1.0, 0.0), "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
+        return {"bias": (cfg.bias_lr_mult, 0.0), "value": (cfg.value_lr_mult, cfg.weight_decay),
+                "ridge": (cfg.ridge_lr_mult, 0.0), "write": (1.0, 0.0), "doc_key": (1.0, cfg.weight_decay),
+                "pooled": (1.0, 0.0), "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
+
+    def param_groups(self) -> list[dict]:
+        rates = self.group_rates()
         groups: dict[str, dict] = {}
         for name, p in self.net.named_parameters():
             key = group_of(name, p)
@@ -94,10 +97,10 @@ class Trainer:
 
     def apply_rate_multipliers(self) -> None:
         """The config, not a resumed checkpoint, says each group's rate, so a run can be retuned."""
-        mults = {"bias": self.cfg.bias_lr_mult, "value": self.cfg.value_lr_mult, "ridge": self.cfg.ridge_lr_mult}
+        rates = self.group_rates()
         for g in self.opt.param_groups:
             if "name" in g:
-                g["lr_mult"] = mults.get(g["name"], 1.0)
+                g["lr_mult"] = rates[g["name"]][0]
 
     # ----------------------------------------------------------------------------- a batch of documents
     def batch_factors(self, docs: list[list[int]], n_chunks: list[int]) -> dict:
