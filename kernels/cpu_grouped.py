@@ -18,7 +18,7 @@ import torch
 from .layout import LoRABank, LoRASlice
 from .segments import Rows, Segments
 
-__all__ = ["PackedSlices", "grouped_shrink", "grouped_expand", "grouped_lora_linear"]
+__all__ = ["PackedSlices", "DenseWeights", "grouped_shrink", "grouped_expand", "grouped_lora_linear"]
 
 # Batches of several adapters whose rows × total live rank stay below this take the dense masked form
 # (see `_dense_lora_linear`): at decode sizes its few large calls beat a gather, a matmul pair per
@@ -147,22 +147,14 @@ class PackedSlices:
         return frozenset(s for s in range(len(self.slices[0].bank.ranks)) if any(
             sl.bank.ranks[s] for sl in self.slices))
 
-    def dense(self, slots: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """fp32 ``(A^T (d_in, R), B^T (R, width), slot of each of the R columns)`` for the slots
-        with rank among ``slots``, side by side; None when one of them cannot be packed. Cached
-        per slot set."""
+    def dense(self, slots: tuple[int, ...]) -> DenseWeights | None:
+        """The slots with rank among ``slots`` side by side, in fp32 (:class:`DenseWeights`); None
+        when one of them cannot be packed. Cached per slot set."""
         key = ("dense", slots)
         if key not in self._cache:
             slots = tuple(s for s in slots if s in self.live_slots)
             parts = [self.weights(s, torch.float32) for s in slots]
-            if not parts or any(p is None for p in parts):
-                self._cache[key] = None
-            else:
-                at = torch.cat([p[0] for p in parts], 1)
-                bt = torch.cat([p[1] for p in parts], 0)
-                col_slot = torch.cat([torch.full((p[0].shape[1],), s, dtype=torch.int64, device=at.device)
-                                      for s, p in zip(slots, parts)])
-                self._cache[key] = (at, bt, col_slot)
+            self._cache[key] = None if not parts or any(p is None for p in parts) else DenseWeights.of(slots, parts)
         return self._cache[key]
 
     def _pack(self, slot: int, dtype: torch.dtype | None):
@@ -186,6 +178,40 @@ class PackedSlices:
         if dtype is not None and dtype != at.dtype:
             at, bt = at.to(dtype).contiguous(), bt.to(dtype).contiguous()
         return at, bt
+
+
+class DenseWeights:
+    """Several slots' packed weights side by side: ``at`` (d_in, R_u), ``bt`` (R, width), the slot
+    of each of the R columns, and ``cols`` (R,) mapping them onto ``at``'s columns, or None.
+
+    Adapters written by one fixed-rank generator share their A (the generator's query map is the
+    same for every document; only B carries the document), so identical A blocks are stored once:
+    the shrink, most of the FLOPs at d_in > width, then runs once for all of them and its columns
+    are repeated for each slot's B (``cols``).
+    """
+
+    def __init__(self, at: torch.Tensor, bt: torch.Tensor, col_slot: torch.Tensor, cols: torch.Tensor | None):
+        self.at, self.bt, self.col_slot, self.cols = at, bt, col_slot, cols
+
+    @classmethod
+    def of(cls, slots: tuple[int, ...], parts: list[tuple[torch.Tensor, torch.Tensor]]) -> "DenseWeights":
+        unique: list[torch.Tensor] = []
+        offsets: list[int] = []  # first column of each unique block
+        starts: list[int] = []  # each slot's first column among the unique blocks
+        for at, _ in parts:
+            same = next((i for i, u in enumerate(unique) if u.shape == at.shape and torch.equal(u, at)), None)
+            if same is None:
+                offsets.append(offsets[-1] + unique[-1].shape[1] if unique else 0)
+                unique.append(at)
+                same = len(unique) - 1
+            starts.append(offsets[same])
+        device = parts[0][0].device
+        col_slot = torch.cat([torch.full((at.shape[1],), s, dtype=torch.int64, device=device)
+                              for s, (at, _) in zip(slots, parts)])
+        shared = len(unique) < len(parts)
+        cols = torch.cat([torch.arange(st, st + at.shape[1], device=device)
+                          for st, (at, _) in zip(starts, parts)]) if shared else None
+        return cls(torch.cat(unique, 1), torch.cat([bt for _, bt in parts], 0), col_slot, cols)
 
 
 def _compute_dtype(rows: int, weights_dtype: torch.dtype) -> torch.dtype | None:
@@ -248,14 +274,15 @@ def _dense_lora_linear(
     slots = tuple(sorted({slot for slot, _ in segments.groups}))
     dense = packed.dense(slots)
     n = segments.num_tokens
-    if dense is None or n * dense[0].shape[1] > DENSE_MAX_WORK:
+    if dense is None or n * dense.bt.shape[0] > DENSE_MAX_WORK:
         return False
-    at, bt, col_slot = dense
-    mask = segments.row_slots[:, None] == col_slot[None, :]
-    h = (x[:n].float() @ at) * mask
+    h = x[:n].float() @ dense.at  # [n, R_u]
+    if dense.cols is not None:  # shared A blocks: one shrink, its columns repeated per slot
+        h = h[:, dense.cols]  # [n, R]
+    h = h * (segments.row_slots[:, None] == dense.col_slot[None, :])
     if scale != 1.0:
         h = h * scale
-    y[:n, cols].add_((h @ bt).to(y.dtype))
+    y[:n, cols].add_((h @ dense.bt).to(y.dtype))
     return True
 
 

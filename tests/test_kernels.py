@@ -298,6 +298,27 @@ def test_cpu_dense_form_skips_slots_without_rank(monkeypatch):
     assert torch.equal(got[idx == 1], y[idx == 1])
 
 
+def test_cpu_dense_form_runs_a_shared_a_once(monkeypatch):
+    """Adapters of one fixed-rank generator share A: the dense form stores it once and repeats
+    its columns for each slot's B, with the same result as separate blocks."""
+    import kernels.cpu_grouped as cg
+    monkeypatch.setattr(cg, "DENSE_MAX_WORK", 10**9)
+    pool = make_pool([5, 5, 3, 5], 16, 12)
+    pool.a[1], pool.a[3] = pool.a[0].clone(), pool.a[0].clone()  # slots 0, 1, 3: one A, three B
+    bank = LoRABank.stacked(pool.a, pool.b, [5, 5, 3, 5])
+    idx, x, y = make_batch([3, 0, 1, 2, 1, -1, 3, 0], 16, 12, torch.float32)
+    packed = cg.PackedSlices([LoRASlice(bank)])
+    dense = packed.dense((0, 1, 2, 3))
+    assert dense.at.shape[1] == 5 + 3 and dense.bt.shape[0] == 18 and dense.cols.tolist() == \
+        [0, 1, 2, 3, 4] * 2 + [5, 6, 7] + [0, 1, 2, 3, 4]
+    assert packed.dense((0, 2)).cols is None  # nothing shared: no repeat
+    want = reference_lora_linear(y, x, idx, [LoRASlice(bank)])
+    got = y.clone()
+    grouped_lora_linear(got, x, packed, group_tokens(idx), scale=1.0)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert torch.equal(got[idx == -1], y[idx == -1])
+
+
 # ------------------------------------------------------------------ fixed-shape plan
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_slot_plan_matches_host_grouping(case):

@@ -209,6 +209,42 @@ def test_shared_prefix_and_buckets_equal_one_padded_batch(tiny_model_dir):
         torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
 
 
+def test_edits_objective_scores_departures_from_the_base_model_only(tiny_model_dir):
+    """With the base model as teacher, cross-entropy covers exactly the answer tokens that are not
+    its first choice, and a zero adapter (the base model itself) has no KL on the rest; without the
+    base model's top-k the objective refuses to run."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from vllm_d2l.training.objectives import Example, batch_loss, pad_batch, qa_examples, target_logits, teacher_topk
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    qa = [{"q": "Tell me about tides.", "a": "AHOY THERE! Tides rise and fall twice a day."},
+          {"q": "What is tea?", "a": "A drink."}]
+    examples = qa_examples(tok, qa, 0)
+    for e, t in zip(examples, teacher_topk(model, tok, None, qa, 5)):
+        e.teacher = t
+    # a third target: the base model's own greedy reply, whose tokens are all its first choice
+    greedy = model.generate(torch.tensor([examples[1].prompt]), max_new_tokens=6, do_sample=False)[0]
+    own = Example(examples[1].prompt, greedy[len(examples[1].prompt):].tolist())
+    ids, attn, target = pad_batch([own], tok.pad_token_id)
+    with torch.no_grad():
+        vals, idx = torch.log_softmax(target_logits(model, ids, attn, target), -1).topk(5, dim=-1)
+    own.teacher = (idx, vals)
+    examples.append(own)
+    zero = {f"model.layers.{l}.mlp.down_proj": (torch.zeros(1, 2, 128), torch.zeros(1, 64, 2)) for l in range(2)}
+    loss, stats = batch_loss(model, tok.pad_token_id, examples, zero, kl_weight=1.0, ce_weight=1.0, edits=True)
+    labels = torch.cat([torch.tensor(e.answer) for e in examples])
+    top1 = torch.cat([e.teacher[0][:, 0] for e in examples])
+    edit = labels != top1
+    assert 0 < edit.sum() < len(labels) and not edit[-len(own.answer):].any()
+    full, _ = batch_loss(model, tok.pad_token_id, examples, zero, kl_weight=0.0, ce_weight=1.0)
+    assert stats["edit_share"] == pytest.approx(edit.float().mean().item())
+    assert stats["kl"] == pytest.approx(0.0, abs=1e-5)
+    assert stats["ce"] > full.item()  # the edits are the tokens the base model finds unlikely
+    with pytest.raises(ValueError, match="top-k for every example"):
+        batch_loss(model, tok.pad_token_id, qa_examples(tok, qa, 0), zero, 1.0, 1.0, edits=True)
+
+
 def test_resumed_run_takes_its_rates_from_the_config(tiny_model_dir, tmp_path):
     net = {"kind": "token", "key_dim": 4, "bias_rank": 2}
     Trainer(config(tmp_path, tiny_model_dir, steps=3, hypernet=net, value_lr_mult=1.0)).run(progress=False)

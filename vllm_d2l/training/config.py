@@ -55,6 +55,9 @@ class TrainConfig:
     kl_topk: int = 16
     kl_weight: float = 1.0
     ce_weight: float = 0.5  # cross-entropy on the gold answer (the teacher is weak)
+    # Task mode: the teacher is the base model without the text; cross-entropy only where the
+    # target departs from its first choice, KL to it (`kl_weight`) elsewhere (`objectives`)
+    edits: bool = False
     pretrain_prob: float = 0.0  # share of steps that use the reconstruction objective
     reconstruct_tokens: int = 48
     # Plain-text corpora (names in `datasets.corpora`) whose passages replace the training document

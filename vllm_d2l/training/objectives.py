@@ -6,6 +6,12 @@ the teacher's top-k distribution (renormalised over those k tokens), plus a cros
 gold answer because a 135M teacher is often wrong.
 Reconstruction (pretraining, needs no questions): the student with the adapter must reproduce the
 start of the chunk it was generated from, given only a fixed instruction.
+Edits (task mode): the targets are the base model's own replies rewritten to follow a rule, so
+most of their tokens are what the base model says anyway. Cross-entropy on those teaches the
+always-on block to recite the training replies, not to follow the rule; so the teacher is the
+base model itself (no text in the prompt) on the target, cross-entropy is taken only where the
+target departs from the base model's first choice (the edit), and elsewhere the student matches
+the base model's distribution (KL), which recitation cannot lower.
 Logits are computed at answer positions only: the 49k-wide LM head is a fifth of the model.
 """
 from __future__ import annotations
@@ -69,15 +75,21 @@ def target_logits(model, ids: torch.Tensor, attn: torch.Tensor, target: torch.Te
     return model.lm_head(hidden[target]).float()
 
 
+def _teacher_prompt(tokenizer, document: str | None, question: str) -> list[int]:
+    """The document then the question; with no document, the bare question (the base model as
+    its own teacher, the edits objective)."""
+    return render(tokenizer, question_messages(question) if document is None else context_messages(document, question))
+
+
 @torch.no_grad()
-def teacher_topk(model, tokenizer, document: str, qa: list[dict], k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def teacher_topk(model, tokenizer, document: str | None, qa: list[dict], k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Teacher's top-k (token ids, log-probs) at each answer position, per question.
 
     All questions share the document prefix of the prompt, so it is encoded once and its KV
     cache is repeated for the questions: the cost is one document plus the questions, not one
     document per question.
     """
-    prompts = [render(tokenizer, context_messages(document, x["q"])) for x in qa]
+    prompts = [_teacher_prompt(tokenizer, document, x["q"]) for x in qa]
     answers = [answer_ids(tokenizer, x["a"]) for x in qa]
     shared = min(len(p) for p in prompts) - 1
     for p in prompts[1:]:
@@ -96,9 +108,9 @@ def teacher_topk(model, tokenizer, document: str, qa: list[dict], k: int) -> lis
     return list(zip(idx.cpu().split(sizes), vals.cpu().split(sizes)))
 
 
-def teacher_topk_uncached(model, tokenizer, document: str, qa: list[dict], k: int):
+def teacher_topk_uncached(model, tokenizer, document: str | None, qa: list[dict], k: int):
     """The same as `teacher_topk` without prefix sharing (the reference it is tested against)."""
-    examples = [Example(render(tokenizer, context_messages(document, x["q"])), answer_ids(tokenizer, x["a"])) for x in qa]
+    examples = [Example(_teacher_prompt(tokenizer, document, x["q"]), answer_ids(tokenizer, x["a"])) for x in qa]
     ids, attn, target = pad_batch(examples, tokenizer.pad_token_id or 0)
     with torch.no_grad():
         lp = F.log_softmax(target_logits(model, ids, attn, target), dim=-1)
@@ -163,32 +175,48 @@ def student_logits(model, pad_id: int, examples: list[Example], factors: dict,
 
 
 def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_weight: float,
-               ce_weight: float) -> tuple[torch.Tensor, dict]:
-    """Loss of a batch; `factors` hold one adapter per document: A [D, R, d_in], B [D, d_out, R]."""
+               ce_weight: float, edits: bool = False) -> tuple[torch.Tensor, dict]:
+    """Loss of a batch; `factors` hold one adapter per document: A [D, R, d_in], B [D, d_out, R].
+
+    `edits`: the examples' teachers are the base model on the bare question; cross-entropy only on
+    answer tokens that are not the teacher's first choice, KL to the teacher on the rest (the
+    module docstring says why). Stats: "ce" (on the edits) and "kl" (on the rest), "edit_share".
+    """
     device = model.device
     logits, labels, sizes = student_logits(model, pad_id, examples, factors)
     logp = F.log_softmax(logits, dim=-1)
     nll = F.nll_loss(logp, labels, reduction="none")
     is_rec = torch.cat([torch.full((n,), e.reconstruct) for n, e in zip(sizes, examples)]).to(device)
+    with_teacher = [e.teacher is not None for e in examples]
+    rows = torch.cat([torch.full((n,), t) for n, t in zip(sizes, with_teacher)]).to(device)  # [P]
+    if any(with_teacher):
+        idx = torch.cat([e.teacher[0] for e in examples if e.teacher is not None]).to(device)  # [T, k]
+        t_lp = torch.cat([e.teacher[1] for e in examples if e.teacher is not None]).to(device)  # [T, k]
+    if edits:
+        if not all(with_teacher):
+            raise ValueError("the edits objective needs the base model's top-k for every example")
+        edit = labels != idx[:, 0]  # [P]: the target departs from the base model's first choice
+        scored, kl_rows = ~is_rec & edit, ~edit
+    else:
+        scored, kl_rows = ~is_rec, rows
     loss = logits.new_zeros(())
     stats: dict[str, float] = {}
-    if (~is_rec).any():
-        ce = nll[~is_rec].mean()
+    if scored.any():
+        ce = nll[scored].mean()
         loss = loss + ce_weight * ce
         stats["ce"] = ce.item()
     if is_rec.any():
         rec = nll[is_rec].mean()
         loss = loss + rec
         stats["rec"] = rec.item()
-    with_teacher = [e.teacher is not None for e in examples]
-    if kl_weight > 0 and any(with_teacher):
-        rows = torch.cat([torch.full((n,), t) for n, t in zip(sizes, with_teacher)]).to(device)
-        idx = torch.cat([e.teacher[0] for e in examples if e.teacher is not None]).to(device)
-        t_lp = torch.cat([e.teacher[1] for e in examples if e.teacher is not None]).to(device)
-        t_p = F.softmax(t_lp, dim=-1)  # renormalised over the teacher's top-k
-        s_lp = torch.gather(logp[rows], 1, idx)
+    if edits:
+        stats["edit_share"] = edit.float().mean().item()
+    if kl_weight > 0 and any(with_teacher) and kl_rows.any():
+        keep = kl_rows[rows]  # [T]: the teacher rows scored by KL
+        t_p = F.softmax(t_lp[keep], dim=-1)  # renormalised over the teacher's top-k
+        s_lp = torch.gather(logp[kl_rows], 1, idx[keep])
         s_lp = s_lp - torch.logsumexp(s_lp, dim=-1, keepdim=True)
-        kl = (t_p * (F.log_softmax(t_lp, dim=-1) - s_lp)).sum(-1).mean()
+        kl = (t_p * (F.log_softmax(t_lp[keep], dim=-1) - s_lp)).sum(-1).mean()
         loss = loss + kl_weight * kl
         stats["kl"] = kl.item()
     return loss, stats

@@ -136,7 +136,8 @@ class Trainer:
         key = rec["id"]
         if key in self.teacher_cache:
             return self.teacher_cache[key]
-        out = teacher_topk(self.model, self.tok, rec["text"], rec["qa"], self.cfg.kl_topk)
+        document = None if self.cfg.edits else rec["text"]  # edits: the base model is its own teacher
+        out = teacher_topk(self.model, self.tok, document, rec["qa"], self.cfg.kl_topk)
         if not rec.get("fresh"):  # streamed records are never seen twice: caching them only grows memory
             self.teacher_cache[key] = out
         return out
@@ -155,14 +156,14 @@ class Trainer:
                 continue
             chosen = sorted(rng.sample(range(len(rec["qa"])), min(cfg.max_questions, len(rec["qa"]))))
             mine = qa_examples(self.tok, [rec["qa"][i] for i in chosen], d)
-            if cfg.kl_weight > 0:
+            if cfg.kl_weight > 0 or cfg.edits:
                 cached = self.teacher(rec)
                 for e, i in zip(mine, chosen):
                     e.teacher = cached[i]
             examples.extend(mine)
         factors = self.batch_factors(docs, n_chunks)
         loss, stats = batch_loss(self.model, self.tok.pad_token_id or 0, examples, factors,
-                                 cfg.kl_weight, cfg.ce_weight)
+                                 cfg.kl_weight, cfg.ce_weight, edits=cfg.edits)
         if cfg.l1_weight:
             l1 = sum(b.abs().mean() for _, b in factors.values()) / len(factors)
             loss = loss + cfg.l1_weight * l1
