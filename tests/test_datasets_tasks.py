@@ -50,3 +50,26 @@ def test_splits_keep_evaluation_out_of_training():
         draw_task(rng, "train", held_out_wording=True)
     with pytest.raises(ValueError):
         families("test")
+
+
+def test_composed_wordings_are_training_only_and_never_the_held_out_sentence():
+    """Composed wordings (a shared frame around a family's core) vary how training states a rule;
+    the held-out wording of each family is never among them, and evaluation never composes."""
+    from vllm_d2l.datasets.tasks import COMPOSED_SHARE, composed_wordings, make_record
+
+    for name in families("train"):
+        texts = composed_wordings(name)
+        assert len(set(texts)) == len(texts) >= 40
+        assert FAMILIES[name].wordings[-1] not in texts
+    assert all(not composed_wordings(name) for name in HELD_OUT_FAMILIES)
+    rng = random.Random(3)
+    train = [draw_task(rng, "train", composed=True) for _ in range(1000)]
+    share = sum(t.wording == -1 for t in train) / len(train)
+    assert abs(share - COMPOSED_SHARE) < 0.05
+    for t in train:  # the drawn values fill the template, and the rule's checker still applies
+        assert "{" not in t.description and t.check(t.comply("Tea is a drink made from leaves. It is hot."))
+    held = {FAMILIES[t.family].wordings[-1] for t in train}
+    assert not {t.template for t in train if t.template} & held
+    assert all(draw_task(rng, "eval", composed=True).wording >= 0 for _ in range(50))
+    replies = [{"prompt": f"Tell me about {i}.", "reply": f"{i} is fine."} for i in range(6)]
+    assert make_record(0, 5, replies, composed=True) == make_record(0, 5, replies, composed=True)

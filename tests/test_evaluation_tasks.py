@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from vllm_d2l.datasets.tasks import FAMILIES, HELD_OUT_FAMILIES
+from vllm_d2l.datasets.tasks import _PHRASES, _SIGNOFFS, FAMILIES, HELD_OUT_FAMILIES
 from vllm_d2l.evaluation.tasks import CONDITIONS, build_items, evaluate_tasks, main, task_messages, tasks_chart
 from vllm_d2l.generator import Generator
 from tiny import build_tiny_hypernet
@@ -19,6 +19,10 @@ def test_sets_draw_held_out_wordings_and_families():
     assert {it["family"] for it in words}.isdisjoint(HELD_OUT_FAMILIES)
     assert {it["family"] for it in fams} == set(HELD_OUT_FAMILIES)
     assert build_items("wordings", 6, 3, seed=1)[0]["description"] == words[0]["description"]  # seeded
+    seen = build_items("seen", 9, 2, seed=1)  # the diagnostic set: training wordings and values
+    assert {it["family"] for it in seen} == {f for f in FAMILIES if f not in HELD_OUT_FAMILIES}
+    assert all(0 <= it["wording"] < len(FAMILIES[it["family"]].wordings) - 1 for it in seen)
+    assert {it["params"].get("phrase") for it in seen} - {None} <= set(_PHRASES["train"] + _SIGNOFFS["train"])
     with pytest.raises(ValueError):
         build_items("genres", 1, 1)
 

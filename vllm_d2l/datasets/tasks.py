@@ -232,18 +232,73 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
 ]}
 HELD_OUT_FAMILIES = ("lower", "numbered", "catchphrase")
 
+# Composed wordings for training: a frame ("Always {core}.") around one of the family's cores (an
+# imperative phrase). A handful of fixed sentences per family teaches the generator those
+# sentences, not the rule: with them alone the step-500 adapters followed 89 % of training-wording
+# descriptions and 37 % of held-out ones. The frames are shared by every family, so only the core
+# tells one rule from another. The held-out wordings are never composed (tested).
+_FRAMES = ("{Core}.", "Always {core}.", "Please {core}.", "From now on, {core}.", "In every reply, {core}.",
+           "Make sure you {core}.", "You must {core}.", "I want you to {core}.", "Rule: {core}.",
+           "Remember to {core}.", "Be sure to {core}.", "When you answer, {core}.", "Your task: {core}.",
+           "Important: {core}!", "Whatever the question, {core}.", "{Core}, no exceptions.",
+           "Every time you reply, {core}.", "Instruction: {core}.", "For all of your answers: {core}.",
+           "One rule for this chat: {core}.")
+_CORES = {
+    "max_words": ("answer in at most {n} words", "use {n} words or fewer", "reply in no more than {n} words",
+                  "keep your answer within {n} words", "limit yourself to {n} words", "stay within {n} words",
+                  "write at most {n} words", "cap each reply at {n} words", "do not exceed {n} words"),
+    "max_sentences": ("answer in at most {n} sentences", "use {n} sentences or fewer",
+                      "limit your reply to {n} sentences", "do not go beyond {n} sentences",
+                      "stop after {n} sentences", "say it in no more than {n} sentences",
+                      "keep each answer to a maximum of {n} sentences"),
+    "upper": ("write in capital letters only", "answer in all caps", "use only uppercase letters",
+              "reply in upper case", "capitalise every letter", "type everything in caps",
+              "write every word in block capitals", "keep the caps lock on for the whole reply"),
+    "opening": ("start your reply with \"{phrase}\"", "begin every answer with \"{phrase}\"",
+                "say \"{phrase}\" before anything else", "put \"{phrase}\" at the very start",
+                "lead with \"{phrase}\"", "make \"{phrase}\" the first thing you write",
+                "use \"{phrase}\" as your first words"),
+    "signoff": ("end your reply with \"{phrase}\"", "conclude every answer with \"{phrase}\"",
+                "close with the words \"{phrase}\"", "sign off with \"{phrase}\"",
+                "put \"{phrase}\" at the very end", "make \"{phrase}\" the last thing you write",
+                "add \"{phrase}\" as the final line"),
+    "bullets": ("format the answer as a bulleted list", "reply with bullet points",
+                "put each point on its own line starting with a dash", "answer as a list of bullets",
+                "write bullet points only", "use a dash list for your reply"),
+    "json": ("reply with a JSON object with the keys \"{k0}\" and \"{k1}\"",
+             "answer in JSON with fields \"{k0}\" and \"{k1}\"", "output only JSON, keys {k0} and {k1}",
+             "return a JSON object containing \"{k0}\" and \"{k1}\"",
+             "format the reply as JSON with exactly the keys {k0} and {k1}"),
+    "one_word": ("answer with a single word", "reply in one word", "use exactly one word",
+                 "give a one-word answer", "say just one word", "keep every answer to one single word"),
+    "avoid_word": ("never use the word \"{word}\"", "do not write the word \"{word}\"",
+                   "leave out the word \"{word}\" entirely", "keep the word \"{word}\" out of your reply",
+                   "write without the word \"{word}\"", "steer clear of the word \"{word}\""),
+}
+COMPOSED_SHARE = 0.75  # of training tasks: a composed wording; the rest one of the fixed training wordings
+
+
+def composed_wordings(family: str) -> list[str]:
+    """Every composed wording of a training family (templates with the family's placeholders)."""
+    out = []
+    for core in _CORES.get(family, ()):
+        for frame in _FRAMES:
+            out.append(frame.replace("{Core}", core[0].upper() + core[1:]).replace("{core}", core))
+    return out
+
 
 @dataclass(frozen=True)
 class Task:
     family: str
-    wording: int
+    wording: int  # index into the family's fixed wordings; -1: `template` is a composed one
     params: dict = field(hash=False)
+    template: str | None = None
 
     @property
     def description(self) -> str:
         p = self.params
         fmt = {**p, **({"k0": p["keys"][0], "k1": p["keys"][1]} if "keys" in p else {})}
-        return FAMILIES[self.family].wordings[self.wording].format(**fmt)
+        return (self.template or FAMILIES[self.family].wordings[self.wording]).format(**fmt)
 
     def check(self, reply: str) -> bool:
         return FAMILIES[self.family].check(reply, self.params)
@@ -259,9 +314,11 @@ def families(split: str, held_out: bool = False) -> list[str]:
     return [f for f in FAMILIES if (f in HELD_OUT_FAMILIES) == held_out]
 
 
-def draw_task(rng: random.Random, split: str, family: str | None = None, held_out_wording: bool = False) -> Task:
-    """One task: training draws only the training families' first wordings and training pools;
-    evaluation draws from the eval pools, with the held-out wording when asked."""
+def draw_task(rng: random.Random, split: str, family: str | None = None, held_out_wording: bool = False,
+              composed: bool = False) -> Task:
+    """One task: training draws only the training families' first wordings (or, with `composed`,
+    mostly composed ones) and training pools; evaluation draws from the eval pools, with the
+    held-out wording when asked."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     name = family or rng.choice(families(split))
@@ -269,6 +326,9 @@ def draw_task(rng: random.Random, split: str, family: str | None = None, held_ou
     n = len(fam.wordings)
     if split == "train" and (held_out_wording or name in HELD_OUT_FAMILIES):
         raise ValueError("training never sees held-out wordings or families")
+    if split == "train" and composed and _CORES.get(name) and rng.random() < COMPOSED_SHARE:
+        template = rng.choice(composed_wordings(name))
+        return Task(name, -1, fam.draw(rng, split), template)
     wording = n - 1 if held_out_wording else rng.randrange(n - 1)
     return Task(name, wording, fam.draw(rng, split))
 
@@ -348,13 +408,13 @@ def load_replies(path: Path | str | None = None) -> list[dict]:
 
 
 def make_record(seed: int, index: int, replies: list[dict], split: str = "train",
-                families: list[str] | None = None) -> dict:
+                families: list[str] | None = None, composed: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     `genre` is "task:<family>", so a wrong-document control is another task of the same family
     with other values: it differs in what the description says, not in its kind of rule."""
     rng = random.Random(f"d2l-task:{seed}:{index}")
-    task = draw_task(rng, split, family=rng.choice(families) if families else None)
+    task = draw_task(rng, split, family=rng.choice(families) if families else None, composed=composed)
     qa = [{"q": r["prompt"], "a": task.comply(r["reply"])} for r in rng.sample(replies, PROMPTS_PER_RECORD)]
     return {"id": f"task-{seed}-{index:06d}", "genre": f"task:{task.family}", "text": task.description, "qa": qa,
             "params": task.params}

@@ -6,7 +6,8 @@ the system message ("system"), with the description before the prompt in the use
 ("user"), and with the adapter the hypernetwork generates from the description and the bare
 prompt ("adapter"). Every reply is scored by the family's checker. Two sets, as the task mode's
 targets are set: held-out wordings (training families, a wording and values never trained on) and
-held-out families.
+held-out families; and, to tell a rule not learnt from a rule not recognised in new words, a
+third on request: seen wordings (training families, wordings and values; only the prompts new).
 
     vllm-d2l eval --tasks --out results/eval/tasks.json --plot results/eval/tasks.png
     vllm-d2l eval --tasks --set families --n-tasks 12 --prompts 10
@@ -24,7 +25,8 @@ from ..prompts import render
 from .generation import factors_of, generate
 
 CONDITIONS = ("none", "system", "user", "adapter")
-SETS = ("wordings", "families")
+SETS = ("wordings", "families")  # what `--set both` runs: the targets' sets
+DIAGNOSTIC_SETS = ("seen",)
 
 
 def task_messages(condition: str, description: str, prompt: str) -> list[dict]:
@@ -73,14 +75,15 @@ def qa_check(generator, factors_by_task: dict, max_new_tokens: int = 32, batch_s
 
 def build_items(which: str, n_tasks: int, prompts_per_task: int, seed: int = 0) -> list[dict]:
     """`n_tasks` evaluation tasks of one set, spread over its families, each with its own prompts."""
-    if which not in SETS:
-        raise ValueError(f"set must be one of {SETS}, got {which!r}")
+    if which not in SETS + DIAGNOSTIC_SETS:
+        raise ValueError(f"set must be one of {SETS + DIAGNOSTIC_SETS}, got {which!r}")
     rng = random.Random(f"tasks/{which}/{seed}")
-    names = families("eval", held_out=which == "families")
+    split = "train" if which == "seen" else "eval"  # seen: training wordings and values
+    names = families(split, held_out=which == "families")
     pool = prompts("eval")
     items = []
     for i in range(n_tasks):
-        task = draw_task(rng, "eval", family=names[i % len(names)], held_out_wording=which == "wordings")
+        task = draw_task(rng, split, family=names[i % len(names)], held_out_wording=which == "wordings")
         for prompt in rng.sample(pool, prompts_per_task):
             items.append({"task": i, "family": task.family, "description": task.description,
                           "params": task.params, "wording": task.wording, "prompt": prompt, "_task": task})
@@ -160,7 +163,9 @@ def tasks_chart(all_results: dict, path: Path | str) -> None:
         ax.bar(xs, vals, width, label=labels.get(c, c))
         for x, v in zip(xs, vals):
             ax.text(x, v + 0.01, f"{v:.0%}", ha="center", fontsize=7)
-    ax.set_xticks(range(len(sets)), [f"held-out {s}\n({all_results[s]['n_replies']} replies)" for s in sets])
+    names = {"seen": "seen wordings"}
+    ax.set_xticks(range(len(sets)), [f"{names.get(s, 'held-out ' + s)}\n({all_results[s]['n_replies']} replies)"
+                                     for s in sets])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("replies that follow the description")
     ax.legend(fontsize=8, loc="upper right")
@@ -172,7 +177,8 @@ def tasks_chart(all_results: dict, path: Path | str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-d2l eval --tasks", description=__doc__.splitlines()[0])
-    p.add_argument("--set", choices=SETS + ("both",), default="both", help="held-out wordings, families, or both")
+    p.add_argument("--set", choices=SETS + DIAGNOSTIC_SETS + ("both", "all"), default="both",
+                   help="held-out wordings, families, both, seen wordings (training wordings and values), or all three")
     p.add_argument("--n-tasks", type=int, default=12, help="tasks per set")
     p.add_argument("--prompts", type=int, default=10, help="prompts per task")
     p.add_argument("--seed", type=int, default=0)
@@ -202,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
 
     generator = Generator.load(args.hypernet or default_task_hypernet_dir(), args.model)
     results = {}
-    for which in (SETS if args.set == "both" else (args.set,)):
+    chosen = {"both": SETS, "all": SETS + DIAGNOSTIC_SETS}.get(args.set, (args.set,))
+    for which in chosen:
         items = build_items(which, args.n_tasks, args.prompts, args.seed)
         res = evaluate_tasks(generator, items, conditions, args.max_new_tokens, args.batch_size,
                              progress=not args.no_progress)
@@ -220,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         results["qa_check"] = check
     from .qa import write_outputs
 
-    write_outputs(results, args.out, args.plot, lambda r, path: tasks_chart({k: v for k, v in r.items() if k in SETS}, path))
+    write_outputs(results, args.out, args.plot, lambda r, path: tasks_chart({k: v for k, v in r.items() if k in SETS + DIAGNOSTIC_SETS}, path))
     return 0
 
 

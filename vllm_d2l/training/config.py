@@ -37,6 +37,7 @@ class TrainConfig:
     heldout_tasks: int = 0  # task descriptions (task mode): training families, unseen combinations
     task_replies: str | None = None  # the base model's replies the task targets rewrite (None: packaged)
     task_families: list[str] = field(default_factory=list)  # restrict the "tasks" source (empty: all training families)
+    task_composed_wordings: bool = False  # most task records worded by `datasets.tasks.composed_wordings`
     holdout_genres: list[str] = field(default_factory=list)  # never seen in training
     jsonl: list[str] = field(default_factory=list)  # extra {"text","qa"} files
     # An unbounded stream of fresh records instead of a fixed set: {source: weight}, sources

@@ -77,7 +77,8 @@ def load_records(cfg: TrainConfig, tokenizer=None) -> tuple[list[dict], list[dic
         from ..datasets import tasks
 
         replies = tasks.load_replies(cfg.task_replies)
-        heldout += [tasks.make_record(cfg.seed + 10_000, i, replies, families=cfg.task_families or None)
+        heldout += [tasks.make_record(cfg.seed + 10_000, i, replies, families=cfg.task_families or None,
+                                       composed=cfg.task_composed_wordings)
                     for i in range(cfg.heldout_tasks)]
     for path in cfg.jsonl:
         train.extend(_read_jsonl(path))
@@ -171,4 +172,5 @@ class RecordStream:
         from ..datasets import tasks
 
         replies = tasks.load_replies(cfg.task_replies)
-        return lambda i: tasks.make_record(seed, i, replies, families=cfg.task_families or None)
+        return lambda i: tasks.make_record(seed, i, replies, families=cfg.task_families or None,
+                                             composed=cfg.task_composed_wordings)
