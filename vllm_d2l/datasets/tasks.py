@@ -145,9 +145,11 @@ def _json_check(r: str, p: dict) -> bool:
 
 
 def _json_comply(r: str, p: dict) -> str:
+    """The first sentence and the second (not the whole rest: a reply must close its object within
+    the replies' token budget, and evaluation reads 64 new tokens)."""
     parts = _sentences(r) or [r.strip()]
-    first, rest = parts[0], " ".join(parts[1:]) or parts[0]
-    return json.dumps({p["keys"][0]: first, p["keys"][1]: rest})
+    first, second = parts[0], parts[1] if len(parts) > 1 else parts[0]
+    return json.dumps({p["keys"][0]: first, p["keys"][1]: second})
 
 
 def _one_word_check(r: str, p: dict) -> bool:
