@@ -17,6 +17,7 @@ Splits, so evaluation can say what generalises:
 """
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -280,13 +281,12 @@ _CORES = {
 COMPOSED_SHARE = 0.75  # of training tasks: a composed wording; the rest one of the fixed training wordings
 
 
-def composed_wordings(family: str) -> list[str]:
-    """Every composed wording of a training family (templates with the family's placeholders)."""
-    out = []
-    for core in _CORES.get(family, ()):
-        for frame in _FRAMES:
-            out.append(frame.replace("{Core}", core[0].upper() + core[1:]).replace("{core}", core))
-    return out
+@functools.cache
+def composed_wordings(family: str) -> tuple[str, ...]:
+    """Every composed wording of a training family (templates with the family's placeholders);
+    built once, as every drawn record picks from them."""
+    return tuple(frame.replace("{Core}", core[0].upper() + core[1:]).replace("{core}", core)
+                 for core in _CORES.get(family, ()) for frame in _FRAMES)
 
 
 @dataclass(frozen=True)

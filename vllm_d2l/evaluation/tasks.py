@@ -27,6 +27,7 @@ from .generation import factors_of, generate
 CONDITIONS = ("none", "system", "user", "adapter")
 SETS = ("wordings", "families")  # what `--set both` runs: the targets' sets
 DIAGNOSTIC_SETS = ("seen",)
+ALL_SETS = SETS + DIAGNOSTIC_SETS
 
 
 def task_messages(condition: str, description: str, prompt: str) -> list[dict]:
@@ -75,8 +76,8 @@ def qa_check(generator, factors_by_task: dict, max_new_tokens: int = 32, batch_s
 
 def build_items(which: str, n_tasks: int, prompts_per_task: int, seed: int = 0) -> list[dict]:
     """`n_tasks` evaluation tasks of one set, spread over its families, each with its own prompts."""
-    if which not in SETS + DIAGNOSTIC_SETS:
-        raise ValueError(f"set must be one of {SETS + DIAGNOSTIC_SETS}, got {which!r}")
+    if which not in ALL_SETS:
+        raise ValueError(f"set must be one of {ALL_SETS}, got {which!r}")
     rng = random.Random(f"tasks/{which}/{seed}")
     split = "train" if which == "seen" else "eval"  # seen: training wordings and values
     names = families(split, held_out=which == "families")
@@ -177,7 +178,7 @@ def tasks_chart(all_results: dict, path: Path | str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-d2l eval --tasks", description=__doc__.splitlines()[0])
-    p.add_argument("--set", choices=SETS + DIAGNOSTIC_SETS + ("both", "all"), default="both",
+    p.add_argument("--set", choices=ALL_SETS + ("both", "all"), default="both",
                    help="held-out wordings, families, both, seen wordings (training wordings and values), or all three")
     p.add_argument("--n-tasks", type=int, default=12, help="tasks per set")
     p.add_argument("--prompts", type=int, default=10, help="prompts per task")
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
     generator = Generator.load(args.hypernet or default_task_hypernet_dir(), args.model)
     results = {}
-    chosen = {"both": SETS, "all": SETS + DIAGNOSTIC_SETS}.get(args.set, (args.set,))
+    chosen = {"both": SETS, "all": ALL_SETS}.get(args.set, (args.set,))
     for which in chosen:
         items = build_items(which, args.n_tasks, args.prompts, args.seed)
         res = evaluate_tasks(generator, items, conditions, args.max_new_tokens, args.batch_size,
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         results["qa_check"] = check
     from .qa import write_outputs
 
-    write_outputs(results, args.out, args.plot, lambda r, path: tasks_chart({k: v for k, v in r.items() if k in SETS + DIAGNOSTIC_SETS}, path))
+    write_outputs(results, args.out, args.plot, lambda r, path: tasks_chart({k: v for k, v in r.items() if k in ALL_SETS}, path))
     return 0
 
 

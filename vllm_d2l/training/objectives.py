@@ -91,9 +91,7 @@ def teacher_topk(model, tokenizer, document: str | None, qa: list[dict], k: int)
     """
     prompts = [_teacher_prompt(tokenizer, document, x["q"]) for x in qa]
     answers = [answer_ids(tokenizer, x["a"]) for x in qa]
-    shared = min(len(p) for p in prompts) - 1
-    for p in prompts[1:]:
-        shared = next((i for i in range(shared) if p[i] != prompts[0][i]), shared)
+    shared = _common_prefix(prompts)
     device = model.device
     out = model.model(input_ids=torch.tensor([prompts[0][:shared]], device=device), use_cache=True)
     cache = out.past_key_values
