@@ -73,3 +73,36 @@ def test_composed_wordings_are_training_only_and_never_the_held_out_sentence():
     assert all(draw_task(rng, "eval", composed=True).wording >= 0 for _ in range(50))
     replies = [{"prompt": f"Tell me about {i}.", "reply": f"{i} is fine."} for i in range(6)]
     assert make_record(0, 5, replies, composed=True) == make_record(0, 5, replies, composed=True)
+
+
+def test_word_limits_keep_whole_sentences_or_the_short_answer_before_cutting():
+    """A word limit keeps the reply's leading sentences that fit, then the question's own short
+    answer, and cuts mid-sentence only when neither fits."""
+    task = draw_task(random.Random(0), "train", family="max_words")
+    reply = "The capital of Germany is Berlin. It is also its largest city, with many museums."
+    assert task.__class__(task.family, 0, {"n": 8}).comply(reply) == "The capital of Germany is Berlin."
+    assert task.__class__(task.family, 0, {"n": 4}).comply(reply, short="Berlin.") == "Berlin."
+    assert task.__class__(task.family, 0, {"n": 3}).comply(reply) == "The capital of."
+    one = draw_task(random.Random(0), "train", family="one_word")
+    assert one.comply(reply, short="Berlin.") == "Berlin." and one.check("Berlin.")
+    assert one.comply(reply, short="Buenos Aires.") != "Buenos Aires."  # not one word: the usual rewrite
+
+
+def test_records_mix_short_questions_kept_out_of_the_qa_check():
+    from vllm_d2l.datasets.short_questions import questions
+    from vllm_d2l.datasets.tasks import PROMPTS_PER_RECORD, QUESTIONS_PER_RECORD, make_record
+    from vllm_d2l.evaluation.tasks import QA_CHECK
+
+    qs = questions()
+    assert len({q["q"] for q in qs}) == len(qs) >= 100
+    assert not {q["q"] for q in qs} & {q for q, _ in QA_CHECK}
+    assert all(q["short"].endswith(".") and not q["short"][0].islower() for q in qs)
+    replies = [{"prompt": f"Tell me about {i}.", "reply": f"Item {i} is fine. It is a thing."} for i in range(6)]
+    replies += [{"prompt": q["q"], "reply": f"It is {q['short']}", "short": q["short"]} for q in qs[:6]]
+    for index in range(20):
+        rec = make_record(1, index, replies)
+        asked = [qa["q"] for qa in rec["qa"]]
+        assert len(asked) == PROMPTS_PER_RECORD
+        assert sum(a in {q["q"] for q in qs} for a in asked) == QUESTIONS_PER_RECORD
+    only_open = make_record(1, 0, replies[:6])  # an older pool without questions still makes records
+    assert len(only_open["qa"]) == PROMPTS_PER_RECORD

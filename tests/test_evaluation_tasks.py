@@ -19,7 +19,7 @@ def test_sets_draw_held_out_wordings_and_families():
     assert {it["family"] for it in words}.isdisjoint(HELD_OUT_FAMILIES)
     assert {it["family"] for it in fams} == set(HELD_OUT_FAMILIES)
     assert build_items("wordings", 6, 3, seed=1)[0]["description"] == words[0]["description"]  # seeded
-    seen = build_items("seen", 9, 2, seed=1)  # the diagnostic set: training wordings and values
+    seen = build_items("seen", len(FAMILIES) - len(HELD_OUT_FAMILIES), 2, seed=1)  # the diagnostic set: training wordings and values
     assert {it["family"] for it in seen} == {f for f in FAMILIES if f not in HELD_OUT_FAMILIES}
     assert all(0 <= it["wording"] < len(FAMILIES[it["family"]].wordings) - 1 for it in seen)
     assert {it["params"].get("phrase") for it in seen} - {None} <= set(_PHRASES["train"] + _SIGNOFFS["train"])
@@ -66,4 +66,5 @@ def test_qa_check_scores_base_and_each_adapter(tiny_model_dir, tmp_path):
     res = qa_check(gen, factors, max_new_tokens=4)
     assert res["questions"] == len(QA_CHECK) and set(res["per_task"]) == {"brief"}
     assert 0 <= res["base_accuracy"] <= 1 and res["adapter_accuracy"] == res["per_task"]["brief"]
+    assert set(res["outputs"]) == {"base", "brief"} and all(len(o) == len(QA_CHECK) for o in res["outputs"].values())
     assert all("|" not in q and a for q, a in QA_CHECK)

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from . import short_questions
+
 SPLITS = ("train", "eval")
 _WORD = re.compile(r"[A-Za-z0-9']+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -67,6 +69,16 @@ _CATCH = {
               "Great Scott!", "Indubitably."],
     "eval": ["Holy guacamole!", "Bless my boots!", "Jolly good!"],
 }
+_INCLUDE = {  # words an ordinary reply would not use, so including one takes a rewrite
+    "train": ["banana", "marvellous", "indeed", "galaxy", "pancake", "whisper", "velvet", "lantern", "zigzag",
+              "penguin", "harbour", "thunder", "cinnamon", "meadow"],
+    "eval": ["kaleidoscope", "pickle", "nebula", "origami"],
+}
+_QUESTIONS = {
+    "train": ["What else would you like to know?", "Does that help?", "Shall I go on?", "Any other questions?",
+              "Want an example?", "Is that clear?"],
+    "eval": ["Anything more I can do?", "Should I explain further?"],
+}
 _WORD_LIMITS = {"train": [n for n in range(3, 41) if n not in (4, 7, 12, 25)], "eval": [4, 7, 12, 25]}
 _SENTENCE_LIMITS = {"train": [1, 3], "eval": [2]}
 
@@ -86,6 +98,25 @@ def _truncate_words(reply: str, n: int) -> str:
         return reply.strip()
     cut = " ".join(words[:n]).rstrip(",;:")
     return cut if cut.endswith((".", "!", "?")) else cut + "."
+
+
+def _max_words_comply(r: str, p: dict) -> str:
+    """The reply's leading whole sentences that fit the limit; else the question's short answer (when
+    the record has one and it fits); only then the first n words. Cut sentences as targets taught the
+    adapters to stop after two or three words ("Photosynthesis is.") whatever the limit."""
+    if len(r.split()) <= p["n"]:
+        return r.strip()
+    kept, count = [], 0
+    for sentence in _SENTENCE.split(r.strip()):
+        count += len(sentence.split())
+        if count > p["n"]:
+            break
+        kept.append(sentence)
+    if kept:
+        return " ".join(kept)
+    if p.get("short") and len(p["short"].split()) <= p["n"]:
+        return p["short"]
+    return _truncate_words(r, p["n"])
 
 
 def _max_words_check(r: str, p: dict) -> bool:
@@ -158,6 +189,8 @@ def _one_word_check(r: str, p: dict) -> bool:
 
 
 def _one_word_comply(r: str, p: dict) -> str:
+    if p.get("short") and len(p["short"].split()) == 1:
+        return p["short"]
     stop = {"the", "a", "an", "it", "is", "i", "to", "of", "and", "yes", "no", "well", "sure", "certainly"}
     words = [w for w in _words(r) if w.lower() not in stop] or _words(r) or ["Okay"]
     return max(words[:8], key=len).strip("'").capitalize() + "."
@@ -172,12 +205,45 @@ def _avoid_comply(r: str, p: dict) -> str:
     return re.sub(r"\s{2,}", " ", out) or "Okay."
 
 
+def _title_check(r: str, p: dict) -> bool:
+    words = [w for w in r.split() if w[0].isalpha()]
+    return bool(words) and all(w[0].isupper() for w in words)
+
+
+def _title_comply(r: str, p: dict) -> str:
+    return re.sub(r"(^|\s)([a-z])", lambda m: m.group(1) + m.group(2).upper(), r.strip())
+
+
+def _lettered_check(r: str, p: dict) -> bool:
+    lines = [l.strip() for l in r.strip().splitlines() if l.strip()]
+    return 2 <= len(lines) <= 26 and all(l.startswith(f"{chr(97 + i)}) ") for i, l in enumerate(lines))
+
+
+def _lettered_comply(r: str, p: dict) -> str:
+    items = [l[2:] for l in _bullets_comply(r, p).splitlines()][:26]
+    return "\n".join(f"{chr(97 + i)}) {s}" for i, s in enumerate(items))
+
+
+def _include_check(r: str, p: dict) -> bool:
+    return re.search(rf"\b{re.escape(p['word'])}\b", r, re.IGNORECASE) is not None
+
+
+def _exclaim_check(r: str, p: dict) -> bool:
+    text = r.strip()
+    return bool(text) and text.endswith("!") and re.search(r"\.(\s|$)", text) is None
+
+
+def _exclaim_comply(r: str, p: dict) -> str:
+    text = re.sub(r"\.(\s|$)", r"!\1", r.strip())
+    return text if text.endswith("!") else text.rstrip(".?") + "!"
+
+
 FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("max_words",
            ("Answer in at most {n} words.", "Keep every reply under {n} words.", "Use no more than {n} words.",
             "Your answers must be {n} words or fewer.", "Reply briefly: {n} words at most."),
            lambda rng, split: {"n": rng.choice(list(_WORD_LIMITS[split]))},
-           _max_words_check, lambda r, p: _truncate_words(r, p["n"])),
+           _max_words_check, _max_words_comply),
     Family("max_sentences",
            ("Answer in at most {n} sentences.", "Limit each reply to {n} sentences.",
             "Say it in {n} sentences or fewer.", "Never write more than {n} sentences."),
@@ -225,6 +291,30 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            ("Never use the word \"{word}\".", "Do not write the word \"{word}\" in your replies.",
             "The word \"{word}\" is forbidden.", "Avoid the word \"{word}\" completely."),
            lambda rng, split: {"word": rng.choice(_AVOID[split])}, _avoid_check, _avoid_comply),
+    # the next five widen what the training families span (a case rule, a list style, a word to work
+    # in, punctuation, a closing move), so that the held-out families are less far from all of them
+    Family("title_case",
+           ("Capitalise the first letter of every word.", "Write In Title Case, Every Word Capitalised.",
+            "Each word you write must begin with a capital letter.", "Start every single word with an upper-case letter."),
+           lambda rng, split: {}, _title_check, _title_comply),
+    Family("lettered",
+           ("Answer as a lettered list: a), b), c).", "Give your points as a), b), c) and so on, one per line.",
+            "Format the reply as a list labelled with letters.", "Put each point on its own line, lettered a), b), c)."),
+           lambda rng, split: {}, _lettered_check, _lettered_comply),
+    Family("include_word",
+           ("Use the word \"{word}\" in every reply.", "Each answer must contain the word \"{word}\".",
+            "Work the word \"{word}\" into what you say.", "Make sure \"{word}\" appears in your answer."),
+           lambda rng, split: {"word": rng.choice(_INCLUDE[split])}, _include_check,
+           lambda r, p: f"{p['word'].capitalize()}! {r.strip()}"),
+    Family("exclaim",
+           ("End every sentence with an exclamation mark.", "Use exclamation marks instead of full stops.",
+            "Write excitedly: each sentence ends with \"!\".", "No full stops: finish each sentence with an exclamation point."),
+           lambda rng, split: {}, _exclaim_check, _exclaim_comply),
+    Family("end_question",
+           ("Finish every reply with a question to the user.", "Always end by asking the user a question.",
+            "Your last sentence must be a question.", "Close each answer with a follow-up question."),
+           lambda rng, split: {"question": rng.choice(_QUESTIONS[split])},
+           lambda r, p: r.strip().endswith("?"), lambda r, p: f"{r.strip()} {p['question']}"),
     Family("catchphrase",
            ("You are a cheerful sailor: say \"{phrase}\" in every reply.",
             "Include the catch-phrase \"{phrase}\" in each answer.",
@@ -274,6 +364,17 @@ _CORES = {
              "format the reply as JSON with exactly the keys {k0} and {k1}"),
     "one_word": ("answer with a single word", "reply in one word", "use exactly one word",
                  "give a one-word answer", "say just one word", "keep every answer to one single word"),
+    "title_case": ("capitalise the first letter of every word", "write in title case", "begin each word with a capital",
+                   "give every word an upper-case first letter", "capitalise each and every word"),
+    "lettered": ("answer as a lettered list", "label your points a), b), c)", "use letters to mark each point",
+                 "put every point on its own line with a letter in front", "write a list lettered a), b), c)"),
+    "include_word": ("use the word \"{word}\" in your reply", "include the word \"{word}\"",
+                     "mention \"{word}\" somewhere in the answer", "work in the word \"{word}\"",
+                     "make sure the word \"{word}\" appears"),
+    "exclaim": ("end every sentence with an exclamation mark", "use exclamation marks, not full stops",
+                "finish each sentence with \"!\"", "write every sentence as an exclamation"),
+    "end_question": ("end with a question to the user", "finish by asking a question", "close with a follow-up question",
+                     "make your last sentence a question", "ask the user something at the end"),
     "avoid_word": ("never use the word \"{word}\"", "do not write the word \"{word}\"",
                    "leave out the word \"{word}\" entirely", "keep the word \"{word}\" out of your reply",
                    "write without the word \"{word}\"", "steer clear of the word \"{word}\""),
@@ -305,8 +406,9 @@ class Task:
     def check(self, reply: str) -> bool:
         return FAMILIES[self.family].check(reply, self.params)
 
-    def comply(self, reply: str) -> str:
-        return FAMILIES[self.family].comply(reply, self.params)
+    def comply(self, reply: str, short: str | None = None) -> str:
+        """`short`: the prompt's answer as a reply of its own, where it has one (a short question)."""
+        return FAMILIES[self.family].comply(reply, {**self.params, **({"short": short} if short else {})})
 
 
 def families(split: str, held_out: bool = False) -> list[str]:
@@ -374,26 +476,34 @@ def _trim_to_sentence(text: str) -> str:
 
 def write_base_replies(out: Path | str, model_dir: str | None = None, max_new_tokens: int = 96,
                        batch_size: int = 8, progress: bool = True) -> int:
-    """Greedy replies of the base model to every training prompt, asked bare as a user of the
-    server would, written as JSONL `{"prompt", "reply", "model"}`; returns the count."""
+    """Greedy replies of the base model to every training prompt and short question, asked bare as
+    a user of the server would, written as JSONL `{"prompt", "reply", "model"}` (questions add
+    `short`, their answer as a reply of its own); returns the count. Rows already in `out` are
+    kept and only the missing prompts are generated, so adding questions leaves the rest as it was."""
     from ..base_model import ensure_default_model, load_model_and_tokenizer
     from ..evaluation.generation import generate
     from ..prompts import question_messages, render
 
-    model_path = Path(model_dir) if model_dir else ensure_default_model()
-    model, tok = load_model_and_tokenizer(model_path)
-    asked = prompts("train")
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(asked), desc="base replies", unit="reply")
-    replies = generate(model, tok, [render(tok, question_messages(p)) for p in asked], max_new_tokens, batch_size,
-                       on_batch=bar.update if bar else None)
-    if bar:
-        bar.close()
-    lines = [json.dumps({"prompt": p, "reply": _trim_to_sentence(r), "model": model_path.name}) for p, r in zip(asked, replies)]
-    Path(out).write_text("\n".join(lines) + "\n")
-    return len(lines)
+    out = Path(out)
+    kept = [json.loads(l) for l in out.read_text().splitlines() if l.strip()] if out.is_file() else []
+    have = {r["prompt"] for r in kept}
+    shorts = {q["q"]: q["short"] for q in short_questions.questions()}
+    asked = [p for p in prompts("train") + list(shorts) if p not in have]
+    if asked:
+        model_path = Path(model_dir) if model_dir else ensure_default_model()
+        model, tok = load_model_and_tokenizer(model_path)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(asked), desc="base replies", unit="reply")
+        replies = generate(model, tok, [render(tok, question_messages(p)) for p in asked], max_new_tokens,
+                           batch_size, on_batch=bar.update if bar else None)
+        if bar:
+            bar.close()
+        kept += [{"prompt": p, "reply": _trim_to_sentence(r), "model": model_path.name,
+                  **({"short": shorts[p]} if p in shorts else {})} for p, r in zip(asked, replies)]
+    out.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return len(kept)
 
 
 def load_replies(path: Path | str | None = None) -> list[dict]:
@@ -409,15 +519,27 @@ def load_replies(path: Path | str | None = None) -> list[dict]:
     return rows
 
 
+QUESTIONS_PER_RECORD = 2  # of the record's prompts, short questions (where the pool has them)
+
+
 def make_record(seed: int, index: int, replies: list[dict], split: str = "train",
                 families: list[str] | None = None, composed: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
+    Two of the four prompts are short questions (when the pool has them), so that the rules are
+    learnt on replies that must keep their answer as well as on open ones.
     `genre` is "task:<family>", so a wrong-document control is another task of the same family
     with other values: it differs in what the description says, not in its kind of rule."""
     rng = random.Random(f"d2l-task:{seed}:{index}")
     task = draw_task(rng, split, family=rng.choice(families) if families else None, composed=composed)
-    qa = [{"q": r["prompt"], "a": task.comply(r["reply"])} for r in rng.sample(replies, PROMPTS_PER_RECORD)]
+    short = [r for r in replies if r.get("short")]
+    open_ = [r for r in replies if not r.get("short")]
+    n_open = PROMPTS_PER_RECORD - QUESTIONS_PER_RECORD
+    if len(short) >= QUESTIONS_PER_RECORD and len(open_) >= n_open:
+        picked = rng.sample(open_, n_open) + rng.sample(short, QUESTIONS_PER_RECORD)
+    else:  # a pool of one kind (an older replies file)
+        picked = rng.sample(replies, PROMPTS_PER_RECORD)
+    qa = [{"q": r["prompt"], "a": task.comply(r["reply"], r.get("short"))} for r in picked]
     return {"id": f"task-{seed}-{index:06d}", "genre": f"task:{task.family}", "text": task.description, "qa": qa,
             "params": task.params}
 

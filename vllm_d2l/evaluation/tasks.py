@@ -66,12 +66,14 @@ def qa_check(generator, factors_by_task: dict, max_new_tokens: int = 32, batch_s
     def accuracy(outputs: list[str]) -> float:
         return sum(any(contains(o, a) for a in gold.split("|")) for o, (_, gold) in zip(outputs, QA_CHECK)) / len(QA_CHECK)
 
-    base = accuracy(generate(model, tok, prompts, max_new_tokens, batch_size))
-    per_task = {t: accuracy(generate(model, tok, prompts, max_new_tokens, batch_size, f))
-                for t, f in factors_by_task.items()}
+    outputs = {"base": generate(model, tok, prompts, max_new_tokens, batch_size)}
+    outputs.update({t: generate(model, tok, prompts, max_new_tokens, batch_size, f) for t, f in factors_by_task.items()})
+    base = accuracy(outputs["base"])
+    per_task = {t: accuracy(outputs[t]) for t in factors_by_task}
     mean = sum(per_task.values()) / len(per_task) if per_task else None
     return {"questions": len(QA_CHECK), "base_accuracy": base, "adapter_accuracy": mean,
-            "kept": mean / base if mean is not None and base else None, "per_task": per_task}
+            "kept": mean / base if mean is not None and base else None, "per_task": per_task,
+            "outputs": outputs}
 
 
 def build_items(which: str, n_tasks: int, prompts_per_task: int, seed: int = 0) -> list[dict]:
@@ -180,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-d2l eval --tasks", description=__doc__.splitlines()[0])
     p.add_argument("--set", choices=ALL_SETS + ("both", "all"), default="both",
                    help="held-out wordings, families, both, seen wordings (training wordings and values), or all three")
-    p.add_argument("--n-tasks", type=int, default=12, help="tasks per set")
+    p.add_argument("--n-tasks", type=int, default=len(families("train")), help="tasks per set (default: one per training family)")
     p.add_argument("--prompts", type=int, default=10, help="prompts per task")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hypernet", help="hypernetwork folder for the adapter condition (default: the task one)")
