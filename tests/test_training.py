@@ -178,6 +178,21 @@ def test_best_snapshot_is_kept_and_a_fresh_run_resumes_from_it(tiny_model_dir, t
         checkpoint.load_snapshot(tmp_path / "a" / "run" / "best", Trainer(config(tmp_path / "c", tiny_model_dir)).net)
 
 
+def test_best_snapshot_ignores_scores_from_before_the_hold_out_changed(tiny_model_dir, tmp_path):
+    """After `heldout_since` the best snapshot is the best evaluation from then on, even when an
+    earlier row (scored on other records) had the lower score."""
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2}
+    run = tmp_path / "a" / "run"
+    run.mkdir(parents=True)
+    (run / "log.jsonl").write_text(json.dumps({"step": 1, "heldout_ce": -100.0, "heldout_content_gap_ce": 50.0}) + "\n")
+    trainer = Trainer(config(tmp_path / "a", tiny_model_dir, steps=4, eval_every=2, hypernet=net, heldout_since=2))
+    trainer.heldout = trainer.train_set
+    trainer.run(progress=False)
+    state = json.loads((run / "best" / "state.json").read_text())
+    held = [r for r in trainer._log_rows() if "heldout_ce" in r and r["step"] >= 2]
+    assert state["step"] == min(held, key=Trainer.score)["step"] >= 2
+
+
 def test_shared_prefix_and_buckets_equal_one_padded_batch(tiny_model_dir):
     """The student runs each document's prompt header once and its questions in length buckets;
     logits and gradients must equal one padded batch with every example's full prompt."""

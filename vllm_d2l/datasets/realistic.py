@@ -67,7 +67,7 @@ class Doc:
         self.date_style = rng.choice(_DATE_STYLES)
         self.time_style = rng.randrange(5)
         self.head_style = rng.randrange(7)
-        self.currency = rng.choice(W.CURRENCIES)
+        self.currency = rng.choice(W.CURRENCIES + W.CURRENCY_WORDS)  # "$12" or "12 pounds"
         self.long = rng.random() < 0.18  # a minority of documents run well past the usual length
 
     # -- randomness
@@ -130,13 +130,14 @@ class Doc:
 
     def _money(self, lo: int, hi: int, with_cents: bool) -> str:
         whole = self.rng.randint(lo, hi)
-        if with_cents:
-            return f"{self.currency}{whole:,}.{self.rng.choice(range(5, 100, 5)):02d}"
-        return f"{self.currency}{whole:,}"
+        return self._in_currency(f"{whole:,}.{self.rng.choice(range(5, 100, 5)):02d}" if with_cents else f"{whole:,}")
+
+    def _in_currency(self, number: str) -> str:
+        return f"{number} {self.currency}" if self.currency.isalpha() else f"{self.currency}{number}"
 
     def amount(self, cents: int) -> str:
         """A computed sum in this document's currency (totals must add up, so not drawn)."""
-        return f"{self.currency}{cents // 100:,}.{cents % 100:02d}"
+        return self._in_currency(f"{cents // 100:,}.{cents % 100:02d}")
 
     def date(self, style: str | None = None) -> str:
         return self.fresh(lambda: self._date(style or self.date_style))

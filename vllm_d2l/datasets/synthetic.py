@@ -108,7 +108,8 @@ def _render(template: str, ctx: _Context, value: str | None = None) -> str:
             return ctx[key]
 
     text = template.format_map(Scope(v=value) if value is not None else Scope())
-    return _ARTICLE.sub(lambda m: m.group(1) + "n " + m.group(2), text)
+    text = _ARTICLE.sub(lambda m: m.group(1) + "n " + m.group(2), text)
+    return text[:1].upper() + text[1:]  # a value opening the sentence ("eight boxes ...")
 
 
 # "a olive badge" -> "an olive badge" (values are drawn after the template's article is fixed)

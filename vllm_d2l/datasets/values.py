@@ -179,6 +179,8 @@ class Inventor:
 
     # -- numbers and quantities
     def _count(self) -> str:
+        if self.rng.random() < 0.25:  # "eight", as prose writes small numbers
+            return self.rng.choice(W.NUMBER_WORDS[1:])
         return str(self.rng.randint(3, 60))
 
     def _bignum(self) -> str:
@@ -191,9 +193,13 @@ class Inventor:
         return f"{self.rng.randint(4, 96)} percent"
 
     def _temperature(self) -> str:
+        if self.rng.random() < 0.2:
+            return f"minus {self.rng.randint(1, 40)} degrees"
         return f"{self.rng.randint(3, 240)} degrees"
 
     def _money(self) -> str:
+        if self.rng.random() < 0.35:
+            return f"{self.rng.randint(2, 9500):,} {self.rng.choice(W.CURRENCY_WORDS)}"
         cur = self.rng.choice(W.CURRENCIES)
         if self.rng.random() < 0.3:
             return f"{cur}{self.rng.randint(2, 90)}.{self.rng.choice(['25', '50', '75', '40', '95'])}"

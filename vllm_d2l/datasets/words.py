@@ -104,5 +104,10 @@ UNITS_WEIGHT = ["kilograms", "grams", "pounds"]
 UNITS_LENGTH = ["meters", "kilometers", "centimeters", "miles"]
 UNITS_VOLUME = ["liters", "milliliters", "gallons"]
 CURRENCIES = ["$", "€", "£"]
+# written-out currencies ("340 pounds"), as letters and notices by people often state sums: with
+# symbols only, the generator answered "$340" for a memo's "340 pounds"
+CURRENCY_WORDS = ["pounds", "euros", "dollars"]
+NUMBER_WORDS = ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+                "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
 
 ROOM_LETTERS = "ABCDEFGH"

@@ -254,7 +254,7 @@ class Trainer:
     def save(self) -> None:
         checkpoint.save(self.out / "checkpoint", self.net, self.opt, {"step": self.step})
         self.net.save(self.out / "hypernet", dtype=torch.bfloat16)  # the shippable form
-        held = [r for r in self._log_rows() if "heldout_content_gap_ce" in r]
+        held = [r for r in self._log_rows() if "heldout_content_gap_ce" in r and r["step"] >= self.cfg.heldout_since]
         if held and min(held, key=self.score)["step"] == held[-1]["step"] == self.step_evaluated:
             checkpoint.save_snapshot(self.out / "best", self.net, {"step": self.step, **held[-1]})
 
