@@ -2,7 +2,7 @@
 
 Why: in the other sources nearly every sentence is a fact that some question asks about, so a
 memory that weighs all tokens alike is hardly punished. Here the facts are one to three sentences
-among 80-600 tokens of a novel, a constitution or a manual, and only they are asked about: the
+among 80-1,000 tokens of a novel, a constitution or a manual, and only they are asked about: the
 generator must write the few tokens that matter more strongly than the prose around them, which
 style cannot do (another document's adapter knows nothing of them).
 
@@ -43,7 +43,9 @@ TEMPLATES: tuple[tuple[str, str, str, str], ...] = (
     ("The ledger of {s} is stored in room {a}.", "In which room is the ledger of {s} stored?", "company", "room"),
     ("At {s} the first frost came on {a}.", "When did the first frost come at {s}?", "place", "date"),
 )
-MIN_TOKENS, MAX_TOKENS = 80, 600
+# up to four training chunks of prose: with 600 at most, a fact among 1,024 tokens (the needle
+# test's 4x) was recalled a third of the time against 78 % among 256
+MIN_TOKENS, MAX_TOKENS = 80, 1000
 
 
 def insert_at_depth(haystack: str, sentence: str, depth: float) -> str:
