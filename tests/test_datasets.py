@@ -184,3 +184,29 @@ def test_long_needle_holdout_uses_held_out_prose_of_the_asked_length():
     assert all(_is_heldout(u.name) for us, _ in maker.prose.by_source.values() for u in us)
     count = maker.prose.count
     assert all(600 <= count(r["text"]) for r in recs) and all(qa["a"] in r["text"] for r in recs for qa in r["qa"])
+
+
+def test_near_miss_names_are_one_edit_from_a_real_one():
+    """Open names include near misses of pool names ("Tobias" -> "Tobiah"): one letter after the
+    first changed, added or dropped, never the name itself."""
+    import random
+
+    from vllm_d2l.datasets import words as W
+    from vllm_d2l.datasets.values import Inventor, OpenValues, near_miss
+
+    def one_edit(a: str, b: str) -> bool:
+        if abs(len(a) - len(b)) > 1 or a == b:
+            return False
+        if len(a) == len(b):
+            return sum(x != y for x, y in zip(a, b)) == 1
+        short, long_ = sorted((a, b), key=len)
+        return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+    rng = random.Random(0)
+    for name in W.FIRST_NAMES[:60]:
+        out = near_miss(rng, name)
+        assert out[0] == name[0] and one_edit(name, out), (name, out)
+    inv = Inventor(random.Random(1), open_values=OpenValues(1.0, ["kettle"]))
+    firsts = [inv.draw("first") for _ in range(60)]
+    near = [f for f in firsts if any(one_edit(f, n) for n in W.FIRST_NAMES)]
+    assert 5 <= len(near) <= 35 and not set(firsts) & set(W.FIRST_NAMES)

@@ -148,6 +148,8 @@ def make_document(rng: random.Random, genre: Genre, code_words: list[str] | None
     for fact in facts:
         value = ctx.inventor.draw(fact.kind)
         body.append(_render(rng.choice(fact.says), ctx, value))
+        if body[-1].startswith(value[:1].upper() + value[1:]) and value[:1].islower():
+            value = value[:1].upper() + value[1:]  # opened the sentence: the answer as it is written
         qa.append({"q": _question(rng, genre, fact.asks), "a": value, "type": ANSWER_TYPES[fact.kind]})
 
     n_fill = rng.randint(pmin, pmax)

@@ -9,6 +9,7 @@ import random
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 from . import words as W
 
@@ -89,6 +90,26 @@ def coin(rng: random.Random, syllables: int) -> str:
     return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(syllables))
 
 
+def near_miss(rng: random.Random, name: str) -> str:
+    """`name` with one letter after the first changed, added or dropped ("Tobias" -> "Tobiah",
+    "Lucia" -> "Lucina"): a name the model's prior pulls toward a real one, so only an exact copy
+    of the document's spelling scores. Copies of hand-written names were this kind of wrong."""
+    vowels, consonants = "aeiou", "bcdfghklmnprstvwz"
+    for _ in range(20):
+        i = rng.randrange(1, len(name)) if len(name) > 1 else 1
+        same = vowels if name[i - 1 if i == len(name) else i].lower() in vowels else consonants
+        op = rng.choice(("replace", "insert", "drop")) if len(name) > 3 else "insert"
+        if op == "replace" and i < len(name):
+            out = name[:i] + rng.choice(same) + name[i + 1:]
+        elif op == "drop" and i < len(name):
+            out = name[:i] + name[i + 1:]
+        else:
+            out = name[:i] + rng.choice(vowels + consonants) + name[i:]
+        if out.lower() != name.lower():
+            return out
+    return name + rng.choice(vowels)
+
+
 class Inventor:
     """Draws unique fictional values from a seeded random generator."""
 
@@ -121,9 +142,14 @@ class Inventor:
         r = self.open_rng
         return r.choice(self.open.words) if self.open.words and r.random() < 0.7 else coin(r, r.randint(1, 2))
 
-    def _open_name(self) -> str:
+    def _open_name(self, real: Callable[[random.Random], str] | None = None) -> str:
+        """A coined name, an everyday word as a name, or (given `real`, a pool's draw) a near miss
+        of a real one."""
         r = self.open_rng
-        if self.open.words and r.random() < 0.25:
+        roll = r.random()
+        if real is not None and roll < 0.3:
+            return near_miss(r, real(r))
+        if self.open.words and roll < 0.5:
             return self._open_word().capitalize()
         return coin(r, r.choice((2, 2, 3))).capitalize()
 
@@ -143,12 +169,12 @@ class Inventor:
     # -- names
     def _first(self) -> str:
         if self._opened():
-            return self._open_name()
+            return self._open_name(lambda r: r.choice(W.FIRST_NAMES))
         return self.rng.choice(W.FIRST_NAMES)
 
     def _surname(self) -> str:
         if self._opened():
-            return self._open_name()
+            return self._open_name(lambda r: r.choice(W.SURNAME_HEADS) + r.choice(W.SURNAME_TAILS))
         return self.rng.choice(W.SURNAME_HEADS) + self.rng.choice(W.SURNAME_TAILS)
 
     def _person(self) -> str:
