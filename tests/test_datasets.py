@@ -210,3 +210,22 @@ def test_near_miss_names_are_one_edit_from_a_real_one():
     firsts = [inv.draw("first") for _ in range(60)]
     near = [f for f in firsts if any(one_edit(f, n) for n in W.FIRST_NAMES)]
     assert 5 <= len(near) <= 35 and not set(firsts) & set(W.FIRST_NAMES)
+
+
+def test_written_out_forms_and_the_plain_inventor():
+    """Counts, sums and temperatures come written out at times ("eight", "340 pounds",
+    "minus 4 degrees"); a plain inventor (the needle test's) draws figures only, as it always did."""
+    import random
+
+    from vllm_d2l.datasets import words as W
+    from vllm_d2l.datasets.values import Inventor
+
+    def draws(plain: bool) -> list[str]:
+        inv = Inventor(random.Random(5), plain=plain)
+        return [inv.draw(k) for _ in range(12) for k in ("count", "money", "temperature")]
+
+    styled, plain = " ".join(draws(False)), " ".join(draws(True))
+    assert any(w in styled.split() for w in W.NUMBER_WORDS) and "minus" in styled
+    assert any(c in styled for c in W.CURRENCY_WORDS)
+    assert not any(w in plain.split() for w in W.NUMBER_WORDS) and "minus" not in plain
+    assert not any(c in plain for c in W.CURRENCY_WORDS)
