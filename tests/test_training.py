@@ -178,6 +178,27 @@ def test_best_snapshot_is_kept_and_a_fresh_run_resumes_from_it(tiny_model_dir, t
         checkpoint.load_snapshot(tmp_path / "a" / "run" / "best", Trainer(config(tmp_path / "c", tiny_model_dir)).net)
 
 
+def test_best_snapshot_holds_the_weights_its_row_scored(tiny_model_dir, tmp_path):
+    """Saves between two evaluations must not overwrite the best snapshot with later weights under
+    the earlier row's step."""
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2}
+    trainer = Trainer(config(tmp_path, tiny_model_dir, steps=3, eval_every=2, save_every=1, lr=3e-2, hypernet=net))
+    trainer.heldout = trainer.train_set
+    weights, save = {}, trainer.save
+
+    def spy():
+        weights[trainer.step] = {k: v.detach().clone() for k, v in trainer.net.state_dict().items()}
+        save()
+    trainer.save = spy
+    trainer.run(progress=False)
+    state = json.loads((tmp_path / "run" / "best" / "state.json").read_text())
+    best = Hypernet.load(tmp_path / "run" / "best" / "hypernet").state_dict()
+    assert state["step"] == 2  # the one evaluation; steps 3 and the final save come after it
+    for k, v in best.items():
+        assert torch.equal(v, weights[state["step"]][k].to(torch.bfloat16).to(v.dtype)), k  # saved in bf16
+    assert any(not torch.equal(weights[3][k], weights[state["step"]][k]) for k in best)  # the steps differ
+
+
 def test_best_snapshot_ignores_scores_from_before_the_hold_out_changed(tiny_model_dir, tmp_path):
     """After `heldout_since` the best snapshot is the best evaluation from then on, even when an
     earlier row (scored on other records) had the lower score."""

@@ -254,9 +254,11 @@ class Trainer:
     def save(self) -> None:
         checkpoint.save(self.out / "checkpoint", self.net, self.opt, {"step": self.step})
         self.net.save(self.out / "hypernet", dtype=torch.bfloat16)  # the shippable form
+        if self.step != self.step_evaluated:  # only the weights the hold-out row scored
+            return
         held = [r for r in self._log_rows() if "heldout_content_gap_ce" in r and r["step"] >= self.cfg.heldout_since]
-        if held and min(held, key=self.score)["step"] == held[-1]["step"] == self.step_evaluated:
-            checkpoint.save_snapshot(self.out / "best", self.net, {"step": self.step, **held[-1]})
+        if held and min(held, key=self.score)["step"] == held[-1]["step"] == self.step:
+            checkpoint.save_snapshot(self.out / "best", self.net, {**held[-1], "step": self.step})
 
     @staticmethod
     def score(row: dict) -> float:
