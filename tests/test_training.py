@@ -200,18 +200,31 @@ def test_best_snapshot_holds_the_weights_its_row_scored(tiny_model_dir, tmp_path
 
 
 def test_best_snapshot_ignores_scores_from_before_the_hold_out_changed(tiny_model_dir, tmp_path):
-    """After `heldout_since` the best snapshot is the best evaluation from then on, even when an
-    earlier row (scored on other records) had the lower score."""
+    """The best snapshot is compared with the one on disk; after `heldout_since` one from before
+    (scored on other records) is replaced, even with a lower score."""
     net = {"kind": "token", "key_dim": 4, "bias_rank": 2}
     run = tmp_path / "a" / "run"
-    run.mkdir(parents=True)
-    (run / "log.jsonl").write_text(json.dumps({"step": 1, "heldout_ce": -100.0, "heldout_content_gap_ce": 50.0}) + "\n")
+    (run / "best").mkdir(parents=True)
+    (run / "best" / "state.json").write_text(json.dumps({"step": 1, "heldout_ce": -100.0, "heldout_content_gap_ce": 50.0}))
     trainer = Trainer(config(tmp_path / "a", tiny_model_dir, steps=4, eval_every=2, hypernet=net, heldout_since=2))
     trainer.heldout = trainer.train_set
     trainer.run(progress=False)
     state = json.loads((run / "best" / "state.json").read_text())
-    held = [r for r in trainer._log_rows() if "heldout_ce" in r and r["step"] >= 2]
+    held = [r for r in trainer._log_rows() if "heldout_ce" in r]
     assert state["step"] == min(held, key=Trainer.score)["step"] >= 2
+
+
+def test_best_snapshot_is_kept_when_a_later_evaluation_is_worse_than_it(tiny_model_dir, tmp_path):
+    """A snapshot on disk with a better score than any new evaluation stays, whatever the log says."""
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2}
+    run = tmp_path / "a" / "run"
+    (run / "best").mkdir(parents=True)
+    kept = {"step": 1, "heldout_ce": -100.0, "heldout_content_gap_ce": 50.0}
+    (run / "best" / "state.json").write_text(json.dumps(kept))
+    trainer = Trainer(config(tmp_path / "a", tiny_model_dir, steps=4, eval_every=2, hypernet=net))
+    trainer.heldout = trainer.train_set
+    trainer.run(progress=False)
+    assert json.loads((run / "best" / "state.json").read_text()) == kept
 
 
 def test_shared_prefix_and_buckets_equal_one_padded_batch(tiny_model_dir):

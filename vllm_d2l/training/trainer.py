@@ -256,9 +256,17 @@ class Trainer:
         self.net.save(self.out / "hypernet", dtype=torch.bfloat16)  # the shippable form
         if self.step != self.step_evaluated:  # only the weights the hold-out row scored
             return
-        held = [r for r in self._log_rows() if "heldout_content_gap_ce" in r and r["step"] >= self.cfg.heldout_since]
-        if held and min(held, key=self.score)["step"] == held[-1]["step"] == self.step:
-            checkpoint.save_snapshot(self.out / "best", self.net, {**held[-1], "step": self.step})
+        row = next((r for r in reversed(self._log_rows()) if "heldout_content_gap_ce" in r), None)
+        if row is None or row["step"] != self.step:
+            return
+        # Against the snapshot that is on disk, not the log's best row: a row's weights can be gone
+        # (a run stopped between an evaluation and its save), and a hold-out that changed at
+        # `heldout_since` makes older snapshots' scores incomparable.
+        kept = self.out / "best" / "state.json"
+        prior = json.loads(kept.read_text()) if kept.is_file() else None
+        if prior is None or "heldout_content_gap_ce" not in prior or prior["step"] < self.cfg.heldout_since \
+                or self.score(row) < self.score(prior):
+            checkpoint.save_snapshot(self.out / "best", self.net, {**row, "step": self.step})
 
     @staticmethod
     def score(row: dict) -> float:
