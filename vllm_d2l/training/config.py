@@ -35,8 +35,8 @@ class TrainConfig:
     heldout_long: int = 0
     heldout_long_tokens: tuple[int, int] = (600, 1000)
     # The step at which the hold-out's records last changed (a data generator gained a format, say):
-    # the best snapshot is chosen among evaluations from this step on, as earlier scores were
-    # taken on other records and do not compare
+    # a best snapshot from before it is replaced by the next evaluation, as its score was taken on
+    # other records and does not compare
     heldout_since: int = 0
     heldout_tasks: int = 0  # task descriptions (task mode): training families, unseen combinations
     task_replies: str | None = None  # the base model's replies the task targets rewrite (None: packaged)
