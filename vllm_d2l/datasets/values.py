@@ -97,14 +97,13 @@ def near_miss(rng: random.Random, name: str) -> str:
     vowels, consonants = "aeiou", "bcdfghklmnprstvwz"
     for _ in range(20):
         i = rng.randrange(1, len(name)) if len(name) > 1 else 1
-        same = vowels if name[i - 1 if i == len(name) else i].lower() in vowels else consonants
         op = rng.choice(("replace", "insert", "drop")) if len(name) > 3 else "insert"
-        if op == "replace" and i < len(name):
-            out = name[:i] + rng.choice(same) + name[i + 1:]
-        elif op == "drop" and i < len(name):
-            out = name[:i] + name[i + 1:]
-        else:
+        if op == "insert" or i == len(name):
             out = name[:i] + rng.choice(vowels + consonants) + name[i:]
+        elif op == "replace":  # a vowel for a vowel, a consonant for a consonant
+            out = name[:i] + rng.choice(vowels if name[i].lower() in vowels else consonants) + name[i + 1:]
+        else:
+            out = name[:i] + name[i + 1:]
         if out.lower() != name.lower():
             return out
     return name + rng.choice(vowels)

@@ -66,7 +66,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.param_groups(), lr=cfg.lr)
         self.step = 0
         self.teacher_cache: dict[str, list] = {}
-        self.step_evaluated = -1
+        self.last_heldout: dict | None = None  # the latest hold-out row this process wrote
         self.warm_from = 0  # the step the learning-rate warm-up counts from
         ckpt = self.out / "checkpoint"
         if (ckpt / "state.json").is_file():
@@ -254,10 +254,8 @@ class Trainer:
     def save(self) -> None:
         checkpoint.save(self.out / "checkpoint", self.net, self.opt, {"step": self.step})
         self.net.save(self.out / "hypernet", dtype=torch.bfloat16)  # the shippable form
-        if self.step != self.step_evaluated:  # only the weights the hold-out row scored
-            return
-        row = next((r for r in reversed(self._log_rows()) if "heldout_content_gap_ce" in r), None)
-        if row is None or row["step"] != self.step:
+        row = self.last_heldout
+        if row is None or row["step"] != self.step:  # only the weights the hold-out row scored
             return
         # Against the snapshot that is on disk, not the log's best row: a row's weights can be gone
         # (a run stopped between an evaluation and its save), and a hold-out that changed at
@@ -299,12 +297,12 @@ class Trainer:
                 log.write(json.dumps({"step": self.step, "time": round(time.time() - t0, 1), **stats}) + "\n")
                 log.flush()
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.heldout:
-                log.write(json.dumps({"step": self.step, **self.evaluate()}) + "\n")
+                self.last_heldout = {"step": self.step, **self.evaluate()}
+                log.write(json.dumps(self.last_heldout) + "\n")
                 log.flush()
-                self.step_evaluated = self.step
                 from ..evaluation.plots import training_chart
                 training_chart(self.out / "log.jsonl", self.out / "curves.png")
-            if self.step % cfg.save_every == 0 or self.step == self.step_evaluated:
+            if self.step % cfg.save_every == 0 or (self.last_heldout or {}).get("step") == self.step:
                 self.save()
             if deadline and time.time() > deadline:
                 break
