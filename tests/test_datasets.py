@@ -1,5 +1,7 @@
 import json
 
+import re
+
 import pytest
 
 from vllm_d2l.datasets import synthetic
@@ -172,6 +174,42 @@ def test_needle_records_hide_facts_in_prose_and_never_use_the_test_relations():
     for says, asks, *_ in NEEDLES:  # the evaluation's relations (archive password, lighthouse key, ...)
         relation = says.split("{s}")[1].split("{a}")[0]
         assert all(relation not in t for t, *_ in needles.TEMPLATES)
+
+
+def test_composed_relations_state_what_they_ask_and_never_touch_the_test_relations():
+    """Facts from relations composed of parts: the statement holds the answer and the question the
+    holder; no part uses a word of the needle test's relations; a maker without composed
+    relations draws exactly the template records (the long-document hold-out stays as it was)."""
+    import random
+
+    from vllm_d2l.datasets import relations
+    from vllm_d2l.datasets.values import Inventor
+
+    parts = [h for h, _ in relations.HOLDERS] + [t for says, asks, _ in relations.ATTRIBUTES for t in (*says, *asks)] \
+        + list(relations.OPENINGS)
+    for word in relations.FORBIDDEN:
+        assert not [p for p in parts if word in p.lower()], word
+    for says, *_ in NEEDLES:
+        assert any(w in says.lower() for w in relations.FORBIDDEN)  # the list covers every test relation
+    seen = set()
+    for seed in range(300):
+        rng = random.Random(seed)
+        inv = Inventor(rng)
+        statement, question, answer, kind = relations.compose(rng, inv.draw)
+        assert answer in statement and statement[0].isupper() and statement.endswith(".")
+        assert question.endswith("?") and answer not in question
+        names = [w.rstrip("?") for w in question.split()[1:] if w[:1].isupper()]  # the holder's name
+        assert names and all(w in statement for w in names)
+        seen.add((question.split(" ")[0], kind))
+    assert len(seen) > 20  # many relations, not a handful
+
+    plain, mixed = needles.NeedleMaker(sources=["pydoc"]), needles.NeedleMaker(sources=["pydoc"], composed=1.0)
+    again = needles.NeedleMaker(sources=["pydoc"], composed=0.0)
+    assert [plain.record(5, i) for i in range(6)] == [again.record(5, i) for i in range(6)]
+    recs = [mixed.record(5, i) for i in range(12)]
+    assert all(qa["a"] in r["text"] for r in recs for qa in r["qa"])
+    templated = [re.compile(re.escape(asks).replace(re.escape("{s}"), ".+")) for _, asks, *_ in needles.TEMPLATES]
+    assert not [qa["q"] for r in recs for qa in r["qa"] if any(t.fullmatch(qa["q"]) for t in templated)]
 
 
 def test_long_needle_holdout_uses_held_out_prose_of_the_asked_length():

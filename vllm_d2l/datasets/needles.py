@@ -7,8 +7,10 @@ generator must write the few tokens that matter more strongly than the prose aro
 style cannot do (another document's adapter knows nothing of them).
 
 The prose comes from the corpora's training split (`cloze.py`), the values from `values.Inventor`
-(open vocabulary if asked), and the statements from templates that share no relation with the
-needle test's (`evaluation/needle.py`), so that test stays one of facts never trained on.
+(open vocabulary if asked), and the statements from the sixteen templates below or, at the
+`composed` rate, from relations composed of parts (`relations.py`: thousands, so that no relation
+is worth learning by heart). Neither shares a relation with the needle test's
+(`evaluation/needle.py`), so that test stays one of facts never trained on.
 
     python -m vllm_d2l.datasets.needles --n 3
 """
@@ -22,6 +24,7 @@ from functools import lru_cache
 from typing import Callable, Sequence
 
 from . import cloze
+from .relations import compose
 from .values import ANSWER_TYPES, Inventor, OpenValues
 
 # (statement, question, subject kind, answer kind); subject and answer are drawn fresh per record
@@ -58,14 +61,17 @@ def insert_at_depth(haystack: str, sentence: str, depth: float) -> str:
 
 class NeedleMaker:
     """`split` "heldout" takes the prose from the corpora's held-out units (a training hold-out of
-    long documents); the token range bounds the prose before the facts go in."""
+    long documents); the token range bounds the prose before the facts go in; `composed` is the
+    share of facts from composed relations (0: the templates only, as every record drew before
+    composed relations existed)."""
 
     def __init__(self, tokenizer=None, sources: Sequence[str] | None = None, open_values: OpenValues | None = None,
                  split: str = "train", min_tokens: int = MIN_TOKENS, max_tokens: int = MAX_TOKENS,
-                 label: str = "needle"):
+                 label: str = "needle", composed: float = 0.0):
         self.prose = cloze.ClozeMaker(sources, tokenizer, split, min_tokens, max_tokens)
         self.open_values = open_values
         self.label = label
+        self.composed = composed
 
     def record(self, seed: int, index: int) -> dict:
         """Record `index` of run `seed`: `{"id", "genre": "<label>:<source>", "text", "qa"}`."""
@@ -81,20 +87,25 @@ class NeedleMaker:
         inv = Inventor(rng, open_values=self.open_values)
         qa = []
         for says, asks, s_kind, a_kind in rng.sample(TEMPLATES, rng.choice((1, 1, 2, 3))):
-            subject, answer = inv.draw(s_kind), inv.draw(a_kind)
-            text = insert_at_depth(text, says.format(s=subject, a=answer), rng.random())
-            qa.append({"q": asks.format(s=subject), "a": answer, "type": ANSWER_TYPES[a_kind]})
+            if self.composed > 0 and rng.random() < self.composed:
+                sentence, question, answer, a_kind = compose(rng, inv.draw)
+            else:
+                subject, answer = inv.draw(s_kind), inv.draw(a_kind)
+                sentence, question = says.format(s=subject, a=answer), asks.format(s=subject)
+            text = insert_at_depth(text, sentence, rng.random())
+            qa.append({"q": question, "a": answer, "type": ANSWER_TYPES[a_kind]})
         return {"id": f"{self.label}-{seed}-{index:06d}", "genre": f"{self.label}:{unit.source}", "text": text, "qa": qa}
 
 
 @lru_cache(maxsize=4)
-def _maker(tokenizer=None, open_values: OpenValues | None = None) -> NeedleMaker:
-    return NeedleMaker(tokenizer, open_values=open_values)
+def _maker(tokenizer=None, open_values: OpenValues | None = None, composed: float = 0.0) -> NeedleMaker:
+    return NeedleMaker(tokenizer, open_values=open_values, composed=composed)
 
 
-def make_stream(seed: int, tokenizer=None, open_values: OpenValues | None = None) -> Callable[[int], dict]:
+def make_stream(seed: int, tokenizer=None, open_values: OpenValues | None = None,
+                composed: float = 0.0) -> Callable[[int], dict]:
     """`index -> record` for a trainer that draws a fresh record every step."""
-    maker = _maker(tokenizer, open_values)
+    maker = _maker(tokenizer, open_values, composed)
     return lambda index: maker.record(seed, index)
 
 
@@ -102,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vllm_d2l.datasets.needles", description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--composed", type=float, default=0.75, help="share of facts from composed relations")
     args = p.parse_args(argv)
-    maker = NeedleMaker()
+    maker = NeedleMaker(composed=args.composed)
     for i in range(args.n):
         print(json.dumps(maker.record(args.seed, i), ensure_ascii=False))
     return 0

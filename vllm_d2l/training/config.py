@@ -55,6 +55,9 @@ class TrainConfig:
     # share of pooled values (names, places, objects, colours, ...) in streamed synthetic, realistic
     # and needle records drawn from an open vocabulary instead (see `datasets.values.OpenValues`)
     open_values: float = 0.0
+    # share of streamed needle facts from relations composed of parts (`datasets.relations`) rather
+    # than the sixteen fixed templates
+    needle_composed: float = 0.0
     max_questions: int = 4  # per document per step
     # objectives
     kl_topk: int = 16

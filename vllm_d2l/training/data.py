@@ -165,7 +165,8 @@ class RecordStream:
     def _needle(self, cfg: TrainConfig, seed: int, tokenizer):
         from ..datasets import needles
 
-        return needles.make_stream(seed, tokenizer=tokenizer, open_values=self.open_values)
+        return needles.make_stream(seed, tokenizer=tokenizer, open_values=self.open_values,
+                                   composed=cfg.needle_composed)
 
     @staticmethod
     def _tasks(cfg: TrainConfig, seed: int, tokenizer):
