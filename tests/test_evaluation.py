@@ -64,6 +64,25 @@ def test_needle_insertion():
     assert early.replace(" NEEDLE.", "") == hay
 
 
+def test_needle_relations_diagnostic_draws_other_relations_and_leaves_the_test_as_it_was():
+    """`--relations training|composed` swaps the needle sentence only; the default draws the very
+    needles the test always drew (the first one pinned here)."""
+    from vllm_d2l.datasets.needles import TEMPLATES
+    from vllm_d2l.evaluation.needle import NEEDLES, make_needle
+
+    assert make_needle(0) == {"sentence": "The spare key to the Kilworth lighthouse is kept by Jorunn Lorvcott.",
+                              "q": "Who keeps the spare key to the Kilworth lighthouse?", "a": "Jorunn Lorvcott"}
+    tests = [make_needle(s) for s in range(40)]
+    assert all(any(n["q"].startswith(q.split("{s}")[0]) for _, q, *_ in NEEDLES) for n in tests)
+    trained = [make_needle(s, "training") for s in range(40)]
+    assert all(any(n["q"].startswith(q.split("{s}")[0]) for _, q, *_ in TEMPLATES) for n in trained)
+    composed = [make_needle(s, "composed") for s in range(40)]
+    assert all(n["a"] in n["sentence"] and n["q"].endswith("?") for n in trained + composed)
+    assert len({n["q"].split()[0] for n in composed}) > 3
+    with pytest.raises(ValueError, match="unknown relations"):
+        make_needle(0, "mine")
+
+
 # ----------------------------------------------------------------------------- end to end (tiny model)
 @pytest.fixture(scope="module")
 def tiny_hypernet_dir(tiny_model_dir, tmp_path_factory):

@@ -15,7 +15,8 @@ import sys
 import time
 
 from ..datasets.corpora import long_text
-from ..datasets.needles import insert_at_depth
+from ..datasets.needles import TEMPLATES, insert_at_depth
+from ..datasets.relations import compose
 from ..datasets.values import Inventor
 from ..prompts import context_messages, question_messages, render
 from .generation import factors_of, generate
@@ -31,16 +32,30 @@ NEEDLES: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def make_needle(seed: int) -> dict:
+RELATIONS = ("test", "training", "composed")
+
+
+def make_needle(seed: int, relations: str = "test") -> dict:
+    """One needle. `relations` "test" (the default) draws the test's own, never trained on; the
+    other two are diagnostics over the same prose and depths: "training" one of the sixteen
+    template relations training needles use, "composed" a relation composed of parts as training
+    composes them (`datasets/relations.py`). A gap between "training" and "test" is a generator
+    that learnt its training relations rather than to store any stated fact."""
     rng = random.Random(f"d2l-needle:{seed}")
-    says, asks, s_kind, a_kind = rng.choice(NEEDLES)
+    if relations not in RELATIONS:
+        raise ValueError(f"unknown relations {relations!r}; known: {', '.join(RELATIONS)}")
+    if relations == "composed":
+        sentence, question, answer, _ = compose(rng, Inventor(rng, plain=True).draw)
+        return {"sentence": sentence, "q": question, "a": answer}
+    says, asks, s_kind, a_kind = rng.choice(NEEDLES if relations == "test" else TEMPLATES)
     inv = Inventor(rng, plain=True)  # the test's values as they have always been
     subject, answer = inv.draw(s_kind), inv.draw(a_kind)
     return {"sentence": says.format(s=subject, a=answer), "q": asks.format(s=subject), "a": answer}
 
 
 def run(generator, train_tokens: int = 1024, multiples=(1, 2, 4), depths=(0.1, 0.5, 0.9), trials: int = 3,
-        conditions=("context", "adapter"), max_new_tokens: int = 24, progress: bool = False) -> dict:
+        conditions=("context", "adapter"), max_new_tokens: int = 24, progress: bool = False,
+        relations: str = "test") -> dict:
     """Recall per (length, depth, condition) over `trials` needles; every output kept."""
     unknown = sorted(set(conditions) - {"none", "context", "adapter"})
     if unknown:
@@ -53,7 +68,7 @@ def run(generator, train_tokens: int = 1024, multiples=(1, 2, 4), depths=(0.1, 0
         for t in range(trials):
             haystack = long_text(n_tokens, tok, seed=t)
             for d in depths:
-                needle = make_needle(t * 100 + int(d * 10))
+                needle = make_needle(t * 100 + int(d * 10), relations)
                 cases.append({"tokens": n_tokens, "depth": d, "trial": t, **needle,
                               "text": insert_at_depth(haystack, needle["sentence"], d), "outputs": {}})
     bar = None
@@ -103,7 +118,7 @@ def run(generator, train_tokens: int = 1024, multiples=(1, 2, 4), depths=(0.1, 0
                 overall.setdefault(cond, {})[f"{m:g}x"] = sum(c["recall"] * c["n"] for c in mine) / sum(c["n"] for c in mine)
     for c in cases:
         del c["text"]  # long; the needle sentence and trial seed reproduce it
-    return {"train_tokens": train_tokens, "window": window, "cells": cells, "recall": overall,
+    return {"train_tokens": train_tokens, "window": window, "relations": relations, "cells": cells, "recall": overall,
             "seconds": seconds, "items": cases}
 
 
@@ -121,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=3, help="needles per (length, depth)")
     p.add_argument("--conditions", default="context,adapter")
     p.add_argument("--max-new-tokens", type=int, default=24)
+    p.add_argument("--relations", default="test", choices=RELATIONS,
+                   help="the test's own relations (default), or as a diagnostic the training needles' templates "
+                        "or composed relations, over the same prose")
     p.add_argument("--out")
     p.add_argument("--plot")
     p.add_argument("--no-progress", action="store_true")
@@ -130,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     generator = Generator.load(args.hypernet, args.model)
     results = run(generator, args.train_tokens or generator.chunk_tokens, _floats(args.multiples), _floats(args.depths), args.trials,
                   [c.strip() for c in args.conditions.split(",") if c.strip()], args.max_new_tokens,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, relations=args.relations)
     results = {"model": generator.base_model_name, "hypernet": generator.fingerprint, **results}
     for cond, by_len in results["recall"].items():
         print(f"{cond:<8} " + "  ".join(f"{k}: {v:.0%}" for k, v in by_len.items()))
