@@ -52,6 +52,39 @@ def test_splits_keep_evaluation_out_of_training():
         families("test")
 
 
+def test_open_parameters_are_composed_for_training_and_share_nothing_with_evaluation():
+    """With `open_params` half the phrases, words and keys are composed: many more values than the
+    pools hold, none an evaluation value or containing one's words, every rewrite still passing its
+    check; without it the draws are exactly the pools' (a run's records do not change under it)."""
+    import re
+
+    from vllm_d2l.datasets import tasks
+
+    names = ("opening", "signoff", "json", "include_word")
+    eval_values = [v for pool in (tasks._PHRASES, tasks._SIGNOFFS, tasks._KEYS, tasks._INCLUDE) for v in pool["eval"]]
+    eval_words = {w.lower().strip("!?.,:") for v in eval_values for x in (v if isinstance(v, tuple) else (v,))
+                  for w in re.split(r"[ _]", x) if len(w.strip("!?.,:")) >= 4}  # content words
+    for name in names:
+        rng = random.Random(name)
+        drawn = [draw_task(rng, "train", family=name, open_params=True) for _ in range(300)]
+        values = [str(t.params) for t in drawn]
+        pool_size = len({str(draw_task(random.Random(i), "train", family=name).params) for i in range(300)})
+        assert len(set(values)) > 3 * pool_size, name
+        train_pool = {v for pool in (tasks._PHRASES, tasks._SIGNOFFS, tasks._KEYS, tasks._INCLUDE) for v in pool["train"]}
+        composed = [t for t in drawn if not set(map(lambda v: tuple(v) if isinstance(v, list) else v,
+                                                    t.params.values())) & train_pool]
+        assert 0.3 * len(drawn) < len(composed) < 0.7 * len(drawn)
+        for t in composed:
+            text = " ".join(v if isinstance(v, str) else " ".join(v) for v in t.params.values())
+            assert not {w.lower().strip("!?.,:") for w in re.split(r"[ _]", text)} & eval_words, (name, text)
+        for t in drawn:
+            for reply in REPLIES:
+                assert t.check(t.comply(reply)), (t.description, reply)
+    a = [draw_task(random.Random(i), "train", composed=True) for i in range(50)]
+    b = [draw_task(random.Random(i), "train", composed=True, open_params=False) for i in range(50)]
+    assert [(t.family, t.description, t.params) for t in a] == [(t.family, t.description, t.params) for t in b]
+
+
 def test_composed_wordings_are_training_only_and_never_the_held_out_sentence():
     """Composed wordings (a shared frame around a family's core) vary how training states a rule;
     the held-out wording of each family is never among them, and evaluation never composes."""

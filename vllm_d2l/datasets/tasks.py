@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import short_questions
+from . import words as W
 
 SPLITS = ("train", "eval")
 _WORD = re.compile(r"[A-Za-z0-9']+")
@@ -79,6 +80,47 @@ _QUESTIONS = {
               "Want an example?", "Is that clear?"],
     "eval": ["Anything more I can do?", "Should I explain further?"],
 }
+
+# Open parameters (`split="open"`: training, with half the phrases, words and keys composed here
+# instead of taken from the pools above). With ten sign-offs and seven key pairs to learn from,
+# the step-1100 adapters wrote the training key "title" whatever keys a held-out description
+# named, and no held-out sign-off or word to include at all: they had learnt the pools rather
+# than to read the value from the text. Composed values come from word lists no eval pool shares.
+OPEN_SHARE = 0.5
+_EVAL_WORDS = {w.lower().strip("!?.,:") for pool in (_PHRASES, _SIGNOFFS, _KEYS, _CATCH, _INCLUDE, _QUESTIONS)
+               for v in pool["eval"] for w in (v if isinstance(v, tuple) else (v,)) for w in re.split(r"[ _]", w)}
+_OPEN_WORDS = sorted({w.lower() for w in (*W.OBJECTS, *W.ANIMALS, *W.INGREDIENTS, *W.SPICES, *W.DISHES,
+                                          *W.COLORS, *W.INSTRUMENTS, *W.CODE_WORDS)
+                      if w.isalpha() and w.lower() not in _EVAL_WORDS})
+_OPEN_NAMES = [n for n in W.FIRST_NAMES if n.lower() not in _EVAL_WORDS]
+_CLOSINGS = ["Best", "Warmly", "All the best", "Sincerely", "Cheers", "Yours", "Respectfully"]
+_OPEN_MAKERS: dict[str, Callable[[random.Random], object]] = {
+    "phrase": lambda rng: rng.choice([f"{rng.choice(_OPEN_WORDS).capitalize()} first:", f"Morning, {rng.choice(_OPEN_NAMES)}!",
+                                      f"{rng.choice(_OPEN_WORDS).capitalize()} and {rng.choice(_OPEN_WORDS)}!",
+                                      f"Dear {rng.choice(_OPEN_NAMES)},", f"{rng.choice(_OPEN_WORDS).capitalize()} time."]),
+    "signoff": lambda rng: rng.choice([f"{rng.choice(_CLOSINGS)}, {rng.choice(_OPEN_NAMES)}",
+                                       f"{rng.choice(_OPEN_WORDS).capitalize()} out.",
+                                       f"See you by the {rng.choice(_OPEN_WORDS)}.",
+                                       f"From {rng.choice(_OPEN_NAMES)} and the {rng.choice(_OPEN_WORDS)}"]),
+    "keys": lambda rng: tuple(rng.sample(_OPEN_WORDS, 2)),
+    "word": lambda rng: rng.choice(_OPEN_WORDS),
+}
+
+
+def _pool(pool: dict, split: str) -> list:
+    """The split's pool; "open" draws are training draws."""
+    return pool["train" if split == "open" else split]
+
+
+def _param(rng: random.Random, pool: dict, split: str, kind: str):
+    """A value of a task parameter: from the split's pool, or (`split="open"`) half the time composed."""
+    if split == "open":
+        if rng.random() < OPEN_SHARE:
+            return _OPEN_MAKERS[kind](rng)
+        split = "train"
+    return rng.choice(pool[split])
+
+
 _WORD_LIMITS = {"train": [n for n in range(3, 41) if n not in (4, 7, 12, 25)], "eval": [4, 7, 12, 25]}
 _SENTENCE_LIMITS = {"train": [1, 3], "eval": [2]}
 
@@ -242,12 +284,12 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("max_words",
            ("Answer in at most {n} words.", "Keep every reply under {n} words.", "Use no more than {n} words.",
             "Your answers must be {n} words or fewer.", "Reply briefly: {n} words at most."),
-           lambda rng, split: {"n": rng.choice(list(_WORD_LIMITS[split]))},
+           lambda rng, split: {"n": rng.choice(list(_pool(_WORD_LIMITS, split)))},
            _max_words_check, _max_words_comply),
     Family("max_sentences",
            ("Answer in at most {n} sentences.", "Limit each reply to {n} sentences.",
             "Say it in {n} sentences or fewer.", "Never write more than {n} sentences."),
-           lambda rng, split: {"n": rng.choice(list(_SENTENCE_LIMITS[split]))},
+           lambda rng, split: {"n": rng.choice(list(_pool(_SENTENCE_LIMITS, split)))},
            _sentences_check, _sentences_comply),
     Family("upper",
            ("Reply in capital letters only.", "WRITE EVERYTHING IN UPPERCASE.", "Use only upper-case letters.",
@@ -262,12 +304,12 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("opening",
            ("Start every reply with \"{phrase}\".", "Always begin your answer with the words \"{phrase}\".",
             "Your first words must be: {phrase}", "Open each response by saying \"{phrase}\""),
-           lambda rng, split: {"phrase": rng.choice(_PHRASES[split])},
+           lambda rng, split: {"phrase": _param(rng, _PHRASES, split, "phrase")},
            lambda r, p: _starts(r, p["phrase"]), lambda r, p: f"{p['phrase']} {r.strip()}"),
     Family("signoff",
            ("End every answer with \"{phrase}\".", "Sign off each reply with: {phrase}",
             "Close your responses with the line \"{phrase}\".", "Finish with \"{phrase}\" every time."),
-           lambda rng, split: {"phrase": rng.choice(_SIGNOFFS[split])},
+           lambda rng, split: {"phrase": _param(rng, _SIGNOFFS, split, "signoff")},
            lambda r, p: _ends(r, p["phrase"]), lambda r, p: f"{r.strip()}\n\n{p['phrase']}"),
     Family("bullets",
            ("Format your answer as a bulleted list.", "Reply with bullet points only, one per line.",
@@ -282,7 +324,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
             "Answer only in JSON: an object with fields {k0} and {k1}.",
             "Output JSON with exactly two keys, {k0} and {k1}, and nothing else.",
             "Respond as a JSON object whose keys are \"{k0}\" and \"{k1}\"."),
-           lambda rng, split: {"keys": list(rng.choice(_KEYS[split]))}, _json_check, _json_comply),
+           lambda rng, split: {"keys": list(_param(rng, _KEYS, split, "keys"))}, _json_check, _json_comply),
     Family("one_word",
            ("Answer with a single word.", "One word only.", "Reply using exactly one word.",
             "Respond with just one word, nothing more."),
@@ -290,7 +332,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("avoid_word",
            ("Never use the word \"{word}\".", "Do not write the word \"{word}\" in your replies.",
             "The word \"{word}\" is forbidden.", "Avoid the word \"{word}\" completely."),
-           lambda rng, split: {"word": rng.choice(_AVOID[split])}, _avoid_check, _avoid_comply),
+           lambda rng, split: {"word": rng.choice(_pool(_AVOID, split))}, _avoid_check, _avoid_comply),
     # the next five widen what the training families span (a case rule, a list style, a word to work
     # in, punctuation, a closing move), so that the held-out families are less far from all of them
     Family("title_case",
@@ -304,7 +346,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("include_word",
            ("Use the word \"{word}\" in every reply.", "Each answer must contain the word \"{word}\".",
             "Work the word \"{word}\" into what you say.", "Make sure \"{word}\" appears in your answer."),
-           lambda rng, split: {"word": rng.choice(_INCLUDE[split])}, _include_check,
+           lambda rng, split: {"word": _param(rng, _INCLUDE, split, "word")}, _include_check,
            lambda r, p: f"{p['word'].capitalize()}! {r.strip()}"),
     Family("exclaim",
            ("End every sentence with an exclamation mark.", "Use exclamation marks instead of full stops.",
@@ -313,14 +355,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("end_question",
            ("Finish every reply with a question to the user.", "Always end by asking the user a question.",
             "Your last sentence must be a question.", "Close each answer with a follow-up question."),
-           lambda rng, split: {"question": rng.choice(_QUESTIONS[split])},
+           lambda rng, split: {"question": rng.choice(_pool(_QUESTIONS, split))},
            lambda r, p: r.strip().endswith("?"), lambda r, p: f"{r.strip()} {p['question']}"),
     Family("catchphrase",
            ("You are a cheerful sailor: say \"{phrase}\" in every reply.",
             "Include the catch-phrase \"{phrase}\" in each answer.",
             "Whatever you answer, work in the words \"{phrase}\"",
             "Your signature line is \"{phrase}\"; use it every time you reply."),
-           lambda rng, split: {"phrase": rng.choice(_CATCH[split])},
+           lambda rng, split: {"phrase": rng.choice(_pool(_CATCH, split))},
            lambda r, p: p["phrase"].lower() in r.lower(), lambda r, p: f"{p['phrase']} {r.strip()}"),
 ]}
 HELD_OUT_FAMILIES = ("lower", "numbered", "catchphrase")
@@ -419,10 +461,10 @@ def families(split: str, held_out: bool = False) -> list[str]:
 
 
 def draw_task(rng: random.Random, split: str, family: str | None = None, held_out_wording: bool = False,
-              composed: bool = False) -> Task:
+              composed: bool = False, open_params: bool = False) -> Task:
     """One task: training draws only the training families' first wordings (or, with `composed`,
-    mostly composed ones) and training pools; evaluation draws from the eval pools, with the
-    held-out wording when asked."""
+    mostly composed ones) and training pools (with `open_params`, half the phrases, words and keys
+    composed instead); evaluation draws from the eval pools, with the held-out wording when asked."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     name = family or rng.choice(families(split))
@@ -430,11 +472,12 @@ def draw_task(rng: random.Random, split: str, family: str | None = None, held_ou
     n = len(fam.wordings)
     if split == "train" and (held_out_wording or name in HELD_OUT_FAMILIES):
         raise ValueError("training never sees held-out wordings or families")
+    values = "open" if open_params and split == "train" else split
     if split == "train" and composed and _CORES.get(name) and rng.random() < COMPOSED_SHARE:
         template = rng.choice(composed_wordings(name))
-        return Task(name, -1, fam.draw(rng, split), template)
+        return Task(name, -1, fam.draw(rng, values), template)
     wording = n - 1 if held_out_wording else rng.randrange(n - 1)
-    return Task(name, wording, fam.draw(rng, split))
+    return Task(name, wording, fam.draw(rng, values))
 
 
 # ------------------------------------------------------------------------------------- prompts
@@ -523,7 +566,7 @@ QUESTIONS_PER_RECORD = 2  # of the record's prompts, short questions (where the 
 
 
 def make_record(seed: int, index: int, replies: list[dict], split: str = "train",
-                families: list[str] | None = None, composed: bool = False) -> dict:
+                families: list[str] | None = None, composed: bool = False, open_params: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -531,7 +574,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     `genre` is "task:<family>", so a wrong-document control is another task of the same family
     with other values: it differs in what the description says, not in its kind of rule."""
     rng = random.Random(f"d2l-task:{seed}:{index}")
-    task = draw_task(rng, split, family=rng.choice(families) if families else None, composed=composed)
+    task = draw_task(rng, split, family=rng.choice(families) if families else None, composed=composed,
+                     open_params=open_params)
     short = [r for r in replies if r.get("short")]
     open_ = [r for r in replies if not r.get("short")]
     n_open = PROMPTS_PER_RECORD - QUESTIONS_PER_RECORD
