@@ -44,7 +44,7 @@ def test_gpu_config_matches_the_cpu_run():
     assert (cpu.heldout_docs, cpu.heldout_realistic, cpu.heldout_cloze, cpu.heldout_open, cpu.heldout_long,
             cpu.seed) == (gpu.heldout_docs, gpu.heldout_realistic, gpu.heldout_cloze, gpu.heldout_open,
                           gpu.heldout_long, gpu.seed)
-    assert (cpu.stream, cpu.open_values) == (gpu.stream, gpu.open_values)
+    assert (cpu.stream, cpu.open_values, cpu.needle_composed) == (gpu.stream, gpu.open_values, gpu.needle_composed)
 
 
 def test_committed_snapshot_resumes_the_token_run():
