@@ -94,14 +94,19 @@ _OPEN_WORDS = sorted({w.lower() for w in (*W.OBJECTS, *W.ANIMALS, *W.INGREDIENTS
                       if w.isalpha() and w.lower() not in _EVAL_WORDS})
 _OPEN_NAMES = [n for n in W.FIRST_NAMES if n.lower() not in _EVAL_WORDS]
 _CLOSINGS = ["Best", "Warmly", "All the best", "Sincerely", "Cheers", "Yours", "Respectfully"]
+_OPEN_PHRASES = ["{W} first:", "Morning, {N}!", "{W} and {w}!", "Dear {N},", "{W} time."]
+_OPEN_SIGNOFFS = ["{C}, {N}", "{W} out.", "See you by the {w}.", "From {N} and the {w}"]
+
+
+def _open_text(rng: random.Random, templates: list[str]) -> str:
+    """One of `templates` filled with open words ({W} capitalised, {w}), a name {N} and a closing {C}."""
+    w1, w2 = rng.sample(_OPEN_WORDS, 2)
+    return rng.choice(templates).format(W=w1.capitalize(), w=w2, N=rng.choice(_OPEN_NAMES), C=rng.choice(_CLOSINGS))
+
+
 _OPEN_MAKERS: dict[str, Callable[[random.Random], object]] = {
-    "phrase": lambda rng: rng.choice([f"{rng.choice(_OPEN_WORDS).capitalize()} first:", f"Morning, {rng.choice(_OPEN_NAMES)}!",
-                                      f"{rng.choice(_OPEN_WORDS).capitalize()} and {rng.choice(_OPEN_WORDS)}!",
-                                      f"Dear {rng.choice(_OPEN_NAMES)},", f"{rng.choice(_OPEN_WORDS).capitalize()} time."]),
-    "signoff": lambda rng: rng.choice([f"{rng.choice(_CLOSINGS)}, {rng.choice(_OPEN_NAMES)}",
-                                       f"{rng.choice(_OPEN_WORDS).capitalize()} out.",
-                                       f"See you by the {rng.choice(_OPEN_WORDS)}.",
-                                       f"From {rng.choice(_OPEN_NAMES)} and the {rng.choice(_OPEN_WORDS)}"]),
+    "phrase": lambda rng: _open_text(rng, _OPEN_PHRASES),
+    "signoff": lambda rng: _open_text(rng, _OPEN_SIGNOFFS),
     "keys": lambda rng: tuple(rng.sample(_OPEN_WORDS, 2)),
     "word": lambda rng: rng.choice(_OPEN_WORDS),
 }
@@ -114,11 +119,9 @@ def _pool(pool: dict, split: str) -> list:
 
 def _param(rng: random.Random, pool: dict, split: str, kind: str):
     """A value of a task parameter: from the split's pool, or (`split="open"`) half the time composed."""
-    if split == "open":
-        if rng.random() < OPEN_SHARE:
-            return _OPEN_MAKERS[kind](rng)
-        split = "train"
-    return rng.choice(pool[split])
+    if split == "open" and rng.random() < OPEN_SHARE:
+        return _OPEN_MAKERS[kind](rng)
+    return rng.choice(_pool(pool, split))
 
 
 _WORD_LIMITS = {"train": [n for n in range(3, 41) if n not in (4, 7, 12, 25)], "eval": [4, 7, 12, 25]}
