@@ -139,3 +139,28 @@ def test_records_mix_short_questions_kept_out_of_the_qa_check():
         assert sum(a in {q["q"] for q in qs} for a in asked) == QUESTIONS_PER_RECORD
     only_open = make_record(1, 0, replies[:6])  # an older pool without questions still makes records
     assert len(only_open["qa"]) == PROMPTS_PER_RECORD
+
+
+def test_wide_wordings_expand_the_grammar_and_never_hold_the_held_out_sentence():
+    """The wide grammar spells every alternative once, keeps the literal "a), b)" of a list, and its
+    wordings (imperatives and statements) never include a family's held-out sentence; drawn
+    records still format, comply and check, and the unwide draw is unchanged."""
+    from vllm_d2l.datasets.tasks import STATEMENT_SHARE, expand, wide_wordings
+
+    assert expand("(keep|hold) it (short|) now") == ["keep it short now", "keep it now", "hold it short now",
+                                                      "hold it now"]
+    assert expand("a list lettered a), b), c)") == ["a list lettered a), b), c)"]
+    for name in families("train"):
+        imperative, statements = wide_wordings(name)
+        assert len(imperative) >= 500 and statements
+        assert len(set(imperative)) == len(imperative)
+        held = FAMILIES[name].wordings[-1]
+        assert held not in imperative and held not in statements
+        assert not any("  " in w or "()" in w for w in imperative + statements)
+    rng = random.Random(5)
+    drawn = [draw_task(rng, "train", composed=True, open_params=True, wide=True) for _ in range(2000)]
+    for t in drawn:
+        assert "{" not in t.description and t.check(t.comply("Tea is a drink made from leaves. It is hot."))
+    statement_share = sum(t.template in wide_wordings(t.family)[1] for t in drawn if t.template) / \
+        sum(t.template is not None for t in drawn)
+    assert abs(statement_share - STATEMENT_SHARE) < 0.05

@@ -23,8 +23,29 @@ def test_sets_draw_held_out_wordings_and_families():
     assert {it["family"] for it in seen} == {f for f in FAMILIES if f not in HELD_OUT_FAMILIES}
     assert all(0 <= it["wording"] < len(FAMILIES[it["family"]].wordings) - 1 for it in seen)
     assert {it["params"].get("phrase") for it in seen} - {None} <= set(_PHRASES["train"] + _SIGNOFFS["train"])
+    fresh = build_items("fresh", 2 * len(FAMILIES), 1, seed=1)
+    assert {it["family"] for it in fresh} == set(FAMILIES)
+    assert {it["description"] for it in fresh[:len(FAMILIES)]}.isdisjoint(it["description"] for it in fresh[len(FAMILIES):])
+    assert all("{" not in it["description"] for it in fresh)
     with pytest.raises(ValueError):
         build_items("genres", 1, 1)
+
+
+def test_fresh_wordings_are_never_trained_on():
+    """The fresh set is written apart from the training grammar: none of its templates is a fixed,
+    composed or wide training wording, and each names its family's values."""
+    import string
+    from vllm_d2l.datasets.fresh_wordings import FRESH_WORDINGS
+    from vllm_d2l.datasets.tasks import composed_wordings, families, wide_wordings
+
+    assert set(FRESH_WORDINGS) == set(FAMILIES)
+    for name, fresh in FRESH_WORDINGS.items():
+        trained = set(FAMILIES[name].wordings[:-1])
+        if name in families("train"):
+            trained |= set(composed_wordings(name)) | set(wide_wordings(name)[0]) | set(wide_wordings(name)[1])
+        assert trained.isdisjoint(fresh) and len(fresh) >= 3
+        want = {f for _, f, _, _ in string.Formatter().parse(FAMILIES[name].wordings[0]) if f}
+        assert all({f for _, f, _, _ in string.Formatter().parse(w) if f} == want for w in fresh), name
 
 
 def test_conditions_place_the_description():

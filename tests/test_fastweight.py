@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vllm_d2l.apply import lora_applied
-from vllm_d2l.encoder import Encoder
+from vllm_d2l.encoder import Encoded, Encoder
 from vllm_d2l.errors import ModelMismatch
 from vllm_d2l.generator import Generator
 from vllm_d2l.hypernet import HypernetBase, HypernetConfig, build
@@ -156,6 +156,52 @@ def test_write_gate_weighs_each_tokens_terms_and_starts_as_no_gate(model):
         token_net(model.config, write_gate=True)  # the plain-sum read composes by token counts
 
 
+def test_embedded_values_add_the_stored_tokens_embedding_and_start_as_without(model):
+    """With `value_embed` each stored value is [h_{t+1} ; e_{t+1}], e the next token's input
+    embedding, read through [V, E]: B A x = gain * sum_t (V h + E e)(a_t . q) / sqrt(n). With E = 0
+    it is the network without it exactly, so a trained run can switch it on."""
+    net = token_net(model.config, value_embed=True, bias_rank=0).open_(seed=3)
+    assert net.config.source_layers[-1] == 0  # the encoder keeps the embeddings last
+    enc, mask = encode(model, net)
+    net.calibrate_(enc, mask)
+    plain = token_net(model.config, bias_rank=0)
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("embed_value")})
+    with torch.no_grad():
+        mixed = net.batch_factors(enc, mask, [0, 1], 2)
+        saved = net.embed_value["down_proj"].clone()
+        net.embed_value["down_proj"].zero_()
+        without = net.batch_factors(enc, mask, [0, 1], 2)
+        net.embed_value["down_proj"].copy_(saved)
+        plain_enc = Encoded(enc.hidden[:, :-1], enc.inputs)
+        for path, (a, b) in plain.batch_factors(plain_enc, mask, [0, 1], 2).items():
+            torch.testing.assert_close(without[path][1], b)
+            torch.testing.assert_close(without[path][0], a)
+    a, b = mixed[PATH]
+    x = torch.randn(5, model.config.intermediate_size)
+    k, layer = net.config.key_dim, 1
+    emb = model.get_input_embeddings()
+    for d, n_tok in enumerate((12, 9)):
+        m = enc.inputs[d, layer, :n_tok - 1].float() / net.in_rms[layer, 0]
+        h = enc.hidden[d, layer, 1:n_tok].float()
+        e = enc.hidden[d, -1, 1:n_tok].float()
+        torch.testing.assert_close(e, emb.weight[encode_ids(d)[1:n_tok]])  # the next tokens' embeddings
+        h, e = (v * torch.rsqrt(v.pow(2).mean(-1, keepdim=True) + 1e-6) for v in (h, e))
+        g = net.key["down_proj"][layer]
+        keys = m @ g.T / k ** 0.5
+        keys = keys - keys.mean(0)
+        q = (x / net.in_rms[layer, 0]) @ g.T
+        values = h @ net.value["down_proj"][layer].T + e @ net.embed_value["down_proj"][layer].T
+        direct = net.gain[layer, 0] * keys.shape[0] ** -0.5 * (q @ keys.T) @ values
+        torch.testing.assert_close(x @ a[d].T @ b[d].T, direct.detach(), atol=1e-4, rtol=1e-4)
+    assert not net.is_noop() and token_net(model.config, value_embed=True).is_noop()
+
+
+def encode_ids(row: int) -> torch.Tensor:
+    """The token ids `encode` drew for one row."""
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(3, 300, (2, 12), generator=g)[row]
+
+
 def test_own_write_keys_move_only_the_documents_keys_and_start_as_shared(model):
     """With its own write keys, a document's keys come from G + D while queries (the adapter's A)
     keep G; at D = 0 it is the network without them exactly, so a trained run can switch it on."""
@@ -270,13 +316,14 @@ def test_a_checkpoint_loads_with_a_new_read(tiny_model_dir, tmp_path, model):
         HypernetBase.load(folder, model.config, overrides={"key_dim": 4})
 
 
-@pytest.mark.parametrize("read, gate, pooled", [("sum", False, 0), ("ridge", False, 0), ("ridge", True, 0),
-                                                ("ridge", True, 3)])
-def test_generation_equals_training_path_and_rank_is_fixed(tiny_model_dir, tmp_path, read, gate, pooled):
+@pytest.mark.parametrize("read, gate, pooled, embed", [("sum", False, 0, False), ("ridge", False, 0, False),
+                                                       ("ridge", True, 0, False), ("ridge", True, 3, False),
+                                                       ("ridge", True, 0, True)])
+def test_generation_equals_training_path_and_rank_is_fixed(tiny_model_dir, tmp_path, read, gate, pooled, embed):
     """The generator folds chunk memories one micro-batch at a time; training sums them in one
     batch. Both must give the same adapter, and its rank must not depend on the length."""
     folder = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6, bias_rank=2,
-                                 memory_read=read, write_gate=gate, pooled_rank=pooled)
+                                 memory_read=read, write_gate=gate, pooled_rank=pooled, value_embed=embed)
     gen = Generator.load(folder, tiny_model_dir, encoder_dtype=torch.float32, adapter_dtype=torch.float32,
                          chunk_tokens=16, batch_tokens=16)
     ids = gen.tokenize(TEXT)

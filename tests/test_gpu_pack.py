@@ -58,7 +58,9 @@ def test_committed_snapshot_resumes_the_token_run():
     cfg = TrainConfig.from_file(root / "examples" / "train_token.yaml")
     snap = root / cfg.resume_from
     net = HypernetBase.load(snap / "hypernet")
-    assert all(getattr(net.config, k) == v for k, v in cfg.hypernet.items())
+    from vllm_d2l.training.checkpoint import SWITCHES
+    # equal, but for a zero-started part the config switches on over it (`load_snapshot`)
+    assert all(getattr(net.config, k) == v or (k in SWITCHES and v) for k, v in cfg.hypernet.items())
     assert json.loads((snap / "state.json").read_text())["step"] > 0 and not net.is_noop()
 
 

@@ -176,6 +176,10 @@ def test_best_snapshot_is_kept_and_a_fresh_run_resumes_from_it(tiny_model_dir, t
     assert fresh.step == 6
     with pytest.raises(ValueError, match="another hypernetwork config"):
         checkpoint.load_snapshot(tmp_path / "a" / "run" / "best", Trainer(config(tmp_path / "c", tiny_model_dir)).net)
+    switched = Trainer(config(tmp_path / "d", tiny_model_dir, steps=6, hypernet={**net, "value_embed": True},
+                              resume_from=str(tmp_path / "a" / "run" / "best")))
+    assert switched.step == state["step"] and not switched.net.embed_value["down_proj"].any()
+    assert all(torch.equal(v, switched.net.state_dict()[k]) for k, v in snap.state_dict().items())
 
 
 def test_best_snapshot_holds_the_weights_its_row_scored(tiny_model_dir, tmp_path):
@@ -302,7 +306,8 @@ def test_resumed_run_takes_its_rates_from_the_config(tiny_model_dir, tmp_path):
     assert {g["name"]: g["lr_mult"] for g in resumed.opt.param_groups} == {"decay": 1.0, "value": 0.25, "bias": 2.0}
 
 
-def test_a_branch_adds_parts_and_keeps_the_parents_optimizer_step_and_data(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("part, prefix", [("own_write_keys", "doc_key"), ("value_embed", "embed_value")])
+def test_a_branch_adds_parts_and_keeps_the_parents_optimizer_step_and_data(tiny_model_dir, tmp_path, part, prefix):
     """A branch continues another run's checkpoint with a zero-started part switched on: the
     parent's weights, optimizer state and step carry over, the new part gets its own fresh group,
     and at its first step it computes exactly what the parent computes on the same data."""
@@ -311,22 +316,26 @@ def test_a_branch_adds_parts_and_keeps_the_parents_optimizer_step_and_data(tiny_
     parent.run(progress=False, until=3)
     parent_ckpt = tmp_path / "p" / "run" / "checkpoint"
     branch = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6, branch_from=str(parent_ckpt),
-                            hypernet={**net, "own_write_keys": True}))
-    assert branch.step == 3 and [g["name"] for g in branch.opt.param_groups][-1] == "doc_key"
+                            hypernet={**net, part: True}))
+    assert branch.step == 3 and [g["name"] for g in branch.opt.param_groups][-1] == prefix
     old = dict(parent.net.named_parameters())
     for name, p in branch.net.named_parameters():
-        if name.startswith("doc_key."):
+        if name.startswith(prefix + "."):
             assert not p.any() and p not in branch.opt.state  # zero-started, no optimizer state yet
         else:
             torch.testing.assert_close(p, old[name])
             for key, val in parent.opt.state[old[name]].items():
                 torch.testing.assert_close(branch.opt.state[p][key], val)
     assert branch.train_step()["ce"] == pytest.approx(parent.train_step()["ce"], rel=1e-5)
-    assert branch.net.doc_key["down_proj"].any()  # and from then on the new part learns
+    assert getattr(branch.net, prefix)["down_proj"].any()  # and from then on the new part learns
+    parent.save()  # a run resumed with the part switched on in its own config grows the same way
+    grown = Trainer(config(tmp_path / "p", tiny_model_dir, steps=6, hypernet={**net, part: True}))
+    assert grown.step == 4 and [g["name"] for g in grown.opt.param_groups][-1] == prefix
+    assert not getattr(grown.net, prefix)["down_proj"].any()
     branch.save()
     with pytest.raises(ModelMismatch, match="unexpected"):  # a branch may add parts, never drop them
         Trainer(config(tmp_path / "c", tiny_model_dir, steps=6, branch_from=str(tmp_path / "b" / "run" / "checkpoint"),
-                       hypernet={"own_write_keys": False}))
+                       hypernet={part: False}))
 
 
 def test_a_grown_checkpoint_resumes_with_its_optimizer_state(tiny_model_dir, tmp_path):

@@ -34,6 +34,9 @@ With `pooled_rank` r more rank rows follow the memory's: a learned A_p and a B m
 matrices by the document's mean value, for what a text asks of every reply rather than of one
 question (the task mode's "reply in upper case").
 
+With `value_embed` each value is [h_t ; e_t], e_t the stored token's input embedding (RMS-normalised),
+read through [V_l, E_l] with E_l zero at the start: the memory holds 2H-wide values, still summed.
+
 With `write_gate` every token's terms (and its count in n) are weighed by g_t = 2 sigmoid(u . m~_t
 + c), read from the same input as its key: the memory becomes a weighted one, chunks still sum.
 """
@@ -84,6 +87,9 @@ class FastWeightNet(HypernetBase):
                                                 for m, (_, h) in self.shapes.items()})
             self.pool_mix = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_layers, nb, h))
                                               for m, (_, h) in self.shapes.items()})
+        if c.value_embed:  # E, the map of the stored token's embedding: zero, likewise last
+            self.embed_value = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_layers, h, h))
+                                                 for m, (_, h) in self.shapes.items()})
 
     @property
     def capture(self) -> list[str]:
@@ -104,11 +110,11 @@ class FastWeightNet(HypernetBase):
         c = self.config
         n_mod, n_layers = len(c.target_modules), len(c.layers)
         m_in = enc.inputs.float().unflatten(1, (n_mod, n_layers))  # [N, M, L, T, d_in]
-        h = enc.hidden.float()  # [N, L, T, H]
+        h = enc.hidden.float()  # [N, L(+1), T, H]
         w = mask.float()  # [N, T]
         if c.value_from == "next":  # key at t, value at t+1
             m_in, h, w = m_in[..., :-1, :], h[:, :, 1:], w[:, :-1] * w[:, 1:]
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)  # RMS-normalised values
+        h = self.values_from(h)  # [N, L, T, H (2H with the embeddings)]
         out = {"S": [], "sh": [], "sk": []} | ({"kk": []} if c.memory_read == "ridge" else {}) \
             | ({"nw": []} if c.write_gate else {})
         for j, m in enumerate(c.target_modules):
@@ -130,6 +136,19 @@ class FastWeightNet(HypernetBase):
         mem = {k: torch.stack(v, 1) for k, v in out.items()}
         mem["n"] = w.sum(1)  # [N]: tokens stored (the adapter's meta counts these)
         return mem
+
+    def values_from(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Encoder states [N, L(+1), T, H] (the embeddings last, with `value_embed`) -> each layer's
+        RMS-normalised values [N, L, T, H], or [h ; e] [N, L, T, 2H] with the embeddings."""
+        h = hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + 1e-6)
+        if not self.config.value_embed:
+            return h
+        n_layers = len(self.config.layers)
+        return torch.cat([h[:, :n_layers], h[:, n_layers:].expand(-1, n_layers, -1, -1)], -1)
+
+    def value_map(self, m: str) -> torch.Tensor:
+        """Module m's map from a stored value to its adapter output: V [L, H, H], or [V, E] [L, H, 2H]."""
+        return torch.cat([self.value[m], self.embed_value[m]], -1) if self.config.value_embed else self.value[m]
 
     def write_keys(self, m: str) -> torch.Tensor:
         """The document side's key map of module m [L, k, d_in]: the query map G, plus D if it has its own."""
@@ -157,10 +176,11 @@ class FastWeightNet(HypernetBase):
         out = {}
         for j, m in enumerate(c.target_modules):
             a = self.key[m] / self.in_rms[:, j, None, None]  # [L, k, d_in]: the query map
-            b = torch.einsum("lgh,dlhk->dlgk", self.value[m], s[:, j])  # [D, L, H, k]
+            b = torch.einsum("lgh,dlhk->dlgk", self.value_map(m), s[:, j])  # [D, L, H, k]
             b = b * (self.gain[None, :, j, None, None] * scale[:, j])
             if c.pooled_rank:
-                pa, pb = self.pooled(m, mem["sh"][:, j] / n[:, j, ..., 0])  # [L, r, d_in], [D, L, H, r]
+                h_bar = mem["sh"][:, j, ..., :self.shapes[m][1]] / n[:, j, ..., 0]  # [D, L, H]: streams only
+                pa, pb = self.pooled(m, h_bar)  # [L, r, d_in], [D, L, H, r]
                 a, b = torch.cat([a, pa], 1), torch.cat([b, pb], -1)
             for i, path in enumerate(self.paths[m]):
                 out[path] = (a[i].expand(b.shape[0], -1, -1), b[:, i])
@@ -233,7 +253,8 @@ class FastWeightNet(HypernetBase):
 
     # ----------------------------------------------------------------------------- inspection
     def is_noop(self) -> bool:
-        values = all(not v.any() for v in self.value.values()) or not self.gain.any()
+        maps = [*self.value.values(), *getattr(self, "embed_value", {}).values()]
+        values = all(not v.any() for v in maps) or not self.gain.any()
         pooled = all(not w.any() for w in getattr(self, "pool_mix", {}).values())
         return bool(values and pooled and self.bias_is_zero())
 
@@ -241,7 +262,7 @@ class FastWeightNet(HypernetBase):
     def open_(self, seed: int = 0) -> "FastWeightNet":
         """Small random values (and always-on block), in place: adapters that do real work untrained."""
         g = torch.Generator().manual_seed(seed)
-        for v in self.value.values():
+        for v in [*self.value.values(), *getattr(self, "embed_value", {}).values()]:
             v.copy_(torch.randn(v.shape, generator=g) / v.shape[-1] ** 0.5)
         for m, p in getattr(self, "bias_b", {}).items():
             p.copy_(torch.randn(p.shape, generator=g) * 0.5)

@@ -119,6 +119,13 @@ class HypernetConfig:
     # (Measured on the task run: lower loss for the family, no gain in compliance over 150 steps.)
     pooled_rank: int = 0
     pooled_basis: int = 16
+    # token kind: every value also carries the stored token's input embedding (the token after the
+    # key's, with value_from "next"), through its own map V_e [H, H], zero at the start: the network
+    # without it, so a trained run can switch it on. Why: the deep residual stream h_t mostly says
+    # what comes after token t, so a value read from it names token t itself only loosely, and the
+    # adapters spelt rare names and codes nearly right ("Tobias Renner" for Tobiah, "QH" for Quill);
+    # with tied embeddings V_e = cI would put exactly that token on top of the logits.
+    value_embed: bool = False
 
     def adapter_rank(self, chunks: int = 1) -> int:
         """Rank of a document's adapter: Perceiver chunks concatenate along rank; the token kind's
@@ -132,7 +139,9 @@ class HypernetConfig:
 
     @property
     def source_layers(self) -> list[int]:
-        return [l + self.source_offset for l in self.layers]
+        """hidden_states indices the encoder keeps: one per target layer, then the embeddings (0)
+        when values carry them."""
+        return [l + self.source_offset for l in self.layers] + ([0] if self.value_embed else [])
 
     def shapes(self) -> dict[str, tuple[int, int]]:
         return module_shapes(self._as_hf(), self.target_modules)

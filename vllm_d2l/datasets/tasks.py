@@ -426,6 +426,129 @@ _CORES = {
 }
 COMPOSED_SHARE = 0.75  # of training tasks: a composed wording; the rest one of the fixed training wordings
 
+# Wide wordings (from task step 1600): the cores above gave each family five to nine ways of
+# naming its rule, and the step-1500 adapters followed 84 % of training-style descriptions but 46 %
+# of held-out ones, so the reader had learnt those phrasings. A small grammar per family multiplies
+# the ways ("(a|b|)": one of the alternatives, the empty one drops the slot), and statements about
+# the reply ("every letter of your reply is upper case") join the imperatives. Drawn for the
+# training stream only; the training hold-out keeps the composed wordings so its scores compare.
+_GRAMMAR = {
+    "max_words": ("(keep|hold) (your|each|every) (reply|answer|response) (under|below|within) {n} words",
+                  "(answer|reply|respond) in {n} words or (less|fewer)",
+                  "(use|write) no more than {n} words (per reply|in each answer|)",
+                  "(be brief|be concise|be short) and (use|write) at most {n} words",
+                  "never (go over|exceed|pass) {n} words", "(limit|restrict) (each|every|your) (reply|answer) to {n} words"),
+    "max_sentences": ("(keep|hold) (your|each|every) (reply|answer|response) (to|within) {n} sentences",
+                      "(answer|reply|respond) in {n} sentences or (less|fewer)",
+                      "(use|write) no more than {n} sentences (per reply|in each answer|)",
+                      "never (go over|exceed|use more than) {n} sentences",
+                      "(limit|restrict|cap) (each|every|your) (reply|answer) (to|at) {n} sentences",
+                      "(stop|finish) after (at most|) {n} sentences"),
+    "upper": ("(write|reply|answer|respond|type) (only|entirely|) in (capital letters|capitals|all caps|upper case|uppercase|block letters)",
+              "(use|type) (only|nothing but) (capital|uppercase|upper-case) letters",
+              "(capitalise|capitalize) (every|each) (letter|character)",
+              "(make|turn) (every|each) letter (upper case|uppercase|into a capital)",
+              "(put|set) (all of your text|everything you write|the whole reply) in (capitals|upper case|caps)"),
+    "opening": ("(start|begin) (each|every|your) (reply|answer|response|message) with (the words|the phrase|) \"{phrase}\"",
+                "(say|write|put) \"{phrase}\" (first|at the start|before anything else|at the beginning)",
+                "(let|have) (each|every) (reply|answer) (start|begin) with \"{phrase}\"",
+                "(lead|kick off) (each reply|every answer|) with \"{phrase}\""),
+    "signoff": ("(end|close|conclude|wrap up) (each|every|your) (reply|answer|response|message) with (the words|the line|the phrase|) \"{phrase}\"",
+                "(write|put|add) \"{phrase}\" (at the end|as the last line|as your closing line|after everything else)",
+                "(let|have) (each|every) (reply|answer) end with \"{phrase}\"",
+                "sign (each|every) (reply|answer|message) with \"{phrase}\""),
+    "bullets": ("(format|write|give|present) (your|each|every) (reply|answer|response) as (a bulleted list|bullet points|a list of bullets|a dash list)",
+                "(start|begin) each (point|line|item) with a (dash|bullet)",
+                "(answer|reply|respond) (only|) (in|with) bullet points",
+                "(break|split) (your|the) (reply|answer) into (bullets|bullet points|dashed lines)",
+                "(list|give) (your|the) points as bullets"),
+    "json": ("(reply|answer|respond) (only|) (in|with) JSON (that has|with) (the|) keys \"{k0}\" and \"{k1}\"",
+             "(return|output|give|produce) (a|one) JSON object (with|containing|that has) (the keys|the fields|keys|fields) \"{k0}\" and \"{k1}\"",
+             "(format|write) (your|each|every) (reply|answer) as JSON with (the keys|fields) {k0} and {k1}",
+             "(put|wrap) (your|the) (reply|answer) in a JSON object (with|under) (the keys|fields) \"{k0}\" and \"{k1}\""),
+    "one_word": ("(answer|reply|respond) (with|in|using) (a single word|one word|only one word)",
+                 "(use|write|give) (only|exactly) one word", "(keep|limit) (each|every|your) (reply|answer) to (a single word|one word)",
+                 "never (use|write) more than one word"),
+    "title_case": ("(capitalise|capitalize) the first letter of (every|each) word", "(capitalise|capitalize) (every|each) word",
+                   "(write|reply|answer) in title case", "(begin|start) (every|each) word with (a capital|a capital letter|an uppercase letter)",
+                   "(give|make) (every|each) word (a capital first letter|an upper-case first letter)"),
+    "lettered": ("(label|mark|tag) (your|each|every) (point|item|line) with (a letter|letters)",
+                 "(answer|reply|respond) (as|with) a (lettered list|list lettered a), b), c)|list labelled with letters)",
+                 "(put|write) each (point|item) on its own line, (starting|beginning) with a letter",
+                 "(use|give) letters (a), b), c)|) (for|to mark) (each point|the points|each item)"),
+    "include_word": ("(use|include|mention) the word \"{word}\" (in each reply|in every answer|somewhere|at least once)",
+                     "(put|work|fit) (the word|) \"{word}\" into (each|every|your) (reply|answer)",
+                     "(let|have) (each|every) (reply|answer) contain (the word|) \"{word}\"",
+                     "never (reply|answer) without (using|saying) \"{word}\""),
+    "exclaim": ("(end|finish|close) (every|each) sentence with (an exclamation mark|\"!\")",
+                "(use|put) (an exclamation mark|an exclamation point|\"!\") (at the end of|after) (every|each) sentence",
+                "(replace|swap) (every|each) (full stop|period) with (an exclamation mark|\"!\")",
+                "(write|say) every sentence as an exclamation"),
+    "end_question": ("(end|wrap up) (each|every|your) (reply|answer|response) (with|by asking) a question",
+                     "(ask the user|ask me) (a question|something) at the (end|very end)",
+                     "(let|have) (each|every) (reply|answer) end (in|with) a question",
+                     "(make|let) the (last|final) sentence (of each reply|) (be|) a question"),
+    "avoid_word": ("(never|do not) (use|write|say|mention) (the word|) \"{word}\"",
+                   "(leave|keep) (the word|) \"{word}\" out of (each|every|your) (reply|answer)",
+                   "(skip|ban) the word \"{word}\" (entirely|in every reply|)"),
+}
+_STATEMENTS = {
+    "max_words": ("(your|each|every) (reply|answer|response) (is|must be|should be) (at most|no longer than|no more than) {n} words (long|)",),
+    "max_sentences": ("(your|each|every) (reply|answer) (is|must be|should be) (at most|no more than) {n} sentences (long|)",),
+    "upper": ("(every|each) (letter|character) (of your reply|you write|in your answers) (is|must be|should be) (upper case|uppercase|in capitals)",
+              "(your|all) (replies|answers) (are|must be) (written|) in (capital letters|upper case|all caps)"),
+    "opening": ("(your|each|every) (reply|answer|response) (starts|begins|must start|must begin|should start) with \"{phrase}\"",
+                "the first words of (each|every|your) (reply|answer) (are|must be) \"{phrase}\""),
+    "signoff": ("(your|each|every) (reply|answer|response) (ends|must end|should end|closes) with \"{phrase}\"",
+                "the (last|final) (line|words) of (each|every|your) (reply|answer) (is|are|must be) \"{phrase}\""),
+    "bullets": ("(your|each|every) (reply|answer) (is|must be|should be) a (bulleted list|list of bullet points|dash list)",
+                "every line of (your|the) (reply|answer) (starts|begins) with a (dash|bullet)"),
+    "json": ("(your|each|every) (reply|answer) (is|must be|should be) (a|one) JSON object (with|holding) the keys \"{k0}\" and \"{k1}\"",),
+    "one_word": ("(your|each|every) (reply|answer) (is|must be|should be) (one word|a single word|exactly one word) (long|)",),
+    "title_case": ("(every|each) word (you write|of your reply|in your answers) (starts|begins|must start|must begin) with (a capital|a capital letter|an upper-case letter)",),
+    "lettered": ("(your|each|every) (reply|answer) (is|must be|should be) a list (lettered|labelled) a), b), c)",),
+    "include_word": ("(each|every) (reply|answer) (contains|must contain|should contain|has to include) the word \"{word}\"",
+                     "the word \"{word}\" (shows up|must show up|is used) in (each|every) (reply|answer)"),
+    "exclaim": ("(every|each) sentence (ends|must end|should end) with (an exclamation mark|\"!\")",
+                "(your|all) sentences end (in|with) (exclamation marks|\"!\")"),
+    "end_question": ("(your|each|every) (reply|answer) (ends|must end|should end) (with|in) a question (to the user|for the user|)",
+                     "the (last|final) sentence (of each reply|) (is|must be) a question"),
+    "avoid_word": ("the word \"{word}\" (is|must be) (banned|off limits|never used|not allowed)",
+                   "(your|each|every) (reply|answer) (never contains|must not contain|should not contain) the word \"{word}\""),
+}
+_WIDE_FRAMES = _FRAMES + ("You are a helpful assistant. {Core}.", "As my assistant, {core}.", "Here is one rule: {core}.",
+                          "Do this for me: {core}.", "Going forward, {core}.", "{Core}, please.", "{Core}. Thanks!",
+                          "Style note: {core}.")
+_STATEMENT_FRAMES = ("{Core}.", "Note: {core}.", "Rule: {core}.", "Make sure that {core}.", "In this chat, {core}.",
+                     "{Core}, always.", "Remember: {core}.", "{Core}, without exception.", "It is important that {core}.",
+                     "Format requirement: {core}.")
+STATEMENT_SHARE = 0.3  # of wide wordings: a statement about the reply rather than an imperative
+_ALTERNATIVES = re.compile(r"\(([^()]*\|[^()]*)\)")  # "(a|b|)"; a bare "a), b)" has no bar and stays
+
+
+def expand(pattern: str) -> list[str]:
+    """Every sentence a grammar pattern spells, in order, spaces tidied where a slot was empty."""
+    parts = _ALTERNATIVES.split(pattern)  # literal, choices, literal, choices, ...
+    out = [""]
+    for i, part in enumerate(parts):
+        out = [o + c for o in out for c in (part.split("|") if i % 2 else [part])]
+    return [re.sub(r" {2,}", " ", o).strip().replace(" ,", ",") for o in out]
+
+
+def _frame(frames: tuple[str, ...], cores: list[str]) -> tuple[str, ...]:
+    return tuple(f.replace("{Core}", c[0].upper() + c[1:]).replace("{core}", c) for c in cores for f in frames)
+
+
+@functools.cache
+def wide_wordings(family: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(imperative, statement) wordings of a training family under the wide grammar; the held-out
+    sentence is never among them (tested)."""
+    held = FAMILIES[family].wordings[-1]
+    cores = list(dict.fromkeys([*_CORES.get(family, ()), *(e for g in _GRAMMAR.get(family, ()) for e in expand(g))]))
+    statements = list(dict.fromkeys(e for g in _STATEMENTS.get(family, ()) for e in expand(g)))
+    return (tuple(w for w in _frame(_WIDE_FRAMES, cores) if w != held),
+            tuple(w for w in _frame(_STATEMENT_FRAMES, statements) if w != held))
+
 
 @functools.cache
 def composed_wordings(family: str) -> tuple[str, ...]:
@@ -464,10 +587,11 @@ def families(split: str, held_out: bool = False) -> list[str]:
 
 
 def draw_task(rng: random.Random, split: str, family: str | None = None, held_out_wording: bool = False,
-              composed: bool = False, open_params: bool = False) -> Task:
+              composed: bool = False, open_params: bool = False, wide: bool = False) -> Task:
     """One task: training draws only the training families' first wordings (or, with `composed`,
-    mostly composed ones) and training pools (with `open_params`, half the phrases, words and keys
-    composed instead); evaluation draws from the eval pools, with the held-out wording when asked."""
+    mostly composed ones, from the wide grammar with `wide`) and training pools (with `open_params`,
+    half the phrases, words and keys composed instead); evaluation draws from the eval pools, with
+    the held-out wording when asked."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     name = family or rng.choice(families(split))
@@ -477,7 +601,11 @@ def draw_task(rng: random.Random, split: str, family: str | None = None, held_ou
         raise ValueError("training never sees held-out wordings or families")
     values = "open" if open_params and split == "train" else split
     if split == "train" and composed and _CORES.get(name) and rng.random() < COMPOSED_SHARE:
-        template = rng.choice(composed_wordings(name))
+        if wide:
+            imperative, statements = wide_wordings(name)
+            template = rng.choice(statements if statements and rng.random() < STATEMENT_SHARE else imperative)
+        else:
+            template = rng.choice(composed_wordings(name))
         return Task(name, -1, fam.draw(rng, values), template)
     wording = n - 1 if held_out_wording else rng.randrange(n - 1)
     return Task(name, wording, fam.draw(rng, values))
@@ -569,7 +697,8 @@ QUESTIONS_PER_RECORD = 2  # of the record's prompts, short questions (where the 
 
 
 def make_record(seed: int, index: int, replies: list[dict], split: str = "train",
-                families: list[str] | None = None, composed: bool = False, open_params: bool = False) -> dict:
+                families: list[str] | None = None, composed: bool = False, open_params: bool = False,
+                wide: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -578,7 +707,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     with other values: it differs in what the description says, not in its kind of rule."""
     rng = random.Random(f"d2l-task:{seed}:{index}")
     task = draw_task(rng, split, family=rng.choice(families) if families else None, composed=composed,
-                     open_params=open_params)
+                     open_params=open_params, wide=wide)
     short = [r for r in replies if r.get("short")]
     open_ = [r for r in replies if not r.get("short")]
     n_open = PROMPTS_PER_RECORD - QUESTIONS_PER_RECORD

@@ -36,8 +36,7 @@ def read_back(net, enc, mask: torch.Tensor, probe: int) -> dict[str, list[float]
     s, n = net.read_map(mem)  # [1, M, L, H, k], [1, M, L, 1, 1]
     m_in = enc.inputs.float()[0]  # [M*L, T, d_in]
     shift = 1 if c.value_from == "next" else 0
-    h = enc.hidden.float()[0][:, shift:]  # [L, T - shift, H]
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
+    h = net.values_from(enc.hidden.float()[:, :, shift:])[0]  # [L, T - shift, H (2H)], as stored
     h = h - h.mean(1, keepdim=True)  # the read of centred keys answers with centred values
     own, other = [], []
     for i in range(len(c.layers)):

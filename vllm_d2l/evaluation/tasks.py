@@ -6,8 +6,10 @@ the system message ("system"), with the description before the prompt in the use
 ("user"), and with the adapter the hypernetwork generates from the description and the bare
 prompt ("adapter"). Every reply is scored by the family's checker. Two sets, as the task mode's
 targets are set: held-out wordings (training families, a wording and values never trained on) and
-held-out families; and, to tell a rule not learnt from a rule not recognised in new words, a
-third on request: seen wordings (training families, wordings and values; only the prompts new).
+held-out families; and on request two more: seen wordings (training families, wordings and
+values; only the prompts new), to tell a rule not learnt from a rule not recognised in new words,
+and fresh wordings (`datasets.fresh_wordings`: four per family, every family, written apart from
+the training grammar and never trained on), a held-out wording set nobody shaped training around.
 
     vllm-d2l eval --tasks --out results/eval/tasks.json --plot results/eval/tasks.png
     vllm-d2l eval --tasks --set families --n-tasks 12 --prompts 10
@@ -20,13 +22,14 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from ..datasets.tasks import HELD_OUT_FAMILIES, draw_task, families, prompts
+from ..datasets.fresh_wordings import FRESH_WORDINGS
+from ..datasets.tasks import FAMILIES, HELD_OUT_FAMILIES, Task, draw_task, families, prompts
 from ..prompts import render
 from .generation import factors_of, generate
 
 CONDITIONS = ("none", "system", "user", "adapter")
 SETS = ("wordings", "families")  # what `--set both` runs: the targets' sets
-DIAGNOSTIC_SETS = ("seen",)
+DIAGNOSTIC_SETS = ("seen", "fresh")
 ALL_SETS = SETS + DIAGNOSTIC_SETS
 
 
@@ -76,17 +79,25 @@ def qa_check(generator, factors_by_task: dict, max_new_tokens: int = 32, batch_s
             "outputs": outputs}
 
 
+def default_tasks(which: str) -> int:
+    """Tasks per set unless asked: one per training family; the fresh set, two wordings of every family."""
+    return 2 * len(FAMILIES) if which == "fresh" else len(families("train"))
+
+
 def build_items(which: str, n_tasks: int, prompts_per_task: int, seed: int = 0) -> list[dict]:
     """`n_tasks` evaluation tasks of one set, spread over its families, each with its own prompts."""
     if which not in ALL_SETS:
         raise ValueError(f"set must be one of {ALL_SETS}, got {which!r}")
     rng = random.Random(f"tasks/{which}/{seed}")
     split = "train" if which == "seen" else "eval"  # seen: training wordings and values
-    names = families(split, held_out=which == "families")
+    names = list(FAMILIES) if which == "fresh" else families(split, held_out=which == "families")
     pool = prompts("eval")
     items = []
     for i in range(n_tasks):
         task = draw_task(rng, split, family=names[i % len(names)], held_out_wording=which == "wordings")
+        if which == "fresh":  # the same values, said in the i-th round's fresh wording
+            fresh = FRESH_WORDINGS[task.family]
+            task = Task(task.family, -1, task.params, fresh[(i // len(names)) % len(fresh)])
         for prompt in rng.sample(pool, prompts_per_task):
             items.append({"task": i, "family": task.family, "description": task.description,
                           "params": task.params, "wording": task.wording, "prompt": prompt, "_task": task})
@@ -181,8 +192,10 @@ def tasks_chart(all_results: dict, path: Path | str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-d2l eval --tasks", description=__doc__.splitlines()[0])
     p.add_argument("--set", choices=ALL_SETS + ("both", "all"), default="both",
-                   help="held-out wordings, families, both, seen wordings (training wordings and values), or all three")
-    p.add_argument("--n-tasks", type=int, default=len(families("train")), help="tasks per set (default: one per training family)")
+                   help="held-out wordings, families, both, seen wordings (training wordings and values), fresh "
+                   "wordings (written apart from training, every family), or all")
+    p.add_argument("--n-tasks", type=int, help="tasks per set (default: one per training family; fresh: two "
+                   "wordings of every family)")
     p.add_argument("--prompts", type=int, default=10, help="prompts per task")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hypernet", help="hypernetwork folder for the adapter condition (default: the task one)")
@@ -205,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(conditions) - set(CONDITIONS)
     if unknown or not conditions:
         p.error(f"unknown conditions {sorted(unknown)}; choose from {', '.join(CONDITIONS)}")
-    if args.n_tasks < 1 or args.prompts < 1 or args.prompts > len(prompts("eval")):
+    if (args.n_tasks is not None and args.n_tasks < 1) or args.prompts < 1 or args.prompts > len(prompts("eval")):
         p.error(f"--n-tasks must be >= 1 and --prompts from 1 to {len(prompts('eval'))}")
     from ..generator import Generator, default_task_hypernet_dir
 
@@ -213,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     chosen = {"both": SETS, "all": ALL_SETS}.get(args.set, (args.set,))
     for which in chosen:
-        items = build_items(which, args.n_tasks, args.prompts, args.seed)
+        items = build_items(which, args.n_tasks or default_tasks(which), args.prompts, args.seed)
         res = evaluate_tasks(generator, items, conditions, args.max_new_tokens, args.batch_size,
                              progress=not args.no_progress)
         results[which] = {"set": which, "model": generator.base_model_name, "hypernet": generator.fingerprint,

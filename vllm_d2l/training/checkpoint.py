@@ -97,14 +97,25 @@ def save_snapshot(folder: Path, net: Hypernet, state: dict) -> None:
     swap_in(tmp, folder)
 
 
+# switches that add a zero-started part (the network without it, exactly): a config may turn one on
+# over a snapshot taken without it, as a resumed run may over its own checkpoint
+SWITCHES = ("write_gate", "own_write_keys", "value_embed")
+
+
 def load_snapshot(folder: Path, net: Hypernet) -> int:
-    """Load a snapshot's weights into `net` in place; return the step it was taken at."""
+    """Load a snapshot's weights into `net` in place; return the step it was taken at. Parts that
+    `net`'s config switches on and the snapshot lacks keep their zero start."""
     state_file = folder / "state.json"
     if not state_file.is_file():
         raise FileNotFoundError(f"{folder} is not a training snapshot (no state.json)")
     loaded = Hypernet.load(folder / "hypernet")
     mine, theirs = asdict(net.config), asdict(loaded.config)
-    if {k: v for k, v in mine.items() if k != "base_model"} != {k: v for k, v in theirs.items() if k != "base_model"}:
+    switched = {k for k in SWITCHES if mine.get(k) and not theirs.get(k)}
+    if {k: v for k, v in mine.items() if k not in ("base_model", *switched)} != \
+            {k: v for k, v in theirs.items() if k not in ("base_model", *switched)}:
         raise ValueError(f"snapshot {folder} was trained with another hypernetwork config")
-    net.load_state_dict(loaded.state_dict())
+    missing, _ = net.load_state_dict(loaded.state_dict(), strict=not switched)
+    fresh = [k for k in missing if any(p.requires_grad and p.any() for n, p in net.named_parameters() if n == k)]
+    if fresh:
+        raise ValueError(f"parts switched on over snapshot {folder} must start at zero: {fresh[:3]}")
     return int(json.loads(state_file.read_text())["step"])

@@ -43,6 +43,7 @@ class TrainConfig:
     task_families: list[str] = field(default_factory=list)  # restrict the "tasks" source (empty: all training families)
     task_composed_wordings: bool = False  # most task records worded by `datasets.tasks.composed_wordings`
     task_open_params: bool = False  # half the streamed phrases, words and JSON keys composed (`datasets.tasks`)
+    task_wide_wordings: bool = False  # streamed composed wordings from the wide grammar (`datasets.tasks`)
     holdout_genres: list[str] = field(default_factory=list)  # never seen in training
     jsonl: list[str] = field(default_factory=list)  # extra {"text","qa"} files
     # An unbounded stream of fresh records instead of a fixed set: {source: weight}, sources

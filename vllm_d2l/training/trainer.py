@@ -40,6 +40,8 @@ def group_of(name: str, p: torch.nn.Parameter) -> str:
         return "doc_key"
     if name.startswith("pool_"):
         return "pooled"
+    if name.startswith("embed_value."):  # switched on in a trained run: a group of its own, after the rest
+        return "embed_value"
     return "decay" if p.dim() >= 2 else "rest"
 
 
@@ -69,8 +71,8 @@ class Trainer:
         self.last_heldout: dict | None = None  # the latest hold-out row this process wrote
         self.warm_from = 0  # the step the learning-rate warm-up counts from
         ckpt = self.out / "checkpoint"
-        if (ckpt / "state.json").is_file():
-            self.step = checkpoint.load(ckpt, self.net, self.opt)["step"]
+        if (ckpt / "state.json").is_file():  # its own run; the config may switch a zero-started part on
+            self.step = checkpoint.load(ckpt, self.net, self.opt, grow=True)["step"]
             self.apply_rate_multipliers()
         elif cfg.branch_from:  # another run's checkpoint, optimizer and step included
             self.step = checkpoint.load(Path(cfg.branch_from), self.net, self.opt, grow=True)["step"]
@@ -84,7 +86,7 @@ class Trainer:
         cfg = self.cfg
         return {"bias": (cfg.bias_lr_mult, 0.0), "value": (cfg.value_lr_mult, cfg.weight_decay),
                 "ridge": (cfg.ridge_lr_mult, 0.0), "write": (1.0, 0.0), "doc_key": (1.0, cfg.weight_decay),
-                "pooled": (1.0, 0.0), "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
+                "pooled": (1.0, 0.0), "embed_value": (cfg.value_lr_mult, cfg.weight_decay), "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
 
     def param_groups(self) -> list[dict]:
         rates = self.group_rates()
