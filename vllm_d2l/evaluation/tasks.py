@@ -8,7 +8,7 @@ prompt ("adapter"). Every reply is scored by the family's checker. Two sets, as 
 targets are set: held-out wordings (training families, a wording and values never trained on) and
 held-out families; and on request two more: seen wordings (training families, wordings and
 values; only the prompts new), to tell a rule not learnt from a rule not recognised in new words,
-and fresh wordings (`datasets.fresh_wordings`: four per family, every family, written apart from
+and fresh wordings (`datasets.fresh_wordings`: three or four per family, every family, written apart from
 the training grammar and never trained on), a held-out wording set nobody shaped training around.
 
     vllm-d2l eval --tasks --out results/eval/tasks.json --plot results/eval/tasks.png
