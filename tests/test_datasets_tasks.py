@@ -144,7 +144,7 @@ def test_records_mix_short_questions_kept_out_of_the_qa_check():
 def test_wide_wordings_expand_the_grammar_and_never_hold_the_held_out_sentence():
     """The wide grammar spells every alternative once, keeps the literal "a), b)" of a list, and its
     wordings (imperatives and statements) never include a family's held-out sentence; drawn
-    records still format, comply and check, and the unwide draw is unchanged."""
+    records still format, comply and check."""
     from vllm_d2l.datasets.tasks import STATEMENT_SHARE, expand, wide_wordings
 
     assert expand("(keep|hold) it (short|) now") == ["keep it short now", "keep it now", "hold it short now",

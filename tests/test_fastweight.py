@@ -27,9 +27,14 @@ def model(tiny_model_dir):
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
 
 
-def encode(model, net, lengths=(12, 9)):
+def random_ids(lengths=(12, 9)) -> torch.Tensor:
+    """The token ids `encode` stores, [len(lengths), max(lengths)]."""
     g = torch.Generator().manual_seed(1)
-    ids = torch.randint(3, 300, (len(lengths), max(lengths)), generator=g)
+    return torch.randint(3, 300, (len(lengths), max(lengths)), generator=g)
+
+
+def encode(model, net, lengths=(12, 9)):
+    ids = random_ids(lengths)
     mask = torch.zeros(ids.shape, dtype=torch.bool)
     for i, n in enumerate(lengths):
         mask[i, :n] = True
@@ -184,7 +189,7 @@ def test_embedded_values_add_the_stored_tokens_embedding_and_start_as_without(mo
         m = enc.inputs[d, layer, :n_tok - 1].float() / net.in_rms[layer, 0]
         h = enc.hidden[d, layer, 1:n_tok].float()
         e = enc.hidden[d, -1, 1:n_tok].float()
-        torch.testing.assert_close(e, emb.weight[encode_ids(d)[1:n_tok]])  # the next tokens' embeddings
+        torch.testing.assert_close(e, emb.weight[random_ids()[d, 1:n_tok]])  # the next tokens' embeddings
         h, e = (v * torch.rsqrt(v.pow(2).mean(-1, keepdim=True) + 1e-6) for v in (h, e))
         g = net.key["down_proj"][layer]
         keys = m @ g.T / k ** 0.5
@@ -194,12 +199,6 @@ def test_embedded_values_add_the_stored_tokens_embedding_and_start_as_without(mo
         direct = net.gain[layer, 0] * keys.shape[0] ** -0.5 * (q @ keys.T) @ values
         torch.testing.assert_close(x @ a[d].T @ b[d].T, direct.detach(), atol=1e-4, rtol=1e-4)
     assert not net.is_noop() and token_net(model.config, value_embed=True).is_noop()
-
-
-def encode_ids(row: int) -> torch.Tensor:
-    """The token ids `encode` drew for one row."""
-    g = torch.Generator().manual_seed(1)
-    return torch.randint(3, 300, (2, 12), generator=g)[row]
 
 
 def test_own_write_keys_move_only_the_documents_keys_and_start_as_shared(model):

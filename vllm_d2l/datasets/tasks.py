@@ -536,6 +536,7 @@ def expand(pattern: str) -> list[str]:
 
 
 def _frame(frames: tuple[str, ...], cores: list[str]) -> tuple[str, ...]:
+    """Every core in every frame ("{Core}" capitalises its first letter), core by core."""
     return tuple(f.replace("{Core}", c[0].upper() + c[1:]).replace("{core}", c) for c in cores for f in frames)
 
 
@@ -554,8 +555,7 @@ def wide_wordings(family: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def composed_wordings(family: str) -> tuple[str, ...]:
     """Every composed wording of a training family (templates with the family's placeholders);
     built once, as every drawn record picks from them."""
-    return tuple(frame.replace("{Core}", core[0].upper() + core[1:]).replace("{core}", core)
-                 for core in _CORES.get(family, ()) for frame in _FRAMES)
+    return _frame(_FRAMES, list(_CORES.get(family, ())))
 
 
 @dataclass(frozen=True)
