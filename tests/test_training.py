@@ -422,3 +422,65 @@ def test_cooldown_schedule_falls_linearly_to_its_floor_then_holds():
     t.cfg = TrainConfig(lr_schedule="linear")
     with pytest.raises(ValueError, match="unknown lr_schedule"):
         Trainer.lr_at(t, 5)
+
+
+def test_weight_average_follows_the_formula_and_swaps_back():
+    from vllm_d2l.training.averaging import WeightAverage
+    net = torch.nn.Linear(3, 2)
+    start = {n: p.detach().clone() for n, p in net.named_parameters()}
+    avg = WeightAverage(net, decay=0.9)
+    expected = {n: t.clone() for n, t in start.items()}
+    for i in range(5):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(1.0)
+        avg.update(net)
+        d = min(0.9, (1 + i) / (10 + i))
+        for n, p in net.named_parameters():
+            expected[n] = d * expected[n] + (1 - d) * p.detach()
+    for n, t in expected.items():
+        torch.testing.assert_close(avg.tensors[n], t)
+    own = {n: p.detach().clone() for n, p in net.named_parameters()}
+    with pytest.raises(RuntimeError):
+        with avg.swapped_in(net):
+            assert torch.equal(net.weight, avg.tensors["weight"])
+            raise RuntimeError("the weights come back even when the block fails")
+    assert all(torch.equal(p, own[n]) for n, p in net.named_parameters())
+    with pytest.raises(ValueError, match="lacks"):
+        avg.load({"other": torch.zeros(1)}, {})
+    with pytest.raises(ValueError, match="shape"):
+        avg.load({"weight": torch.zeros(3, 3)}, {})
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(net, decay=1.0)
+
+
+def test_averaged_weights_resume_exactly_and_become_best_when_they_score_better(tiny_model_dir, tmp_path):
+    """The running average survives an interruption unchanged, every evaluation scores it beside
+    the weights, and when it scores better the best snapshot holds the average, not the weights."""
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2}
+    straight = Trainer(config(tmp_path / "a", tiny_model_dir, steps=6, ema_decay=0.8, hypernet=net))
+    straight.run(progress=False)
+    first = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6, ema_decay=0.8, hypernet=net))
+    first.run(progress=False, until=3)
+    resumed = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6, ema_decay=0.8, hypernet=net))
+    assert resumed.average.count == 3
+    resumed.run(progress=False)
+    for k, v in straight.average.tensors.items():
+        torch.testing.assert_close(v, resumed.average.tensors[k], atol=1e-5, rtol=1e-4, msg=k)
+    assert any(not torch.equal(v, straight.net.state_dict()[k]) for k, v in straight.average.tensors.items())
+
+    trainer = Trainer(config(tmp_path / "c", tiny_model_dir, steps=2, eval_every=2, ema_decay=0.8, hypernet=net))
+    trainer.heldout = trainer.train_set
+    row = trainer.evaluate_row()
+    assert {"avg_heldout_ce", "avg_heldout_content_gap_ce", "heldout_ce"} <= set(row)
+    scores = iter([{"heldout_ce": 2.0, "heldout_content_gap_ce": 0.0},   # the weights
+                   {"heldout_ce": 1.0, "heldout_content_gap_ce": 0.0}])  # their average, scored second
+    trainer.evaluate = lambda: next(scores)
+    trainer.run(progress=False)
+    state = json.loads((tmp_path / "c" / "run" / "best" / "state.json").read_text())
+    assert state["step"] == 2 and state["heldout_ce"] == 1.0 and state["averaged"]["updates"] == 2
+    best = Hypernet.load(tmp_path / "c" / "run" / "best" / "hypernet").state_dict()
+    params = dict(trainer.net.named_parameters())
+    for k, v in trainer.average.tensors.items():
+        assert torch.equal(best[k], v.to(torch.bfloat16).to(best[k].dtype)), k
+    assert any(not torch.equal(best[k], p.detach().to(torch.bfloat16).to(best[k].dtype)) for k, p in params.items())

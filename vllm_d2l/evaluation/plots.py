@@ -131,6 +131,9 @@ def training_chart(log_path: Path | str, path: Path | str) -> None:
         if "heldout_wrong_doc_ce" in held[-1]:
             pts = [(r["step"], r["heldout_wrong_doc_ce"]) for r in held if "heldout_wrong_doc_ce" in r]
             right.plot(*zip(*pts), "s--", label="another document's adapter")
+        pts = [(r["step"], r["avg_heldout_ce"]) for r in held if "avg_heldout_ce" in r]
+        if pts:  # the running average of the weights (`ema_decay`), own document's adapter
+            right.plot(*zip(*pts), "^-", label="averaged weights, own document's adapter")
         right.legend(fontsize=8)
     right.set_xlabel("step")
     right.set_title("training hold-out: answer CE")

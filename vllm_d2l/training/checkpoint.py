@@ -13,12 +13,16 @@ from safetensors.torch import load_file, save_file
 from ..hypernet import Hypernet
 
 
-def save(folder: Path, net: Hypernet, opt: torch.optim.Optimizer, state: dict) -> None:
-    """Write to a temp folder, then swap it in, so a kill mid-save never corrupts the last one."""
+def save(folder: Path, net: Hypernet, opt: torch.optim.Optimizer, state: dict,
+         average: dict[str, torch.Tensor] | None = None) -> None:
+    """Write to a temp folder, then swap it in, so a kill mid-save never corrupts the last one.
+    `average`: a running average of the weights, kept beside them (`average.safetensors`)."""
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     net.save(tmp, dtype=torch.float32)
+    if average is not None:
+        save_file({k: v.contiguous() for k, v in average.items()}, str(tmp / "average.safetensors"))
     tensors, meta = {}, {}
     sd = opt.state_dict()
     for idx, st in sd["state"].items():

@@ -88,6 +88,10 @@ class TrainConfig:
     cooldown_from: int = 0
     cooldown_steps: int = 300
     cooldown_floor: float = 0.1
+    # A running average of the weights (`training.averaging`), decay per step (0: none). Each
+    # evaluation scores the average beside the weights (logged as `avg_heldout_*`), and the better
+    # of the two by the hold-out score becomes `best/`; the run itself trains the weights as before.
+    ema_decay: float = 0.0
     bias_lr_mult: float = 1.0  # the always-on block's rate, relative to lr
     value_lr_mult: float = 1.0  # the token kind's value maps' rate, relative to lr
     ridge_lr_mult: float = 1.0  # the token kind's whitening strengths' rate (memory_read: ridge)

@@ -8,6 +8,7 @@ adapter with the distillation (or reconstruction) loss. Teacher outputs are cach
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import random
@@ -15,11 +16,13 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from ..base_model import ensure_default_model, load_model_and_tokenizer
 from ..encoder import Encoded, Encoder
 from ..hypernet import HypernetBase, HypernetConfig, build
 from . import checkpoint
+from .averaging import WeightAverage
 from .config import TrainConfig
 from .data import RecordStream, load_passages, load_records
 from .objectives import batch_loss, qa_examples, reconstruct_example, teacher_topk
@@ -71,14 +74,21 @@ class Trainer:
         self.last_heldout: dict | None = None  # the latest hold-out row this process wrote
         self.warm_from = 0  # the step the learning-rate warm-up counts from
         ckpt = self.out / "checkpoint"
+        own: dict = {}
         if (ckpt / "state.json").is_file():  # its own run; the config may switch a zero-started part on
-            self.step = checkpoint.load(ckpt, self.net, self.opt, grow=True)["step"]
+            own = checkpoint.load(ckpt, self.net, self.opt, grow=True)
+            self.step = own["step"]
             self.apply_rate_multipliers()
         elif cfg.branch_from:  # another run's checkpoint, optimizer and step included
             self.step = checkpoint.load(Path(cfg.branch_from), self.net, self.opt, grow=True)["step"]
             self.apply_rate_multipliers()
         elif cfg.resume_from:  # a committed snapshot: weights and step, optimizer started afresh
             self.step = self.warm_from = checkpoint.load_snapshot(Path(cfg.resume_from), self.net)
+        # a running average of the weights, scored beside them (`ema_decay`): it starts at the
+        # loaded weights, or continues the one saved in the run's own checkpoint
+        self.average = WeightAverage(self.net, cfg.ema_decay) if cfg.ema_decay else None
+        if self.average is not None and "average" in own and (ckpt / "average.safetensors").is_file():
+            self.average.load(load_file(str(ckpt / "average.safetensors")), own["average"])
 
     def group_rates(self) -> dict[str, tuple[float, float]]:
         """(lr_mult, weight decay) of each group: decay on matrices only; the always-on block
@@ -207,6 +217,8 @@ class Trainer:
         totals["loss"] = loss.item()
         totals["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip))
         self.opt.step()
+        if self.average is not None:
+            self.average.update(self.net)
         self.step += 1
         gate = getattr(self.net, "gate", None)
         totals["gate"] = (gate if gate is not None else self.net.gain).detach().abs().mean().item()
@@ -254,20 +266,39 @@ class Trainer:
                         per_batch.setdefault(tag + k, []).append(v)
         return per_batch
 
+    def evaluate_row(self) -> dict:
+        """The hold-out of the weights, and of their running average (`avg_` keys) when kept."""
+        row = {"step": self.step, **self.evaluate()}
+        if self.average is not None:
+            with self.average.swapped_in(self.net):
+                row.update({f"avg_{k}": v for k, v in self.evaluate().items()})
+        return row
+
     def save(self) -> None:
-        checkpoint.save(self.out / "checkpoint", self.net, self.opt, {"step": self.step})
+        state, tensors = {"step": self.step}, None
+        if self.average is not None:
+            tensors, state["average"] = self.average.state()
+        checkpoint.save(self.out / "checkpoint", self.net, self.opt, state, average=tensors)
         self.net.save(self.out / "hypernet", dtype=torch.bfloat16)  # the shippable form
         row = self.last_heldout
         if row is None or row["step"] != self.step:  # only the weights the hold-out row scored
             return
+        plain = {k: v for k, v in row.items() if not k.startswith("avg_")}
+        averaged = {k[4:]: v for k, v in row.items() if k.startswith("avg_")}
+        use_average = bool(averaged) and self.score(averaged) < self.score(plain)
+        chosen = averaged if use_average else plain
         # Against the snapshot that is on disk, not the log's best row: a row's weights can be gone
         # (a run stopped between an evaluation and its save), and a hold-out that changed at
         # `heldout_since` makes older snapshots' scores incomparable.
         kept = self.out / "best" / "state.json"
         prior = json.loads(kept.read_text()) if kept.is_file() else None
         if prior is None or "heldout_content_gap_ce" not in prior or prior["step"] < self.cfg.heldout_since \
-                or self.score(row) < self.score(prior):
-            checkpoint.save_snapshot(self.out / "best", self.net, {**row, "step": self.step})
+                or self.score(chosen) < self.score(prior):
+            state = {**chosen, "step": self.step}
+            if use_average:
+                state["averaged"] = {"decay": self.average.decay, "updates": self.average.count}
+            with self.average.swapped_in(self.net) if use_average else contextlib.nullcontext():
+                checkpoint.save_snapshot(self.out / "best", self.net, state)
 
     @staticmethod
     def score(row: dict) -> float:
@@ -300,7 +331,7 @@ class Trainer:
                 log.write(json.dumps({"step": self.step, "time": round(time.time() - t0, 1), **stats}) + "\n")
                 log.flush()
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.heldout:
-                self.last_heldout = {"step": self.step, **self.evaluate()}
+                self.last_heldout = self.evaluate_row()
                 log.write(json.dumps(self.last_heldout) + "\n")
                 log.flush()
                 from ..evaluation.plots import training_chart
