@@ -484,3 +484,23 @@ def test_averaged_weights_resume_exactly_and_become_best_when_they_score_better(
     for k, v in trainer.average.tensors.items():
         assert torch.equal(best[k], v.to(torch.bfloat16).to(best[k].dtype)), k
     assert any(not torch.equal(best[k], p.detach().to(torch.bfloat16).to(best[k].dtype)) for k, p in params.items())
+
+
+def test_answers_with_a_leading_space_are_the_tokens_the_document_holds(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from vllm_d2l.training.objectives import answer_ids, qa_examples
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    doc = tok("The password of the archive is Quillbarrow, and the keeper is Basil Cromgard.",
+              add_special_tokens=False)["input_ids"]
+
+    def inside(part: list[int]) -> bool:
+        return any(doc[i:i + len(part)] == part for i in range(len(doc)))
+    for value in ("Quillbarrow", "Basil Cromgard"):
+        spaced, plain = answer_ids(tok, value, lead_space=True), answer_ids(tok, value)
+        assert inside(spaced[:-1]) and spaced[-1] == plain[-1]  # the end of turn follows either
+        assert tok.decode(spaced[:-1]) == " " + value and tok.decode(plain[:-1]) == value
+    qa = [{"q": "Who keeps it?", "a": "Basil Cromgard"}]
+    assert qa_examples(tok, qa, 0, lead_space=True)[0].answer == answer_ids(tok, "Basil Cromgard", lead_space=True)
+    with pytest.raises(ValueError, match="cross-entropy only"):
+        Trainer(config(tmp_path, tiny_model_dir, answer_space=True, kl_weight=1.0))

@@ -61,6 +61,11 @@ class TrainConfig:
     # than the sixteen fixed templates
     needle_composed: float = 0.0
     max_questions: int = 4  # per document per step
+    # Gold answers tokenized with a leading space, as the value stands in the document's sentence
+    # (" Basil", " Qu"+"ill") rather than as a reply's first word ("Bas"+"il", "Qu"+"ill"): the
+    # adapter's read of the document then copies the very tokens it stored. The replies start with
+    # a space the client sees; cross-entropy only (the teacher's targets are not respelt)
+    answer_space: bool = False
     # objectives
     kl_topk: int = 16
     kl_weight: float = 1.0

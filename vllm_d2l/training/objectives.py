@@ -53,15 +53,20 @@ def pad_batch(examples: list[Example], pad_id: int) -> tuple[torch.Tensor, torch
     return ids, attn, target
 
 
-def answer_ids(tokenizer, answer: str) -> list[int]:
+def answer_ids(tokenizer, answer: str, lead_space: bool = False) -> list[int]:
+    """The answer's tokens and the end of turn. `lead_space`: tokenized as it stands inside a
+    sentence (" Quill" -> " Qu", "ill"), which is how a document holds it, rather than as the first
+    word of a reply ("Quill" -> "Qu", "ill"), so a copy from the document needs no respelling."""
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     if end is None or end == tokenizer.unk_token_id:
         end = tokenizer.eos_token_id
-    return tokenizer(answer.strip(), add_special_tokens=False)["input_ids"] + [end]
+    text = (" " if lead_space else "") + answer.strip()
+    return tokenizer(text, add_special_tokens=False)["input_ids"] + [end]
 
 
-def qa_examples(tokenizer, qa: list[dict], doc: int) -> list[Example]:
-    return [Example(render(tokenizer, question_messages(x["q"])), answer_ids(tokenizer, x["a"]), doc) for x in qa]
+def qa_examples(tokenizer, qa: list[dict], doc: int, lead_space: bool = False) -> list[Example]:
+    return [Example(render(tokenizer, question_messages(x["q"])), answer_ids(tokenizer, x["a"], lead_space), doc)
+            for x in qa]
 
 
 def reconstruct_example(tokenizer, chunk_ids: list[int], n_tokens: int, doc: int) -> Example:

@@ -51,6 +51,9 @@ def group_of(name: str, p: torch.nn.Parameter) -> str:
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
+        if cfg.answer_space and (cfg.kl_weight > 0 or cfg.edits):
+            raise ValueError("answer_space changes the gold answers' tokens, which the teacher's (kl_weight, "
+                             "edits) do not follow: use it with cross-entropy only (kl_weight: 0, edits: false)")
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(cfg.threads)
         self.out = Path(cfg.out_dir)
@@ -168,7 +171,7 @@ class Trainer:
                 examples.append(reconstruct_example(self.tok, ids, cfg.reconstruct_tokens, d))
                 continue
             chosen = sorted(rng.sample(range(len(rec["qa"])), min(cfg.max_questions, len(rec["qa"]))))
-            mine = qa_examples(self.tok, [rec["qa"][i] for i in chosen], d)
+            mine = qa_examples(self.tok, [rec["qa"][i] for i in chosen], d, lead_space=cfg.answer_space)
             if cfg.kl_weight > 0 or cfg.edits:
                 cached = self.teacher(rec)
                 for e, i in zip(mine, chosen):
