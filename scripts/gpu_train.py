@@ -7,7 +7,8 @@ that completes the set rebuilds the file, converts the model and trains.
 
 Here (CPU machine), once:
     python scripts/gpu_train.py pack                 # parts + gguf wheel into gpu_pack/, prints the calls
-There, one call per part (carry gpu_pack/part-K, gpu_pack/manifest.json and gpu_pack/wheels):
+There, one call per part (carry gpu_pack/part-K, gpu_pack/manifest.json, gpu_pack/wheels and
+gpu_pack/corpora, the public-domain prose the training stream reads, which that machine lacks):
     python3 scripts/gpu_train.py run --minutes 8     # stores the part; trains once all parts are there
 
 `run` trains from the committed snapshot (`resume_from` of the config) and writes what a CPU
@@ -84,22 +85,29 @@ def join_parts(manifest: dict, where: Path, target: Path) -> bool:
 # ----------------------------------------------------------------------------- here: pack
 def pack(args) -> int:
     from vllm_d2l.base_model import _gguf_path
+    from vllm_d2l.datasets import corpora
+    from vllm_d2l.training.config import TrainConfig
 
     gguf = _gguf_path()
-    room = CARRY_LIMIT_MIB - HEADROOM_MIB - tree_mib() - 1  # 1 MiB: wheel and manifest
-    if room < 8:
-        raise SystemExit(f"the working tree leaves only {room:.1f} MiB per call for parts")
     if PACK.exists():
         shutil.rmtree(PACK)
+    needed = [n for n in TrainConfig.from_file(ROOT / args.config).corpora if n != "pydoc"]
+    corpora.require(needed)  # here, where they can be installed, not there
+    corpora.export(PACK / "corpora")
+    corpora_mib = sum(f.stat().st_size for f in (PACK / "corpora").rglob("*") if f.is_file()) / 2 ** 20
+    room = CARRY_LIMIT_MIB - HEADROOM_MIB - tree_mib() - 1 - corpora_mib  # 1 MiB: wheel and manifest
+    if room < 8:
+        raise SystemExit(f"the working tree leaves only {room:.1f} MiB per call for parts")
     parts = split_file(gguf, PACK, int(room * 2 ** 20))
     wheels = PACK / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
                     "-d", str(wheels), f"gguf=={args.gguf_version}"], check=True)
     manifest = {"file": gguf.name, "bytes": gguf.stat().st_size, "sha256": sha256(gguf), "parts": parts}
     (PACK / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    print(f"{len(parts)} parts of at most {room:.1f} MiB beside a {tree_mib():.1f} MiB working tree")
+    print(f"{len(parts)} parts of at most {room:.1f} MiB beside a {tree_mib():.1f} MiB working tree "
+          f"and {corpora_mib:.1f} MiB of corpora")
     for p in parts:
-        print(f"  call: carry [gpu_pack/{p['name']}, gpu_pack/manifest.json, gpu_pack/wheels]  "
+        print(f"  call: carry [gpu_pack/{p['name']}, gpu_pack/manifest.json, gpu_pack/wheels, gpu_pack/corpora]  "
               f"command: python3 scripts/gpu_train.py run --minutes {args.minutes}")
     return 0
 
@@ -144,8 +152,11 @@ def run(args) -> int:
 
     import torch
 
+    from vllm_d2l.datasets.corpora import EXPORTED_ENV
     from vllm_d2l.training.config import TrainConfig
     from vllm_d2l.training.trainer import Trainer
+
+    os.environ[EXPORTED_ENV] = str(PACK / "corpora")  # the prose this machine has no packages for
 
     cfg = TrainConfig.from_file(ROOT / args.config)
     cfg.model_dir = str(model_dir)
@@ -181,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("pack", help="here: split the model file and fetch the wheel into gpu_pack/")
     a.add_argument("--gguf-version", default="0.19.0")
     a.add_argument("--minutes", type=float, default=8)
+    a.add_argument("--config", default="examples/train_token_gpu.yaml", help="the run whose corpora travel")
     b = sub.add_parser("run", help="there: store this call's part; once all are there, train")
     b.add_argument("--config", default="examples/train_token_gpu.yaml")
     b.add_argument("--minutes", type=float, default=8, help="training wall clock (leave room for start-up)")

@@ -129,6 +129,43 @@ def test_corpora_missing_sources_degrade(monkeypatch):
         corpora.load_documents(["bigbench"])
 
 
+def test_runs_refuse_missing_corpora_and_an_exported_folder_stands_in(monkeypatch, tmp_path):
+    """A run naming its sources stops on a machine without them, saying what to install; a folder
+    exported where they are installed gives the same documents through VLLM_D2L_CORPORA."""
+    import gzip
+
+    from vllm_d2l.errors import MissingCorpora
+    system = tmp_path / "system"
+    system.mkdir()
+    for name, text in (("us-constitution.gz", "We the People\n\nof the United States"),
+                       ("us-declaration.gz", "When in the Course"), ("jargon.txt.gz", "hack\n\n┌──┐\n\nkludge")):
+        with gzip.open(system / name, "wt") as fh:
+            fh.write(text)
+    monkeypatch.setattr(corpora, "_STATE_FILES", (str(system / "us-constitution.gz"), str(system / "us-declaration.gz")))
+    monkeypatch.setattr(corpora, "_JARGON_FILE", str(system / "jargon.txt.gz"))
+    monkeypatch.setattr(corpora, "cache_root", lambda: tmp_path / "cache")
+    monkeypatch.delenv(corpora.EXPORTED_ENV, raising=False)
+    monkeypatch.setattr(corpora.shutil, "which", lambda _: None)  # no Rscript: austen is missing
+    with pytest.raises(MissingCorpora, match="austen.*r-cran-janeaustenr"):
+        corpora.require(["austen", "state", "pydoc"])
+    books = tmp_path / "cache" / "corpora" / "austen"
+    books.mkdir(parents=True)
+    for book in corpora._AUSTEN_BOOKS:
+        (books / f"{book}.txt").write_text(f"It is a truth about {book}.")
+    corpora.require(["austen", "state", "jargon", "pydoc"])
+    before = {n: corpora.SOURCES[n]() for n in ("austen", "state", "jargon")}
+    assert corpora.export(tmp_path / "exported") == ["state", "jargon", "austen"]
+    monkeypatch.setattr(corpora, "_STATE_FILES", ("/nonexistent/a.gz", "/nonexistent/b.gz"))
+    monkeypatch.setattr(corpora, "_JARGON_FILE", "/nonexistent/j.gz")
+    monkeypatch.setattr(corpora, "cache_root", lambda: tmp_path / "elsewhere")
+    with pytest.raises(MissingCorpora, match="jargon-text"):
+        corpora.require(["jargon"])
+    monkeypatch.setenv(corpora.EXPORTED_ENV, str(tmp_path / "exported"))
+    assert {n: corpora.SOURCES[n]() for n in before} == before
+    with pytest.raises(ValueError, match="unset"):
+        corpora.export(tmp_path / "again")
+
+
 from vllm_d2l.datasets import realistic, words  # noqa: E402
 from vllm_d2l.datasets.values import OpenValues, vocabulary_words  # noqa: E402
 

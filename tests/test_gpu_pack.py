@@ -2,6 +2,7 @@
 rebuilt only when every part is there and intact."""
 import hashlib
 import importlib.util
+import math
 import os
 from pathlib import Path
 
@@ -70,5 +71,7 @@ def test_the_snapshot_is_the_packaged_default_and_the_tree_leaves_room_for_the_m
     root = Path(__file__).parent.parent
     from vllm_d2l.paths import package_data_dir
     assert (root / "checkpoints" / "token" / "hypernet").resolve() == (package_data_dir() / "hypernet").resolve()
-    room = gpu_train.CARRY_LIMIT_MIB - gpu_train.HEADROOM_MIB - gpu_train.tree_mib() - 1
-    assert room >= 24, f"only {room:.1f} MiB per call for the model's parts"
+    # beside the tree, each call carries the exported corpora (about 2 MiB) and the gguf wheel
+    room = gpu_train.CARRY_LIMIT_MIB - gpu_train.HEADROOM_MIB - gpu_train.tree_mib() - 1 - 2.5
+    calls = math.ceil(95 / room)  # the model file is 94 MiB
+    assert calls <= 5, f"only {room:.1f} MiB per call for the model's parts: {calls} calls"

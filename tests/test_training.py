@@ -504,3 +504,13 @@ def test_answers_with_a_leading_space_are_the_tokens_the_document_holds(tiny_mod
     assert qa_examples(tok, qa, 0, lead_space=True)[0].answer == answer_ids(tok, "Basil Cromgard", lead_space=True)
     with pytest.raises(ValueError, match="cross-entropy only"):
         Trainer(config(tmp_path, tiny_model_dir, answer_space=True, kl_weight=1.0))
+
+
+def test_a_run_naming_corpora_refuses_to_start_without_them(tiny_model_dir, tmp_path, monkeypatch):
+    from vllm_d2l.datasets import corpora
+    from vllm_d2l.errors import MissingCorpora
+    monkeypatch.setitem(corpora.SOURCES, "austen", lambda: [])
+    with pytest.raises(MissingCorpora, match="r-cran-janeaustenr"):
+        Trainer(config(tmp_path, tiny_model_dir, corpora=["austen", "pydoc"]))
+    assert not (tmp_path / "run").exists()  # nothing written before the check
+    Trainer(config(tmp_path, tiny_model_dir, corpora=["pydoc"]))

@@ -20,3 +20,7 @@ class ModelMismatch(D2LError):
 
 class MissingModel(D2LError):
     """A model or checkpoint folder is missing or incomplete."""
+
+
+class MissingCorpora(D2LError):
+    """A training run needs public-domain text this machine has not installed."""

@@ -5,13 +5,22 @@ Sources, in order of preference for long natural prose:
   state         US constitution and declaration (Debian `miscfiles`)
   jargon        the Jargon File (Debian `jargon-text`), table rows dropped
   pydoc         CPython's `pydoc_data.topics` (always present: the floor every machine has)
-Anything missing is skipped silently: a bare machine still gets pydoc. BIG-bench files are never
-read here (they carry a "not for training corpora" canary).
+Anything missing is skipped silently: a bare machine still gets pydoc. A training run that names
+its sources (`corpora` in its config) refuses to start without them instead (`require`), because
+the same run on other text trains and scores on another distribution. A machine that cannot
+install the packages reads a folder written by `export` on one that has them: set
+VLLM_D2L_CORPORA to it. BIG-bench files are never read here (they carry a "not for training
+corpora" canary).
+
+    python -m vllm_d2l.datasets.corpora                # which sources this machine has
+    python -m vllm_d2l.datasets.corpora --export DIR   # copy them into DIR (gzip, about 2 MB)
 """
 from __future__ import annotations
 
+import argparse
 import gzip
 import logging
+import os
 import random
 import re
 import shutil
@@ -19,6 +28,7 @@ import subprocess
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from ..errors import MissingCorpora
 from ..paths import cache_root
 
 log = logging.getLogger(__name__)
@@ -29,6 +39,17 @@ _STATE_FILES = ("/usr/share/state/us-constitution.gz", "/usr/share/state/us-decl
 _JARGON_FILE = "/usr/share/doc/jargon-text/jargon.txt.gz"
 _AUSTEN_BOOKS = ("emma", "mansfieldpark", "northangerabbey", "persuasion", "prideprejudice", "sensesensibility")
 _BOX = re.compile(r"[│─┼├┤┌┐└┘┬┴]")
+# the Debian packages behind each source (pydoc comes with Python)
+PACKAGES = {"austen": "r-cran-janeaustenr", "state": "miscfiles", "jargon": "jargon-text"}
+EXPORTED_ENV = "VLLM_D2L_CORPORA"
+_EXPORTED_STATE = ("us-constitution.gz", "us-declaration.gz")  # file names in an exported folder
+_EXPORTED_JARGON = "jargon.txt.gz"
+
+
+def _exported() -> Path | None:
+    """The folder `export` wrote, when VLLM_D2L_CORPORA names one: then it is the only place read."""
+    folder = os.environ.get(EXPORTED_ENV)
+    return Path(folder) if folder else None
 
 
 def paragraphs(text: str) -> list[str]:
@@ -57,7 +78,8 @@ def pydoc_documents() -> list[Document]:
 
 def state_documents() -> list[Document]:
     docs = []
-    for path in _STATE_FILES:
+    base = _exported()
+    for path in [str(base / "state" / n) for n in _EXPORTED_STATE] if base else _STATE_FILES:
         text = _read_gz(path)
         if text:
             docs.append((f"state:{Path(path).name.removesuffix('.gz')}", text))
@@ -66,7 +88,8 @@ def state_documents() -> list[Document]:
 
 def jargon_documents() -> list[Document]:
     """The Jargon File as one document of entries; tables (box drawing) are dropped."""
-    text = _read_gz(_JARGON_FILE)
+    base = _exported()
+    text = _read_gz(str(base / "jargon" / _EXPORTED_JARGON) if base else _JARGON_FILE)
     if not text:
         return []
     keep = [p for p in re.split(r"\n\s*\n", text) if not _BOX.search(p)]
@@ -75,6 +98,10 @@ def jargon_documents() -> list[Document]:
 
 def austen_documents(cache: Path | None = None) -> list[Document]:
     """The novels, exported once with `Rscript` (the package stores them as R data) into the cache."""
+    base = _exported()
+    if base:
+        texts = [_read_gz(str(base / "austen" / f"{book}.txt.gz")) for book in _AUSTEN_BOOKS]
+        return [(f"austen:{b}", t) for b, t in zip(_AUSTEN_BOOKS, texts)] if all(texts) else []
     cache = cache or cache_root() / "corpora" / "austen"
     pkg = Path("/usr/lib/R/site-library/janeaustenr")
     docs = []
@@ -122,6 +149,57 @@ def load_documents(sources: Sequence[str] | None = None) -> list[Document]:
 
 def available_sources() -> list[str]:
     return [name for name, load in SOURCES.items() if load()]
+
+
+def require(names: Sequence[str]) -> None:
+    """Raise `MissingCorpora`, naming what to install, unless every named source is readable."""
+    unknown = [n for n in names if n not in SOURCES]
+    if unknown:
+        raise ValueError(f"unknown corpus sources {unknown}; known: {', '.join(SOURCES)}")
+    missing = [n for n in names if not SOURCES[n]()]
+    if missing:
+        packages = " ".join(PACKAGES[n] for n in missing if n in PACKAGES)
+        raise MissingCorpora(
+            f"this run reads corpora this machine lacks: {', '.join(missing)}. Install them "
+            f"(apt-get install {packages}), or point {EXPORTED_ENV} at a folder written by "
+            f"`python -m vllm_d2l.datasets.corpora --export DIR` on a machine that has them")
+
+
+def export(dest: Path) -> list[str]:
+    """Write every installed source but pydoc into `dest`, gzipped, in the layout `_exported` reads."""
+    if _exported():
+        raise ValueError(f"{EXPORTED_ENV} is set: export from the installed packages, with it unset")
+    written = []
+    for name, docs in (("state", state_documents()), ("jargon", jargon_documents()), ("austen", austen_documents())):
+        if not docs:
+            continue
+        if name == "jargon":  # the whole file, as the package has it: the reader drops the tables
+            files = {_EXPORTED_JARGON: _read_gz(_JARGON_FILE)}
+        elif name == "state":
+            files = {n: _read_gz(p) for n, p in zip(_EXPORTED_STATE, _STATE_FILES)}
+        else:
+            files = {f"{doc.split(':', 1)[1]}.txt.gz": text for doc, text in docs}
+        (dest / name).mkdir(parents=True, exist_ok=True)
+        for fname, text in files.items():
+            with gzip.open(dest / name / fname, "wt", encoding="utf-8", compresslevel=9) as fh:
+                fh.write(text)
+        written.append(name)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vllm_d2l.datasets.corpora", description=__doc__.splitlines()[0])
+    p.add_argument("--export", type=Path, metavar="DIR", help="copy the installed sources into DIR")
+    args = p.parse_args(argv)
+    if args.export:
+        print(f"exported {', '.join(export(args.export)) or 'nothing'} to {args.export}")
+    else:
+        print(", ".join(available_sources()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
 
 
 def _token_len(tokenizer, text: str) -> int:

@@ -14,7 +14,7 @@ import random
 import sys
 import time
 
-from ..datasets.corpora import long_text
+from ..datasets.corpora import available_sources, long_text
 from ..datasets.needles import TEMPLATES, insert_at_depth
 from ..datasets.relations import compose
 from ..datasets.values import Inventor
@@ -62,6 +62,10 @@ def run(generator, train_tokens: int = 1024, multiples=(1, 2, 4), depths=(0.1, 0
         raise ValueError(f"unknown needle conditions {unknown}; known: none, context, adapter")
     model, tok = generator.model, generator.tokenizer
     window = int(getattr(model.config, "max_position_embeddings", 8192))
+    sources = available_sources()
+    if "austen" not in sources:  # the haystacks come from the next source: another test
+        print(f"warning: the needle haystacks need the Austen novels (r-cran-janeaustenr) to match the "
+              f"published figures; this machine has {', '.join(sources)}", file=sys.stderr)
     cases = []
     for m in multiples:
         n_tokens = int(train_tokens * m)
@@ -118,7 +122,8 @@ def run(generator, train_tokens: int = 1024, multiples=(1, 2, 4), depths=(0.1, 0
                 overall.setdefault(cond, {})[f"{m:g}x"] = sum(c["recall"] * c["n"] for c in mine) / sum(c["n"] for c in mine)
     for c in cases:
         del c["text"]  # long; the needle sentence and trial seed reproduce it
-    return {"train_tokens": train_tokens, "window": window, "relations": relations, "cells": cells, "recall": overall,
+    return {"train_tokens": train_tokens, "window": window, "relations": relations, "corpora": sources,
+            "cells": cells, "recall": overall,
             "seconds": seconds, "items": cases}
 
 

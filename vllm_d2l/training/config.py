@@ -53,6 +53,9 @@ class TrainConfig:
     # (task descriptions whose answers are base replies rewritten to follow them). Every step
     # draws new documents, so nothing is memorised by repetition.
     stream: dict = field(default_factory=dict)
+    # corpus sources (`datasets.corpora`) the run's prose must come from: it refuses to start
+    # without them rather than train and score on whatever text the machine has
+    corpora: list[str] = field(default_factory=list)
     stream_seed: int | None = None  # None: `seed`; another value draws other documents, same hold-out
     # share of pooled values (names, places, objects, colours, ...) in streamed synthetic, realistic
     # and needle records drawn from an open vocabulary instead (see `datasets.values.OpenValues`)

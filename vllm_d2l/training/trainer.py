@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from ..base_model import ensure_default_model, load_model_and_tokenizer
+from ..datasets import corpora
 from ..encoder import Encoded, Encoder
 from ..hypernet import HypernetBase, HypernetConfig, build
 from . import checkpoint
@@ -54,6 +55,8 @@ class Trainer:
         if cfg.answer_space and (cfg.kl_weight > 0 or cfg.edits):
             raise ValueError("answer_space changes the gold answers' tokens, which the teacher's (kl_weight, "
                              "edits) do not follow: use it with cross-entropy only (kl_weight: 0, edits: false)")
+        if cfg.corpora:
+            corpora.require(cfg.corpora)
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(cfg.threads)
         self.out = Path(cfg.out_dir)
