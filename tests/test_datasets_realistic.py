@@ -64,6 +64,17 @@ def test_every_kind_produces_records():
             _check_record(r)
 
 
+def test_sums_in_thousands_keep_the_scale_on_the_number():
+    """"34,000 pounds" and "£34,000", never "34 pounds,000" (a currency word before the scale)."""
+    made = [realistic.make_record(s, i, kinds) for s in range(3) for i in range(150)
+            for kinds in (["news"], ["letter"])]
+    scaled = [qa["a"] for r in made for qa in r["qa"] if re.search(r"\d,000|million", qa["a"])]
+    assert any(re.fullmatch(r"[\d,]+,000 (pounds|euros|dollars)", a) for a in scaled)  # the case that broke
+    assert any(re.fullmatch(r"[^\d\s][\d,]+(,000| million)", a) for a in scaled)
+    for r in made:
+        assert not re.search(r"(pounds|euros|dollars)(,000| million)", r["text"]), r["id"]
+
+
 def test_holdout_kinds_are_excluded():
     held = realistic.DEFAULT_HOLDOUT_KINDS
     assert len(held) == 3 and set(held) <= set(realistic.KINDS)

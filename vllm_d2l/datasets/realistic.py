@@ -135,6 +135,14 @@ class Doc:
     def _in_currency(self, number: str) -> str:
         return f"{number} {self.currency}" if self.currency.isalpha() else f"{self.currency}{number}"
 
+    def scaled(self, money: str, scale: str) -> str:
+        """A whole sum from `money` in thousands (",000") or millions (" million"): the scale goes
+        on the number, before a currency word ("34,000 pounds", not "34 pounds,000")."""
+        if not self.currency.isalpha():
+            return money + scale
+        number = money.removesuffix(f" {self.currency}")
+        return self._in_currency(number + scale)
+
     def amount(self, cents: int) -> str:
         """A computed sum in this document's currency (totals must add up, so not drawn)."""
         return self._in_currency(f"{cents // 100:,}.{cents % 100:02d}")
@@ -952,7 +960,8 @@ def _news_award(d: Doc) -> list[str]:
 
 def _news_bridge(d: Doc) -> list[str]:
     bridge, town, (shut, reopen) = f"{d.v('surname')} Bridge", d.place(), d.dates(2)
-    cost, firm, detour, extra, official = d.money(40, 900, cents=False) + d.pick(",000", " million"), d.company(), \
+    cost = d.money(40, 900, cents=False)
+    cost, firm, detour, extra, official = d.scaled(cost, d.pick(",000", " million")), d.company(), \
         f"{d.place()} Road", d.v("minutes"), d.person()
     d.ask(reopen, [f"When is the {bridge} expected to be usable again?", "On what date should traffic return to the bridge?"], "date")
     d.ask(shut, [f"From what date will the {bridge} be shut?", "When do the repairs start?"], "date")
@@ -1331,7 +1340,7 @@ def _letter(d: Doc) -> str:
     lines = [f"{sender_street}\n{sender_town}", written]
     if d.chance(0.5):
         job, branch, start = d.v("job"), d.place(), d.date()
-        salary, manager, org = d.money(18, 90, cents=False) + ",000", d.person(), d.company()
+        salary, manager, org = d.scaled(d.money(18, 90, cents=False), ",000"), d.person(), d.company()
         lines += [f"Dear {d.pick('Mr', 'Ms', 'Dr')} {_surname(to)},",
                   d.pick(f"Following your interview, I am pleased to offer you the position of {job} at our {branch} branch.",
                          f"I am delighted to confirm that {org} would like you to join our {branch} branch as {job}."),
