@@ -91,8 +91,7 @@ def pack(args) -> int:
     gguf = _gguf_path()
     if PACK.exists():
         shutil.rmtree(PACK)
-    needed = [n for n in TrainConfig.from_file(ROOT / args.config).corpora if n != "pydoc"]
-    corpora.require(needed)  # here, where they can be installed, not there
+    corpora.require(TrainConfig.from_file(ROOT / args.config).corpora)  # here, where they can be installed
     corpora.export(PACK / "corpora")
     corpora_mib = sum(f.stat().st_size for f in (PACK / "corpora").rglob("*") if f.is_file()) / 2 ** 20
     room = CARRY_LIMIT_MIB - HEADROOM_MIB - tree_mib() - 1 - corpora_mib  # 1 MiB: wheel and manifest
