@@ -73,6 +73,32 @@ def test_compact_form_equals_token_level_form(model, value_from, center, norm):
         torch.testing.assert_close(compact, direct.detach(), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("kind", [{"memory_read": "ridge", "write_gate": True}, {"pooled_rank": 2}])
+def test_documents_read_apart_equal_one_padded_batch(model, kind):
+    """The trainer reads each document's chunks apart (no padding to the batch's longest chunk);
+    that must give the factors of the padded batch, where a document's chunks are summed."""
+    net = token_net(model.config, **kind).open_(seed=3)
+    if "ridge" in net.state_dict():
+        with torch.no_grad():
+            net.ridge.uniform_(-1.0, 1.0)
+    enc, mask = encode(model, net, lengths=(14, 5, 9, 3))
+    owner = [0, 1, 1, 2]  # document 1 in two chunks of different lengths
+    parts = []
+    for rows in ([0], [1, 2], [3]):
+        width = int(mask[rows].sum(1).max())
+        parts.append((Encoded(enc.hidden[rows][..., :width, :], enc.inputs[rows][..., :width, :]),
+                      mask[rows][:, :width]))
+    with torch.no_grad():
+        padded = net.batch_factors(enc, mask, owner, 3)
+        apart = net.document_factors(parts)
+    assert padded.keys() == apart.keys()
+    for path, (a, b) in padded.items():
+        torch.testing.assert_close(apart[path][0], a)
+        torch.testing.assert_close(apart[path][1], b, atol=1e-5, rtol=1e-4)
+    base = HypernetBase.document_factors(net, parts)  # the base class's path: pad, then batch_factors
+    torch.testing.assert_close(base[PATH][1], padded[PATH][1])
+
+
 def test_fresh_network_is_exact_noop(model):
     net = token_net(model.config)
     assert net.is_noop()

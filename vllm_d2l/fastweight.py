@@ -228,6 +228,15 @@ class FastWeightNet(HypernetBase):
         summed = {k: v.new_zeros((n_docs, *v.shape[1:])).index_add(0, index, v) for k, v in mem.items()}
         return self._with_bias(self.factors(summed), batched=True)
 
+    def document_factors(self, parts: list[tuple]) -> dict:
+        """Each document's memory from its own chunks, summed over them, then all read at once.
+        The sums cost in proportion to the slots they run over, padding included, and a batch
+        that pads a 100-token document's chunks to another's 1,000-token chunk spends most of
+        its time on zeros."""
+        mems = [self.memory(enc, mask) for enc, mask in parts]  # each {name: [n_i, ...]}
+        summed = {k: torch.stack([m[k].sum(0) for m in mems]) for k in mems[0]}  # [D, ...]
+        return self._with_bias(self.factors(summed), batched=True)
+
     def _with_bias(self, factors: dict, batched: bool) -> dict:
         bias = self.bias_factors()
         if not bias:

@@ -36,6 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from .encoder import Encoded
 from .errors import MissingModel, ModelMismatch
 from .lora import module_path, module_shapes
 
@@ -268,6 +269,15 @@ class HypernetBase(nn.Module):
 
     def calibrate_(self, enc, mask) -> None:
         """Set data-dependent scales from a first batch (kinds that need none ignore it)."""
+
+    def document_factors(self, parts: list[tuple]) -> dict:
+        """Adapters of several documents, each given as its own encoded chunks `(Encoded [n_i, .., T_i],
+        mask [n_i, T_i])`: A [D, R, d_in], B [D, d_out, R]. Here the chunks are padded to one length
+        and read together (`batch_factors`); a kind whose reading costs per padded slot reads each
+        document apart."""
+        enc, mask = Encoded.concat([e for e, _ in parts], [m for _, m in parts])
+        owner = [d for d, (_, m) in enumerate(parts) for _ in range(m.shape[0])]
+        return self.batch_factors(enc, mask, owner, len(parts))
 
     # ----------------------------------------------------------------------------- checkpoints
     def save(self, folder: Path | str, dtype: torch.dtype = torch.float32) -> Path:

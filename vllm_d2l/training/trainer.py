@@ -127,12 +127,11 @@ class Trainer:
 
         Each document's chunks (of nearly equal length) go through the frozen encoder together, so
         no pass is spent on padding to the longest document in the batch; the hypernetwork then
-        reads all chunks as one padded batch and combines each document's chunks as its kind
-        does: A [D, R, d_in], B [D, d_out, R].
+        combines each document's chunks as its kind does: A [D, R, d_in], B [D, d_out, R].
         """
         pad = self.tok.pad_token_id or 0
-        encoded, masks, owner = [], [], []
-        for d, (ids, n) in enumerate(zip(docs, n_chunks)):
+        encoded, masks = [], []
+        for ids, n in zip(docs, n_chunks):
             size = math.ceil(len(ids) / n)
             chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
             x = torch.full((len(chunks), max(len(c) for c in chunks)), pad, dtype=torch.long)
@@ -143,12 +142,10 @@ class Trainer:
             x, mask = x.to(self.device), mask.to(self.device)
             encoded.append(self.encoder(x, mask.long()))
             masks.append(mask)
-            owner.extend([d] * len(chunks))
-        enc, mask = Encoded.concat(encoded, masks)
         if self.step == 0 and self.net.training and not (self.cfg.init_from or self.cfg.resume_from
                                                          or self.cfg.branch_from):
-            self.net.calibrate_(enc, mask)
-        return self.net.batch_factors(enc, mask, owner, len(docs))
+            self.net.calibrate_(*Encoded.concat(encoded, masks))
+        return self.net.document_factors(list(zip(encoded, masks)))
 
     def teacher(self, rec: dict) -> list:
         """Teacher top-k for every question of a record, computed once and cached."""
