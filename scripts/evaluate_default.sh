@@ -21,6 +21,9 @@ mkdir -p "$OUT"
 # hand-written documents no generator made: the primary figure
 .venv/bin/vllm-d2l eval "${ARGS[@]}" --no-progress \
     --out "$OUT/handwritten.json" --plot "$OUT/handwritten.png"
+# a second hand-written set, of other kinds of document (e-mail, FAQ, timetable, chat, changelog, ...)
+.venv/bin/vllm-d2l eval --data handwritten-b "${ARGS[@]}" --no-progress \
+    --out "$OUT/handwritten_b.json" --plot "$OUT/handwritten_b.png"
 .venv/bin/vllm-d2l eval --needle "${ARGS[@]}" --multiples 1,2,4 --depths 0.1,0.5,0.9 --trials 3 \
     --conditions none,context,adapter --no-progress --out "$OUT/needle.json" --plot "$OUT/needle.png"
 # one question, K hand-written documents: their composite as served, the plain sum of their adapters, all in the prompt

@@ -93,13 +93,16 @@ def test_jsonl_missing_or_empty_file(tmp_path):
         load_jsonl(tmp_path / "empty.jsonl")
 
 
-def test_handwritten_set_is_well_formed():
-    records = load_handwritten()
-    assert len(records) == 20
+@pytest.mark.parametrize("name,docs,questions", [("handwritten", 20, 4), ("handwritten-b", 24, 5)])
+def test_handwritten_sets_are_well_formed(name, docs, questions):
+    records = load_handwritten(name)
+    assert len(records) == docs and len({r["id"] for r in records}) == docs
     for r in records:
-        assert len(r["qa"]) == 4
+        assert len(r["qa"]) == questions
         for qa in r["qa"]:
             assert qa["a"] in r["text"]
+    with pytest.raises(ValueError, match="handwritten-b"):
+        load_handwritten("nope")
 
 
 # ----------------------------------------------------------------------------- corpora

@@ -181,8 +181,9 @@ def _load_records(args) -> tuple[list[dict], str]:
         except ValueError as e:
             raise SystemExit(f"vllm-d2l eval: {e}") from None
         label = f"realistic held-out kinds ({','.join(kinds)}), seed {args.seed}"
-    elif args.data in (None, "handwritten"):
-        records, label = jsonl.load_handwritten(), "handwritten"
+    elif args.data is None or args.data in jsonl.HANDWRITTEN_SETS:
+        label = args.data or "handwritten"
+        records = jsonl.load_handwritten(label)
     else:
         records, label = jsonl.load_jsonl(args.data), str(args.data)
     return (records[:args.limit] if args.limit else records), label
@@ -204,7 +205,8 @@ def format_table(results: dict) -> str:
 
 def add_record_args(p: argparse.ArgumentParser, conditions: Sequence[str]) -> None:
     """Which documents, which model and how to answer: the options `eval` and `eval --multi` share."""
-    p.add_argument("--data", help="JSONL of {text, qa:[{q,a}]} (default: the bundled hand-written set)")
+    p.add_argument("--data", help="JSONL of {text, qa:[{q,a}]}, or a bundled hand-written set: handwritten "
+                                 "(the default, 20 documents) or handwritten-b (24 more)")
     p.add_argument("--synthetic", type=int, metavar="N", help="instead: N synthetic documents of held-out genres")
     p.add_argument("--realistic", type=int, metavar="N", help="instead: N realistic documents of held-out kinds")
     p.add_argument("--kinds", help="for --realistic: comma-separated kinds (default: its held-out kinds)")
