@@ -46,6 +46,8 @@ def test_gpu_config_matches_the_cpu_run():
             cpu.seed) == (gpu.heldout_docs, gpu.heldout_realistic, gpu.heldout_cloze, gpu.heldout_open,
                           gpu.heldout_long, gpu.seed)
     assert (cpu.stream, cpu.open_values, cpu.needle_composed) == (gpu.stream, gpu.open_values, gpu.needle_composed)
+    # the same targets and the same hold-out rows, or the GPU run would undo a change of the CPU run's
+    assert (cpu.answer_space, cpu.heldout_since, cpu.corpora) == (gpu.answer_space, gpu.heldout_since, gpu.corpora)
 
 
 def test_committed_snapshot_resumes_the_token_run():
