@@ -66,7 +66,6 @@ def load_jsonl(path: Path | str, limit: int | None = None) -> list[dict]:
 # small ads, ...; 120 questions), written later so that one set's 80 answers are not the only word.
 HANDWRITTEN_SETS = {"handwritten": Path(__file__).with_name("handwritten.jsonl"),
                     "handwritten-b": Path(__file__).with_name("handwritten_b.jsonl")}
-HANDWRITTEN = HANDWRITTEN_SETS["handwritten"]
 
 
 def load_handwritten(name: str = "handwritten") -> list[dict]:
