@@ -226,7 +226,7 @@ class FastWeightNet(HypernetBase):
         mem = self.memory(enc, mask)
         index = torch.tensor(owner, device=mask.device)
         summed = {k: v.new_zeros((n_docs, *v.shape[1:])).index_add(0, index, v) for k, v in mem.items()}
-        return self._with_bias(self.factors(summed), batched=True)
+        return self.read_documents(summed)
 
     def document_factors(self, parts: list[tuple]) -> dict:
         """Each document's memory from its own chunks, summed over them, then all read at once.
@@ -234,7 +234,10 @@ class FastWeightNet(HypernetBase):
         that pads a 100-token document's chunks to another's 1,000-token chunk spends most of
         its time on zeros."""
         mems = [self.memory(enc, mask) for enc, mask in parts]  # each {name: [n_i, ...]}
-        summed = {k: torch.stack([m[k].sum(0) for m in mems]) for k in mems[0]}  # [D, ...]
+        return self.read_documents({k: torch.stack([m[k].sum(0) for m in mems]) for k in mems[0]})  # [D, ...]
+
+    def read_documents(self, summed: dict[str, torch.Tensor]) -> dict:
+        """D documents' summed memories [D, ...] -> their factors with the always-on block."""
         return self._with_bias(self.factors(summed), batched=True)
 
     def _with_bias(self, factors: dict, batched: bool) -> dict:
