@@ -313,6 +313,40 @@ def test_a_grown_key_space_computes_what_the_network_did(model, own_keys):
         grown_net(token_net(model.config), extra=4)
 
 
+def test_added_target_layers_leave_every_adapter_as_it_was(model, tiny_model_dir):
+    """A trained network grown to more target layers emits the same update on its old layers and
+    none on the new ones (their V is zero) until they train; their input scale is measured as a
+    fresh run measures it."""
+    from transformers import AutoTokenizer
+    from vllm_d2l.training.grow import deeper_net, new_layer_rms
+    net = token_net(model.config, memory_read="ridge", write_gate=True, target_layers=[1]).open_(seed=3)
+    enc, mask = encode(model, net)
+    net.calibrate_(enc, mask)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    texts = ["The ferry to Rithfield leaves from pier 10 at seven.", "Ask Nadia for the spare key."]
+    rms = new_layer_rms(net, [0], model, tok, texts)
+    with torch.no_grad():
+        net.gain.uniform_(0.5, 1.5)
+        big = deeper_net(net, [0], rms)
+    assert big.config.layers == [0, 1] and not big.value["down_proj"][0].any()
+    fresh = token_net(model.config, target_layers=[0, 1])  # a fresh run's calibration of both layers
+    ids = [torch.tensor([tok(t)["input_ids"]]) for t in texts]
+    parts = [Encoder(model, fresh.config.source_layers, fresh.capture)(i, torch.ones_like(i)) for i in ids]
+    fresh.calibrate_(*Encoded.concat(parts, [torch.ones_like(i, dtype=torch.bool) for i in ids]))
+    torch.testing.assert_close(big.in_rms[0], fresh.in_rms[0])
+    torch.testing.assert_close(big.in_rms[1], net.in_rms[0])
+    enc2, mask2 = encode(model, big)
+    with torch.no_grad():
+        before, after = net.batch_factors(enc, mask, [0, 1], 2), big.batch_factors(enc2, mask2, [0, 1], 2)
+    (path,) = before
+    torch.testing.assert_close(after[path][0], before[path][0])
+    torch.testing.assert_close(after[path][1], before[path][1], atol=1e-5, rtol=1e-4)
+    (new_path,) = set(after) - set(before)
+    assert ".0." in new_path and not after[new_path][1].any()
+    with pytest.raises(ValueError, match="already targeted"):
+        deeper_net(net, [1])
+
+
 def test_read_back_is_exact_below_capacity_and_falls_above_it(model):
     """With almost no ridge and fewer tokens than key dimensions the whitened memory interpolates:
     each stored token's key reads back its own value; with many more tokens it cannot."""

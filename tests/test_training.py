@@ -360,6 +360,30 @@ def test_a_grown_checkpoint_resumes_with_its_optimizer_state(tiny_model_dir, tmp
     assert wide.step == 6 and wide.net.key["down_proj"].shape[1] == 7
 
 
+def test_a_checkpoint_grown_by_layers_keeps_every_trained_moment(tiny_model_dir, tmp_path):
+    """Adding target layers to a checkpoint keeps the trained layers' weights and Adam moments
+    row for row; the new layers' first moments start at zero and their second moments at the
+    nearest trained layer's, so their first updates are not several times the rate."""
+    from vllm_d2l.training.grow import grow_checkpoint
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2, "memory_read": "ridge", "write_gate": True,
+           "target_layers": [1]}
+    parent = Trainer(config(tmp_path / "p", tiny_model_dir, steps=6, hypernet=net))
+    parent.run(progress=False, until=3)
+    grow_checkpoint(tmp_path / "p" / "run" / "checkpoint", tmp_path / "d" / "run" / "checkpoint", layers=[0])
+    deep = Trainer(config(tmp_path / "d", tiny_model_dir, steps=6, hypernet={**net, "target_layers": [0, 1]}))
+    assert deep.step == 3 and deep.net.config.layers == [0, 1]
+    old = dict(parent.net.named_parameters())
+    for name, p in deep.net.named_parameters():
+        torch.testing.assert_close(p[1], old[name][0])
+        st, was = deep.opt.state[p], parent.opt.state[old[name]]
+        torch.testing.assert_close(st["exp_avg"][1], was["exp_avg"][0])
+        assert not st["exp_avg"][0].any()
+        torch.testing.assert_close(st["exp_avg_sq"][0], was["exp_avg_sq"][0])
+    assert not deep.net.value["down_proj"][0].any()
+    deep.run(progress=False)
+    assert deep.step == 6 and deep.net.value["down_proj"][0].any()  # the new layer learns
+
+
 def test_wrong_document_shares_the_genre_when_it_can():
     from vllm_d2l.training.trainer import wrong_document
     recs = [{"genre": g} for g in ["memo", "log", "memo", "faq", "log", "memo"]]
