@@ -262,6 +262,30 @@ def test_shared_prefix_and_buckets_equal_one_padded_batch(tiny_model_dir):
         torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
 
 
+def test_answer_weights_make_the_cross_entropy_a_weighted_mean(tiny_model_dir):
+    """An example's weight counts each of its answer tokens that many times in the batch's mean;
+    weights of one give the plain mean. Common-word answers are the ones the trainer weighs."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from vllm_d2l.training.objectives import batch_loss, qa_examples
+    from vllm_d2l.training.trainer import is_common_answer
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    qa = [{"q": "Where is the plant sale if it rains?", "a": "loading bay"},
+          {"q": "Who runs the lathe?", "a": "Ingrid Sorensen"}]
+    zero = {f"model.layers.{l}.mlp.down_proj": (torch.zeros(1, 2, 128), torch.zeros(1, 64, 2)) for l in range(2)}
+    each = [batch_loss(model, tok.pad_token_id, [e], zero, 0.0, 1.0)[0].item() for e in qa_examples(tok, qa, 0)]
+    sizes = [len(e.answer) for e in qa_examples(tok, qa, 0)]
+    examples = qa_examples(tok, qa, 0)
+    plain = batch_loss(model, tok.pad_token_id, examples, zero, 0.0, 1.0)[0].item()
+    assert plain == pytest.approx((each[0] * sizes[0] + each[1] * sizes[1]) / sum(sizes), rel=1e-5)
+    examples[0].weight = 3.0
+    weighted = batch_loss(model, tok.pad_token_id, examples, zero, 0.0, 1.0)[0].item()
+    assert weighted == pytest.approx((3 * each[0] * sizes[0] + each[1] * sizes[1]) / (3 * sizes[0] + sizes[1]), rel=1e-5)
+    assert [is_common_answer(a) for a in ("loading bay", "fish", "Ingrid", "4 mm", "BX-20", " windowsill", "")] == \
+        [True, True, False, False, False, True, False]
+
+
 def test_edits_objective_scores_departures_from_the_base_model_only(tiny_model_dir):
     """With the base model as teacher, cross-entropy covers exactly the answer tokens that are not
     its first choice, and a zero adapter (the base model itself) has no KL on the rest; without the

@@ -37,6 +37,7 @@ class Example:
     doc: int = 0
     teacher: tuple[torch.Tensor, torch.Tensor] | None = None  # top-k ids, log-probs per answer token
     reconstruct: bool = False
+    weight: float = 1.0  # of its answer tokens in the batch's cross-entropy (a weighted mean)
 
 
 def pad_batch(examples: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -205,7 +206,8 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
     loss = logits.new_zeros(())
     stats: dict[str, float] = {}
     if scored.any():
-        ce = nll[scored].mean()
+        w = torch.cat([torch.full((n,), e.weight) for n, e in zip(sizes, examples)]).to(device)[scored]  # [S]
+        ce = (nll[scored] * w).sum() / w.sum()
         loss = loss + ce_weight * ce
         stats["ce"] = ce.item()
     if is_rec.any():

@@ -29,6 +29,12 @@ from .data import RecordStream, load_passages, load_records
 from .objectives import batch_loss, qa_examples, reconstruct_example, teacher_topk
 
 
+def is_common_answer(answer: str) -> bool:
+    """A gold answer made of ordinary words: no digit, and not a name (its first letter is lower case)."""
+    answer = answer.strip()
+    return bool(answer) and answer[0].islower() and not any(ch.isdigit() for ch in answer)
+
+
 def group_of(name: str, p: torch.nn.Parameter) -> str:
     """The optimizer group of a hypernetwork parameter. Groups are made in order of first
     appearance, so a checkpoint's optimizer state is indexed by this grouping."""
@@ -172,6 +178,10 @@ class Trainer:
                 continue
             chosen = sorted(rng.sample(range(len(rec["qa"])), min(cfg.max_questions, len(rec["qa"]))))
             mine = qa_examples(self.tok, [rec["qa"][i] for i in chosen], d, lead_space=cfg.answer_space)
+            if self.net.training:  # the hold-out stays an unweighted mean, comparable across runs
+                for e, i in zip(mine, chosen):
+                    if is_common_answer(rec["qa"][i]["a"]):
+                        e.weight = cfg.common_answer_weight
             if cfg.kl_weight > 0 or cfg.edits:
                 cached = self.teacher(rec)
                 for e, i in zip(mine, chosen):
