@@ -225,8 +225,8 @@ def test_composed_relations_state_what_they_ask_and_never_touch_the_test_relatio
     from vllm_d2l.datasets import relations
     from vllm_d2l.datasets.values import Inventor
 
-    parts = [h for h, _ in relations.HOLDERS] + [t for says, asks, _ in relations.ATTRIBUTES for t in (*says, *asks)] \
-        + list(relations.OPENINGS)
+    parts = [h for h, _ in relations.HOLDERS] + list(relations.OPENINGS) \
+        + [t for says, asks, _ in relations.ATTRIBUTES + relations.EVERYDAY for t in (*says, *asks)]
     for word in relations.FORBIDDEN:
         assert not [p for p in parts if word in p.lower()], word
     for says, *_ in NEEDLES:
@@ -235,7 +235,7 @@ def test_composed_relations_state_what_they_ask_and_never_touch_the_test_relatio
     for seed in range(300):
         rng = random.Random(seed)
         inv = Inventor(rng)
-        statement, question, answer, kind = relations.compose(rng, inv.draw)
+        statement, question, answer, kind = relations.compose(rng, inv.draw, everyday=seed % 2 == 1)
         assert answer in statement and statement[0].isupper() and statement.endswith(".")
         assert question.endswith("?") and answer not in question
         names = [w.rstrip("?") for w in question.split()[1:] if w[:1].isupper()]  # the holder's name
@@ -250,6 +250,13 @@ def test_composed_relations_state_what_they_ask_and_never_touch_the_test_relatio
     assert all(qa["a"] in r["text"] for r in recs for qa in r["qa"])
     templated = [re.compile(re.escape(asks).replace(re.escape("{s}"), ".+")) for _, asks, *_ in needles.TEMPLATES]
     assert not [qa["q"] for r in recs for qa in r["qa"] if any(t.fullmatch(qa["q"]) for t in templated)]
+
+    # the ordinary-word attributes come in only when asked for
+    everyday = [re.compile(re.escape(a).replace(re.escape("{h}"), ".+")) for _, asks, _ in relations.EVERYDAY for a in asks]
+    asked = lambda maker: [qa["q"] for i in range(40) for qa in maker.record(5, i)["qa"]]  # noqa: E731
+    assert not [q for q in asked(mixed) if any(t.fullmatch(q) for t in everyday)]
+    wide = needles.NeedleMaker(sources=["pydoc"], composed=1.0, everyday=True)
+    assert [q for q in asked(wide) if any(t.fullmatch(q) for t in everyday)]
 
 
 def test_long_needle_holdout_uses_held_out_prose_of_the_asked_length():

@@ -63,15 +63,16 @@ class NeedleMaker:
     """`split` "heldout" takes the prose from the corpora's held-out units (a training hold-out of
     long documents); the token range bounds the prose before the facts go in; `composed` is the
     share of facts from composed relations (0: the templates only, as every record drew before
-    composed relations existed)."""
+    composed relations existed); `everyday`: composed facts draw the ordinary-word attributes too."""
 
     def __init__(self, tokenizer=None, sources: Sequence[str] | None = None, open_values: OpenValues | None = None,
                  split: str = "train", min_tokens: int = MIN_TOKENS, max_tokens: int = MAX_TOKENS,
-                 label: str = "needle", composed: float = 0.0):
+                 label: str = "needle", composed: float = 0.0, everyday: bool = False):
         self.prose = cloze.ClozeMaker(sources, tokenizer, split, min_tokens, max_tokens)
         self.open_values = open_values
         self.label = label
         self.composed = composed
+        self.everyday = everyday
 
     def record(self, seed: int, index: int) -> dict:
         """Record `index` of run `seed`: `{"id", "genre": "<label>:<source>", "text", "qa"}`."""
@@ -88,7 +89,7 @@ class NeedleMaker:
         qa = []
         for says, asks, s_kind, a_kind in rng.sample(TEMPLATES, rng.choice((1, 1, 2, 3))):
             if self.composed > 0 and rng.random() < self.composed:
-                sentence, question, answer, a_kind = compose(rng, inv.draw)
+                sentence, question, answer, a_kind = compose(rng, inv.draw, self.everyday)
             else:
                 subject, answer = inv.draw(s_kind), inv.draw(a_kind)
                 sentence, question = says.format(s=subject, a=answer), asks.format(s=subject)
@@ -98,14 +99,15 @@ class NeedleMaker:
 
 
 @lru_cache(maxsize=4)
-def _maker(tokenizer=None, open_values: OpenValues | None = None, composed: float = 0.0) -> NeedleMaker:
-    return NeedleMaker(tokenizer, open_values=open_values, composed=composed)
+def _maker(tokenizer=None, open_values: OpenValues | None = None, composed: float = 0.0,
+           everyday: bool = False) -> NeedleMaker:
+    return NeedleMaker(tokenizer, open_values=open_values, composed=composed, everyday=everyday)
 
 
 def make_stream(seed: int, tokenizer=None, open_values: OpenValues | None = None,
-                composed: float = 0.0) -> Callable[[int], dict]:
+                composed: float = 0.0, everyday: bool = False) -> Callable[[int], dict]:
     """`index -> record` for a trainer that draws a fresh record every step."""
-    maker = _maker(tokenizer, open_values, composed)
+    maker = _maker(tokenizer, open_values, composed, everyday)
     return lambda index: maker.record(seed, index)
 
 

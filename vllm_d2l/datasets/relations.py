@@ -87,6 +87,43 @@ ATTRIBUTES: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
     (("The first-aid box at {h} is kept in room {a}.",), ("In which room is the first-aid box at {h} kept?",), "room"),
 )
 
+# Attributes whose answers are ordinary words (an object, an animal, a dish, a colour), each stated
+# in several ways (`compose(..., everyday=True)`). Ordinary-word answers are the kind the adapters
+# answer worst, since the model's own guess competes with the document ("blue" for a flag stated
+# brown), and the attributes above have few of them.
+EVERYDAY: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
+    (("Visitors to {h} are asked to bring their own {a}.", "Anyone calling at {h} should bring along their own {a}."),
+     ("What should visitors to {h} bring with them?", "What are people asked to bring to {h}?"), "object"),
+    (("The old {a} in the hall of {h} came from a house sale.", "{H} bought the old {a} in its hall at a house sale."),
+     ("What in the hall of {h} came from a house sale?", "What did {h} buy at a house sale?"), "object"),
+    (("Anyone who asks can borrow the {a} kept at {h}.", "{H} will lend its {a} to anyone who asks."),
+     ("What can people borrow from {h}?", "What will {h} lend to anyone who asks?"), "object"),
+    (("Each new member of {h} is given a small {a}.", "New members of {h} receive a small {a} on joining."),
+     ("What does a new member of {h} receive?", "What is each new member of {h} given?"), "object"),
+    (("The mascot of {h} is the {a}.", "{H} chose the {a} as its mascot.", "For years the {a} has been the mascot of {h}."),
+     ("Which animal is the mascot of {h}?", "What did {h} pick as its mascot?"), "animal"),
+    (("A copper {a} turns in the wind on top of {h}.", "The weather vane on {h} is a copper {a}."),
+     ("What is the weather vane on {h} shaped as?", "What turns in the wind on top of {h}?"), "animal"),
+    (("Nobody at {h} is allowed to feed the {a}.", "Feeding the {a} is forbidden at {h}.", "The {a} at {h} must not be fed."),
+     ("Which animal must visitors to {h} not feed?", "What are people at {h} told not to feed?"), "animal"),
+    (("The dish everyone orders at {h} is the {a}.", "{H} is best known for its {a}.", "People travel a long way for the {a} at {h}."),
+     ("What is {h} best known for serving?", "Which dish do people order at {h}?"), "dish"),
+    (("On Sundays {h} serves {a} and nothing else.", "The only dish at {h} on Sundays is {a}."),
+     ("What does {h} serve on Sundays?", "What can you eat at {h} on a Sunday?"), "dish"),
+    (("Every loaf at {h} is baked with {a}.", "{H} puts {a} in all of its bread."),
+     ("What goes into the bread at {h}?", "What does {h} bake into its loaves?"), "spice"),
+    (("The pie at {h} is filled with {a}.", "{H} fills its pies with {a}."),
+     ("What filling goes into the pies at {h}?", "What is in the pie at {h}?"), "ingredient"),
+    (("The jam sold at {h} is made from {a}.", "{H} makes its jam from {a}."),
+     ("What is the jam at {h} made from?", "From what does {h} make its jam?"), "ingredient"),
+    (("On Saturday mornings {h} teaches the {a}.", "The children at {h} are all learning the {a}."),
+     ("Which instrument is taught at {h}?", "What are the children at {h} learning to play?"), "instrument"),
+    (("Last summer the hall at {h} was painted {a}.", "The hall at {h} has been {a} since last summer."),
+     ("What colour is the hall at {h} now?", "Which colour did the hall at {h} become last summer?"), "color"),
+    (("Staff at {h} wear {a} aprons.", "At {h} the aprons are {a}."),
+     ("What colour are the aprons at {h}?", "Which colour do the staff at {h} wear?"), "color"),
+)
+
 # openings that bury a statement in ordinary prose; only before a statement that starts with "The"
 OPENINGS: tuple[str, ...] = (
     "According to the parish records, ", "As everyone nearby knows, ", "Few people remember that ",
@@ -98,10 +135,11 @@ OPENINGS: tuple[str, ...] = (
 FORBIDDEN: tuple[str, ...] = ("password", "archive", "lighthouse", "spare key", "ferry", "pier", "flag", "rowing")
 
 
-def compose(rng: random.Random, draw) -> tuple[str, str, str, str]:
-    """One fact: (statement, question, answer, answer kind); `draw(kind)` invents a value."""
+def compose(rng: random.Random, draw, everyday: bool = False) -> tuple[str, str, str, str]:
+    """One fact: (statement, question, answer, answer kind); `draw(kind)` invents a value.
+    `everyday`: the attributes with ordinary-word answers are drawn too."""
     holder, s_kind = rng.choice(HOLDERS)
-    says, asks, a_kind = rng.choice(ATTRIBUTES)
+    says, asks, a_kind = rng.choice(ATTRIBUTES + EVERYDAY if everyday else ATTRIBUTES)
     h = holder.format(s=draw(s_kind))
     answer = draw(a_kind)
     statement = rng.choice(says)

@@ -63,6 +63,8 @@ class TrainConfig:
     # share of streamed needle facts from relations composed of parts (`datasets.relations`) rather
     # than the sixteen fixed templates
     needle_composed: float = 0.0
+    # composed facts also draw the attributes with ordinary-word answers (`relations.EVERYDAY`)
+    needle_everyday: bool = False
     max_questions: int = 4  # per document per step
     # Weight in the cross-entropy of questions whose answer is a common word or phrase (no digit,
     # lower case: "loading bay", "windowsill", "fish"): the model's own guess competes with the

@@ -166,7 +166,7 @@ class RecordStream:
         from ..datasets import needles
 
         return needles.make_stream(seed, tokenizer=tokenizer, open_values=self.open_values,
-                                   composed=cfg.needle_composed)
+                                   composed=cfg.needle_composed, everyday=cfg.needle_everyday)
 
     @staticmethod
     def _tasks(cfg: TrainConfig, seed: int, tokenizer):
