@@ -69,7 +69,9 @@ class TrainConfig:
     # Weight in the cross-entropy of questions whose answer is a common word or phrase (no digit,
     # lower case: "loading bay", "windowsill", "fish"): the model's own guess competes with the
     # document there ("blue" for a flag stated brown), and greedy answers of that kind were the
-    # weakest on every evaluation (30 % on held-out genres against 94 % for numbers at step 10400)
+    # weakest on every evaluation (30 % on held-out genres against 94 % for numbers at step 10400).
+    # At 3x over 400 steps (examples/ablations/train_common_answers.yaml) it did not make them
+    # answered more often; off in the document run
     common_answer_weight: float = 1.0
     # Gold answers tokenized with a leading space, as the value stands in the document's sentence
     # (" Basil", " Qu"+"ill") rather than as a reply's first word ("Bas"+"il", "Qu"+"ill"): the
