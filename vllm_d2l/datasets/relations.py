@@ -123,6 +123,7 @@ EVERYDAY: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
     (("Staff at {h} wear {a} aprons.", "At {h} the aprons are {a}."),
      ("What colour are the aprons at {h}?", "Which colour do the staff at {h} wear?"), "color"),
 )
+_WITH_EVERYDAY = ATTRIBUTES + EVERYDAY  # what `compose(..., everyday=True)` draws from
 
 # openings that bury a statement in ordinary prose; only before a statement that starts with "The"
 OPENINGS: tuple[str, ...] = (
@@ -139,7 +140,7 @@ def compose(rng: random.Random, draw, everyday: bool = False) -> tuple[str, str,
     """One fact: (statement, question, answer, answer kind); `draw(kind)` invents a value.
     `everyday`: the attributes with ordinary-word answers are drawn too."""
     holder, s_kind = rng.choice(HOLDERS)
-    says, asks, a_kind = rng.choice(ATTRIBUTES + EVERYDAY if everyday else ATTRIBUTES)
+    says, asks, a_kind = rng.choice(_WITH_EVERYDAY if everyday else ATTRIBUTES)
     h = holder.format(s=draw(s_kind))
     answer = draw(a_kind)
     statement = rng.choice(says)

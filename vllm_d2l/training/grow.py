@@ -149,7 +149,7 @@ def grow_checkpoint(src: Path, dst: Path, extra: int = 0, eps: float = 0.15, see
     all_layers, was = big.config.layers, net.config.layers
     rows = [all_layers.index(i) for i in was]  # where each trained layer sits in the grown stack
     nearest = [min(range(len(was)), key=lambda j: abs(was[j] - i)) for i in all_layers if i not in was]
-    tensors, scalars = {}, dict(state["optimizer_scalars"])
+    tensors, afresh = {}, set()
     for key, val in load_file(str(src / "optimizer.safetensors")).items():
         idx, moment = key.split(".", 1)
         name = names[int(idx)]
@@ -158,7 +158,8 @@ def grow_checkpoint(src: Path, dst: Path, extra: int = 0, eps: float = 0.15, see
         elif not extra:  # grown by layers only: every trained row keeps its moments
             tensors[key] = _moments(val, new[name].shape, rows, nearest, second=moment == "exp_avg_sq")
         else:  # a grown key space starts its moments afresh
-            scalars = {k: v for k, v in scalars.items() if k.split(".", 1)[0] != idx}
+            afresh.add(idx)
+    scalars = {k: v for k, v in state["optimizer_scalars"].items() if k.split(".", 1)[0] not in afresh}
     tmp = dst.with_name(dst.name + ".tmp")
     big.save(tmp, dtype=torch.float32)
     save_file(tensors, str(tmp / "optimizer.safetensors"))

@@ -178,7 +178,7 @@ class Trainer:
                 continue
             chosen = sorted(rng.sample(range(len(rec["qa"])), min(cfg.max_questions, len(rec["qa"]))))
             mine = qa_examples(self.tok, [rec["qa"][i] for i in chosen], d, lead_space=cfg.answer_space)
-            if self.net.training:  # the hold-out stays an unweighted mean, comparable across runs
+            if self.net.training and cfg.common_answer_weight != 1.0:  # the hold-out stays an unweighted mean
                 for e, i in zip(mine, chosen):
                     if is_common_answer(rec["qa"][i]["a"]):
                         e.weight = cfg.common_answer_weight
