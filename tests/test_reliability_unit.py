@@ -19,7 +19,7 @@ from vllm_d2l.generator import Internalized
 from vllm_d2l.lora import LoRAWeights
 from vllm_d2l.serving import metrics
 from vllm_d2l.serving.errors import DocumentTooLong, GeneratorOutOfMemory, InternalizeFailed, RegistrationFailed
-from vllm_d2l.serving.ids import document_id
+from vllm_d2l.serving.ids import composite_id, document_id
 from vllm_d2l.serving.launch import build
 from vllm_d2l.serving.service import DocumentService
 from vllm_d2l.serving.settings import Settings
@@ -192,6 +192,30 @@ def test_eviction_is_lru_and_never_takes_an_adapter_in_use(tmp_path):
         assert (await svc.upload(_doc(2)))["cached"] is True
         newest = (await svc.upload(_doc(4)))["id"]
         assert set(svc.store.live_ids()) == {ids[2], new, newest}
+    asyncio.run(run())
+
+
+def test_a_request_holds_its_adapters_before_the_engine_sees_it(tmp_path):
+    """Between our middleware and the engine's table (vLLM sends a stream's headers first) a
+    request's adapter is held by the server's own count, and let go when the answer ends."""
+    async def run():
+        svc, engine, _ = _service(tmp_path, max_stored_documents=3)
+        ids = [(await svc.upload(_doc(i)))["id"] for i in range(3)]
+        _age(svc, ids)
+        held = svc.request_opened(ids[0])  # the engine has not seen it yet: its table is empty
+        assert engine.output_processor.request_states == {} and svc.adapters_in_use() == {ids[0]}
+        new = (await svc.upload(_doc(3)))["id"]
+        assert set(svc.store.live_ids()) == {ids[0], ids[2], new}
+        svc.request_closed(held)
+        assert svc.adapters_in_use() == set() and not svc._open_requests
+        _age(svc, [ids[0], ids[2], new])
+        assert (await svc.upload(_doc(4)))["id"] and ids[0] not in svc.store.live_ids()
+
+        mix = f"{ids[2]}+{new}"  # a composite holds its name, its parts and its stored folder
+        held = svc.request_opened(mix)
+        assert set(held) == {mix, ids[2], new, composite_id([ids[2], new])}
+        svc.request_closed(held)
+        assert svc.request_opened("base") == () and svc.request_opened(None) == ()
     asyncio.run(run())
 
 

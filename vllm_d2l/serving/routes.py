@@ -250,6 +250,16 @@ async def list_models(raw_request: Request):
 
 
 # ------------------------------------------------------------------------------------- middleware
+def _model_of(body: bytes) -> str | None:
+    """The `model` of a completion request's JSON body; None when absent or malformed (vLLM
+    answers a malformed body itself)."""
+    try:
+        model = json.loads(body).get("model")
+    except Exception:
+        return None
+    return model if isinstance(model, str) else None
+
+
 class CompletionTrafficMiddleware:
     """Reads the `model` of completion requests (then replays the body untouched) to count
     traffic per model kind, to stop serving documents another replica deleted, and to build a
@@ -275,31 +285,31 @@ class CompletionTrafficMiddleware:
             more = message.get("more_body", False)
             if size > MAX_PEEK_BYTES:
                 break
-        if not more and messages and messages[-1]["type"] == "http.request":
-            refusal = await self._observe(app_state, b"".join(m.get("body", b"") for m in messages))
-            if refusal is not None:
-                return await _from_exception(refusal)(scope, receive, send)
+        svc = getattr(app_state, STATE_KEY, None) if app_state is not None else None
+        read = svc is not None and not more and bool(messages) and messages[-1]["type"] == "http.request"
+        model, held = None, ()
+        if read:
+            model = _model_of(b"".join(m.get("body", b"") for m in messages))
+            held = svc.request_opened(model)  # no eviction takes these until the answer's last byte
 
         async def replay():
             if messages:
                 return messages.pop(0)
             return await receive()
 
-        return await self.app(scope, replay, send)
+        try:
+            refusal = await self._observe(svc, model) if read else None
+            if refusal is not None:
+                return await _from_exception(refusal)(scope, receive, send)
+            return await self.app(scope, replay, send)
+        finally:
+            if held:
+                svc.request_closed(held)
 
     @staticmethod
-    async def _observe(app_state, body: bytes) -> Exception | None:
+    async def _observe(svc, model: str | None) -> Exception | None:
         """Account for the request, and build the composite it names (`doc-A+doc-B`) if need be;
         an error to answer instead of passing it on, or None."""
-        svc = getattr(app_state, STATE_KEY, None) if app_state is not None else None
-        if svc is None:
-            return None
-        try:
-            model = json.loads(body).get("model")
-        except Exception:
-            return None  # vLLM will answer the malformed body itself
-        if not isinstance(model, str):
-            model = None
         try:
             if model and is_upload_id(model):
                 svc.forget_if_gone(model)

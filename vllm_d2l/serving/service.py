@@ -78,6 +78,10 @@ class DocumentService:
         self._purges: dict[str, asyncio.Task] = {}
         self._evict_lock = asyncio.Lock()
         self.request_counts: Counter[str] = Counter()
+        # adapter names with a completion request somewhere between our middleware and its last
+        # byte: vLLM sends a streamed response's headers before the request reaches the engine, so
+        # the engine's own table alone leaves a window in which a named adapter could be evicted
+        self._open_requests: Counter[str] = Counter()
         self.computed = 0  # documents this server actually ran through the generator
 
     # ----------------------------------------------------------------------------- upload
@@ -252,7 +256,7 @@ class DocumentService:
                 if await asyncio.to_thread(self.store.count) <= limit:
                     return []
                 protected = set(self._inflight) | ({keep} if keep else set())
-                in_use = self.adapters_in_use() or set()
+                in_use = self.adapters_in_use() or self.open_adapters()
                 victims, deferred = await asyncio.to_thread(self.store.eviction_plan, limit, protected,
                                                             self.settings.evict_min_idle_s, in_use)
                 metrics.DEFERRED.inc(len(deferred))  # growing: the limit is too tight for the traffic
@@ -344,7 +348,8 @@ class DocumentService:
         return sum(1 for k in list(self.models.lora_requests) if is_upload_id(k))
 
     def adapters_in_use(self) -> set[str] | None:
-        """Adapter names of requests the engine is running now; None if this vLLM hides that.
+        """Adapter names of requests the engine is running now, or that this server has accepted
+        and not yet finished answering; None if this vLLM hides the engine's side.
 
         Reads vLLM 0.32's `AsyncLLM.output_processor.request_states` (no public API exists);
         tests pin this so a vLLM change shows up as a failure, not a silent early purge.
@@ -352,7 +357,31 @@ class DocumentService:
         states = getattr(getattr(self.engine_client, "output_processor", None), "request_states", None)
         if states is None:
             return None
-        return {name for s in list(states.values()) if (name := getattr(s, "lora_name", None))}
+        return self.open_adapters() | {name for s in list(states.values()) if (name := getattr(s, "lora_name", None))}
+
+    def open_adapters(self) -> set[str]:
+        """Adapter names held by completion requests this server has not finished answering."""
+        return {name for name, n in list(self._open_requests.items()) if n > 0}
+
+    def request_opened(self, model: str | None) -> tuple[str, ...]:
+        """Hold the adapters `model` names until `request_closed` is called with the result; a
+        composite holds its name, its parts and its stored folder."""
+        if not model:
+            return ()
+        if is_upload_id(model):
+            names: tuple[str, ...] = (model,)
+        elif (pieces := split_composite(model)) and all(is_upload_id(p) for p in pieces):
+            names = (model, *pieces, composite_id(pieces))
+        else:
+            return ()
+        self._open_requests.update(names)
+        return names
+
+    def request_closed(self, names: tuple[str, ...]) -> None:
+        self._open_requests.subtract(names)
+        for name in names:
+            if self._open_requests[name] <= 0:
+                del self._open_requests[name]
 
     # ----------------------------------------------------------------------------- read
     async def get(self, doc_id: str, kind: str = "document") -> dict:
