@@ -6,7 +6,9 @@ import statistics
 import pytest
 
 from vllm_d2l.datasets import cloze, realistic
+from vllm_d2l.datasets import words as W
 from vllm_d2l.datasets.jsonl import validate_record
+from vllm_d2l.datasets.values import OpenValues
 
 _STOP = set("""a an the of in on at to for from by with and or is are was were be been do does did what which who whom
 whose when where how many much this that these those it its their there according based answer briefly keep short""".split())
@@ -57,11 +59,102 @@ def test_realistic_records_are_valid(records):
 
 def test_every_kind_produces_records():
     assert len(realistic.KINDS) >= 15
-    for kind in realistic.KINDS:
+    for kind in realistic.ALL_KINDS:
         made = [realistic.make_record(0, i, [kind]) for i in range(12)]
         assert {r["kind"] for r in made} == {kind}
         for r in made:
             _check_record(r)
+
+
+# ------------------------------------------------------------------------- everyday kinds
+
+def _ordinary(answer: str) -> bool:
+    """An answer in ordinary words: no digit, lower-case first letter ("loading bay", "twelve")."""
+    return not re.search(r"\d", answer) and answer[:1].islower()
+
+
+# what counts as "a value of the same type" as an everyday answer: the pool it was drawn from
+_SEEN = W.BIRDS + W.WILDLIFE + W.WILDFLOWERS
+_EVERYDAY_POOLS = [tuple(W.HOME_SPOTS), W.HOUSEHOLD_THINGS, W.CHORES, W.PETS, W.FREQUENCIES, W.RELATIONS, W.STAFF_ROLES,
+                   W.EVENT_ROLES, W.CLUB_ROLES, W.GEAR, W.FOODS, W.PREMISES, W.ENTRANCES, W.HABITATS, _SEEN, W.WEATHER,
+                   W.DURATIONS, W.CLOCK_WORDS, W.NUMBER_WORDS,
+                   [realistic._bare(c) for fault in realistic._FAULTS for c in fault[2]],
+                   [realistic._bare(c) for fault in realistic._FAULTS for c in fault[3]]]
+
+
+@pytest.fixture(scope="module")
+def everyday() -> dict[str, list[dict]]:
+    return {k: [realistic.make_record(13, i, [k]) for i in range(150)] for k in realistic.EVERYDAY_KINDS}
+
+
+def test_everyday_kinds_are_valid_and_mostly_ordinary_words(everyday):
+    assert len(realistic.EVERYDAY_KINDS) >= 4 and set(realistic.EVERYDAY_KINDS).isdisjoint(realistic.KINDS)
+    for kind, made in everyday.items():
+        answers = [qa["a"] for r in made for qa in r["qa"]]
+        assert sum(map(_ordinary, answers)) / len(answers) >= 0.6, kind
+        words = sorted(len(r["text"].split()) for r in made)
+        assert words[len(words) // 20] >= 100 and words[-1] <= 350, (kind, words[0], words[-1])
+        for r in made:
+            _check_record(r)
+            assert realistic.MIN_QUESTIONS <= len(r["qa"]) <= realistic.MAX_QUESTIONS, r["id"]
+            assert r["genre"] == f"realistic:{kind}"
+
+
+def test_everyday_answers_sit_among_values_of_their_type(everyday):
+    """Each asked ordinary-word answer shares its document with at least two more of its pool, so
+    its type alone does not give it away."""
+    for made in everyday.values():
+        for r in made:
+            for qa in r["qa"]:
+                pools = [p for p in _EVERYDAY_POOLS if qa["a"] in p]
+                if qa["type"] == "name":
+                    continue
+                assert pools, (r["id"], qa)
+                assert max(sum(realistic.occurs(v, r["text"]) for v in set(p)) for p in pools) >= 3, (r["id"], qa)
+
+
+def test_everyday_questions_do_not_mirror_the_text(everyday):
+    """A looser bound than the default kinds': with several facts of one type per document, a
+    question has to name its fact's key ("the Sunday walk", "the tufted ducks"), which the stating
+    line names too; the rest of the question is worded apart."""
+    overlaps = []
+    for r in (r for made in everyday.values() for r in made):
+        for qa in r["qa"]:
+            q = _content(qa["q"]) - _content(qa["a"])
+            if q:
+                s = _content(_stating_piece(r["text"], qa["a"])) - _content(qa["a"])
+                overlaps.append(len(q & s) / len(q))
+    assert statistics.mean(overlaps) < 0.42
+    assert sum(o >= 0.8 for o in overlaps) / len(overlaps) < 0.08
+
+
+def test_everyday_kinds_with_open_values():
+    opened = OpenValues(1.0, ["pudding", "lantern", "velvet", "harbour", "thimble"])
+    for i in range(40):
+        r = realistic.make_record(2, i, list(realistic.EVERYDAY_KINDS), open_values=opened)
+        _check_record(r)
+        assert r == realistic.make_record(2, i, list(realistic.EVERYDAY_KINDS), open_values=opened)
+
+
+def test_everyday_kinds_stay_out_of_the_default_stream():
+    """Off, the flag leaves the trainer's realistic records exactly those of `KINDS` minus the hold-out;
+    on, the everyday kinds join them."""
+    from vllm_d2l.training.config import TrainConfig
+    from vllm_d2l.training.data import RecordStream
+
+    train = [k for k in realistic.KINDS if k not in realistic.DEFAULT_HOLDOUT_KINDS]
+    assert {r["kind"] for r in realistic.generate(200, seed=1)} <= set(realistic.KINDS)
+    assert realistic.resolve_kinds() == list(realistic.KINDS)
+    assert realistic.resolve_kinds(["field_diary"]) == ["field_diary"]
+    off = RecordStream(TrainConfig(stream={"realistic": 1.0}))
+    for i in range(60):
+        rec = off.record(i)
+        assert {k: v for k, v in rec.items() if k not in ("id", "fresh")} == \
+            {k: v for k, v in realistic.make_record(off.seed, i, train).items() if k != "id"}
+    on = RecordStream(TrainConfig(stream={"realistic": 1.0}, realistic_everyday=True))
+    kinds = {on.record(i)["kind"] for i in range(200)}
+    assert kinds & set(realistic.EVERYDAY_KINDS) and kinds & set(train)
+    assert kinds.isdisjoint(realistic.DEFAULT_HOLDOUT_KINDS)
 
 
 def test_sums_in_thousands_keep_the_scale_on_the_number():

@@ -13,6 +13,7 @@ producing the ones before it, and never sees the same document twice.
 
     python -m vllm_d2l.datasets.realistic --n 5 --seed 0
     python -m vllm_d2l.datasets.realistic --n 200 --seed 1 --kinds default   # the held-out kinds only
+    python -m vllm_d2l.datasets.realistic --n 5 --kinds house_note,field_diary   # `EVERYDAY_KINDS`, on request only
 """
 from __future__ import annotations
 
@@ -117,6 +118,15 @@ class Doc:
     def _is_fresh(self, value: str) -> bool:
         pat = _bounded(value)
         return not any(pat.search(u) or _bounded(u).search(value) for u in self.inv.used)
+
+    def word(self, pool: Sequence[str], open_: bool = True) -> str:
+        """A fresh entry of an ordinary-word pool (`words.GEAR`, ...). With open values on, that
+        share comes from the open vocabulary instead, so these pools cannot be learnt by heart
+        either; `open_=False` for durations, counts and clock times, whose wording is the point."""
+        return self.fresh(lambda: (open_ and self.inv.open_thing()) or self.rng.choice(pool))
+
+    def words(self, pool: Sequence[str], k: int, open_: bool = True) -> list[str]:
+        return [self.word(pool, open_) for _ in range(k)]
 
     def num(self, lo: int, hi: int, fmt: str = "{}") -> str:
         return self.fresh(lambda: fmt.format(self.rng.randint(lo, hi)))
@@ -1567,6 +1577,530 @@ def _biography(d: Doc) -> str:
 
 
 # =============================================================================================
+# Everyday kinds (`EVERYDAY_KINDS`, outside `KINDS`): house notes, site information sheets, field
+# diaries, club bulletins and maintenance reports. Their answers are mostly ordinary words ("airing
+# cupboard", "crampons", "sister", "a fortnight", "half past eight", "twice a day"), and every
+# document states several facts of each asked type (three things in three places, three durations),
+# so a question is answered by matching its content, not by picking the one value of the right type:
+# the adapters answered such words far worse than figures, most often with another fact's value.
+# =============================================================================================
+
+_HOME_SPOT_NAMES = tuple(W.HOME_SPOTS)
+_SHORT_SPANS = tuple(s for s in W.DURATIONS if "minute" in s or "hour" in s and s.split()[0] in
+                     ("an", "half", "a", "two", "three"))
+_LONG_SPANS = tuple(s for s in W.DURATIONS if s not in _SHORT_SPANS)
+# kit that takes no article: "bring sun cream", not "bring a sun cream"
+_MASS_GEAR = frozenset({"sun cream", "insect repellent", "bunting", "tarpaulin"})
+
+
+def _some(item: str) -> str:
+    """`item` as the object of "bring" or "get": bare for plurals and mass nouns, else with "a"/"an"."""
+    if item in _MASS_GEAR or (item.endswith("s") and not item.endswith("ss")):
+        return item
+    return _an(f"a {item}")
+
+
+def _bare(phrase: str) -> str:
+    """The answer span of a phrase written with its article ("a cracked pipe" -> "cracked pipe")."""
+    for article in ("a ", "an "):
+        if phrase.startswith(article):
+            return phrase[len(article):]
+    return phrase
+
+
+def _layout(d: Doc, blocks: Sequence[tuple[str, list[str]]], bullets: bool | None = None) -> list[str]:
+    """Titled blocks as headed lists or as plain paragraphs, the two ways people set out notes; a
+    block that is one table keeps its heading either way."""
+    listed = d.chance(0.5) if bullets is None else bullets
+    out = []
+    for title, items in blocks:
+        if len(items) == 1 and "\n" in items[0]:
+            out.append(d.heading(title) + "\n" + items[0])
+        elif listed:
+            out.append(d.heading(title) + "\n" + _bullets(d, items))
+        else:
+            out.append(" ".join(items))
+    return out
+
+
+# -- house note: where things are kept, who does what, pets, borrowed things, timings
+
+def _house_where(d: Doc, reader: str) -> tuple[str, list[str]]:
+    items = []
+    for thing in d.words(W.HOUSEHOLD_THINGS, d.rng.randint(4, 5)):
+        spot = d.word(_HOME_SPOT_NAMES)
+        at = f"{W.HOME_SPOTS.get(spot, 'in')} the {spot}"
+        items.append(d.pick(f"You'll find the {thing} {at}.", f"We keep the {thing} {at}.",
+                            f"If you need the {thing}, look {at}.", f"The {thing} should be {at}.",
+                            f"{at[0].upper()}{at[1:]}: the {thing}."))
+        d.ask(spot, [f"Where would {reader} come across the {thing}?", f"Where is the {thing} stored?",
+                     f"In what part of the house should one search for the {thing}?"], "place")
+        d.ask(thing, [f"What is stored {at}?", f"Which household item has its place {at}?"], "object")
+    return d.pick("Where things are", "Finding things", "Where to look"), items
+
+
+def _house_chores(d: Doc, mates: Sequence[str]) -> tuple[str, list[str]]:
+    items = []
+    for name, chore in zip(mates, d.words(W.CHORES, len(mates), open_=False)):
+        items.append(d.pick(f"{name} is on {chore} this week.", f"{name} is down for {chore}.",
+                            f"{name}: {chore}.", f"{name} has said yes to {chore}."))
+        d.ask(chore, [f"Which job has {name} got this week?", f"What has {name} been given to do?",
+                      f"What is {name}'s chore?"], "phrase")
+    name = mates[0]
+    d.ask(name, ["Who is the first person on the rota?", "Whose name comes first on the rota?"], "name")
+    return d.pick("Rota", "Who does what", "Jobs this week"), items
+
+
+def _house_pets(d: Doc) -> tuple[str, list[str]]:
+    pets = d.words(W.PETS, 3, open_=False)
+    items = []
+    for pet, how_often in zip(pets, d.words(W.FREQUENCIES, len(pets), open_=False)):
+        items.append(d.pick(f"The {pet} gets fed {how_often}.", f"Please feed the {pet} {how_often}.",
+                            f"The {pet} needs food {how_often}."))
+        d.ask(how_often, [f"How often does the {pet} eat?", f"How frequently should the {pet} get its dinner?",
+                          f"At what intervals is the {pet} fed?"], "phrase")
+    kept_out = d.pick(*pets)
+    items.append(d.pick(f"The {kept_out} is not allowed upstairs.", f"Keep the {kept_out} out of the bedrooms.",
+                        f"Don't let the {kept_out} on the beds."))
+    d.ask(kept_out, ["Which animal must stay out of the bedrooms?", "Which pet is barred from upstairs?"], "object")
+    return d.pick("Animals", "Pets", "Feeding"), items
+
+
+def _house_lent(d: Doc) -> tuple[str, list[str]]:
+    items = []
+    for rel, thing in zip(d.words(W.RELATIONS, 3, open_=False), d.words(W.HOUSEHOLD_THINGS, 3)):
+        items.append(d.pick(f"The {thing} belongs to my {rel}, so please look after it.",
+                            f"My {rel} lent us the {thing}.", f"We borrowed the {thing} from my {rel}."))
+        d.ask(rel, [f"Who does the {thing} belong to?", f"From whom was the {thing} borrowed?",
+                    f"Whose is the {thing}?"], "phrase")
+        d.ask(thing, [f"What has the writer's {rel} lent?", f"Which borrowed item belongs to the writer's {rel}?"], "object")
+    return d.pick("Borrowed things", "Not ours", "Please take care of"), items
+
+
+# (statement, questions) about a stretch of time; the first needs a long one, the rest short ones
+_HOUSE_SPANS = (
+    (("We're away for {x}, back before you know it.", "We'll be gone for {x} in all."),
+     ("How long will the household be away?", "For how long are the owners gone?")),
+    (("The immersion heater takes {x} to heat the water.", "Give the hot water {x} to warm up."),
+     ("How long does the water take to heat?", "How long must one wait for hot water?")),
+    (("A wash on the machine takes about {x}.", "The washing machine runs for {x}."),
+     ("How long does a load of washing take?", "How long is a washing-machine cycle?")),
+    (("The oven needs {x} to get hot.", "Allow {x} for the oven to warm up."),
+     ("How long does the oven take to heat up?", "How much time should the oven be given before cooking?")),
+    (("The heating comes on for {x} each evening.", "In the evenings the heating runs for {x}."),
+     ("For how long does the heating run at night?", "How long is the heating on in the evening?")),
+)
+_HOUSE_CLOCKS = (
+    (("The post comes at about {x}.", "Post usually arrives around {x}."),
+     ("Around what time are letters delivered?", "When does the mail usually land on the mat?")),
+    (("Bins have to be out by {x} on collection day.", "The lorry comes early, so put bins out by {x}."),
+     ("By when do the bins need to be on the pavement?", "What is the latest the rubbish can go outside?")),
+    (("Please keep the noise down after {x}.", "Quiet hours start at {x}."),
+     ("From what time should the house be silent?", "After what hour must everyone stop making a racket?")),
+    (("The milk is delivered at {x}.", "Milk turns up on the step at {x}."),
+     ("When do the bottles from the dairy turn up?", "At what hour is milk dropped off?")),
+    (("The boiler switches off at {x}.", "At {x} the boiler goes off by itself."),
+     ("When does the hot water and heating shut down automatically?", "At what time does the boiler stop for the night?")),
+)
+
+
+def _timed_facts(d: Doc, facts, values: Sequence[str], type_: str) -> list[str]:
+    """One statement per (statement, questions) fact with its value, each asked about."""
+    items = []
+    for (says, asks), x in zip(facts, values):
+        items.append(d.pick(*says).format(x=x))
+        d.ask(x, list(asks), type_)
+    return items
+
+
+def _house_times(d: Doc) -> tuple[str, list[str]]:
+    if d.chance(0.5):
+        facts = [_HOUSE_SPANS[0]] + d.sample(_HOUSE_SPANS[1:], 2)
+        values = [d.word(_LONG_SPANS, open_=False)] + d.words(_SHORT_SPANS, 2, open_=False)
+        return d.pick("How long things take", "Timings"), _timed_facts(d, facts, values, "time")
+    facts = d.sample(_HOUSE_CLOCKS, 3)
+    return d.pick("Times", "Daily routine"), _timed_facts(d, facts, d.words(W.CLOCK_WORDS, 3, open_=False), "time")
+
+
+_HOME_ASIDES = ("Help yourself to anything in the fridge.", "The front door sticks in wet weather, so give it a shove.",
+                "Don't worry about the noises from the pipes, they're normal.", "The upstairs toilet needs a firm flush.",
+                "Wifi details are on the back of the router.", "Plants on the landing are fake, no need to water them.",
+                "The back gate doesn't lock, so just wedge it shut.", "Recycling collection is fortnightly; the calendar is on the noticeboard.",
+                "If the smoke alarm goes off while you're cooking, open the kitchen window.",
+                "The neighbours on the left are lovely and have a key if you get locked out.")
+
+
+def _house_note(d: Doc) -> str:
+    writer, reader = d.first(), d.first()
+    mates = [d.first() for _ in range(3)]
+    extras = d.sample([lambda: _house_chores(d, mates), lambda: _house_pets(d), lambda: _house_lent(d),
+                       lambda: _house_times(d)], 4 if d.long else 3)
+    blocks = [_house_where(d, reader)] + [make() for make in extras]
+    body = _layout(d, blocks)
+    if d.chance(0.7):
+        body.insert(d.rng.randint(1, len(body)), " ".join(d.sample(_HOME_ASIDES, 2)))
+    hello = d.pick(f"Hi {reader},", f"{reader} -", f"Dear {reader},", "Hello!")
+    away, leave = d.place(), d.date()
+    intro = d.pick(f"We're off to {away} on {leave}, so here are a few notes to help you find your way around.",
+                   f"Thanks so much for keeping an eye on things while we're in {away}. We leave on {leave}.",
+                   f"Everything you need to know while we're away in {away} (from {leave}), I hope.",
+                   f"Welcome! Now that you've moved in, here's how the house works. {mates[1]} is away in {away} "
+                   f"until {leave}, so you'll meet the others first.")
+    bye = d.pick(f"Thanks!\n{writer}", f"See you soon, {writer}", f"{writer} x", f"Any problems, text me. {writer}")
+    head = d.pick("", d.heading(d.pick("House notes", "For the house-sitter", "Welcome to the house")))
+    return _an("\n\n".join(p for p in [head, hello, intro, *body, bye] if p))
+
+
+# -- site information sheet: entrances, parking, what is handed out, wet-weather plans, timings
+
+_VEHICLES = ("cars", "coaches", "minibuses", "bicycles", "motorbikes", "vans", "horseboxes", "camper vans",
+             "trailers", "mobility scooters")
+_ACTIVITIES = ("the talks", "the craft tables", "the dog show", "the cream teas", "the band", "the children's games",
+               "the plant stall", "the bake sale", "the judging", "the storytelling", "the book stall", "the quiz",
+               "the film showing", "the dance display", "the barbecue")
+# (event as stated, questions)
+_SITE_EVENTS = ((("The gates open at {x}.", "Gates open at {x}."), ("When can the public get in?", "From what hour are visitors let onto the site?")),
+                (("The raffle is drawn at {x}.", "Raffle draw: {x}."), ("At what hour will the winning tickets be picked?", "When do people find out who won the prize draw?")),
+                (("The tug of war starts at {x}.", "Tug of war at {x}."), ("At what hour does the tug of war get under way?", "When do the teams pull against each other in the rope contest?")),
+                (("Prizes are given out at {x}.", "Prize-giving is at {x}."), ("When are the awards presented?", "At what hour do winners collect their awards?")),
+                (("Pack-down starts at {x}.", "We start clearing up at {x}."), ("When does dismantling everything get going?", "At what hour do helpers begin taking things down?")),
+                (("The briefing for helpers is at {x}.", "Helpers' briefing: {x}."), ("When do volunteers get their instructions?", "At what hour should volunteers gather to be told the plan?")),
+                (("Last entry is at {x}.", "Nobody is let in after {x}."), ("What is the latest time to get in?", "After what hour is the site closed to newcomers?")))
+
+
+_SITE_NOTES = ("Toilets are signposted from the main path.", "Dogs on leads are welcome everywhere except the food area.",
+               "Please don't leave valuables on show in vehicles.", "Smoking is only allowed in the marked area.",
+               "There is a water point by the information tent.", "Lost children should be taken to the information tent.",
+               "Wear sensible shoes: the ground is uneven in places.", "The site has no mobile signal in the lower part.",
+               "Drinks are free for helpers all day.", "Please take your litter home with you.")
+
+
+def _site_entry(d: Doc, roles: Sequence[str]) -> tuple[str, list[str]]:
+    items = []
+    for role, way in zip(roles, d.words(W.ENTRANCES, len(roles))):
+        items.append(d.pick(f"Entry for {role} is by the {way}.", f"If you're one of the {role}, please use the {way}.",
+                            f"We ask {role} to come in through the {way}."))
+        d.ask(way, [f"Which way in should the {role} use?", f"Where do the {role} enter the site?",
+                    f"Through which entrance do the {role} arrive?"], "place")
+        d.ask(role, [f"Who is meant to use the {way}?", f"Which group comes in by the {way}?"], "phrase")
+    return d.pick("Getting in", "Arrival", "Entrances"), items
+
+
+def _site_parking(d: Doc) -> tuple[str, list[str]]:
+    items = []
+    for vehicle, spot in zip(d.sample(_VEHICLES, 3), d.words(W.OUTDOOR_PREMISES, 3)):
+        items.append(d.pick(f"Parking for {vehicle} is by the {spot}.", f"Space for {vehicle}: next to the {spot}.",
+                            f"There is room for {vehicle} beside the {spot}."))
+        d.ask(spot, [f"Where should {vehicle} be left?", f"Where do {vehicle} go on arrival?",
+                     f"Near what should visitors leave their {vehicle}?"], "place")
+    return d.pick("Parking", "Vehicles"), items
+
+
+def _site_kit(d: Doc, roles: Sequence[str]) -> tuple[str, list[str]]:
+    items = []
+    for role, kit in zip(roles, d.words(W.GEAR, len(roles))):
+        items.append(d.pick(f"The {role} will each be given {_some(kit)}.", f"At the desk we hand {_some(kit)} to each of the {role}.",
+                            f"There is {_some(kit)} waiting at the desk for each of the {role}."))
+        d.ask(kit, [f"What do the {role} receive?", f"What is issued to the {role}?",
+                    f"What kit do the {role} get on arrival?"], "object")
+        d.ask(role, [f"Who gets {_some(kit)} at the desk?"], "phrase")
+    return d.pick("What you'll be given", "Kit", "At the welcome desk"), items
+
+
+def _site_rain(d: Doc) -> tuple[str, list[str]]:
+    items = []
+    for act, spot in zip(d.sample(_ACTIVITIES, 3), d.words(W.INDOOR_PREMISES, 3)):
+        items.append(d.pick(f"If it rains, {act} will move to the {spot}.", f"In bad weather {act} go to the {spot}.",
+                            f"Should it pour, we will hold {act} in the {spot}."))
+        d.ask(spot, [f"Where will {act} take place if the weather turns?", f"Where will {act} be in a downpour?",
+                     f"What is the wet-weather venue for {act}?"], "place")
+    return d.pick("If it rains", "Wet-weather plan", "Rain plan"), items
+
+
+def _site_times(d: Doc) -> tuple[str, list[str]]:
+    facts = d.sample(_SITE_EVENTS, 3)
+    return d.pick("Timings", "On the day", "Times to remember"), \
+        _timed_facts(d, facts, d.words(W.CLOCK_WORDS, 3, open_=False), "time")
+
+
+def _site_table(d: Doc, roles: Sequence[str]) -> tuple[str, list[str]]:
+    """Entrances and kit per group as one table, as a sheet for helpers often has it."""
+    rows = []
+    for role, way, kit in zip(roles, d.words(W.ENTRANCES, len(roles)), d.words(W.GEAR, len(roles))):
+        rows.append([role, way, kit])
+        d.ask(way, [f"Which way in should the {role} use?", f"Through which entrance do the {role} arrive?"], "place")
+        d.ask(kit, [f"What do the {role} receive?", f"What is handed out to the {role}?"], "object")
+        d.ask(role, [f"Which group comes in by the {way}?", f"Who is issued with {_some(kit)}?"], "phrase")
+    return d.pick("Who goes where", "Groups"), [_grid(d, ["Group", "Way in", "You get"], rows)]
+
+
+def _site_info(d: Doc) -> str:
+    event = f"{d.place()} {d.pick('Summer Fete', 'Open Day', 'Country Show', 'Fun Run', 'Craft Fair', 'Dog Show', 'Family Fun Day', 'Heritage Day', 'Beer Festival')}"
+    roles = d.words(W.EVENT_ROLES, 6, open_=False)
+    if d.chance(0.35):  # entrances and kit as one table
+        first, makers = _site_table(d, roles[:3]), [_site_parking, _site_rain, _site_times]
+    else:
+        first, makers = _site_entry(d, roles[:3]), [_site_parking, _site_rain, _site_times,
+                                                    lambda dd: _site_kit(dd, roles[3:])]
+    blocks = [first] + [make(d) for make in d.sample(makers, len(makers) if d.long else 3)]
+    body = _layout(d, [first] + d.shuffled(blocks[1:]))
+    body.insert(d.rng.randint(1, len(body)), d.heading(d.pick("General", "Good to know", "Please note")) + "\n"
+                + " ".join(d.sample(_SITE_NOTES, d.rng.randint(2, 3))))
+    contact, phone = d.person(), d.phone()
+    d.ask(contact, ["Who should be called on the day?", "Who is the contact on the day?"], "name")
+    intro = d.pick(f"Thank you for helping at the {event}. Please read this before the day.",
+                   f"Everything helpers and visitors need to know about the {event}.", f"Welcome to the {event}!")
+    end = d.pick(f"On the day, ring {contact} on {phone} with any problems.", f"Questions: {contact}, {phone}.",
+                 f"Any trouble, find {contact} (mobile {phone}).")
+    return _an("\n\n".join([d.heading(d.pick("Site information", f"{event}: information sheet", "Helper and visitor information")),
+                            intro, *body, end]))
+
+
+# -- field diary: what was seen where, how many, in what weather, for how long
+
+def _diary_entry(d: Doc, day: str) -> str:
+    spot, bird, count = d.word(W.HABITATS), d.word(W.BIRDS), d.word(W.NUMBER_WORDS, open_=False)
+    weather, span = d.word(W.WEATHER, open_=False), d.word(_SHORT_SPANS, open_=False)
+    birds = _plural(bird)
+    head = d.pick(f"{day} - {weather}.", f"{day}. Weather: {weather}.", f"{day} ({weather})")
+    seen = d.pick(f"Spent {span} at the {spot} and counted {count} {birds}.",
+                  f"Sat by the {spot} for {span}; {count} {birds} came through.",
+                  f"At the {spot} for {span}. Best sighting: {count} {birds}.",
+                  f"Walked to the {spot} ({span} there) and saw {count} {birds}.")
+    d.ask(bird, [f"Which bird did the writer count at the {spot}?", f"What turned up at the {spot}?",
+                 f"What birds were seen by the {spot}?"], "object")
+    d.ask(spot, [f"At which place did the writer come across the {birds}?", f"Where did the {birds} show up?"], "place")
+    d.ask(count, [f"What number of {birds} did the writer record?", f"How many {birds} were noted?"], "number")
+    d.ask(weather, [f"What was the weather like on the day of the {birds}?",
+                    f"What weather did the writer note on the day they went to the {spot}?"], "phrase")
+    d.ask(span, [f"How long did the writer spend at the {spot}?", f"For how long did the writer stay near the {spot}?"], "time")
+    if d.chance(0.5):
+        plant, where = d.word(W.WILDFLOWERS), d.word(W.HABITATS)
+        extra = d.pick(f"Noticed {plant} along the {where}.", f"There were {plant} out by the {where}.")
+        d.ask(plant, [f"What was growing near the {where}?", f"Which plant did the writer spot close to the {where}?"], "object")
+    else:
+        animal, where = d.word(W.WILDLIFE), d.word(W.HABITATS)
+        extra = d.pick(f"A {animal} crossed the path near the {where}.", f"On the way back, a {animal} by the {where}.")
+        d.ask(animal, [f"Which creature did the writer meet near the {where}?", f"What animal turned up close to the {where}?"], "object")
+    aside = d.pick(*_DIARY_ASIDES) if d.chance(0.7) else ""
+    return " ".join(p for p in (head, seen, extra, aside) if p)
+
+
+_DIARY_ASIDES = ("Hands too cold to write much.", "Flask of tea at the top, very welcome.", "Nobody else about.",
+                 "Path badly churned up by the cattle.", "Forgot the camera, of course.", "Lots of song but little to see.",
+                 "Met a dog walker who said it had been quiet all week.", "Back before dark.",
+                 "Light fading fast by the end.", "Sketched what I could in the margin.")
+
+
+def _field_diary(d: Doc) -> str:
+    days = d.dates(d.rng.randint(4, 6 if d.long else 5), d.pick("{d} {M}", "{wd} {d} {M}", "{M} {d}"))
+    entries = [_diary_entry(d, day) for day in days]
+    place = d.place()
+    title = d.pick(f"Field notes - {place}", f"Nature diary: {place}", "Notebook", f"Walks around {place}")
+    intro = d.pick(f"Notes from my walks around {place}, mostly early mornings.",
+                   f"Kept for the {place} recording group; counts are my own.", "Rough notes, to be typed up properly later.")
+    end = d.pick("", "Must bring the better binoculars next time.", "Quiet week overall.", f"Sent the counts to {d.person()}.")
+    return _an("\n\n".join(p for p in [d.heading(title), intro, *entries, end] if p))
+
+
+# -- club bulletin: who brings what, where each session meets, how long things last, helpers, posts
+
+_CLUBS = ("Ramblers", "Community Choir", "Allotment Society", "Running Club", "Wildlife Group", "Cricket Club",
+          "Repair Café", "Tuesday Walkers", "Gardening Club", "Camera Club", "Swimming Club", "Bell Ringers")
+_SESSIONS = ("the Tuesday evening session", "the Saturday work party", "the Sunday walk", "the beginners' group",
+             "the committee", "the junior section", "the Thursday practice", "the monthly social",
+             "the early-morning group", "the litter pick")
+_PARTS = ("the warm-up", "the main session", "the tea break", "the walk itself", "the annual meeting", "the cool-down",
+          "the talk", "the practice", "the tour", "the safety briefing")
+_JOBS = ("the car park", "the tea tent", "setting up", "clearing away", "the raffle", "the gate", "the plant sale",
+         "the barbecue", "the cake stall", "washing up")
+
+
+_CLUB_NOTES = ("Thank you to everyone who came out last month in that weather.", "Subs are now due for the year.",
+               "The noticeboard has been moved to the corridor by the kitchen.", "New members are always welcome, so bring a friend.",
+               "We still have some spare copies of the club handbook.", "The photos from the summer outing are up on the website.",
+               "Please sign the attendance book each time you come.", "A reminder that we can't store personal kit in the shed.")
+
+
+def _club_rota(d: Doc) -> tuple[str, list[str]]:
+    days = d.sample(W.WEEKDAYS, d.rng.randint(3, 4))
+    rows = []
+    for day, food in zip(days, d.words(W.FOODS, len(days))):
+        name = d.first()
+        rows.append((day, name, food))
+        d.ask(food, [f"What is {name} bringing?", f"What will {name} provide?", f"What is on the tea table on {day}?"], "object")
+    day, name, food = rows[0]
+    d.ask(name, [f"Who has the refreshments on {day}?", f"Whose turn is it to bring food on {day}?"], "name")
+    if d.chance(0.5):
+        return "Refreshments rota", [_grid(d, ["Day", "Who", "Bringing"], [list(r) for r in rows])]
+    return d.pick("Refreshments rota", "Teas"), [d.pick(f"{day}: {name} brings {food}.", f"{day} - {name}, with {food}.")
+                                                 for day, name, food in rows]
+
+
+def _club_places(d: Doc) -> tuple[str, list[str]]:
+    items = []
+    for session, spot in zip(d.sample(_SESSIONS, 3), d.words(W.PREMISES, 3)):
+        items.append(d.pick(f"From now on {session} meets at the {spot}.", f"For {session}, come to the {spot}.",
+                            f"Please note {session} gathers by the {spot}."))
+        d.ask(spot, [f"Where should people go for {session}?", f"What is the meeting point for {session}?",
+                     f"Where do members turn up for {session}?"], "place")
+    return d.pick("Meeting places", "Where we meet"), items
+
+
+def _club_spans(d: Doc) -> tuple[str, list[str]]:
+    items = []
+    for part, span in zip(d.sample(_PARTS, 3), d.words(_SHORT_SPANS, 3, open_=False)):
+        items.append(d.pick(f"Allow {span} for {part}.", f"We've set aside {span} for {part}.",
+                            f"Expect {part} to take {span}."))
+        d.ask(span, [f"How much time does {part} get?", f"How much time is planned for {part}?", f"How long will {part} go on?"], "time")
+    return d.pick("Timings", "How long things take"), items
+
+
+def _club_helpers(d: Doc) -> tuple[str, list[str]]:
+    items = []
+    for job, n in zip(d.sample(_JOBS, 3), d.words(W.NUMBER_WORDS, 3, open_=False)):
+        items.append(d.pick(f"We need {n} people for {job}.", f"For {job} we are looking for {n} volunteers.",
+                            f"Could {n} of you help with {job}?"))
+        d.ask(n, [f"How many helpers are wanted for {job}?", f"How many members are asked to give a hand with {job}?"], "number")
+    return d.pick("Helpers wanted", "Can you help?"), items
+
+
+def _club_posts(d: Doc) -> tuple[str, list[str]]:
+    items = []
+    for role in d.words(W.CLUB_ROLES, 3, open_=False):
+        name = d.person()
+        items.append(d.pick(f"{name} takes over as {role}.", f"{name} has kindly agreed to be our {role}.",
+                            f"Welcome to {name}, our new {role}."))
+        d.ask(role, [f"What post has {_first_name(name)} taken on?", f"Which role is {name} taking over?",
+                     f"What will {_first_name(name)} be doing for the club?"], "phrase")
+    d.ask(name, [f"Who has become the club's {role}?"], "name")
+    return d.pick("New faces", "Committee news"), items
+
+
+def _club_bulletin(d: Doc) -> str:
+    club = f"{d.place()} {d.pick(*_CLUBS)}"
+    makers = d.sample([_club_rota, _club_places, _club_spans, _club_helpers, _club_posts], 5 if d.long else 4)
+    body = _layout(d, [make(d) for make in makers])
+    body.insert(d.rng.randint(0, len(body)), " ".join(d.sample(_CLUB_NOTES, d.rng.randint(2, 3))))
+    hello = d.pick("Hello everyone, ", "Hi all! ", "Dear members, ", "") + d.pick(
+        f"Here is the latest from the {club}.", "A few bits of news before the next session.", "Lots going on, so please read to the end.")
+    end = d.pick(f"See you soon - {d.first()}", "Thanks, the committee", f"Questions to {d.person()}.", "")
+    title = d.pick(f"{club} - news", f"{club} bulletin", "Club news", f"{club}: this month")
+    return _an("\n\n".join(p for p in [d.heading(title), hello, *body, end] if p))
+
+
+# -- maintenance report: what went wrong where, why, what fixed it, how long, who noticed
+
+# (what a question calls it, how the report introduces it, causes, what was used to fix it)
+_FAULTS = (
+    ("leak", "a leak", ("a cracked pipe", "a loose joint", "a slipped roof tile", "a blocked gutter", "a perished washer",
+                        "a split hose", "an overflowing cistern"),
+     ("a pipe clamp", "plumber's tape", "a new washer", "a tarpaulin", "a row of buckets", "silicone sealant", "a jubilee clip")),
+    ("power cut", "a power cut", ("a tripped breaker", "a faulty kettle", "water in a socket", "an overloaded extension lead",
+                                  "a chewed cable", "a blown fuse"),
+     ("a new fuse", "a replacement breaker", "insulation tape", "a borrowed generator", "a new junction box", "cable ties")),
+    ("flooding", "flooding", ("a blocked drain", "a burst water main", "a cloudburst", "an overflowing gully", "leaves in the downpipe"),
+     ("sandbags", "a wet vac", "drain rods", "a submersible pump", "mops and squeegees", "old towels")),
+    ("broken window", "a broken window", ("a football", "a stray golf ball", "a gust of wind", "a pigeon", "a thrown stone"),
+     ("hardboard", "a plywood sheet", "gaffer tape", "window film", "cardboard and tape")),
+    ("jammed door", "a jammed door", ("a swollen frame", "a bent hinge", "grit in the runner", "a seized lock", "a dropped latch"),
+     ("a plane", "a can of oil", "graphite powder", "a new hinge", "a crowbar")),
+    ("false fire alarm", "a false fire alarm", ("burnt toast", "steam from the showers", "dust from sanding", "candle smoke",
+                                                "a spider in the detector"),
+     ("a new detector head", "a vacuum nozzle", "a dust cover", "a long pole", "a stepladder")),
+    ("heating failure", "a heating failure", ("an airlock", "a faulty thermostat", "low boiler pressure", "a stuck valve",
+                                              "a frozen condensate pipe"),
+     ("a radiator key", "fan heaters", "a new thermostat", "a filling loop", "a kettle of warm water", "a hot-air gun")),
+    ("bad smell", "a bad smell", ("a dead mouse", "a dry drain trap", "a blocked sink", "rotting food in a locker", "a damp carpet"),
+     ("bleach", "bicarbonate of soda", "drain unblocker", "disinfectant", "rubber gloves")),
+    ("fallen branch", "a fallen branch", ("high winds", "a rotten limb", "heavy snow", "the weight of ivy"),
+     ("a chainsaw", "loppers", "hazard tape", "traffic cones", "a length of rope", "a bow saw")),
+    ("lift breakdown", "a lift breakdown", ("a door sensor fault", "a power surge", "a worn cable", "a stuck button"),
+     ("a replacement sensor", "a winding handle", "a new control board", "a reset key")),
+    ("icy path", "an icy path", ("a frozen puddle", "a leaking downpipe", "moss", "overnight frost", "a dripping overflow"),
+     ("grit", "rock salt", "a stiff broom", "builder's sand", "non-slip matting")),
+    ("blocked toilet", "a blocked toilet", ("paper towels", "baby wipes", "a toy car", "tree roots", "a wad of newspaper"),
+     ("a plunger", "a toilet auger", "a bucket of hot water", "a drain snake")),
+    ("damp patch", "a damp patch", ("a leaking shower tray", "condensation", "a blocked airbrick", "cracked render", "a missing slate"),
+     ("mould spray", "stain block", "an extractor fan", "a dehumidifier", "a tube of sealant")),
+    ("banging pipes", "banging pipes", ("water hammer", "a loose pipe bracket", "an airlock in the tank"),
+     ("pipe brackets", "foam lagging", "a pressure valve", "rubber clips")),
+    ("wasps' nest", "a wasps' nest", ("a gap under the eaves", "an open vent", "a hollow fence post", "a broken air brick"),
+     ("wasp spray", "expanding foam", "a bee suit", "a sealed bag")),
+    ("mouse problem", "mice", ("a hole behind the skirting", "crumbs under the lockers", "an open bin", "a gap round the pipes"),
+     ("traps", "steel wool", "filler", "sealed food boxes")),
+)
+
+
+_OUTDOOR_FAULTS = frozenset({"fallen branch", "icy path", "wasps' nest"})
+
+
+def _fresh_phrase(d: Doc, options: Sequence[str]) -> str:
+    """One of `options` (written with their article) whose answer span is fresh in the document."""
+    bare = d.fresh(lambda: _bare(d.pick(*options)))
+    return next(o for o in options if _bare(o) == bare)
+
+
+def _fault(d: Doc, fault) -> dict[str, str]:
+    """One fault's facts, each asked about by the fault's name (the only thing that tells faults apart)."""
+    name, intro, causes, fixes = fault
+    outdoor = name in _OUTDOOR_FAULTS
+    where = d.word(W.OUTDOOR_PREMISES if outdoor else W.INDOOR_PREMISES)
+    f = {"name": name, "intro": intro, "where": where, "at": f"{'by' if outdoor else 'in'} the {where}",
+         "cause": _fresh_phrase(d, causes), "fix": _fresh_phrase(d, fixes), "span": d.word(W.DURATIONS, open_=False),
+         "who": d.word(W.STAFF_ROLES, open_=False)}
+    d.ask(_bare(f["cause"]), [f"What caused the {name}?", f"What was behind the {name}?",
+                              f"What turned out to be the reason for the {name}?"], "phrase")
+    d.ask(f["where"], [f"Where did the {name} happen?", f"In which part of the site was the {name}?"], "place")
+    d.ask(_bare(f["fix"]), [f"What was used to deal with the {name}?", f"What did the repair of the {name} need?"], "object")
+    d.ask(f["span"], [f"How long did the {name} go on?", f"For how long was the {name} a problem?"], "time")
+    d.ask(f["who"], [f"Who first spotted the {name}?", f"Who raised the alarm about the {name}?"], "phrase")
+    return f
+
+
+_REPORT_NOTES = ("No injuries this week.", "Contractors have been told about all of the above.",
+                 "Costs will go to the finance committee at the next meeting.", "The accident book has been updated.",
+                 "Please report anything else you notice to the office.", "Photos are in the shared folder.",
+                 "A proper repair is booked for after the holidays.", "Thanks to everyone who helped out at short notice.")
+# what happened after a fault, said in passing
+_FOLLOW_UPS = ("A permanent repair is still to be booked.", "It has been fine since.", "We will keep an eye on it.",
+               "The area was taped off in the meantime.", "A contractor is coming back to check.",
+               "Users were warned by e-mail.", "Signs went up straight away.")
+
+
+def _fault_text(d: Doc, f: dict[str, str], i: int) -> str:
+    style = d.rng.randrange(2)
+    if style == 0:
+        return d.pick(f"{i}. The {f['who']} reported {f['intro']} {f['at']}. The cause was {f['cause']}; "
+                      f"we sorted it with {f['fix']}. It lasted {f['span']} in all.",
+                      f"{i}. {f['intro'][0].upper()}{f['intro'][1:]} {f['at']}, first noticed by the {f['who']}. "
+                      f"It was down to {f['cause']} and was dealt with using {f['fix']} after {f['span']}.") \
+            + " " + d.pick(*_FOLLOW_UPS)
+    fields = (("Issue", f["intro"]), ("Location", f["where"]), ("Reported by", f"the {f['who']}"),
+              ("Cause", f["cause"]), ("Fixed with", f["fix"]), ("Duration", f["span"]))
+    return f"{i}. " + "\n".join(f"{d.label(k)}: {v}" for k, v in fields)
+
+
+def _incident_report(d: Doc) -> str:
+    table = d.chance(0.4)  # a table says less around each fault, so it lists more of them
+    faults = [_fault(d, fault) for fault in d.sample(_FAULTS, 4 if table else d.rng.randint(3, 5 if d.long else 4))]
+    site, author, day = d.pick(f"{d.place()} Primary School", f"{d.place()} Community Centre", f"{d.place()} Leisure Centre",
+                               f"St {d.pick(*W.FIRST_NAMES)}'s Church Hall", f"{d.company()} depot"), d.person(), d.date()
+    d.ask(author, ["Who wrote the report?", "Who prepared this report?"], "name")
+    head = [d.heading(d.pick("Maintenance report", "Incident log", f"Site issues - {site}")),
+            "\n".join(f"{d.label(k)}: {v}" for k, v in (("Site", site), ("Week ending", day), ("Prepared by", author)))]
+    if table:
+        rows = [[_bare(f["intro"]), f["where"], _bare(f["cause"]), _bare(f["fix"]), f["span"], f["who"]] for f in faults]
+        body = [_grid(d, ["Issue", "Where", "Cause", "Fix", "How long", "Reported by"], rows),
+                d.heading("Notes") + "\n" + _bullets(d, [f"{f['name'][0].upper()}{f['name'][1:]}: {then}"
+                                                         for f, then in zip(faults, d.sample(_FOLLOW_UPS, len(faults)))])]
+    else:
+        body = [_fault_text(d, f, i) for i, f in enumerate(faults, 1)]
+    end = " ".join(d.sample(_REPORT_NOTES, 2))
+    return _an("\n\n".join(p for p in [*head, *body, end] if p))
+
+
+# =============================================================================================
 # Public API
 # =============================================================================================
 
@@ -1600,6 +2134,20 @@ KINDS: tuple[str, ...] = tuple(_KINDS)
 # Kept out of training so evaluation measures transfer to layouts never trained on. Each has a
 # trained relative (letter ~ e-mail, classified ~ notice, changelog ~ log/list), as real use would.
 DEFAULT_HOLDOUT_KINDS: tuple[str, ...] = ("letter", "classified", "changelog")
+
+# Kinds whose answers are mostly ordinary words, several of a type per document (see the section
+# above). Kept apart from `KINDS`, so that every stream drawing from `KINDS` keeps its records; a
+# trainer adds them on request (`TrainConfig.realistic_everyday`).
+_EVERYDAY: dict[str, tuple[Callable[[Doc], str], tuple[str, ...]]] = {
+    "house_note": (_house_note, ("note", "house notes", "message")),
+    "site_info": (_site_info, ("information sheet", "sheet", "visitor information")),
+    "field_diary": (_field_diary, ("diary", "field notes", "nature diary")),
+    "club_bulletin": (_club_bulletin, ("bulletin", "newsletter")),
+    "incident_report": (_incident_report, ("report", "maintenance report", "incident log")),
+}
+EVERYDAY_KINDS: tuple[str, ...] = tuple(_EVERYDAY)
+ALL_KINDS: tuple[str, ...] = KINDS + EVERYDAY_KINDS
+_BUILDERS = {**_KINDS, **_EVERYDAY}
 MIN_QUESTIONS, MAX_QUESTIONS = 3, 6
 
 
@@ -1630,8 +2178,10 @@ def _finish(d: Doc, text: str) -> list[dict]:
 
 
 def resolve_kinds(kinds: Iterable[str] | None = None, holdout_kinds: Iterable[str] = ()) -> list[str]:
-    """Kinds to draw from: `kinds` (default all) minus `holdout_kinds`; unknown names are errors."""
-    return choose_names(KINDS, kinds, holdout_kinds, "kinds")
+    """Kinds to draw from: `kinds` (default `KINDS`, the everyday kinds only when named) minus
+    `holdout_kinds`; unknown names are errors."""
+    chosen = list(kinds) if kinds else list(KINDS)
+    return choose_names(ALL_KINDS, chosen, holdout_kinds, "kinds")
 
 
 def make_record(seed: int, index: int, kinds: Sequence[str] | None = None,
@@ -1642,12 +2192,12 @@ def make_record(seed: int, index: int, kinds: Sequence[str] | None = None,
     `genre` is "realistic:<kind>" so it never collides with a `synthetic` genre name.
     """
     names = list(kinds) if kinds else list(KINDS)
-    unknown = sorted(set(names) - set(KINDS))
+    unknown = sorted(set(names) - set(ALL_KINDS))
     if unknown:
-        raise ValueError(f"unknown kinds {unknown}; known: {', '.join(KINDS)}")
+        raise ValueError(f"unknown kinds {unknown}; known: {', '.join(ALL_KINDS)}")
     rng = random.Random(f"d2l-realistic:{seed}:{index}")
     kind = rng.choice(names)
-    build, nouns = _KINDS[kind]
+    build, nouns = _BUILDERS[kind]
     for _ in range(20):  # rare dead ends (no fresh value, too few questions) redraw from the same stream
         d = Doc(rng, nouns, open_values)
         try:
@@ -1672,12 +2222,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=100, help="number of documents")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="-", help="JSONL file ('-' for stdout)")
-    p.add_argument("--kinds", help="comma-separated kinds to draw from, or 'default' for the held-out kinds (default: all)")
+    p.add_argument("--kinds", help="comma-separated kinds to draw from, or 'default' for the held-out kinds (default: all but the everyday ones)")
     p.add_argument("--holdout", help=f"comma-separated kinds to leave out, or 'default' ({','.join(DEFAULT_HOLDOUT_KINDS)})")
     p.add_argument("--list-kinds", action="store_true")
     args = p.parse_args(argv)
     if args.list_kinds:
-        print("\n".join(KINDS))
+        print("\n".join(ALL_KINDS))
         return 0
     return generate_to(p, lambda: generate(args.n, args.seed, name_list(args.kinds, DEFAULT_HOLDOUT_KINDS),
                                            name_list(args.holdout, DEFAULT_HOLDOUT_KINDS) or ()), args.out)

@@ -156,6 +156,11 @@ class Inventor:
             return self._open_word().capitalize()
         return coin(r, r.choice((2, 2, 3))).capitalize()
 
+    def open_thing(self) -> str | None:
+        """At the open rate, an open-vocabulary thing for a caller's own word pool (the everyday
+        realistic kinds), else None; a closed inventor draws nothing here, so its stream is untouched."""
+        return self._open_thing() if self._opened() else None
+
     def _open_color(self) -> str:
         r = self.open_rng
         return f"{r.choice(_SHADES)} {r.choice(W.COLORS)}" if r.random() < 0.6 else f"{self._open_word()} {r.choice(W.COLORS)}"

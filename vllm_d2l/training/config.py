@@ -65,6 +65,11 @@ class TrainConfig:
     needle_composed: float = 0.0
     # composed facts also draw the attributes with ordinary-word answers (`relations.EVERYDAY`)
     needle_everyday: bool = False
+    # streamed realistic records also draw `realistic.EVERYDAY_KINDS` (house notes, site sheets, field
+    # diaries, club bulletins, maintenance reports): answers mostly ordinary words and number words,
+    # several of one type per document, the answers the adapters get wrong most (often with another
+    # fact's value of the same type); off keeps the realistic stream's records as they were
+    realistic_everyday: bool = False
     max_questions: int = 4  # per document per step
     # Weight in the cross-entropy of questions whose answer is a common word or phrase (no digit,
     # lower case: "loading bay", "windowsill", "fish"): the model's own guess competes with the

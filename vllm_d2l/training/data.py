@@ -154,6 +154,8 @@ class RecordStream:
         # stays one of genres never trained on
         held = set(realistic.DEFAULT_HOLDOUT_KINDS) | set(cfg.holdout_genres)
         kinds = [k for k in realistic.KINDS if k not in held]
+        if cfg.realistic_everyday:
+            kinds += [k for k in realistic.EVERYDAY_KINDS if k not in held]
         return lambda i: realistic.make_record(seed, i, kinds, open_values=self.open_values)
 
     @staticmethod
