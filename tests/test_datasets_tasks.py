@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from vllm_d2l.datasets.tasks import FAMILIES, HELD_OUT_FAMILIES, SPLITS, draw_task, families, prompts
+from vllm_d2l.datasets.tasks import EXTRA_FAMILIES, FAMILIES, HELD_OUT_FAMILIES, SPLITS, draw_task, families, prompts
 
 REPLIES = [
     "Photosynthesis is how plants turn light into sugar. They take in carbon dioxide and water, and they "
@@ -164,3 +164,123 @@ def test_wide_wordings_expand_the_grammar_and_never_hold_the_held_out_sentence()
     statement_share = sum(t.template in wide_wordings(t.family)[1] for t in drawn if t.template) / \
         sum(t.template is not None for t in drawn)
     assert abs(statement_share - STATEMENT_SHARE) < 0.05
+
+
+# ------------------------------------------------------------------------------------- extra families
+# Replies of every shape a rewrite meets: plain sentences, paragraphs, lists, very short ones, and
+# ones with the characters the rules are about (quotes, commas, asterisks, angle brackets, symbols).
+EXTRA_REPLIES = REPLIES + [
+    "Volcanoes form where magma rises through the crust.\n\nSome erupt violently, others ooze lava slowly. "
+    "Scientists watch them closely, since an eruption can change the weather for years.",
+    "Here are the steps:\n- Mix flour, water and salt\n- Knead the dough\n- Bake it for 40 minutes",
+    "a) First point\nb) Second point",
+    "42",
+    "Paris.",
+    "He said \"hello\" and left. The *first* word mattered, and 1,250 people heard it.",
+    "Use <b> tags, or > quotes, or | pipes: all fine / all valid.",
+    "   Spaces around a reply.   ",
+    "The answer is yes!  It is.\n\n\n\nDone.",
+]
+
+
+def _extra_tasks(name: str):
+    """Tasks of an extra family from every kind of draw: training pools, open values, evaluation."""
+    rng = random.Random(name)
+    for _ in range(8):
+        yield draw_task(rng, "train", family=name)
+        yield draw_task(rng, "train", family=name, composed=True, open_params=True, wide=True)
+        yield draw_task(rng, "eval", family=name, held_out_wording=True)
+
+
+@pytest.mark.parametrize("name", EXTRA_FAMILIES)
+def test_extra_rewrites_follow_their_rule_and_keep_replies_that_already_do(name):
+    for task in _extra_tasks(name):
+        assert task.description and "{" not in task.description
+        for reply in EXTRA_REPLIES:
+            out = task.comply(reply)
+            assert task.check(out), (task.description, reply, out)
+            assert task.comply(out) == out.strip(), (task.description, out)  # a complying reply stays as it is
+        assert not task.check(REPLIES[0]), (task.description, "an ordinary reply passes")
+
+
+@pytest.mark.parametrize("name", EXTRA_FAMILIES)
+def test_extra_rules_need_a_rewrite_of_most_base_replies(name):
+    """The packaged base replies (the training targets' source) mostly fail each extra rule, so its
+    targets teach something; and every one of them passes after the rewrite."""
+    from vllm_d2l.datasets.tasks import load_replies
+
+    rows = load_replies()
+    task = draw_task(random.Random(1), "train", family=name)
+    assert sum(task.check(r["reply"]) for r in rows) <= 0.2 * len(rows)
+    assert all(task.check(task.comply(r["reply"], r.get("short"))) for r in rows)
+
+
+def test_extra_rewrites_keep_the_content():
+    from vllm_d2l.datasets.tasks import Task
+
+    reply = "Tea is a drink, made from leaves. It is served hot or cold."
+    assert Task("quoted", 0, {}).comply(reply) == f'"{reply}"'
+    assert Task("tagged", 0, {"tag": "answer"}).comply(reply) == f"<answer>{reply}</answer>"
+    assert Task("heading", 0, {"heading": "Summary:"}).comply(reply) == f"Summary:\n{reply}"
+    assert Task("line_prefix", 0, {"symbol": ">"}).comply("One.\n\nTwo.") == "> One.\n\n> Two."
+    assert Task("no_commas", 0, {}).comply("Yes, 1,000 of them, really.") == "Yes 1000 of them really."
+    assert Task("separator", 0, {"sep": "|"}).comply("1. Boil water\n2. Add tea. Stir.") == "Boil water | Add tea. | Stir."
+    assert Task("summary_line", 0, {"lead": "In short:"}).comply(reply) == \
+        f"{reply}\n\nIn short: Tea is a drink, made from leaves."
+    assert Task("bold", 0, {}).comply(reply) == "Tea is a drink, made from **leaves**. It is **served** hot or cold."
+    assert Task("quoted", 0, {}).comply('He said "hi".') == "\"He said 'hi'.\""
+
+
+def test_extra_families_are_drawn_only_when_asked_and_never_in_held_out_form():
+    """`extra` adds the new families to training draws; off, nothing draws them. Training never
+    sees their held-out wordings (fixed, composed or wide) nor their evaluation values."""
+    from vllm_d2l.datasets.tasks import ALL_FAMILIES, EXTRA_FAMILIES, wide_wordings
+
+    assert not set(EXTRA_FAMILIES) & (set(FAMILIES) | set(HELD_OUT_FAMILIES)) and 6 <= len(EXTRA_FAMILIES) <= 8
+    assert not set(EXTRA_FAMILIES) & (set(families("train")) | set(families("eval", held_out=True)))
+    assert families("train", extra=True) == families("train") + list(EXTRA_FAMILIES)
+    assert families("eval", held_out=True, extra=True) == list(HELD_OUT_FAMILIES)
+    rng = random.Random(0)
+    assert not {draw_task(rng, "train", composed=True, open_params=True, wide=True).family
+                for _ in range(2000)} & set(EXTRA_FAMILIES)
+    drawn = [draw_task(rng, "train", composed=True, open_params=True, wide=True, extra=True) for _ in range(4000)]
+    drawn += [draw_task(rng, "train", extra=True) for _ in range(2000)]
+    assert {t.family for t in drawn} == set(families("train")) | set(EXTRA_FAMILIES)
+    held = {name: ALL_FAMILIES[name].wordings[-1] for name in EXTRA_FAMILIES}
+    for t in drawn:
+        if t.family in held:
+            assert t.wording < len(ALL_FAMILIES[t.family].wordings) - 1
+            assert t.template != held[t.family]
+    for name in EXTRA_FAMILIES:
+        imperative, statements = wide_wordings(name)
+        assert len(imperative) >= 500 and statements and held[name] not in imperative + statements
+        assert not any("  " in w or "()" in w for w in imperative + statements)
+        train = {str(t.params) for t in drawn if t.family == name}
+        evals = {str(draw_task(rng, "eval", family=name, held_out_wording=True).params) for _ in range(200)}
+        assert not (train & evals) or train == evals == {"{}"}, name
+
+
+def _records_digest(make_record) -> str:
+    """SHA-256 of flag-off records (seeds 0, 1 and 7; default options, composed wordings, and the
+    trainer's composed + open values + wide grammar) over a fixed replies pool."""
+    import hashlib
+    import json
+
+    replies = [{"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is broad, old and useful. It has parts.\n\n"
+                f"- part {i}\n- another part"} for i in range(8)]
+    replies += [{"prompt": f"Question {i}?", "reply": f"The answer is answer {i}.", "short": f"Answer {i}."}
+                for i in range(6)]
+    options = [{}, {"composed": True}, {"composed": True, "open_params": True, "wide": True}]
+    text = "\n".join(json.dumps(make_record(seed, i, replies, **kw), sort_keys=True)
+                     for seed in (0, 1, 7) for kw in options for i in range(100))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_records_without_the_extra_families_are_unchanged():
+    """Pinned before the extra families were added: with `extra` off a run's stream and task
+    hold-out are byte for byte what they were. Update the digest only for a deliberate change."""
+    from vllm_d2l.datasets.tasks import make_record
+
+    digest = _records_digest(make_record)
+    assert digest == _records_digest(lambda *a, **kw: make_record(*a, **kw, extra=False))
+    assert digest == "ba08ff5ed2dbe62ebd4df240eb85e6cf5850afb16ec28ec131c3c6e5c81b5018"

@@ -11,6 +11,8 @@ The training targets are the base model's own replies to ordinary prompts passed
 
 Splits, so evaluation can say what generalises:
 - held-out families: never in training (`HELD_OUT_FAMILIES`);
+- extra families (`EXTRA_FAMILIES`): training families drawn only when asked (`extra=True`), kept
+  out of `FAMILIES` so that runs without them, and every evaluation set, stay as they were;
 - held-out wordings: the last wording of every family is never in training;
 - parameters: phrases, words and keys come from disjoint pools for training and evaluation, and
   numeric limits from disjoint ranges; prompts too.
@@ -80,6 +82,19 @@ _QUESTIONS = {
               "Want an example?", "Is that clear?"],
     "eval": ["Anything more I can do?", "Should I explain further?"],
 }
+# Pools of the extra training families (`EXTRA_FAMILIES`). They stay out of `_EVAL_WORDS` on
+# purpose: that set decides `_OPEN_WORDS`, and with it every open draw of a run that does not train
+# the extra families; their own open values use `_EXTRA_OPEN_WORDS` instead.
+_PREFIXES = {"train": [">", "=>", "»", "#", "%", "->", "$", "&"], "eval": [">>", "~>", "@"]}
+_SEPARATORS = {"train": ["|", "/", "~", "+", "//", "="], "eval": ["::", "||"]}
+_HEADINGS = {
+    "train": ["Answer:", "Summary:", "Response:", "Overview:", "Key points:", "Explanation:", "Notes:", "Details:"],
+    "eval": ["Findings:", "Takeaway:", "Briefing:"],
+}
+_LEADS = {"train": ["In short:", "TL;DR:", "Bottom line:", "To sum up:", "Put simply:", "In a word:", "Gist:"],
+          "eval": ["All told:", "Long story short:", "Net result:"]}
+_TAGS = {"train": ["answer", "reply", "response", "output", "text", "note", "content"],
+         "eval": ["result", "message", "final"]}
 
 # Open parameters (`split="open"`: training, with half the phrases, words and keys composed here
 # instead of taken from the pools above). With ten sign-offs and seven key pairs to learn from,
@@ -104,11 +119,25 @@ def _open_text(rng: random.Random, templates: list[str]) -> str:
     return rng.choice(templates).format(W=w1.capitalize(), w=w2, N=rng.choice(_OPEN_NAMES), C=rng.choice(_CLOSINGS))
 
 
+# Open values of the extra families: the open words minus every word of their eval pools.
+_EXTRA_OPEN_WORDS = [w for w in _OPEN_WORDS if w not in {x.lower().strip(":") for pool in (_HEADINGS, _TAGS)
+                                                          for v in pool["eval"] for x in v.split()}]
+_OPEN_HEADINGS = ["{W}:", "{W} notes:", "About the {w}:"]
+
+
+def _open_heading(rng: random.Random) -> str:
+    """A heading line built from an open word ("Lantern notes:"), so no heading pool can be memorised."""
+    w = rng.choice(_EXTRA_OPEN_WORDS)
+    return rng.choice(_OPEN_HEADINGS).format(W=w.capitalize(), w=w)
+
+
 _OPEN_MAKERS: dict[str, Callable[[random.Random], object]] = {
     "phrase": lambda rng: _open_text(rng, _OPEN_PHRASES),
     "signoff": lambda rng: _open_text(rng, _OPEN_SIGNOFFS),
     "keys": lambda rng: tuple(rng.sample(_OPEN_WORDS, 2)),
     "word": lambda rng: rng.choice(_OPEN_WORDS),
+    "heading": lambda rng: _open_heading(rng),
+    "tag": lambda rng: rng.choice(_EXTRA_OPEN_WORDS),
 }
 
 
@@ -370,6 +399,235 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
 ]}
 HELD_OUT_FAMILIES = ("lower", "numbered", "catchphrase")
 
+# ------------------------------------------------------------------------------------- extra families
+# Eight more training families, trained only with `task_extra_families`. Fourteen training rules
+# gave 51 % compliance on held-out wordings but 14 % on held-out families: the reader had few kinds
+# of rule to generalise from. These add layout (quotes, tags, a heading, a line prefix, a
+# separator), punctuation (no commas), markdown (bold) and an added part (a summary line). They live
+# outside `FAMILIES` so that every evaluation set, which draws from `FAMILIES`, stays as it was.
+_LIST_MARK = re.compile(r"^(?:[-*•]|\d+[.)]|[a-z]\))\s+")
+_STOP = {"the", "a", "an", "and", "or", "but", "is", "are", "was", "were", "be", "been", "it", "its", "this",
+         "that", "these", "those", "with", "from", "into", "about", "they", "them", "their", "there", "what",
+         "which", "when", "where", "have", "has", "also", "very", "more", "most", "some", "such", "than", "then",
+         "your", "you", "will", "would", "can", "could", "sure", "well", "yes", "okay", "here", "of", "to", "in"}
+_BOLD = re.compile(r"\*\*[^*\n]*[A-Za-z0-9][^*\n]*\*\*")
+
+
+def _lines(r: str) -> list[str]:
+    """The reply's non-empty lines, stripped: the unit of every line-based rule."""
+    return [l.strip() for l in r.splitlines() if l.strip()]
+
+
+def _plain_sentences(r: str) -> list[str]:
+    """The reply's sentences with list markers dropped, so a list's "1." is not a sentence of its own."""
+    return [s.strip() for line in _lines(r) for s in _SENTENCE.split(_LIST_MARK.sub("", line)) if _words(s)]
+
+
+# Rules checked at the reply's end (a closing quote or tag, a last line) keep only the reply's
+# leading sentences up to this many words, as `_json_comply` does: a target longer than the
+# evaluation's 64 new tokens would teach replies whose ending is never reached there.
+_END_WORDS = 32
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|(?=\n)")  # a line end closes a list item
+
+
+def _head(r: str, n: int = _END_WORDS) -> str:
+    """The reply up to its last sentence end within `n` words (at least its first sentence), line
+    breaks kept; a list item's number left dangling at the cut ("\n3.") is dropped."""
+    text = r.strip()
+    if len(text.split()) <= n:
+        return text
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    fits = [e for e in ends if len(text[:e].split()) <= n]
+    cut = text[:fits[-1] if fits else ends[0]] if ends else text
+    lines = cut.splitlines()
+    if len(lines) > 1 and _LIST_MARK.match(lines[-1].strip() + " ") and len(lines[-1].strip()) <= 3:
+        cut = "\n".join(lines[:-1])
+    return cut.strip()
+
+
+def _quoted_check(r: str, p: dict) -> bool:
+    t = r.strip()
+    return len(t) >= 2 and t[0] == t[-1] == '"' and '"' not in t[1:-1] and bool(_words(t))
+
+
+def _quoted_comply(r: str, p: dict) -> str:
+    """Inner double quotes become single ones, so the reply is one quoted span."""
+    if _quoted_check(r, p):
+        return r.strip()
+    inner = _head(r.strip().strip('"')).replace('"', "'")
+    return f'"{inner if _words(inner) else "Okay."}"'
+
+
+def _prefix_check(r: str, p: dict) -> bool:
+    lines, sym = _lines(r), p["symbol"]
+    return all(l.startswith(sym) for l in lines) and any(_words(l[len(sym):]) for l in lines)
+
+
+def _prefix_comply(r: str, p: dict) -> str:
+    """Every non-empty line gets the symbol; blank lines stay, so paragraphs do too."""
+    if _prefix_check(r, p):
+        return r.strip()
+    sym = p["symbol"]
+    lines = [l.strip() for l in r.strip().splitlines()]
+    text = "\n".join(l if not l or l.startswith(sym) else f"{sym} {l}" for l in lines)
+    return text if _prefix_check(text, p) else f"{sym} Okay."
+
+
+def _heading_check(r: str, p: dict) -> bool:
+    lines = _lines(r)
+    return len(lines) >= 2 and lines[0].lower() == p["heading"].lower() and any(_words(l) for l in lines[1:])
+
+
+def _heading_comply(r: str, p: dict) -> str:
+    if _heading_check(r, p):
+        return r.strip()
+    return f"{p['heading']}\n{r.strip() if _words(r) else 'Okay.'}"
+
+
+def _no_commas_check(r: str, p: dict) -> bool:
+    return "," not in r and bool(_words(r))
+
+
+def _no_commas_comply(r: str, p: dict) -> str:
+    """Thousands lose their comma ("1,000" -> "1000"), any other comma becomes a space."""
+    if _no_commas_check(r, p):
+        return r.strip()
+    text = re.sub(r"(?<=\d),(?=\d)", "", r.strip())
+    text = re.sub(r"[ \t]*,[ \t]*", " ", text)
+    text = re.sub(r" +(?=[.!?;:\n]|$)", "", text)
+    text = re.sub(r" {2,}", " ", text).strip()
+    return text if _words(text) else "Okay."
+
+
+def _separator_check(r: str, p: dict) -> bool:
+    """One line whose parts between " sep " are one sentence each (a single sentence needs no separator)."""
+    t = r.strip()
+    parts = [x.strip() for x in t.split(f" {p['sep']} ")]
+    return bool(t) and "\n" not in t and all(_words(x) and len(_SENTENCE.split(x)) == 1 for x in parts)
+
+
+def _separator_comply(r: str, p: dict) -> str:
+    if _separator_check(r, p):
+        return r.strip()
+    return f" {p['sep']} ".join(_plain_sentences(r)) or "Okay."
+
+
+def _summary_check(r: str, p: dict) -> bool:
+    lines, lead = _lines(r), p["lead"]
+    return (len(lines) >= 2 and lines[-1].lower().startswith(lead.lower()) and bool(_words(lines[-1][len(lead):]))
+            and any(_words(l) for l in lines[:-1]))
+
+
+def _gist(r: str) -> str:
+    """A summary taken from the reply itself, as the rewrite must not invent content: its first
+    sentence of four to twelve words, else its first of four or more cut to twelve, else its first."""
+    sentences = _plain_sentences(r) or ["Okay."]
+    fits = [s for s in sentences if 4 <= len(s.split()) <= 12]
+    long = [s for s in sentences if len(s.split()) >= 4]
+    return fits[0] if fits else _truncate_words((long or sentences)[0], 12)
+
+
+def _summary_comply(r: str, p: dict) -> str:
+    if _summary_check(r, p):
+        return r.strip()
+    body = _head(r) if _words(r) else "Okay."
+    return f"{body}\n\n{p['lead']} {_gist(body)}"
+
+
+def _bold_check(r: str, p: dict) -> bool:
+    return _BOLD.search(r) is not None
+
+
+def _key_words(r: str) -> list[str]:
+    """Words of the reply's first two sentences, longest first, content words before the rest."""
+    words = list(dict.fromkeys(w for w in _words(" ".join(_plain_sentences(r)[:2])) if w.isalpha()))
+    content = [w for w in words if len(w) >= 4 and w.lower() not in _STOP]
+    rest = [w for w in _words(r) if w not in content]
+    return sorted(content, key=len, reverse=True) + rest  # a stable sort: first seen first among equals
+
+
+def _bold_comply(r: str, p: dict) -> str:
+    """The reply with its two longest content words in bold (first occurrences), or, for a reply
+    without any, its first word."""
+    text = r.strip()
+    if _bold_check(text, p):
+        return text
+    done = 0
+    for w in _key_words(text):
+        bolded = re.sub(rf"(?<![A-Za-z0-9'*]){re.escape(w)}(?![A-Za-z0-9'*])", f"**{w}**", text, count=1)
+        done += bolded != text
+        text = bolded
+        if done == 2:
+            break
+    return text if _bold_check(text, p) else "**Okay.**"
+
+
+def _tagged_check(r: str, p: dict) -> bool:
+    t, open_, close = r.strip(), f"<{p['tag']}>", f"</{p['tag']}>"
+    return (t.startswith(open_) and t.endswith(close) and t.count(open_) == 1 and t.count(close) == 1
+            and bool(_words(t[len(open_):-len(close)])))
+
+
+def _tagged_comply(r: str, p: dict) -> str:
+    if _tagged_check(r, p):
+        return r.strip()
+    open_, close = f"<{p['tag']}>", f"</{p['tag']}>"
+    inner = _head(r.replace(open_, "").replace(close, ""))
+    return f"{open_}{inner if _words(inner) else 'Okay.'}{close}"
+
+
+_EXTRA: dict[str, Family] = {f.name: f for f in [
+    Family("quoted",
+           ("Wrap your whole reply in double quotes.", "Put the entire answer inside double quotation marks.",
+            "Enclose everything you write in a pair of \"quotes\".", "Begin and end your reply with a double quote mark.",
+            "Quote your full response, with \" at its start and at its end."),
+           lambda rng, split: {}, _quoted_check, _quoted_comply),
+    Family("line_prefix",
+           ("Start every line of your reply with \"{symbol}\".", "Put {symbol} at the beginning of each line you write.",
+            "Each line of the answer must begin with the marker \"{symbol}\".",
+            "Prefix every line with {symbol} followed by a space.",
+            "Mark the start of each of your lines with \"{symbol}\"."),
+           lambda rng, split: {"symbol": rng.choice(_pool(_PREFIXES, split))}, _prefix_check, _prefix_comply),
+    Family("heading",
+           ("Put the heading \"{heading}\" on its own line above your answer.",
+            "Begin with a line that says only \"{heading}\", then give the answer below it.",
+            "Your reply must open with the heading {heading} on a line by itself.",
+            "Write \"{heading}\" as a title line, then answer underneath.",
+            "Place your answer under the header \"{heading}\"."),
+           lambda rng, split: {"heading": _param(rng, _HEADINGS, split, "heading")}, _heading_check, _heading_comply),
+    Family("no_commas",
+           ("Do not use any commas.", "Write your reply without a single comma.", "Commas are forbidden in your answers.",
+            "Avoid commas completely; use other punctuation or none.", "Leave every comma out of what you write."),
+           lambda rng, split: {}, _no_commas_check, _no_commas_comply),
+    Family("separator",
+           ("Separate your sentences with \" {sep} \" and keep everything on one line.",
+            "Put {sep} between sentences instead of line breaks.",
+            "Write all sentences on a single line, divided by the symbol {sep}.",
+            "Join each sentence to the next with \"{sep}\".",
+            "Use {sep} as the divider between your sentences, all on one line."),
+           lambda rng, split: {"sep": rng.choice(_pool(_SEPARATORS, split))}, _separator_check, _separator_comply),
+    Family("summary_line",
+           ("After your answer, add a final line that starts with \"{lead}\" and sums it up.",
+            "End with a one-line summary beginning \"{lead}\".",
+            "Finish every reply with a short recap line: {lead} followed by the gist.",
+            "Close your answer with a summary line that opens with \"{lead}\".",
+            "Sum up your reply in a last line introduced by \"{lead}\"."),
+           lambda rng, split: {"lead": rng.choice(_pool(_LEADS, split))}, _summary_check, _summary_comply),
+    Family("bold",
+           ("Put the key words of your reply in **bold**.",
+            "Highlight the most important words with bold markdown (**like this**).",
+            "Use bold text (double asterisks) for the key terms.", "Mark the main words of your answer in bold.",
+            "Make the crucial terms stand out by writing them in **bold**."),
+           lambda rng, split: {}, _bold_check, _bold_comply),
+    Family("tagged",
+           ("Wrap your whole reply in <{tag}> and </{tag}> tags.", "Put the answer between the tags <{tag}> and </{tag}>.",
+            "Enclose everything you write in a <{tag}> element.", "Your reply must start with <{tag}> and end with </{tag}>.",
+            "Place the full response inside <{tag}></{tag}> markers."),
+           lambda rng, split: {"tag": _param(rng, _TAGS, split, "tag")}, _tagged_check, _tagged_comply),
+]}
+EXTRA_FAMILIES = tuple(_EXTRA)
+ALL_FAMILIES: dict[str, Family] = {**FAMILIES, **_EXTRA}  # what a task's name looks up
+
 # Composed wordings for training: a frame ("Always {core}.") around one of the family's cores (an
 # imperative phrase). A handful of fixed sentences per family teaches the generator those
 # sentences, not the rule: with them alone the step-500 adapters followed 89 % of training-wording
@@ -423,6 +681,31 @@ _CORES = {
     "avoid_word": ("never use the word \"{word}\"", "do not write the word \"{word}\"",
                    "leave out the word \"{word}\" entirely", "keep the word \"{word}\" out of your reply",
                    "write without the word \"{word}\"", "steer clear of the word \"{word}\""),
+    # the extra families (`EXTRA_FAMILIES`); none spells its family's held-out wording
+    "quoted": ("wrap your whole reply in double quotes", "put the entire answer inside double quotation marks",
+               "enclose everything you write in double quotes", "begin and end your reply with a double quote",
+               "quote the whole answer", "surround your reply with double quotes"),
+    "line_prefix": ("start every line with \"{symbol}\"", "put {symbol} at the beginning of each line",
+                    "begin each line of the answer with {symbol}", "prefix every line with \"{symbol}\"",
+                    "open every line with the symbol {symbol}"),
+    "heading": ("put the heading \"{heading}\" above your answer", "start with the heading line \"{heading}\"",
+                "give the answer under the heading \"{heading}\"", "open with a line that says only \"{heading}\"",
+                "write \"{heading}\" as a title line first", "write your answer below a \"{heading}\" heading"),
+    "no_commas": ("do not use any commas", "write without commas", "never use a comma", "avoid commas completely",
+                  "keep your reply free of commas", "use no commas at all"),
+    "separator": ("separate your sentences with \"{sep}\"", "put \"{sep}\" between sentences",
+                  "write everything on one line with {sep} between sentences", "join the sentences with \"{sep}\"",
+                  "split your sentences with the symbol {sep}, all on one line"),
+    "summary_line": ("end with a one-line summary starting \"{lead}\"", "add a final line beginning with \"{lead}\"",
+                     "finish with a recap line that opens with \"{lead}\"",
+                     "close with \"{lead}\" and a one-line summary",
+                     "after the answer, add a line starting \"{lead}\" that recaps it"),
+    "bold": ("put the key words in bold", "write the most important words in **bold**",
+             "highlight key terms with bold markdown", "use **bold** for the main words",
+             "mark the key words of your reply in bold", "bold the words that matter most"),
+    "tagged": ("wrap your reply in <{tag}> and </{tag}> tags", "put the answer between <{tag}> and </{tag}>",
+               "enclose everything in a <{tag}> element", "start with <{tag}> and end with </{tag}>",
+               "surround the whole reply with <{tag}> tags", "put the reply inside <{tag}> tags"),
 }
 COMPOSED_SHARE = 0.75  # of training tasks: a composed wording; the rest one of the fixed training wordings
 
@@ -491,6 +774,33 @@ _GRAMMAR = {
     "avoid_word": ("(never|do not) (use|write|say|mention) (the word|) \"{word}\"",
                    "(leave|keep) (the word|) \"{word}\" out of (each|every|your) (reply|answer)",
                    "(skip|ban) the word \"{word}\" (entirely|in every reply|)"),
+    "quoted": ("(wrap|enclose|put|place) (your whole|the whole|your entire|the entire|each|every) (reply|answer|response) (in|inside|within) (double quotes|double quotation marks|a pair of double quotes)",
+               "(start|begin) and (end|finish) (each|every|your) (reply|answer) with (a double quote|a quotation mark)",
+               "(surround|frame) (everything you write|your whole reply|the answer) with double quotes"),
+    "line_prefix": ("(start|begin|open) (every|each) line (of your reply|of the answer|you write|) with (the symbol|the marker|) \"{symbol}\"",
+                    "(put|place|write) (the symbol|the marker|) \"{symbol}\" (at the start of|at the beginning of|in front of) (every|each) line",
+                    "(prefix|tag) (every|each) line (of your reply|) with \"{symbol}\"",
+                    "(let|have) (every|each) line (start|begin) with {symbol}"),
+    "heading": ("(put|write|place) (the heading|the title|the line) \"{heading}\" (above|on top of|before) (your|the|each) (reply|answer)",
+                "(start|begin|open) (each|every|your) (reply|answer) with (a heading line|a title line|the heading|the line) \"{heading}\"",
+                "(answer|reply|respond) (below|beneath) (a|the) heading \"{heading}\""),
+    "no_commas": ("(never|do not) (use|write|type|include) (a comma|any commas|a single comma) (in your reply|in your answers|anywhere|)",
+                  "keep (the|all) commas out of (your|each|every) (reply|answer|response)",
+                  "(write|reply|answer|respond) (without|with no) commas",
+                  "(skip|drop|avoid) (commas|every comma|all commas) (entirely|completely|)"),
+    "separator": ("(separate|split) (your|the|all) sentences with (the symbol|the marker|) \"{sep}\" (on one line|on a single line|)",
+                  "(put|place|write) \"{sep}\" between (your|the|all) sentences",
+                  "(join|link|chain) (your|the) sentences (with|using) \"{sep}\" (on one line|)",
+                  "(keep|write) (everything|your whole reply|the answer) on one line, sentences (separated|joined) by \"{sep}\""),
+    "summary_line": ("(end|finish|close|wrap up) (each|every|your) (reply|answer) with a (one-line|short|single-line) (summary|recap) (starting|beginning|that starts) with \"{lead}\"",
+                     "(add|put|write) a (final|last|closing) line (that starts with|beginning with|starting with) \"{lead}\" (and the gist|and a summary|)"),
+    "bold": ("(put|write|set|mark) (the|your) (key|important|main|most important) (words|terms|points) in (bold|**bold**|bold type)",
+             "(bold|highlight) (the|your) (key|main|important) (words|terms) (with double asterisks|in markdown|)",
+             "(use|apply) (bold|**bold**|bold text|bold markdown) (for|on) (the|your) (key|main|important) (words|terms)"),
+    "tagged": ("(wrap|enclose|put) (your|the|each|every) (reply|answer|response) (in|inside) (<{tag}> tags|a <{tag}> element)",
+               "(put|write) (your|the) (reply|answer) between <{tag}> and </{tag}>",
+               "(start|begin|open) (each|every|your) (reply|answer) with <{tag}> and (end|close|finish) it with </{tag}>",
+               "(surround|frame) (everything you write|the whole reply|your answer) with (the tags|) <{tag}> and </{tag}>"),
 }
 _STATEMENTS = {
     "max_words": ("(your|each|every) (reply|answer|response) (is|must be|should be) (at most|no longer than|no more than) {n} words (long|)",),
@@ -515,6 +825,22 @@ _STATEMENTS = {
                      "the (last|final) sentence (of each reply|) (is|must be) a question"),
     "avoid_word": ("the word \"{word}\" (is|must be) (banned|off limits|never used|not allowed)",
                    "(your|each|every) (reply|answer) (never contains|must not contain|should not contain) the word \"{word}\""),
+    "quoted": ("(your|each|every) (reply|answer|response) (is|must be|should be) (wrapped|enclosed) in double (quotes|quotation marks)",
+               "(each|every|your) (reply|answer) (starts|begins) and ends with a double quote"),
+    "line_prefix": ("(every|each) line (of your reply|of the answer|you write) (starts|begins|must start|must begin|should start) with \"{symbol}\"",
+                    "the first thing on (every|each) line (is|must be) \"{symbol}\""),
+    "heading": ("the (first|top) line of (each|every|your) (reply|answer) (is|must be|should be) (just|only|) \"{heading}\"",
+                "(each|every|your) (reply|answer) (opens|starts|begins) with the heading \"{heading}\" on its own line"),
+    "no_commas": ("(your|each|every) (reply|answer|response) (has|contains|must have|must contain) no commas",
+                  "commas are (not allowed|banned|off limits) in (your|each|every) (reply|answer)"),
+    "separator": ("(your|the) sentences (are|must be|should be) (separated|joined) by \"{sep}\"",
+                  "(each|every|your) (reply|answer) (is|must be) (one|a single) line with \"{sep}\" between (the|its) sentences"),
+    "summary_line": ("the (last|final) line of (each|every|your) (reply|answer) (is|must be|should be) a (summary|recap) (starting|beginning) with \"{lead}\"",
+                     "(each|every|your) (reply|answer) (ends|must end|closes) with a (one-line|short) summary that (starts|begins) with \"{lead}\""),
+    "bold": ("(the|your) (key|main|important) (words|terms) (are|must be|should be) (in bold|bold|written in **bold**)",
+             "(each|every|your) (reply|answer) (has|contains|must contain) (some|at least some) text in (bold|**bold**)"),
+    "tagged": ("(your|each|every) (reply|answer) (is|must be|should be) (wrapped|enclosed) in <{tag}> (tags|and </{tag}>)",
+               "(each|every|your) (reply|answer) (starts|begins) with <{tag}> and ends with </{tag}>"),
 }
 _WIDE_FRAMES = _FRAMES + ("You are a helpful assistant. {Core}.", "As my assistant, {core}.", "Here is one rule: {core}.",
                           "Do this for me: {core}.", "Going forward, {core}.", "{Core}, please.", "{Core}. Thanks!",
@@ -544,7 +870,7 @@ def _frame(frames: tuple[str, ...], cores: list[str]) -> tuple[str, ...]:
 def wide_wordings(family: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(imperative, statement) wordings of a training family under the wide grammar; the held-out
     sentence is never among them (tested)."""
-    held = FAMILIES[family].wordings[-1]
+    held = ALL_FAMILIES[family].wordings[-1]
     cores = list(dict.fromkeys([*_CORES.get(family, ()), *(e for g in _GRAMMAR.get(family, ()) for e in expand(g))]))
     statements = list(dict.fromkeys(e for g in _STATEMENTS.get(family, ()) for e in expand(g)))
     return (tuple(w for w in _frame(_WIDE_FRAMES, cores) if w != held),
@@ -569,33 +895,36 @@ class Task:
     def description(self) -> str:
         p = self.params
         fmt = {**p, **({"k0": p["keys"][0], "k1": p["keys"][1]} if "keys" in p else {})}
-        return (self.template or FAMILIES[self.family].wordings[self.wording]).format(**fmt)
+        return (self.template or ALL_FAMILIES[self.family].wordings[self.wording]).format(**fmt)
 
     def check(self, reply: str) -> bool:
-        return FAMILIES[self.family].check(reply, self.params)
+        return ALL_FAMILIES[self.family].check(reply, self.params)
 
     def comply(self, reply: str, short: str | None = None) -> str:
         """`short`: the prompt's answer as a reply of its own, where it has one (a short question)."""
-        return FAMILIES[self.family].comply(reply, {**self.params, **({"short": short} if short else {})})
+        return ALL_FAMILIES[self.family].comply(reply, {**self.params, **({"short": short} if short else {})})
 
 
-def families(split: str, held_out: bool = False) -> list[str]:
-    """Family names of a split: training uses the others; `held_out` gives the held-out ones."""
+def families(split: str, held_out: bool = False, extra: bool = False) -> list[str]:
+    """Family names of a split: training uses the others; `held_out` gives the held-out ones.
+    `extra` appends `EXTRA_FAMILIES` to the others; off by default, so the list, and every draw
+    made from it, is what it was before those families existed."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return [f for f in FAMILIES if (f in HELD_OUT_FAMILIES) == held_out]
+    names = [f for f in FAMILIES if (f in HELD_OUT_FAMILIES) == held_out]
+    return names + list(EXTRA_FAMILIES) if extra and not held_out else names
 
 
 def draw_task(rng: random.Random, split: str, family: str | None = None, held_out_wording: bool = False,
-              composed: bool = False, open_params: bool = False, wide: bool = False) -> Task:
+              composed: bool = False, open_params: bool = False, wide: bool = False, extra: bool = False) -> Task:
     """One task: training draws only the training families' first wordings (or, with `composed`,
     mostly composed ones, from the wide grammar with `wide`) and training pools (with `open_params`,
     half the phrases, words and keys composed instead); evaluation draws from the eval pools, with
-    the held-out wording when asked."""
+    the held-out wording when asked. `extra`: the family is drawn among `EXTRA_FAMILIES` too."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    name = family or rng.choice(families(split))
-    fam = FAMILIES[name]
+    name = family or rng.choice(families(split, extra=extra))
+    fam = ALL_FAMILIES[name]
     n = len(fam.wordings)
     if split == "train" and (held_out_wording or name in HELD_OUT_FAMILIES):
         raise ValueError("training never sees held-out wordings or families")
@@ -698,16 +1027,17 @@ QUESTIONS_PER_RECORD = 2  # of the record's prompts, short questions (where the 
 
 def make_record(seed: int, index: int, replies: list[dict], split: str = "train",
                 families: list[str] | None = None, composed: bool = False, open_params: bool = False,
-                wide: bool = False) -> dict:
+                wide: bool = False, extra: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
     learnt on replies that must keep their answer as well as on open ones.
     `genre` is "task:<family>", so a wrong-document control is another task of the same family
-    with other values: it differs in what the description says, not in its kind of rule."""
+    with other values: it differs in what the description says, not in its kind of rule.
+    `extra` adds `EXTRA_FAMILIES` to the families drawn from (when `families` does not name them)."""
     rng = random.Random(f"d2l-task:{seed}:{index}")
     task = draw_task(rng, split, family=rng.choice(families) if families else None, composed=composed,
-                     open_params=open_params, wide=wide)
+                     open_params=open_params, wide=wide, extra=extra)
     short = [r for r in replies if r.get("short")]
     open_ = [r for r in replies if not r.get("short")]
     n_open = PROMPTS_PER_RECORD - QUESTIONS_PER_RECORD

@@ -177,4 +177,4 @@ class RecordStream:
         replies = tasks.load_replies(cfg.task_replies)
         return lambda i: tasks.make_record(seed, i, replies, families=cfg.task_families or None,
                                              composed=cfg.task_composed_wordings, open_params=cfg.task_open_params,
-                                             wide=cfg.task_wide_wordings)
+                                             wide=cfg.task_wide_wordings, extra=cfg.task_extra_families)
