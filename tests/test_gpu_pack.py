@@ -45,7 +45,8 @@ def test_gpu_config_matches_the_cpu_run():
     assert (cpu.heldout_docs, cpu.heldout_realistic, cpu.heldout_cloze, cpu.heldout_open, cpu.heldout_long,
             cpu.seed) == (gpu.heldout_docs, gpu.heldout_realistic, gpu.heldout_cloze, gpu.heldout_open,
                           gpu.heldout_long, gpu.seed)
-    assert (cpu.stream, cpu.open_values, cpu.needle_composed) == (gpu.stream, gpu.open_values, gpu.needle_composed)
+    assert (cpu.stream, cpu.open_values, cpu.needle_composed, cpu.needle_everyday, cpu.realistic_everyday) == (
+        gpu.stream, gpu.open_values, gpu.needle_composed, gpu.needle_everyday, gpu.realistic_everyday)
     # the same targets and the same hold-out rows, or the GPU run would undo a change of the CPU run's
     assert (cpu.answer_space, cpu.heldout_since, cpu.corpora) == (gpu.answer_space, gpu.heldout_since, gpu.corpora)
 
