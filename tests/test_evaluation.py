@@ -192,6 +192,28 @@ def test_synthetic_evaluation_uses_the_named_held_out_genres():
         _load_records(Namespace(synthetic=None, realistic=2, kinds="sonnet", seed=0, data=None, limit=None))
 
 
+def test_answer_windows_keep_each_question_with_the_sentences_around_its_answer():
+    from argparse import Namespace
+
+    from vllm_d2l.evaluation.qa import _load_records
+    from vllm_d2l.evaluation.windows import answer_windows
+    rec = {"id": "memo", "genre": "email", "text": "Hi all.\nThe plant sale moves to the loading bay if wet. "
+           "Tickets cost two pounds! Bring a mug.\n- Doors open at ten.",
+           "qa": [{"q": "Where does the sale go if wet?", "a": "loading bay"},
+                  {"q": "When do doors open?", "a": ["ten", "10"]},
+                  {"q": "Who wrote it?", "a": "Rosalind"}]}  # not in the text: left out
+    one, two = answer_windows([rec], radius=1)
+    assert one == {"id": "memo-q0", "genre": "email", "qa": [rec["qa"][0]],
+                   "text": "Hi all. The plant sale moves to the loading bay if wet. Tickets cost two pounds!"}
+    assert two["text"] == "Bring a mug. - Doors open at ten." and two["qa"] == [rec["qa"][1]]
+    assert answer_windows([rec], radius=0)[0]["text"] == "The plant sale moves to the loading bay if wet."
+    with pytest.raises(ValueError, match="radius"):
+        answer_windows([rec], radius=-1)
+    records, label = _load_records(Namespace(synthetic=None, realistic=None, data="handwritten-b", limit=2,
+                                             answer_window=0))
+    assert len(records) == 10 and all(len(r["qa"]) == 1 for r in records) and "10 of 10 questions" in label
+
+
 def test_needle_none_is_the_bare_base_model(tiny_model_dir, tmp_path):
     """"none" must never see the document's adapter (it once did: every condition but "context"
     ran with the adapter), so with a network that changes outputs it differs from "adapter"."""

@@ -186,7 +186,15 @@ def _load_records(args) -> tuple[list[dict], str]:
         records = jsonl.load_handwritten(label)
     else:
         records, label = jsonl.load_jsonl(args.data), str(args.data)
-    return (records[:args.limit] if args.limit else records), label
+    records = records[:args.limit] if args.limit else records
+    if getattr(args, "answer_window", None) is not None:
+        from .windows import answer_windows
+
+        asked = sum(len(r["qa"]) for r in records)
+        records = answer_windows(records, args.answer_window)
+        label += f", each question with only the {2 * args.answer_window + 1} sentences around its answer " \
+                 f"({len(records)} of {asked} questions)"
+    return records, label
 
 
 def format_table(results: dict) -> str:
@@ -216,6 +224,8 @@ def add_record_args(p: argparse.ArgumentParser, conditions: Sequence[str]) -> No
     p.add_argument("--hypernet", help="hypernetwork folder (default: the shipped one)")
     p.add_argument("--model", help="base model folder (default: the default model)")
     p.add_argument("--limit", type=int, help="evaluate only the first N documents")
+    p.add_argument("--answer-window", type=int, metavar="R", help="diagnostic: ask each question of only the sentence "
+                   "holding its answer and R sentences either side (misses left there are not the long read's)")
     p.add_argument("--conditions", default=",".join(conditions), help="comma-separated subset of " + ",".join(conditions))
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--batch-size", type=int, default=8)
