@@ -9,14 +9,13 @@ names and figures but not ordinary words.
 """
 from __future__ import annotations
 
-import re
-
-# a sentence ends at ., ! or ? before white space, or at a line break (list items, headers)
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
+from ..datasets.cloze import sentences as _paragraph_sentences
 
 
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_BREAK.split(text) if s.strip()]
+    """Sentences of a document, lines apart (list items and headers end at the line), split as
+    the cloze records split prose (abbreviations such as "Mr." do not end one)."""
+    return [s for line in text.splitlines() for s in _paragraph_sentences(" ".join(line.split()))]
 
 
 def _answers(qa: dict) -> list[str]:
