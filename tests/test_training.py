@@ -1,5 +1,6 @@
 """The trainer on the tiny model: losses fall on a memorisable document, and runs resume exactly."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -75,6 +76,16 @@ def test_config_rejects_unknown_fields(tmp_path):
     p.write_text("steps: 3\nstepz: 4\n")
     with pytest.raises(ValueError, match="stepz"):
         TrainConfig.from_file(p)
+
+
+def test_every_shipped_training_config_loads():
+    """A mistyped field in an example or ablation config fails here, not an hour into a run."""
+    root = Path(__file__).parent.parent / "examples"
+    paths = sorted(root.glob("*.yaml")) + sorted((root / "ablations").glob("*.yaml"))
+    assert len(paths) >= 10
+    for path in paths:
+        cfg = TrainConfig.from_file(path)
+        assert cfg.out_dir.startswith("runs/"), path
 
 
 def test_teacher_prefix_sharing_matches_plain_forward(tiny_model_dir):
