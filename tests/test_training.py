@@ -78,6 +78,17 @@ def test_config_rejects_unknown_fields(tmp_path):
         TrainConfig.from_file(p)
 
 
+def test_config_extends_another_and_overrides_its_fields(tmp_path):
+    (tmp_path / "base.yaml").write_text("steps: 3\nlr: 0.001\nout_dir: runs/base\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "branch.yaml").write_text("extends: ../base.yaml\nlr: 0.0005\nout_dir: runs/branch\n")
+    cfg = TrainConfig.from_file(tmp_path / "sub" / "branch.yaml")
+    assert (cfg.steps, cfg.lr, cfg.out_dir) == (3, 0.0005, "runs/branch")
+    (tmp_path / "base.yaml").write_text("extends: sub/branch.yaml\n")
+    with pytest.raises(ValueError, match="loops"):
+        TrainConfig.from_file(tmp_path / "sub" / "branch.yaml")
+
+
 def test_every_shipped_training_config_loads():
     """A mistyped field in an example or ablation config fails here, not an hour into a run."""
     root = Path(__file__).parent.parent / "examples"

@@ -140,13 +140,9 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "TrainConfig":
-        path = Path(path)
-        text = path.read_text()
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-            raw = yaml.safe_load(text) or {}
-        else:
-            raw = json.loads(text)
+        """A YAML or JSON config. `extends: FILE` (relative to this file) starts from another
+        config's fields and overrides them, so a branch states only what it changes."""
+        raw = _read_fields(Path(path))
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"{path}: unknown training config fields {sorted(unknown)}")
@@ -154,3 +150,18 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+
+def _read_fields(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A config file's fields, with those of the file it `extends` beneath them."""
+    path = path.resolve()
+    if path in seen:
+        raise ValueError(f"{path}: `extends` loops back to itself")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+        raw = yaml.safe_load(text) or {}
+    else:
+        raw = json.loads(text)
+    base = raw.pop("extends", None)
+    return {**_read_fields(path.parent / base, (*seen, path)), **raw} if base else raw
