@@ -1,8 +1,10 @@
 """The trainer on the tiny model: losses fall on a memorisable document, and runs resume exactly."""
 import json
+import math
 from pathlib import Path
 
 import pytest
+
 import torch
 
 from vllm_d2l.errors import ModelMismatch
@@ -342,6 +344,31 @@ def test_edits_objective_scores_departures_from_the_base_model_only(tiny_model_d
     assert stats["ce"] > full.item()  # the edits are the tokens the base model finds unlikely
     with pytest.raises(ValueError, match="top-k for every example"):
         batch_loss(model, tok.pad_token_id, qa_examples(tok, qa, 0), zero, 1.0, 1.0, edits=True)
+
+
+def test_topk_kl_with_its_tail_bucket_sees_mass_moved_off_the_teachers_tokens():
+    """Over the whole vocabulary both forms are the exact KL. Over the teacher's top-k, a student
+    that keeps the teacher's proportions there but moves mass to another token costs nothing
+    renormalised, and costs exactly the two-bucket KL with the tail."""
+    from vllm_d2l.training.objectives import topk_kl
+    torch.manual_seed(0)
+    t = torch.log_softmax(torch.randn(3, 10), -1)
+    s = torch.log_softmax(torch.randn(3, 10), -1)
+    exact = (t.exp() * (t - s)).sum(-1).mean()
+    assert topk_kl(t, s, tail=True) == pytest.approx(exact.item(), abs=1e-4)
+    assert topk_kl(t, s, tail=False) == pytest.approx(exact.item(), abs=1e-5)
+    t_top, idx = t.topk(4, dim=-1)
+    moved = t.clone()  # the same top-4 proportions, but a third of their mass on one other token
+    moved.scatter_(1, idx, t_top + math.log(2 / 3))
+    rest = torch.ones_like(t, dtype=torch.bool).scatter_(1, idx, False)
+    tail_t = t.exp()[rest].view(3, 6).sum(-1)
+    s_top = moved.gather(1, idx)
+    assert topk_kl(t_top, s_top, tail=False) == pytest.approx(0.0, abs=1e-6)
+    p_top = t_top.exp().sum(-1)
+    q_tail = 1 - s_top.exp().sum(-1)
+    two_bucket = (p_top * math.log(3 / 2) + tail_t * (tail_t.log() - q_tail.log())).mean()
+    assert topk_kl(t_top, s_top, tail=True) == pytest.approx(two_bucket.item(), rel=1e-4)
+    assert two_bucket > 0.05
 
 
 def test_resumed_run_takes_its_rates_from_the_config(tiny_model_dir, tmp_path):

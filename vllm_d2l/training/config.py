@@ -96,6 +96,10 @@ class TrainConfig:
     # Task mode: the teacher is the base model without the text; cross-entropy only where the
     # target departs from its first choice, KL to it (`kl_weight`) elsewhere (`objectives`)
     edits: bool = False
+    # KL over the teacher's top-k plus one bucket for every other token, so that probability the
+    # adapter moves off the teacher's candidates is paid for (`objectives.topk_kl`); off: both
+    # renormalised over the k tokens, as the task run was trained to step 3325
+    kl_tail: bool = False
     pretrain_prob: float = 0.0  # share of steps that use the reconstruction objective
     reconstruct_tokens: int = 48
     # Plain-text corpora (names in `datasets.corpora`) whose passages replace the training document

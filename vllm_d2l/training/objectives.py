@@ -2,7 +2,8 @@
 
 Context distillation: the teacher is the base model with the document in its prompt, the student
 is the same model with the adapter and no document; on the answer positions the student matches
-the teacher's top-k distribution (renormalised over those k tokens), plus a cross-entropy on the
+the teacher's top-k distribution (renormalised over those k tokens, or with one bucket more for
+all other tokens: `topk_kl`), plus a cross-entropy on the
 gold answer because a 135M teacher is often wrong.
 Reconstruction (pretraining, needs no questions): the student with the adapter must reproduce the
 start of the chunk it was generated from, given only a fixed instruction.
@@ -178,13 +179,38 @@ def student_logits(model, pad_id: int, examples: list[Example], factors: dict,
             [len(lb) for _, lb in per_example])
 
 
+def _log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for log-probabilities x < 0, kept finite where x rounds to 0."""
+    return torch.log(-torch.expm1(x.clamp(max=-1e-6)))
+
+
+def topk_kl(t_lp: torch.Tensor, s_lp: torch.Tensor, tail: bool = False) -> torch.Tensor:
+    """Mean KL(teacher || student) over rows of the teacher's top-k tokens.
+
+    t_lp, s_lp: [T, k] full-vocabulary log-probabilities of the teacher's top-k tokens.
+    tail=False: both renormalised over those k tokens. Mass the student moves to any other token is
+    then invisible: an adapter can raise a phrase's first word at every position ("Good luck!" as a
+    reply's first words, when it was asked for as the last) at no cost, and greedy decoding follows
+    it. tail=True: the k tokens plus one bucket that holds everything else, the exact KL between
+    the two distributions seen at that grain, so that mass is paid for.
+    """
+    if tail:
+        t_all = torch.cat([t_lp, _log1mexp(torch.logsumexp(t_lp, -1, keepdim=True))], dim=-1)  # [T, k+1]
+        s_all = torch.cat([s_lp, _log1mexp(torch.logsumexp(s_lp, -1, keepdim=True))], dim=-1)  # [T, k+1]
+    else:
+        t_all = F.log_softmax(t_lp, dim=-1)  # [T, k]
+        s_all = s_lp - torch.logsumexp(s_lp, dim=-1, keepdim=True)  # [T, k]
+    return (t_all.exp() * (t_all - s_all)).sum(-1).mean()
+
+
 def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_weight: float,
-               ce_weight: float, edits: bool = False) -> tuple[torch.Tensor, dict]:
+               ce_weight: float, edits: bool = False, kl_tail: bool = False) -> tuple[torch.Tensor, dict]:
     """Loss of a batch; `factors` hold one adapter per document: A [D, R, d_in], B [D, d_out, R].
 
     `edits`: the examples' teachers are the base model on the bare question; cross-entropy only on
     answer tokens that are not the teacher's first choice, KL to the teacher on the rest (the
     module docstring says why). Stats: "ce" (on the edits) and "kl" (on the rest), "edit_share".
+    `kl_tail`: the KL also sees the mass outside the teacher's top-k (`topk_kl`).
     """
     device = model.device
     logits, labels, sizes = student_logits(model, pad_id, examples, factors)
@@ -218,10 +244,8 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
         stats["edit_share"] = edit.float().mean().item()
     if kl_weight > 0 and any(with_teacher) and kl_rows.any():
         keep = kl_rows[rows]  # [T]: the teacher rows scored by KL
-        t_p = F.softmax(t_lp[keep], dim=-1)  # renormalised over the teacher's top-k
-        s_lp = torch.gather(logp[kl_rows], 1, idx[keep])
-        s_lp = s_lp - torch.logsumexp(s_lp, dim=-1, keepdim=True)
-        kl = (t_p * (F.log_softmax(t_lp[keep], dim=-1) - s_lp)).sum(-1).mean()
+        s_lp = torch.gather(logp[kl_rows], 1, idx[keep])  # [T, k] the student's full log-probs there
+        kl = topk_kl(t_lp[keep], s_lp, tail=kl_tail)
         loss = loss + kl_weight * kl
         stats["kl"] = kl.item()
     return loss, stats
