@@ -284,3 +284,26 @@ def test_records_without_the_extra_families_are_unchanged():
     digest = _records_digest(make_record)
     assert digest == _records_digest(lambda *a, **kw: make_record(*a, **kw, extra=False))
     assert digest == "ba08ff5ed2dbe62ebd4df240eb85e6cf5850afb16ec28ec131c3c6e5c81b5018"
+
+
+def test_near_miss_phrases_start_like_stock_ones_and_end_otherwise():
+    """`near_miss` makes some training openings and sign-offs stock phrases with one later word
+    changed: they start as a stock phrase does, are none of them, start like no eval value, and
+    their rewrites pass the checks; the draws of a run without it do not change."""
+    from vllm_d2l.datasets import tasks
+
+    stock = tasks._STOCK_OPENINGS + tasks._STOCK_SIGNOFFS
+    pools = set(stock + tasks._PHRASES["train"] + tasks._SIGNOFFS["train"])
+    for name in ("opening", "signoff"):
+        near = [draw_task(random.Random(i), "train", family=name, open_params=True, near_miss=True) for i in range(400)]
+        plain = [draw_task(random.Random(i), "train", family=name, open_params=True) for i in range(400)]
+        misses = [t.params["phrase"] for t in near
+                  if t.params["phrase"].split()[0] in {s.split()[0] for s in stock} and t.params["phrase"] not in pools]
+        assert 0.1 * len(near) < len(misses) < 0.4 * len(near), name
+        assert not {m.split()[0].lower().strip("!?.,:") for m in misses} & tasks._FIRST_EVAL_WORDS
+        evals = set(tasks._PHRASES["eval"] + tasks._SIGNOFFS["eval"])
+        assert not set(misses) & evals
+        for t in near:
+            assert t.check(t.comply("Tides rise twice a day. The moon pulls them.")), t.params
+        assert [t.params for t in plain] == [draw_task(random.Random(i), "train", family=name, open_params=True,
+                                                        near_miss=False).params for i in range(400)]

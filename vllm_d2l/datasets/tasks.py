@@ -141,14 +141,58 @@ _OPEN_MAKERS: dict[str, Callable[[random.Random], object]] = {
 }
 
 
+# Near misses of stock phrases (`split="near"`: open parameters, with half the composed openings and
+# sign-offs made this way). The step-3100 adapters wrote "Straight to the point:" when asked to open
+# with "Straight to it:", "Certainly!" for "Certainly.", "Good luck!" as a reply's first words: where
+# the phrase starts like a stock one, the model's own continuation wins over the text. Composed
+# phrases of open words never start that way, so training did not ask for the exact copy there; a
+# stock phrase with one later word changed ("Without further lanterns,", "See you then!") does.
+# Phrases that start like an eval value are left out, and the swapped-in words share none with one.
+_STOCK_OPENINGS = ["To be honest,", "Here's the thing:", "Without further ado,", "First things first:",
+                   "As a matter of fact,", "Believe it or not,", "Let me be clear:", "In my opinion,",
+                   "Once upon a time,", "Fun fact:", "Great question!", "No problem at all!", "Sure thing!",
+                   "For what it's worth,", "Guess what?", "Here goes nothing!", "Long time no see!",
+                   "What a day!", "Now then,", "All right, listen up:", "Simply put,", "Just so you know:"]
+_STOCK_SIGNOFFS = ["See you later!", "Take it easy.", "All the best!", "Have a nice weekend!", "Catch you later!",
+                   "Peace out.", "Stay safe.", "Enjoy your day!", "Thanks for reading!", "Hope that clears it up.",
+                   "Until we meet again.", "Happy learning!", "Keep it up!", "Best wishes to you.",
+                   "Sleep well, everyone.", "Have fun out there!", "Thanks again, Ada"]
+_FIRST_EVAL_WORDS = {v.split()[0].lower().strip("!?.,:") for pool in (_PHRASES, _SIGNOFFS, _CATCH) for v in pool["eval"]}
+_SMALL_WORDS = [w for w in ("now", "then", "here", "all", "more", "so", "too", "on", "up", "well", "back", "yet",
+                            "twice", "later", "first", "there", "away", "out") if w not in _EVAL_WORDS]
+
+
+def _near_miss(rng: random.Random, stock: list[str]) -> str:
+    """A stock phrase with one word after the first changed: to a small common word (a near miss
+    the model's own guess is closest to) or an open word, keeping the word's case and punctuation."""
+    phrase = rng.choice([p for p in stock if p.split()[0].lower().strip("!?.,:'s") not in _FIRST_EVAL_WORDS])
+    words = phrase.split()
+    i = rng.randrange(1, len(words))
+    core = re.match(r"^([A-Za-z']+)(.*)$", words[i])
+    new = rng.choice(_SMALL_WORDS if rng.random() < 0.5 else _OPEN_WORDS)
+    if core is None or core.group(1).lower() == new:
+        return phrase
+    words[i] = (new.capitalize() if core.group(1)[0].isupper() else new) + core.group(2)
+    return " ".join(words)
+
+
+_NEAR_MAKERS: dict[str, Callable[[random.Random], object]] = {
+    "phrase": lambda rng: _near_miss(rng, _STOCK_OPENINGS),
+    "signoff": lambda rng: _near_miss(rng, _STOCK_SIGNOFFS),
+}
+
+
 def _pool(pool: dict, split: str) -> list:
-    """The split's pool; "open" draws are training draws."""
-    return pool["train" if split == "open" else split]
+    """The split's pool; "open" and "near" draws are training draws."""
+    return pool["train" if split in ("open", "near") else split]
 
 
 def _param(rng: random.Random, pool: dict, split: str, kind: str):
-    """A value of a task parameter: from the split's pool, or (`split="open"`) half the time composed."""
-    if split == "open" and rng.random() < OPEN_SHARE:
+    """A value of a task parameter: from the split's pool, or (`split="open"`) half the time composed;
+    `split="near"` as "open", with half the composed openings and sign-offs near misses of stock ones."""
+    if split in ("open", "near") and rng.random() < OPEN_SHARE:
+        if split == "near" and kind in _NEAR_MAKERS and rng.random() < 0.5:
+            return _NEAR_MAKERS[kind](rng)
         return _OPEN_MAKERS[kind](rng)
     return rng.choice(_pool(pool, split))
 
@@ -916,11 +960,14 @@ def families(split: str, held_out: bool = False, extra: bool = False) -> list[st
 
 
 def draw_task(rng: random.Random, split: str, family: str | None = None, held_out_wording: bool = False,
-              composed: bool = False, open_params: bool = False, wide: bool = False, extra: bool = False) -> Task:
+              composed: bool = False, open_params: bool = False, wide: bool = False, extra: bool = False,
+              near_miss: bool = False) -> Task:
     """One task: training draws only the training families' first wordings (or, with `composed`,
     mostly composed ones, from the wide grammar with `wide`) and training pools (with `open_params`,
     half the phrases, words and keys composed instead); evaluation draws from the eval pools, with
-    the held-out wording when asked. `extra`: the family is drawn among `EXTRA_FAMILIES` too."""
+    the held-out wording when asked. `extra`: the family is drawn among `EXTRA_FAMILIES` too.
+    `near_miss` (with `open_params`): some composed openings and sign-offs are near misses of stock
+    phrases (`_near_miss`)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     name = family or rng.choice(families(split, extra=extra))
@@ -928,7 +975,7 @@ def draw_task(rng: random.Random, split: str, family: str | None = None, held_ou
     n = len(fam.wordings)
     if split == "train" and (held_out_wording or name in HELD_OUT_FAMILIES):
         raise ValueError("training never sees held-out wordings or families")
-    values = "open" if open_params and split == "train" else split
+    values = ("near" if near_miss else "open") if open_params and split == "train" else split
     if split == "train" and composed and _CORES.get(name) and rng.random() < COMPOSED_SHARE:
         if wide:
             imperative, statements = wide_wordings(name)
@@ -1027,17 +1074,18 @@ QUESTIONS_PER_RECORD = 2  # of the record's prompts, short questions (where the 
 
 def make_record(seed: int, index: int, replies: list[dict], split: str = "train",
                 families: list[str] | None = None, composed: bool = False, open_params: bool = False,
-                wide: bool = False, extra: bool = False) -> dict:
+                wide: bool = False, extra: bool = False, near_miss: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
     learnt on replies that must keep their answer as well as on open ones.
     `genre` is "task:<family>", so a wrong-document control is another task of the same family
     with other values: it differs in what the description says, not in its kind of rule.
-    `extra` adds `EXTRA_FAMILIES` to the families drawn from (when `families` does not name them)."""
+    `extra` adds `EXTRA_FAMILIES` to the families drawn from (when `families` does not name them);
+    `near_miss`: `draw_task`'s."""
     rng = random.Random(f"d2l-task:{seed}:{index}")
     task = draw_task(rng, split, family=rng.choice(families) if families else None, composed=composed,
-                     open_params=open_params, wide=wide, extra=extra)
+                     open_params=open_params, wide=wide, extra=extra, near_miss=near_miss)
     short = [r for r in replies if r.get("short")]
     open_ = [r for r in replies if not r.get("short")]
     n_open = PROMPTS_PER_RECORD - QUESTIONS_PER_RECORD

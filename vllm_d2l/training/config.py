@@ -50,6 +50,8 @@ class TrainConfig:
     # should help the reader transfer. Off keeps the stream byte for byte as before; the task
     # hold-out keeps the original families either way, so its curve reads across the switch.
     task_extra_families: bool = False
+    # some composed openings and sign-offs are near misses of stock phrases (`datasets.tasks._near_miss`)
+    task_near_miss: bool = False
     holdout_genres: list[str] = field(default_factory=list)  # never seen in training
     jsonl: list[str] = field(default_factory=list)  # extra {"text","qa"} files
     # An unbounded stream of fresh records instead of a fixed set: {source: weight}, sources
