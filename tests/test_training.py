@@ -341,6 +341,10 @@ def test_edits_objective_scores_departures_from_the_base_model_only(tiny_model_d
     full, _ = batch_loss(model, tok.pad_token_id, examples, zero, kl_weight=0.0, ce_weight=1.0)
     assert stats["edit_share"] == pytest.approx(edit.float().mean().item())
     assert stats["kl"] == pytest.approx(0.0, abs=1e-5)
+    off = 1 - torch.cat([e.teacher[1] for e in examples]).exp().sum(-1)  # the base model's own mass off its top-5
+    assert stats["off_topk"] == pytest.approx(off[~edit].mean().item(), abs=1e-4)
+    tail, tail_stats = batch_loss(model, tok.pad_token_id, examples, zero, 1.0, 1.0, edits=True, kl_tail=True)
+    assert tail_stats["kl"] == pytest.approx(0.0, abs=1e-4) and tail.item() == pytest.approx(loss.item(), abs=1e-4)
     assert stats["ce"] > full.item()  # the edits are the tokens the base model finds unlikely
     with pytest.raises(ValueError, match="top-k for every example"):
         batch_loss(model, tok.pad_token_id, qa_examples(tok, qa, 0), zero, 1.0, 1.0, edits=True)

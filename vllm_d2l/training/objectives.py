@@ -209,7 +209,8 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
 
     `edits`: the examples' teachers are the base model on the bare question; cross-entropy only on
     answer tokens that are not the teacher's first choice, KL to the teacher on the rest (the
-    module docstring says why). Stats: "ce" (on the edits) and "kl" (on the rest), "edit_share".
+    module docstring says why). Stats: "ce" (on the edits) and "kl" (on the rest), "edit_share",
+    "off_topk" (the student's probability outside the teacher's top-k where KL is taken).
     `kl_tail`: the KL also sees the mass outside the teacher's top-k (`topk_kl`).
     """
     device = model.device
@@ -248,4 +249,5 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
         kl = topk_kl(t_lp[keep], s_lp, tail=kl_tail)
         loss = loss + kl_weight * kl
         stats["kl"] = kl.item()
+        stats["off_topk"] = (1 - s_lp.detach().exp().sum(-1)).mean().item()  # the student's mass off the teacher's top-k
     return loss, stats
