@@ -4,7 +4,6 @@ import math
 from pathlib import Path
 
 import pytest
-
 import torch
 
 from vllm_d2l.errors import ModelMismatch

@@ -165,7 +165,7 @@ _SMALL_WORDS = [w for w in ("now", "then", "here", "all", "more", "so", "too", "
 def _near_miss(rng: random.Random, stock: list[str]) -> str:
     """A stock phrase with one word after the first changed: to a small common word (a near miss
     the model's own guess is closest to) or an open word, keeping the word's case and punctuation."""
-    phrase = rng.choice([p for p in stock if p.split()[0].lower().strip("!?.,:'s") not in _FIRST_EVAL_WORDS])
+    phrase = rng.choice([p for p in stock if p.split()[0].lower().strip("!?.,:") not in _FIRST_EVAL_WORDS])
     words = phrase.split()
     i = rng.randrange(1, len(words))
     core = re.match(r"^([A-Za-z']+)(.*)$", words[i])
