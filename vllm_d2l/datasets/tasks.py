@@ -158,6 +158,9 @@ _STOCK_SIGNOFFS = ["See you later!", "Take it easy.", "All the best!", "Have a n
                    "Until we meet again.", "Happy learning!", "Keep it up!", "Best wishes to you.",
                    "Sleep well, everyone.", "Have fun out there!", "Thanks again, Ada"]
 _FIRST_EVAL_WORDS = {v.split()[0].lower().strip("!?.,:") for pool in (_PHRASES, _SIGNOFFS, _CATCH) for v in pool["eval"]}
+# filtered once here, so a draw never meets a stock phrase that starts like an eval value
+_STOCK_OPENINGS, _STOCK_SIGNOFFS = ([p for p in stock if p.split()[0].lower().strip("!?.,:") not in _FIRST_EVAL_WORDS]
+                                    for stock in (_STOCK_OPENINGS, _STOCK_SIGNOFFS))
 _SMALL_WORDS = [w for w in ("now", "then", "here", "all", "more", "so", "too", "on", "up", "well", "back", "yet",
                             "twice", "later", "first", "there", "away", "out") if w not in _EVAL_WORDS]
 
@@ -165,7 +168,7 @@ _SMALL_WORDS = [w for w in ("now", "then", "here", "all", "more", "so", "too", "
 def _near_miss(rng: random.Random, stock: list[str]) -> str:
     """A stock phrase with one word after the first changed: to a small common word (a near miss
     the model's own guess is closest to) or an open word, keeping the word's case and punctuation."""
-    phrase = rng.choice([p for p in stock if p.split()[0].lower().strip("!?.,:") not in _FIRST_EVAL_WORDS])
+    phrase = rng.choice(stock)
     words = phrase.split()
     i = rng.randrange(1, len(words))
     core = re.match(r"^([A-Za-z']+)(.*)$", words[i])
