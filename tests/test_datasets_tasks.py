@@ -278,12 +278,13 @@ def _records_digest(make_record) -> str:
 
 def test_records_without_the_extra_families_are_unchanged():
     """Pinned before the extra families were added: with `extra` off a run's stream and task
-    hold-out are byte for byte what they were. Update the digest only for a deliberate change."""
+    hold-out are byte for byte what they were. Update the digest only for a deliberate change
+    (last: a word to include is quoted, from step 3925)."""
     from vllm_d2l.datasets.tasks import make_record
 
     digest = _records_digest(make_record)
     assert digest == _records_digest(lambda *a, **kw: make_record(*a, **kw, extra=False))
-    assert digest == "ba08ff5ed2dbe62ebd4df240eb85e6cf5850afb16ec28ec131c3c6e5c81b5018"
+    assert digest == "70a799ef144000c2e7e4ad80cbfb49299fbb9216537ceb5f892dc077992017ce"
 
 
 def test_near_miss_phrases_start_like_stock_ones_and_end_otherwise():
@@ -307,3 +308,23 @@ def test_near_miss_phrases_start_like_stock_ones_and_end_otherwise():
             assert t.check(t.comply("Tides rise twice a day. The moon pulls them.")), t.params
         assert [t.params for t in plain] == [draw_task(random.Random(i), "train", family=name, open_params=True,
                                                         near_miss=False).params for i in range(400)]
+
+
+def test_a_word_to_include_is_written_with_the_descriptions_own_tokens(default_model_dir):
+    """The rewrite quotes the word as the description does, so the reply repeats the very token ids
+    the adapter was written from (capitalised and leading, "pickle" became 'Pick', 'le')."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(default_model_dir)
+    rng = random.Random(7)
+    drawn = [draw_task(rng, "train", family="include_word", composed=True, open_params=True, wide=True)
+             for _ in range(150)]
+    drawn += [draw_task(rng, "eval", family="include_word", held_out_wording=True) for _ in range(20)]
+    for task in drawn:
+        desc = task.description
+        start = desc.index(f'"{task.params["word"]}"') + 1
+        end = start + len(task.params["word"])
+        enc = tok(desc, add_special_tokens=False, return_offsets_mapping=True)
+        word_ids = [i for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]) if a < end and b > start]
+        reply = tok(task.comply(REPLIES[0]), add_special_tokens=False)["input_ids"]
+        assert any(reply[k:k + len(word_ids)] == word_ids for k in range(len(reply))), (desc, word_ids)

@@ -186,7 +186,7 @@ def test_best_snapshot_is_kept_and_a_fresh_run_resumes_from_it(tiny_model_dir, t
     trainer.run(progress=False)
     state = json.loads((tmp_path / "a" / "run" / "best" / "state.json").read_text())
     held = [r for r in trainer._log_rows() if "heldout_ce" in r]
-    assert len(held) == 2 and state["step"] == min(held, key=Trainer.score)["step"]  # lower is better
+    assert len(held) == 2 and state["step"] == min(held, key=trainer.score)["step"]  # lower is better
     assert "heldout_content_gap_ce" in state
     fresh = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6, hypernet=net,
                            resume_from=str(tmp_path / "a" / "run" / "best")))
@@ -238,7 +238,7 @@ def test_best_snapshot_ignores_scores_from_before_the_hold_out_changed(tiny_mode
     trainer.run(progress=False)
     state = json.loads((run / "best" / "state.json").read_text())
     held = [r for r in trainer._log_rows() if "heldout_ce" in r]
-    assert state["step"] == min(held, key=Trainer.score)["step"] >= 2
+    assert state["step"] == min(held, key=trainer.score)["step"] >= 2
 
 
 def test_best_snapshot_is_kept_when_a_later_evaluation_is_worse_than_it(tiny_model_dir, tmp_path):
@@ -614,3 +614,34 @@ def test_a_run_naming_corpora_refuses_to_start_without_them(tiny_model_dir, tmp_
         Trainer(config(tmp_path, tiny_model_dir, corpora=["austen", "pydoc"]))
     assert not (tmp_path / "run").exists()  # nothing written before the check
     Trainer(config(tmp_path, tiny_model_dir, corpora=["pydoc"]))
+
+
+def test_task_hold_out_scores_its_short_questions_apart_and_the_keep_weight_counts_them(tiny_model_dir, tmp_path):
+    """The task hold-out's short questions ("What is the capital of Spain?") are also scored alone
+    (`task_short`, a probe outside the overall figures) under ids of their own, so the teacher
+    cached for the whole record is not reused; `keep_weight` adds their loss to the choice."""
+    from vllm_d2l.datasets.short_questions import questions
+    from vllm_d2l.training.trainer import short_questions_only
+
+    asked = questions()[:4]
+    replies = tmp_path / "replies.jsonl"
+    rows = [{"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is fine."} for i in range(4)]
+    rows += [{"prompt": q["q"], "reply": f"It is {q['short']}", "short": q["short"]} for q in asked]
+    replies.write_text("\n".join(json.dumps(r) for r in rows))
+    cfg = config(tmp_path, tiny_model_dir, jsonl=[], stream={"tasks": 1.0}, task_replies=str(replies),
+                 task_families=["opening"], heldout_tasks=4, edits=True, kl_weight=1.0, batch_docs=2,
+                 hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2})
+    trainer = Trainer(cfg)
+    cut = short_questions_only(trainer.heldout)
+    assert len(cut) == 4 and all(len(r["qa"]) == 2 and r["id"].endswith("#short") for r in cut)
+    assert all(x["q"] in {q["q"] for q in asked} for r in cut for x in r["qa"])
+    row = trainer.evaluate()
+    full = trainer._evaluate_group(trainer.heldout)
+    assert row["heldout_task_ce"] == pytest.approx(sum(full["ce"]) / len(full["ce"]))  # the probe adds nothing to it
+    alone = trainer._evaluate_group(cut)
+    assert row["heldout_task_short_ce"] == pytest.approx(sum(alone["ce"]) / len(alone["ce"]))
+    assert row["heldout_task_short_ce"] != pytest.approx(row["heldout_task_ce"])
+    plain = trainer.score(row)
+    trainer.cfg.keep_weight = 2.0
+    assert trainer.score(row) == pytest.approx(plain + 2.0 * row["heldout_task_short_ce"])
+    assert trainer.score({k: v for k, v in row.items() if "short" not in k}) == float("inf")  # never chosen without it

@@ -349,6 +349,13 @@ def _include_check(r: str, p: dict) -> bool:
     return re.search(rf"\b{re.escape(p['word'])}\b", r, re.IGNORECASE) is not None
 
 
+def _include_comply(r: str, p: dict) -> str:
+    """The word quoted, as every wording quotes it, so the reply carries the description's own
+    tokens ('"', 'pickle'). Capitalised and leading ("Pickle! ..."), it became other tokens
+    ('Pick', 'le') that the adapters had to spell anew: at step 3800 they wrote "Pipa!" for it."""
+    return f"Word of the day: \"{p['word']}\". {r.strip()}"
+
+
 def _exclaim_check(r: str, p: dict) -> bool:
     text = r.strip()
     return bool(text) and text.endswith("!") and re.search(r"\.(\s|$)", text) is None
@@ -426,7 +433,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            ("Use the word \"{word}\" in every reply.", "Each answer must contain the word \"{word}\".",
             "Work the word \"{word}\" into what you say.", "Make sure \"{word}\" appears in your answer."),
            lambda rng, split: {"word": _param(rng, _INCLUDE, split, "word")}, _include_check,
-           lambda r, p: f"{p['word'].capitalize()}! {r.strip()}"),
+           _include_comply),
     Family("exclaim",
            ("End every sentence with an exclamation mark.", "Use exclamation marks instead of full stops.",
             "Write excitedly: each sentence ends with \"!\".", "No full stops: finish each sentence with an exclamation point."),

@@ -58,25 +58,29 @@ QA_CHECK = [
 ]
 
 
-def qa_check(generator, factors_by_task: dict, max_new_tokens: int = 32, batch_size: int = 8) -> dict:
-    """Accuracy on `QA_CHECK` without an adapter and with each task's adapter (answer contained,
-    any listed form, case-insensitive), and the adapters' mean as a share of the base model's."""
+def answered(model, tok, questions: list[tuple[str, str]], factors: dict | None = None,
+             max_new_tokens: int = 32, batch_size: int = 8) -> tuple[list[bool], list[str]]:
+    """Greedy replies to bare questions (with one adapter's factors, or none) and whether each
+    contains its answer (any "|"-separated form, case-insensitive, on word boundaries)."""
     from .metrics import contains
 
+    prompts = [render(tok, task_messages("none", "", q)) for q, _ in questions]
+    outputs = generate(model, tok, prompts, max_new_tokens, batch_size, factors)
+    return [any(contains(o, a) for a in gold.split("|")) for o, (_, gold) in zip(outputs, questions)], outputs
+
+
+def qa_check(generator, factors_by_task: dict, max_new_tokens: int = 32, batch_size: int = 8) -> dict:
+    """Accuracy on `QA_CHECK` without an adapter and with each task's adapter, and the adapters'
+    mean as a share of the base model's."""
     model, tok = generator.model, generator.tokenizer
-    prompts = [render(tok, task_messages("none", "", q)) for q, _ in QA_CHECK]
-
-    def accuracy(outputs: list[str]) -> float:
-        return sum(any(contains(o, a) for a in gold.split("|")) for o, (_, gold) in zip(outputs, QA_CHECK)) / len(QA_CHECK)
-
-    outputs = {"base": generate(model, tok, prompts, max_new_tokens, batch_size)}
-    outputs.update({t: generate(model, tok, prompts, max_new_tokens, batch_size, f) for t, f in factors_by_task.items()})
-    base = accuracy(outputs["base"])
-    per_task = {t: accuracy(outputs[t]) for t in factors_by_task}
-    mean = sum(per_task.values()) / len(per_task) if per_task else None
+    runs = {"base": answered(model, tok, QA_CHECK, None, max_new_tokens, batch_size)}
+    runs.update({t: answered(model, tok, QA_CHECK, f, max_new_tokens, batch_size) for t, f in factors_by_task.items()})
+    accuracy = {t: sum(ok) / len(ok) for t, (ok, _) in runs.items()}
+    base = accuracy.pop("base")
+    mean = sum(accuracy.values()) / len(accuracy) if accuracy else None
     return {"questions": len(QA_CHECK), "base_accuracy": base, "adapter_accuracy": mean,
-            "kept": mean / base if mean is not None and base else None, "per_task": per_task,
-            "outputs": outputs}
+            "kept": mean / base if mean is not None and base else None, "per_task": accuracy,
+            "outputs": {t: out for t, (_, out) in runs.items()}}
 
 
 def default_tasks(which: str) -> int:

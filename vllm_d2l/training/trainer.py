@@ -250,6 +250,8 @@ class Trainer:
         groups: dict[str, list[dict]] = {}
         for rec in self.heldout:
             groups.setdefault(source_of(rec), []).append(rec)
+        if "task" in groups:
+            groups["task_short"] = short_questions_only(groups["task"])
         out: dict[str, float] = {}
         totals: dict[str, list[float]] = {}
         for name, recs in groups.items():
@@ -313,11 +315,14 @@ class Trainer:
             with self.average.swapped_in(self.net) if use_average else contextlib.nullcontext():
                 checkpoint.save_snapshot(self.out / "best", self.net, state)
 
-    @staticmethod
-    def score(row: dict) -> float:
+    def score(self, row: dict) -> float:
         """How the best checkpoint is chosen, on the training hold-out only: the held-out answer
-        loss with the document's own adapter, less the content gap's reward (lower is better)."""
-        return row["heldout_ce"] - 0.5 * row["heldout_content_gap_ce"]
+        loss with the document's own adapter, less the content gap's reward, plus (task mode,
+        `keep_weight`) the loss on the short questions' answers (lower is better)."""
+        score = row["heldout_ce"] - 0.5 * row["heldout_content_gap_ce"]
+        if self.cfg.keep_weight:
+            score += self.cfg.keep_weight * row.get("heldout_task_short_ce", math.inf)
+        return score
 
     def _log_rows(self) -> list[dict]:
         path = self.out / "log.jsonl"
@@ -371,7 +376,18 @@ def wrong_document(records: list[dict]) -> list[int]:
     return out
 
 
-PROBES = ("open", "long")  # held-out sources scored apart (see `TrainConfig.heldout_open`, `heldout_long`)
+# held-out sources scored apart (see `TrainConfig.heldout_open`, `heldout_long`, `keep_weight`)
+PROBES = ("open", "long", "task_short")
+
+
+def short_questions_only(records: list[dict]) -> list[dict]:
+    """Task records cut to their short questions ("What is the capital of Spain?"), whose answers a
+    rule must keep; under their own ids, as the teacher's cache is keyed by a record's id."""
+    from ..datasets.short_questions import questions
+
+    asked = {q["q"] for q in questions()}
+    cut = [{**r, "id": f"{r['id']}#short", "qa": [x for x in r["qa"] if x["q"] in asked]} for r in records]
+    return [r for r in cut if r["qa"]]
 
 
 def source_of(rec: dict) -> str:
