@@ -271,6 +271,29 @@ def test_long_needle_holdout_uses_held_out_prose_of_the_asked_length():
     assert all(600 <= count(r["text"]) for r in recs) and all(qa["a"] in r["text"] for r in recs for qa in r["qa"])
 
 
+def test_validation_relations_are_neither_trained_nor_tested_and_feed_the_unseen_probe():
+    """The hold-out's `unseen` relations: none is a training template, a test relation, or a thing
+    composition could say (each has a word no training part or test relation uses); the probe's
+    records ask them only, over held-out prose."""
+    from vllm_d2l.datasets import relations
+    from vllm_d2l.datasets.cloze import _is_heldout
+
+    used = " ".join([h for h, _ in relations.HOLDERS] + list(relations.OPENINGS)
+                    + [t for says, asks, _ in relations.ATTRIBUTES + relations.EVERYDAY for t in (*says, *asks)]
+                    + [t for rel in needles.TEMPLATES + NEEDLES for t in rel[:2]]).lower()
+    words = lambda text: set(re.findall(r"[a-z']+", text.lower().replace("{s}", " ").replace("{a}", " ")))  # noqa: E731
+    for says, asks, *_ in needles.VALIDATION:
+        assert words(says) - set(re.findall(r"[a-z']+", used)), says  # a word nothing else has
+        assert not any(says == t[0] for t in needles.TEMPLATES + NEEDLES)
+    maker = needles.NeedleMaker(sources=["pydoc"], split="heldout", min_tokens=200, max_tokens=1000, label="unseen",
+                                templates=needles.VALIDATION)
+    recs = [maker.record(40_000, i) for i in range(6)]
+    asked = [re.compile(re.escape(a).replace(re.escape("{s}"), ".+")) for _, a, *_ in needles.VALIDATION]
+    assert all(r["genre"] == "unseen:pydoc" and any(t.fullmatch(qa["q"]) for t in asked) and qa["a"] in r["text"]
+               for r in recs for qa in r["qa"])
+    assert all(_is_heldout(u.name) for us, _ in maker.prose.by_source.values() for u in us)
+
+
 def test_near_miss_names_are_one_edit_from_a_real_one():
     """Open names include near misses of pool names ("Tobias" -> "Tobiah"): one letter after the
     first changed, added or dropped, never the name itself."""

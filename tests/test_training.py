@@ -138,11 +138,12 @@ def test_evaluation_compares_own_and_wrong_document(tiny_model_dir, tmp_path):
     assert opened["heldout_content_gap_ce"] == opened["heldout_wrong_doc_ce"] - opened["heldout_ce"]
 
 
-@pytest.mark.parametrize("probe, n", [("open", 4), ("long", 2)])
+@pytest.mark.parametrize("probe, n", [("open", 4), ("long", 2), ("unseen", 2)])
 def test_probe_holdouts_are_scored_apart(tiny_model_dir, tmp_path, probe, n):
-    """Open-valued and long held-out records get their own figures and leave the overall ones as
-    they were."""
-    extra = {"heldout_open": n} if probe == "open" else {"heldout_long": n, "heldout_long_tokens": (300, 500)}
+    """Open-valued, long and unseen-relation held-out records get their own figures and leave the
+    overall ones as they were."""
+    extra = {"open": {"heldout_open": n}, "long": {"heldout_long": n, "heldout_long_tokens": (300, 500)},
+             "unseen": {"heldout_unseen": n, "heldout_unseen_tokens": (200, 400)}}[probe]
     with_probe = Trainer(config(tmp_path / "a", tiny_model_dir, heldout_docs=2, **extra))
     assert [r["genre"].split(":")[0] for r in with_probe.heldout].count(probe) == n
     with_probe.net.open_(seed=1)
@@ -616,10 +617,10 @@ def test_a_run_naming_corpora_refuses_to_start_without_them(tiny_model_dir, tmp_
     Trainer(config(tmp_path, tiny_model_dir, corpora=["pydoc"]))
 
 
-def test_task_hold_out_scores_its_short_questions_apart_and_the_keep_weight_counts_them(tiny_model_dir, tmp_path):
+def test_task_hold_out_scores_its_short_questions_apart_and_the_probe_weight_counts_them(tiny_model_dir, tmp_path):
     """The task hold-out's short questions ("What is the capital of Spain?") are also scored alone
     (`task_short`, a probe outside the overall figures) under ids of their own, so the teacher
-    cached for the whole record is not reused; `keep_weight` adds their loss to the choice."""
+    cached for the whole record is not reused; `probe_weights` adds their loss to the choice."""
     from vllm_d2l.datasets.short_questions import questions
     from vllm_d2l.training.trainer import short_questions_only
 
@@ -642,6 +643,6 @@ def test_task_hold_out_scores_its_short_questions_apart_and_the_keep_weight_coun
     assert row["heldout_task_short_ce"] == pytest.approx(sum(alone["ce"]) / len(alone["ce"]))
     assert row["heldout_task_short_ce"] != pytest.approx(row["heldout_task_ce"])
     plain = trainer.score(row)
-    trainer.cfg.keep_weight = 2.0
+    trainer.cfg.probe_weights = {"task_short": 2.0}
     assert trainer.score(row) == pytest.approx(plain + 2.0 * row["heldout_task_short_ce"])
     assert trainer.score({k: v for k, v in row.items() if "short" not in k}) == float("inf")  # never chosen without it

@@ -46,6 +46,24 @@ TEMPLATES: tuple[tuple[str, str, str, str], ...] = (
     ("The ledger of {s} is stored in room {a}.", "In which room is the ledger of {s} stored?", "company", "room"),
     ("At {s} the first frost came on {a}.", "When did the first frost come at {s}?", "place", "date"),
 )
+# Relations held out of training and of the needle test alike (tested): the training hold-out's
+# `unseen` probe (`TrainConfig.heldout_unseen`) hides them in held-out prose, so that the choice of
+# a snapshot sees how well facts of relations never trained on are stored. The hold-out had only
+# the training relations, which every snapshot of the plateau stores almost perfectly (the long
+# documents' probe: 0.02-0.03 nats), while recall of the needle test's relations swung between
+# snapshots (step 16200: 100 / 90 / 87 % at 1x / 2x / 4x; 16600, better by the hold-out: 83 / 80 / 73 %).
+VALIDATION: tuple[tuple[str, str, str, str], ...] = (
+    ("The quarry at {s} blasts only on {a}.", "On which day does the quarry at {s} blast?", "place", "weekday"),
+    ("The ship's cat aboard the {s} is called {a}.", "What is the ship's cat aboard the {s} called?", "company", "first"),
+    ("The {s} signal box is staffed by {a}.", "Who staffs the {s} signal box?", "place", "person"),
+    ("The vineyard at {s} was planted in {a}.", "In which year was the vineyard at {s} planted?", "place", "year"),
+    ("The {s} curling league awards its trophy in {a}.", "When does the {s} curling league award its trophy?", "place", "month"),
+    ("The tunnel under {s} runs for {a}.", "How far does the tunnel under {s} run?", "place", "distance"),
+    ("The awning of the {s} ice rink is {a}.", "What colour is the awning of the {s} ice rink?", "place", "color"),
+    ("The kiln at {s} fires {a} pots a week.", "How many pots a week does the kiln at {s} fire?", "place", "count"),
+    ("The strongbox at the {s} tollhouse opens with {a}.", "What opens the strongbox at the {s} tollhouse?", "place", "code"),
+    ("The {s} beekeepers sell their honey for {a} a jar.", "For how much do the {s} beekeepers sell a jar of honey?", "place", "money"),
+)
 # up to four training chunks of prose: with 600 at most, a fact among 1,024 tokens (the needle
 # test's 4x) was recalled a third of the time against 78 % among 256
 MIN_TOKENS, MAX_TOKENS = 80, 1000
@@ -63,12 +81,15 @@ class NeedleMaker:
     """`split` "heldout" takes the prose from the corpora's held-out units (a training hold-out of
     long documents); the token range bounds the prose before the facts go in; `composed` is the
     share of facts from composed relations (0: the templates only, as every record drew before
-    composed relations existed); `everyday`: composed facts draw the ordinary-word attributes too."""
+    composed relations existed); `everyday`: composed facts draw the ordinary-word attributes too;
+    `templates`: the relations drawn otherwise (the hold-out's `unseen` probe passes `VALIDATION`)."""
 
     def __init__(self, tokenizer=None, sources: Sequence[str] | None = None, open_values: OpenValues | None = None,
                  split: str = "train", min_tokens: int = MIN_TOKENS, max_tokens: int = MAX_TOKENS,
-                 label: str = "needle", composed: float = 0.0, everyday: bool = False):
+                 label: str = "needle", composed: float = 0.0, everyday: bool = False,
+                 templates: Sequence[tuple[str, str, str, str]] = TEMPLATES):
         self.prose = cloze.ClozeMaker(sources, tokenizer, split, min_tokens, max_tokens)
+        self.templates = tuple(templates)
         self.open_values = open_values
         self.label = label
         self.composed = composed
@@ -87,7 +108,7 @@ class NeedleMaker:
         text = "\n\n".join(" ".join(g) for g in groups)
         inv = Inventor(rng, open_values=self.open_values)
         qa = []
-        for says, asks, s_kind, a_kind in rng.sample(TEMPLATES, rng.choice((1, 1, 2, 3))):
+        for says, asks, s_kind, a_kind in rng.sample(self.templates, rng.choice((1, 1, 2, 3))):
             if self.composed > 0 and rng.random() < self.composed:
                 sentence, question, answer, a_kind = compose(rng, inv.draw, self.everyday)
             else:

@@ -34,16 +34,22 @@ class TrainConfig:
     # apart as source "long", like "open"
     heldout_long: int = 0
     heldout_long_tokens: tuple[int, int] = (600, 1000)
+    # documents (`heldout_unseen_tokens`) of held-out prose with one to three facts of relations
+    # never trained on (`datasets.needles.VALIDATION`), scored apart: how facts of any relation are stored
+    heldout_unseen: int = 0
+    heldout_unseen_tokens: tuple[int, int] = (200, 1000)
     # The step at which the hold-out's records last changed (a data generator gained a format, say):
     # a best snapshot from before it is replaced by the next evaluation, as its score was taken on
     # other records and does not compare
     heldout_since: int = 0
     heldout_tasks: int = 0  # task descriptions (task mode): training families, unseen combinations
-    # weight of the task hold-out's loss on its short questions' answers alone (`task_short`, a
-    # probe) in the choice of the best snapshot. The overall loss can improve while the answers
-    # go: 3300 -> 3800 scored 0.785 -> 0.734 overall but 0.439 -> 0.529 on the short questions,
-    # and the QA check's answers kept fell from 88 to 74 %.
-    keep_weight: float = 0.0
+    # probes (held-out sources scored apart, `trainer.PROBES`) that also count in the choice of the
+    # best snapshot: each adds weight x its loss with the own adapter to the score. `task_short`:
+    # the task hold-out's short questions' answers alone; the overall loss can improve while the
+    # answers go (3300 -> 3800 scored 0.785 -> 0.734 overall but 0.439 -> 0.529 on the short
+    # questions, and the QA check's answers kept fell from 88 to 74 %). `unseen`: facts of
+    # relations never trained on (`heldout_unseen`).
+    probe_weights: dict[str, float] = field(default_factory=dict)
     task_replies: str | None = None  # the base model's replies the task targets rewrite (None: packaged)
     task_families: list[str] = field(default_factory=list)  # restrict the "tasks" source (empty: all training families)
     task_composed_wordings: bool = False  # most task records worded by `datasets.tasks.composed_wordings`

@@ -48,6 +48,16 @@ def long_heldout(cfg: TrainConfig, tokenizer=None) -> list[dict]:
     return [maker.record(cfg.seed + 30_000, i) for i in range(cfg.heldout_long)]
 
 
+def unseen_heldout(cfg: TrainConfig, tokenizer=None) -> list[dict]:
+    """Needle records of relations never trained on (`needles.VALIDATION`) over held-out prose of
+    `heldout_unseen_tokens`: genre "unseen:<source>"."""
+    from ..datasets.needles import VALIDATION, NeedleMaker
+
+    lo, hi = cfg.heldout_unseen_tokens
+    maker = NeedleMaker(tokenizer, split="heldout", min_tokens=lo, max_tokens=hi, label="unseen", templates=VALIDATION)
+    return [maker.record(cfg.seed + 40_000, i) for i in range(cfg.heldout_unseen)]
+
+
 def load_records(cfg: TrainConfig, tokenizer=None) -> tuple[list[dict], list[dict]]:
     """(train, held-out). Held-out documents come from genres never used for training."""
     train, heldout = [], []
@@ -73,6 +83,8 @@ def load_records(cfg: TrainConfig, tokenizer=None) -> tuple[list[dict], list[dic
         heldout += open_heldout(cfg, tokenizer)
     if cfg.heldout_long:
         heldout += long_heldout(cfg, tokenizer)
+    if cfg.heldout_unseen:
+        heldout += unseen_heldout(cfg, tokenizer)
     if cfg.heldout_tasks:
         from ..datasets import tasks
 

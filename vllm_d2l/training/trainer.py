@@ -317,11 +317,11 @@ class Trainer:
 
     def score(self, row: dict) -> float:
         """How the best checkpoint is chosen, on the training hold-out only: the held-out answer
-        loss with the document's own adapter, less the content gap's reward, plus (task mode,
-        `keep_weight`) the loss on the short questions' answers (lower is better)."""
+        loss with the document's own adapter, less the content gap's reward, plus the weighted
+        losses of the probes in `probe_weights` (lower is better; a row without one never wins)."""
         score = row["heldout_ce"] - 0.5 * row["heldout_content_gap_ce"]
-        if self.cfg.keep_weight:
-            score += self.cfg.keep_weight * row.get("heldout_task_short_ce", math.inf)
+        for name, weight in self.cfg.probe_weights.items():
+            score += weight * row.get(f"heldout_{name}_ce", math.inf)
         return score
 
     def _log_rows(self) -> list[dict]:
@@ -376,8 +376,9 @@ def wrong_document(records: list[dict]) -> list[int]:
     return out
 
 
-# held-out sources scored apart (see `TrainConfig.heldout_open`, `heldout_long`, `keep_weight`)
-PROBES = ("open", "long", "task_short")
+# held-out sources scored apart (see `TrainConfig.heldout_open`, `heldout_long`, `heldout_unseen`,
+# `probe_weights`)
+PROBES = ("open", "long", "unseen", "task_short")
 
 
 def short_questions_only(records: list[dict]) -> list[dict]:
@@ -391,7 +392,7 @@ def short_questions_only(records: list[dict]) -> list[dict]:
 
 
 def source_of(rec: dict) -> str:
-    """The data source a record comes from: "realistic", "cloze", "task", "open", "long" or "synthetic"."""
+    """The data source a record comes from: "realistic", "cloze", "task", "open", "long", "unseen" or "synthetic"."""
     genre = str(rec.get("genre") or "")
     return genre.split(":", 1)[0] if ":" in genre else "synthetic"
 
