@@ -646,3 +646,24 @@ def test_task_hold_out_scores_its_short_questions_apart_and_the_probe_weight_cou
     trainer.cfg.probe_weights = {"task_short": 2.0}
     assert trainer.score(row) == pytest.approx(plain + 2.0 * row["heldout_task_short_ce"])
     assert trainer.score({k: v for k, v in row.items() if "short" not in k}) == float("inf")  # never chosen without it
+
+
+def test_exact_share_is_the_share_of_answers_greedy_decoding_writes(tiny_model_dir):
+    """`exact` counts an answer when greedy decoding from its question writes it token for token:
+    the model's own greedy reply is exact, the same reply with its last token changed is not."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from vllm_d2l.prompts import question_messages, render
+    from vllm_d2l.training.objectives import Example, batch_loss
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompts = [render(tok, question_messages(q)) for q in ("Who runs the lathe?", "Where is the sale?")]
+    greedy = [model.generate(input_ids=torch.tensor([p]), max_new_tokens=5, min_new_tokens=5, do_sample=False,
+                             pad_token_id=tok.pad_token_id)[0, len(p):].tolist() for p in prompts]
+    assert all(len(g) == 5 for g in greedy)
+    changed = greedy[1][:-1] + [(greedy[1][-1] + 1) % len(tok)]
+    zero = {f"model.layers.{l}.mlp.down_proj": (torch.zeros(1, 2, 128), torch.zeros(1, 64, 2)) for l in range(2)}
+    _, own = batch_loss(model, tok.pad_token_id, [Example(p, g, 0) for p, g in zip(prompts, greedy)], zero, 0.0, 1.0)
+    _, mixed = batch_loss(model, tok.pad_token_id, [Example(prompts[0], greedy[0], 0), Example(prompts[1], changed, 0)],
+                          zero, 0.0, 1.0)
+    assert own["exact"] == 1.0 and mixed["exact"] == 0.5

@@ -210,7 +210,8 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
     `edits`: the examples' teachers are the base model on the bare question; cross-entropy only on
     answer tokens that are not the teacher's first choice, KL to the teacher on the rest (the
     module docstring says why). Stats: "ce" (on the edits) and "kl" (on the rest), "edit_share",
-    "off_topk" (the student's probability outside the teacher's top-k where KL is taken).
+    "off_topk" (the student's probability outside the teacher's top-k where KL is taken), "exact"
+    (the share of answers greedy decoding would reply word for word).
     `kl_tail`: the KL also sees the mass outside the teacher's top-k (`topk_kl`).
     """
     device = model.device
@@ -232,6 +233,14 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
         scored, kl_rows = ~is_rec, rows
     loss = logits.new_zeros(())
     stats: dict[str, float] = {}
+    # Greedy decoding writes the gold answer (and its end) exactly when every answer token is the
+    # student's first choice given the gold tokens before it: the share of such answers is the
+    # exact-match accuracy of greedy replies, at no cost beyond this pass. The loss can miss what it
+    # sees: a wrong first token costs a few nats on one token of an answer's several.
+    firsts = (logits.detach().argmax(-1) == labels).split(sizes)
+    exact = [bool(hit.all()) for hit, e in zip(firsts, examples) if not e.reconstruct]
+    if exact:
+        stats["exact"] = sum(exact) / len(exact)
     if scored.any():
         w = torch.cat([torch.full((n,), e.weight) for n, e in zip(sizes, examples)]).to(device)[scored]  # [S]
         ce = (nll[scored] * w).sum() / w.sum()

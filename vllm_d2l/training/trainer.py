@@ -277,7 +277,7 @@ class Trainer:
                 others = [heldout[partner[b * size + i]] for i in range(len(recs))]
                 _, stats = self.batch_loss(recs, rng, [False] * len(recs), adapter_from=others if wrong else None)
                 for k, v in stats.items():
-                    if k in ("ce", "kl", "off_topk"):
+                    if k in ("ce", "kl", "off_topk", "exact"):
                         per_batch.setdefault(tag + k, []).append(v)
         return per_batch
 
