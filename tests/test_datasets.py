@@ -294,6 +294,24 @@ def test_validation_relations_are_neither_trained_nor_tested_and_feed_the_unseen
     assert all(_is_heldout(u.name) for us, _ in maker.prose.by_source.values() for u in us)
 
 
+def test_the_selection_set_is_written_apart_from_the_reported_hand_written_sets():
+    """Documents to choose snapshots by (`TrainConfig.heldout_files`): every answer stated in its
+    document, and no document, question or distinctive answer shared with the two hand-written sets
+    the README reports."""
+    import json
+    from pathlib import Path
+
+    root = Path(needles.__file__).parent
+    load = lambda name: [json.loads(l) for l in (root / name).read_text().splitlines() if l.strip()]  # noqa: E731
+    select, reported = load("handwritten_select.jsonl"), load("handwritten.jsonl") + load("handwritten_b.jsonl")
+    assert len(select) >= 12 and sum(len(r["qa"]) for r in select) >= 70
+    assert all(qa["a"] in r["text"] and len(r["text"].split()) >= 60 for r in select for qa in r["qa"])
+    texts = " ".join(r["text"] for r in reported)
+    assert not {qa["q"] for r in select for qa in r["qa"]} & {qa["q"] for r in reported for qa in r["qa"]}
+    assert not [qa["a"] for r in select for qa in r["qa"] if len(qa["a"]) > 8 and qa["a"] in texts]
+    assert not {r["id"] for r in select} & {r["id"] for r in reported}
+
+
 def test_near_miss_names_are_one_edit_from_a_real_one():
     """Open names include near misses of pool names ("Tobias" -> "Tobiah"): one letter after the
     first changed, added or dropped, never the name itself."""

@@ -138,12 +138,14 @@ def test_evaluation_compares_own_and_wrong_document(tiny_model_dir, tmp_path):
     assert opened["heldout_content_gap_ce"] == opened["heldout_wrong_doc_ce"] - opened["heldout_ce"]
 
 
-@pytest.mark.parametrize("probe, n", [("open", 4), ("long", 2), ("unseen", 2)])
+@pytest.mark.parametrize("probe, n", [("open", 4), ("long", 2), ("unseen", 2), ("select", 12)])
 def test_probe_holdouts_are_scored_apart(tiny_model_dir, tmp_path, probe, n):
-    """Open-valued, long and unseen-relation held-out records get their own figures and leave the
-    overall ones as they were."""
+    """Open-valued, long, unseen-relation and hand-written selection records get their own figures
+    and leave the overall ones as they were."""
+    select = str(Path(__file__).parent.parent / "vllm_d2l" / "datasets" / "handwritten_select.jsonl")
     extra = {"open": {"heldout_open": n}, "long": {"heldout_long": n, "heldout_long_tokens": (300, 500)},
-             "unseen": {"heldout_unseen": n, "heldout_unseen_tokens": (200, 400)}}[probe]
+             "unseen": {"heldout_unseen": n, "heldout_unseen_tokens": (200, 400)},
+             "select": {"heldout_files": [select]}}[probe]
     with_probe = Trainer(config(tmp_path / "a", tiny_model_dir, heldout_docs=2, **extra))
     assert [r["genre"].split(":")[0] for r in with_probe.heldout].count(probe) == n
     with_probe.net.open_(seed=1)

@@ -85,6 +85,8 @@ def load_records(cfg: TrainConfig, tokenizer=None) -> tuple[list[dict], list[dic
         heldout += long_heldout(cfg, tokenizer)
     if cfg.heldout_unseen:
         heldout += unseen_heldout(cfg, tokenizer)
+    for path in cfg.heldout_files:
+        heldout += [{**r, "genre": f"select:{r.get('genre') or 'document'}"} for r in _read_jsonl(path)]
     if cfg.heldout_tasks:
         from ..datasets import tasks
 

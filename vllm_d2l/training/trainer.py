@@ -377,8 +377,8 @@ def wrong_document(records: list[dict]) -> list[int]:
 
 
 # held-out sources scored apart (see `TrainConfig.heldout_open`, `heldout_long`, `heldout_unseen`,
-# `probe_weights`)
-PROBES = ("open", "long", "unseen", "task_short")
+# `heldout_files`, `probe_weights`)
+PROBES = ("open", "long", "unseen", "select", "task_short")
 
 
 def short_questions_only(records: list[dict]) -> list[dict]:
@@ -392,7 +392,8 @@ def short_questions_only(records: list[dict]) -> list[dict]:
 
 
 def source_of(rec: dict) -> str:
-    """The data source a record comes from: "realistic", "cloze", "task", "open", "long", "unseen" or "synthetic"."""
+    """The data source a record comes from: "realistic", "cloze", "task", "open", "long", "unseen",
+    "select" or "synthetic"."""
     genre = str(rec.get("genre") or "")
     return genre.split(":", 1)[0] if ":" in genre else "synthetic"
 
