@@ -648,6 +648,9 @@ def test_task_hold_out_scores_its_short_questions_apart_and_the_probe_weight_cou
     trainer.cfg.probe_weights = {"task_short": 2.0}
     assert trainer.score(row) == pytest.approx(plain + 2.0 * row["heldout_task_short_ce"])
     assert trainer.score({k: v for k, v in row.items() if "short" not in k}) == float("inf")  # never chosen without it
+    trainer.cfg.probe_weights = {"task_short_exact": -1.0}  # a share to raise, named with its statistic
+    assert trainer.score(row) == pytest.approx(plain - row["heldout_task_short_exact"])
+    assert trainer.score({k: v for k, v in row.items() if "exact" not in k}) == float("inf")
 
 
 def test_exact_share_is_the_share_of_answers_greedy_decoding_writes(tiny_model_dir):

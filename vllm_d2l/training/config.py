@@ -49,7 +49,8 @@ class TrainConfig:
     heldout_since: int = 0
     heldout_tasks: int = 0  # task descriptions (task mode): training families, unseen combinations
     # probes (held-out sources scored apart, `trainer.PROBES`) that also count in the choice of the
-    # best snapshot: each adds weight x its loss with the own adapter to the score. `task_short`:
+    # best snapshot: each adds weight x its loss with the own adapter to the score, or, named with
+    # its statistic ("select_exact"), weight x that (a negative weight for a share to raise). `task_short`:
     # the task hold-out's short questions' answers alone; the overall loss can improve while the
     # answers go (3300 -> 3800 scored 0.785 -> 0.734 overall but 0.439 -> 0.529 on the short
     # questions, and the QA check's answers kept fell from 88 to 74 %). `unseen`: facts of

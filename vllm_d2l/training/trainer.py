@@ -321,7 +321,10 @@ class Trainer:
         losses of the probes in `probe_weights` (lower is better; a row without one never wins)."""
         score = row["heldout_ce"] - 0.5 * row["heldout_content_gap_ce"]
         for name, weight in self.cfg.probe_weights.items():
-            score += weight * row.get(f"heldout_{name}_ce", math.inf)
+            value = row.get(f"heldout_{name}" if name.endswith(("_ce", "_exact")) else f"heldout_{name}_ce")
+            if value is None:
+                return math.inf
+            score += weight * value
         return score
 
     def _log_rows(self) -> list[dict]:
