@@ -37,12 +37,12 @@ class TrainConfig:
     # documents (`heldout_unseen_tokens`) of held-out prose with one to three facts of relations
     # never trained on (`datasets.needles.VALIDATION`), scored apart: how facts of any relation are stored
     heldout_unseen: int = 0
+    heldout_unseen_tokens: tuple[int, int] = (200, 1000)
     # {"text","qa"} JSONL files of documents written by people (not by a generator of ours), scored
     # apart as the probe `select`: a set to choose snapshots by, kept apart from the reported sets.
     # The template hold-out picked step 16600 over 16200, which lost 10 to 3 questions on the
     # hand-written set and 15 to 3 needles of the needle test's relations.
     heldout_files: list[str] = field(default_factory=list)
-    heldout_unseen_tokens: tuple[int, int] = (200, 1000)
     # The step at which the hold-out's records last changed (a data generator gained a format, say):
     # a best snapshot from before it is replaced by the next evaluation, as its score was taken on
     # other records and does not compare

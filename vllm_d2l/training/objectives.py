@@ -235,8 +235,8 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
     stats: dict[str, float] = {}
     # Greedy decoding writes the gold answer (and its end) exactly when every answer token is the
     # student's first choice given the gold tokens before it: the share of such answers is the
-    # exact-match accuracy of greedy replies, at no cost beyond this pass. The loss can miss what it
-    # sees: a wrong first token costs a few nats on one token of an answer's several.
+    # exact-match accuracy of greedy replies, at no cost beyond this pass. It sees what the loss can
+    # miss: a wrong first token costs a few nats on one token of an answer's several.
     firsts = (logits.detach().argmax(-1) == labels).split(sizes)
     exact = [bool(hit.all()) for hit, e in zip(firsts, examples) if not e.reconstruct]
     if exact:
