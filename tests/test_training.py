@@ -138,7 +138,7 @@ def test_evaluation_compares_own_and_wrong_document(tiny_model_dir, tmp_path):
     assert opened["heldout_content_gap_ce"] == opened["heldout_wrong_doc_ce"] - opened["heldout_ce"]
 
 
-@pytest.mark.parametrize("probe, n", [("open", 4), ("long", 2), ("unseen", 2), ("select", 12)])
+@pytest.mark.parametrize("probe, n", [("open", 4), ("long", 2), ("unseen", 2), ("select", 20)])
 def test_probe_holdouts_are_scored_apart(tiny_model_dir, tmp_path, probe, n):
     """Open-valued, long, unseen-relation and hand-written selection records get their own figures
     and leave the overall ones as they were."""
