@@ -279,7 +279,7 @@ def _records_digest(make_record) -> str:
 def test_records_without_the_extra_families_are_unchanged():
     """Pinned before the extra families were added: with `extra` off a run's stream and task
     hold-out are byte for byte what they were. Update the digest only for a deliberate change
-    (last: a word to include is quoted, from step 3925)."""
+    (last: a word to include is quoted, from step 4000)."""
     from vllm_d2l.datasets.tasks import make_record
 
     digest = _records_digest(make_record)
