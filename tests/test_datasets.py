@@ -304,7 +304,7 @@ def test_the_selection_set_is_written_apart_from_the_reported_hand_written_sets(
     root = Path(needles.__file__).parent
     load = lambda name: [json.loads(l) for l in (root / name).read_text().splitlines() if l.strip()]  # noqa: E731
     select, reported = load("handwritten_select.jsonl"), load("handwritten.jsonl") + load("handwritten_b.jsonl")
-    assert len(select) >= 20 and sum(len(r["qa"]) for r in select) >= 120
+    assert len(select) >= 40 and sum(len(r["qa"]) for r in select) >= 240
     assert all(qa["a"] in r["text"] and len(r["text"].split()) >= 60 for r in select for qa in r["qa"])
     texts = " ".join(r["text"] for r in reported)
     assert not {qa["q"] for r in select for qa in r["qa"]} & {qa["q"] for r in reported for qa in r["qa"]}

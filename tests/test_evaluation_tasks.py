@@ -31,21 +31,28 @@ def test_sets_draw_held_out_wordings_and_families():
         build_items("genres", 1, 1)
 
 
-def test_fresh_wordings_are_never_trained_on():
-    """The fresh set is written apart from the training grammar: none of its templates is a fixed,
-    composed or wide training wording, and each names its family's values."""
+@pytest.mark.parametrize("which", ["fresh", "select"])
+def test_written_wordings_are_never_trained_on(which):
+    """The fresh set (reported) and the selection set (the task run's choice of snapshot) are written
+    apart from the training grammar: none of their templates is a fixed, composed or wide training
+    wording, the selection set shares none with the reported ones, and each names its family's values."""
     import string
     from vllm_d2l.datasets.fresh_wordings import FRESH_WORDINGS
+    from vllm_d2l.datasets.select_wordings import SELECT_WORDINGS
     from vllm_d2l.datasets.tasks import composed_wordings, families, wide_wordings
 
-    assert set(FRESH_WORDINGS) == set(FAMILIES)
-    for name, fresh in FRESH_WORDINGS.items():
+    written = {"fresh": FRESH_WORDINGS, "select": SELECT_WORDINGS}[which]
+    norm = lambda ws: {w.strip().lower() for w in ws}  # noqa: E731
+    assert set(written) == set(FAMILIES)
+    for name, mine in written.items():
         trained = set(FAMILIES[name].wordings[:-1])
         if name in families("train"):
             trained |= set(composed_wordings(name)) | set(wide_wordings(name)[0]) | set(wide_wordings(name)[1])
-        assert trained.isdisjoint(fresh) and len(fresh) >= 3
+        assert norm(trained).isdisjoint(norm(mine)) and len(mine) >= (3 if which == "fresh" else 2)
+        if which == "select":
+            assert norm(mine).isdisjoint(norm(FRESH_WORDINGS[name]) | norm(FAMILIES[name].wordings[-1:]))
         want = {f for _, f, _, _ in string.Formatter().parse(FAMILIES[name].wordings[0]) if f}
-        assert all({f for _, f, _, _ in string.Formatter().parse(w) if f} == want for w in fresh), name
+        assert all({f for _, f, _, _ in string.Formatter().parse(w) if f} == want for w in mine), name
 
 
 def test_conditions_place_the_description():

@@ -138,7 +138,7 @@ def test_evaluation_compares_own_and_wrong_document(tiny_model_dir, tmp_path):
     assert opened["heldout_content_gap_ce"] == opened["heldout_wrong_doc_ce"] - opened["heldout_ce"]
 
 
-@pytest.mark.parametrize("probe, n", [("open", 4), ("long", 2), ("unseen", 2), ("select", 20)])
+@pytest.mark.parametrize("probe, n", [("open", 4), ("long", 2), ("unseen", 2), ("select", 40)])
 def test_probe_holdouts_are_scored_apart(tiny_model_dir, tmp_path, probe, n):
     """Open-valued, long, unseen-relation and hand-written selection records get their own figures
     and leave the overall ones as they were."""
@@ -651,6 +651,35 @@ def test_task_hold_out_scores_its_short_questions_apart_and_the_probe_weight_cou
     trainer.cfg.probe_weights = {"task_short_exact": -1.0}  # a share to raise, named with its statistic
     assert trainer.score(row) == pytest.approx(plain - row["heldout_task_short_exact"])
     assert trainer.score({k: v for k, v in row.items() if "exact" not in k}) == float("inf")
+
+
+def test_task_selection_wordings_are_a_probe_of_their_own(tiny_model_dir, tmp_path):
+    """Descriptions worded apart from training (`heldout_task_select`): one record per template of
+    every family, values from the evaluation pools, scored as the probe `task_select` and leaving the
+    task hold-out's own figures as they were."""
+    from vllm_d2l.datasets.select_wordings import SELECT_WORDINGS
+    from vllm_d2l.datasets.tasks import _PHRASES, _pool
+
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text("\n".join(json.dumps({"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is fine."})
+                                  for i in range(6)))
+    base = dict(jsonl=[], stream={"tasks": 1.0}, task_replies=str(replies), task_families=["opening"], heldout_tasks=2,
+                edits=True, kl_weight=1.0, batch_docs=2, hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2})
+    a = Trainer(config(tmp_path / "a", tiny_model_dir, heldout_task_select=True, **base))
+    chosen = [r for r in a.heldout if r["genre"].startswith("task_select:")]
+    assert len(chosen) == sum(len(t) for t in SELECT_WORDINGS.values()) == len(a.heldout) - 2
+    for r in chosen:
+        family = r["genre"].split(":", 1)[1]
+        fmt = {**r["params"], **({"k0": r["params"]["keys"][0], "k1": r["params"]["keys"][1]} if "keys" in r["params"] else {})}
+        assert r["text"] in {t.format(**fmt) for t in SELECT_WORDINGS[family]}
+        if family == "opening":
+            assert r["params"]["phrase"] in _pool(_PHRASES, "eval")
+    a.net.open_(seed=1)
+    b = Trainer(config(tmp_path / "b", tiny_model_dir, **base))
+    b.net.load_state_dict(a.net.state_dict())
+    ra, rb = a.evaluate(), b.evaluate()
+    assert "heldout_task_select_content_gap_ce" in ra and not [k for k in rb if "task_select" in k]
+    assert ra["heldout_task_ce"] == pytest.approx(rb["heldout_task_ce"]) and ra["heldout_ce"] == pytest.approx(rb["heldout_ce"])
 
 
 def test_exact_share_is_the_share_of_answers_greedy_decoding_writes(tiny_model_dir):

@@ -1096,6 +1096,11 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     rng = random.Random(f"d2l-task:{seed}:{index}")
     task = draw_task(rng, split, family=rng.choice(families) if families else None, composed=composed,
                      open_params=open_params, wide=wide, extra=extra, near_miss=near_miss)
+    return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task")
+
+
+def _record(rng: random.Random, task: Task, replies: list[dict], rid: str, source: str) -> dict:
+    """A task's record: its description, and prompts whose answers are replies rewritten to follow it."""
     short = [r for r in replies if r.get("short")]
     open_ = [r for r in replies if not r.get("short")]
     n_open = PROMPTS_PER_RECORD - QUESTIONS_PER_RECORD
@@ -1104,8 +1109,21 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     else:  # a pool of one kind (an older replies file)
         picked = rng.sample(replies, PROMPTS_PER_RECORD)
     qa = [{"q": r["prompt"], "a": task.comply(r["reply"], r.get("short"))} for r in picked]
-    return {"id": f"task-{seed}-{index:06d}", "genre": f"task:{task.family}", "text": task.description, "qa": qa,
-            "params": task.params}
+    return {"id": rid, "genre": f"{source}:{task.family}", "text": task.description, "qa": qa, "params": task.params}
+
+
+def wording_records(seed: int, wordings: dict[str, tuple[str, ...]], replies: list[dict],
+                    source: str = "task_select") -> list[dict]:
+    """One record per description template of `wordings` (family -> templates), its values drawn
+    from the evaluation pools: how a snapshot reads descriptions worded as no training record is,
+    for the choice of snapshot (`TrainConfig.heldout_task_select`). Depends on `seed` only."""
+    out = []
+    for family, templates in wordings.items():
+        for j, template in enumerate(templates):
+            rng = random.Random(f"d2l-{source}:{seed}:{family}:{j}")
+            task = Task(family, -1, ALL_FAMILIES[family].draw(rng, "eval"), template)
+            out.append(_record(rng, task, replies, f"{source}-{seed}-{family}-{j}", source))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

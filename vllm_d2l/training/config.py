@@ -48,13 +48,18 @@ class TrainConfig:
     # other records and does not compare
     heldout_since: int = 0
     heldout_tasks: int = 0  # task descriptions (task mode): training families, unseen combinations
+    # descriptions of every family (held-out ones too) worded apart from the training grammar and
+    # from both reported wording sets (`datasets.select_wordings`), scored apart as the probe
+    # `task_select`: the task hold-out's own records use training wordings, so it cannot see how a
+    # snapshot reads a description worded otherwise, which is what the wording targets measure
+    heldout_task_select: bool = False
     # probes (held-out sources scored apart, `trainer.PROBES`) that also count in the choice of the
     # best snapshot: each adds weight x its loss with the own adapter to the score, or, named with
     # its statistic ("select_exact"), weight x that (a negative weight for a share to raise). `task_short`:
     # the task hold-out's short questions' answers alone; the overall loss can improve while the
     # answers go (3300 -> 3800 scored 0.785 -> 0.734 overall but 0.439 -> 0.529 on the short
     # questions, and the QA check's answers kept fell from 88 to 74 %). `unseen`: facts of
-    # relations never trained on (`heldout_unseen`).
+    # relations never trained on (`heldout_unseen`). `task_select`: `heldout_task_select`'s records.
     probe_weights: dict[str, float] = field(default_factory=dict)
     task_replies: str | None = None  # the base model's replies the task targets rewrite (None: packaged)
     task_families: list[str] = field(default_factory=list)  # restrict the "tasks" source (empty: all training families)

@@ -94,6 +94,11 @@ def load_records(cfg: TrainConfig, tokenizer=None) -> tuple[list[dict], list[dic
         heldout += [tasks.make_record(cfg.seed + 10_000, i, replies, families=cfg.task_families or None,
                                        composed=cfg.task_composed_wordings)
                     for i in range(cfg.heldout_tasks)]
+    if cfg.heldout_task_select:
+        from ..datasets import tasks
+        from ..datasets.select_wordings import SELECT_WORDINGS
+
+        heldout += tasks.wording_records(cfg.seed + 10_000, SELECT_WORDINGS, tasks.load_replies(cfg.task_replies))
     for path in cfg.jsonl:
         train.extend(_read_jsonl(path))
     for i, rec in enumerate(train):

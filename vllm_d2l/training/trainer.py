@@ -381,7 +381,7 @@ def wrong_document(records: list[dict]) -> list[int]:
 
 # held-out sources scored apart (see `TrainConfig.heldout_open`, `heldout_long`, `heldout_unseen`,
 # `heldout_files`, `probe_weights`)
-PROBES = ("open", "long", "unseen", "select", "task_short")
+PROBES = ("open", "long", "unseen", "select", "task_short", "task_select")
 
 
 def short_questions_only(records: list[dict]) -> list[dict]:
@@ -396,7 +396,7 @@ def short_questions_only(records: list[dict]) -> list[dict]:
 
 def source_of(rec: dict) -> str:
     """The data source a record comes from: "realistic", "cloze", "task", "open", "long", "unseen",
-    "select" or "synthetic"."""
+    "select", "task_select" or "synthetic"."""
     genre = str(rec.get("genre") or "")
     return genre.split(":", 1)[0] if ":" in genre else "synthetic"
 
