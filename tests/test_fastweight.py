@@ -430,3 +430,35 @@ def test_config_refuses_modules_outside_the_residual_stream(model):
             token_net(model.config, target_modules=modules)
     with pytest.raises(ModelMismatch, match="kind"):
         token_net(model.config, kind="pooled")
+
+
+@pytest.mark.parametrize("read, gate", [("sum", False), ("ridge", True)])
+def test_chunks_read_behind_their_context_store_every_pair_once(tiny_model_dir, tmp_path, read, gate):
+    """With `chunk_overlap`, a chunk after the first is encoded behind the text before it, which it
+    reads and does not store. Context as long as the document encodes every token as one pass does
+    (the model is causal), so the adapter is the one-chunk adapter; plain chunks lose the pairs a
+    boundary falls between."""
+    folder = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6, bias_rank=2,
+                                 memory_read=read, write_gate=gate)
+    load = lambda **kw: Generator.load(folder, tiny_model_dir, encoder_dtype=torch.float32,  # noqa: E731
+                                       adapter_dtype=torch.float32, **kw)
+    n_ids = len(load().tokenize(TEXT))
+    one = load(chunk_tokens=4 * n_ids).internalize(TEXT)
+    behind = load(chunk_tokens=16, chunk_overlap=4 * n_ids).internalize(TEXT)
+    some = load(chunk_tokens=16, chunk_overlap=8).internalize(TEXT)
+    plain = load(chunk_tokens=16, chunk_overlap=0).internalize(TEXT)
+    assert one.chunks == 1 and behind.chunks == some.chunks == plain.chunks >= 4
+    assert float(one.memory["n"]) == float(behind.memory["n"]) == float(some.memory["n"]) == n_ids - 1
+    assert float(plain.memory["n"]) == n_ids - plain.chunks
+    assert behind.tokens == some.tokens == plain.tokens == n_ids and some.weights.meta["chunk_overlap"] == 8
+    for path in one.weights.a:
+        torch.testing.assert_close(behind.weights.b[path], one.weights.b[path], atol=1e-4, rtol=1e-3)
+    assert max((plain.weights.b[p] - one.weights.b[p]).abs().max() for p in one.weights.a) > 1e-3
+
+
+def test_chunk_overlap_is_checked(model):
+    with pytest.raises(ModelMismatch):
+        token_net(model.config, chunk_tokens=64, chunk_overlap=64)
+    with pytest.raises(ModelMismatch):
+        HypernetConfig.for_base_model(model.config, base_model="tiny", chunk_overlap=8).validate()  # a Perceiver
+    assert token_net(model.config, chunk_tokens=64, chunk_overlap=32).config.chunk_overlap == 32

@@ -206,6 +206,9 @@ def test_best_snapshot_is_kept_and_a_fresh_run_resumes_from_it(tiny_model_dir, t
                               resume_from=str(tmp_path / "a" / "run" / "best")))
     assert switched.step == state["step"] and not switched.net.embed_value["down_proj"].any()
     assert all(torch.equal(v, switched.net.state_dict()[k]) for k, v in snap.state_dict().items())
+    reading = Trainer(config(tmp_path / "e", tiny_model_dir, hypernet={**net, "chunk_overlap": 16},
+                             resume_from=str(tmp_path / "a" / "run" / "best")))  # how it reads: not trained
+    assert reading.step == state["step"] and reading.net.config.chunk_overlap == 16
 
 
 def test_best_snapshot_holds_the_weights_its_row_scored(tiny_model_dir, tmp_path):

@@ -103,17 +103,19 @@ class FastWeightNet(HypernetBase):
         self.in_rms.copy_(ms.sqrt().clamp_min(1e-6).view(len(self.config.target_modules), -1).T)
 
     # ----------------------------------------------------------------------------- memory
-    def memory(self, enc, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def memory(self, enc, mask: torch.Tensor, write: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Per-chunk sums, batched: S [N, M, L, H, k], sh [N, M, L, H], sk [N, M, L, k], n [N]
         (and, for the ridge read, kk [N, M, L, k, k]; with the write gate, nw [N, M, L], the
-        weighed count that takes n's place in the read)."""
+        weighed count that takes n's place in the read). `write` [N, T] (default: `mask`) marks the
+        tokens stored; the others are context only (`HypernetConfig.chunk_overlap`): a pair is
+        stored when its value's token is written, so each pair of the document is stored once."""
         c = self.config
         n_mod, n_layers = len(c.target_modules), len(c.layers)
         m_in = enc.inputs.float().unflatten(1, (n_mod, n_layers))  # [N, M, L, T, d_in]
         h = enc.hidden.float()  # [N, L(+1), T, H]
-        w = mask.float()  # [N, T]
+        w = mask.float() if write is None else (mask & write).float()  # [N, T]
         if c.value_from == "next":  # key at t, value at t+1
-            m_in, h, w = m_in[..., :-1, :], h[:, :, 1:], w[:, :-1] * w[:, 1:]
+            m_in, h, w = m_in[..., :-1, :], h[:, :, 1:], mask[:, :-1].float() * w[:, 1:]
         h = self.values_from(h)  # [N, L, T, H (2H with the embeddings)]
         out = {"S": [], "sh": [], "sk": []} | ({"kk": []} if c.memory_read == "ridge" else {}) \
             | ({"nw": []} if c.write_gate else {})
@@ -210,8 +212,8 @@ class FastWeightNet(HypernetBase):
         return solved * ((1 + e) * t)[..., None, None]
 
     # ----------------------------------------------------------------------------- generation interface
-    def read_chunks(self, enc, mask: torch.Tensor) -> list[dict]:
-        mem = self.memory(enc, mask)
+    def read_chunks(self, enc, mask: torch.Tensor, write: torch.Tensor | None = None) -> list[dict]:
+        mem = self.memory(enc, mask, write)
         return [{k: v[i] for k, v in mem.items()} for i in range(mask.shape[0])]
 
     def fold(self, acc: dict | None, part: dict) -> dict:

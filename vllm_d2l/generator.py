@@ -102,7 +102,7 @@ class Generator:
 
     def __init__(self, model, tokenizer, hypernet: HypernetBase, base_model_name: str, fingerprint: str = "",
                  chunk_tokens: int | None = None, batch_tokens: int | None = None,
-                 adapter_dtype: torch.dtype = torch.bfloat16):
+                 adapter_dtype: torch.dtype = torch.bfloat16, chunk_overlap: int | None = None):
         hypernet.config.check_base_model(model.config)
         self.model, self.tokenizer, self.hypernet = model, tokenizer, hypernet.eval()
         self.encoder = Encoder(model, hypernet.config.source_layers, hypernet.capture)
@@ -110,6 +110,10 @@ class Generator:
         self.fingerprint = fingerprint
         self.chunk_tokens = chunk_tokens or hypernet.config.chunk_tokens  # default: what it was trained on
         self.batch_tokens = batch_tokens or self.chunk_tokens  # encoder micro-batch budget (padded tokens)
+        # context each chunk after the first is read behind (not stored; `HypernetConfig.chunk_overlap`)
+        self.chunk_overlap = hypernet.config.chunk_overlap if chunk_overlap is None else chunk_overlap
+        if self.chunk_overlap and not hypernet.keeps_memory:
+            raise ValueError(f"a {hypernet.config.kind} hypernetwork reads chunks without context (chunk_overlap=0)")
         self.adapter_dtype = adapter_dtype
 
     @classmethod
@@ -174,9 +178,18 @@ class Generator:
         """One folded part per document (see `HypernetBase`), encoding micro-batches of chunks.
 
         Chunks are right-padded within a micro-batch; each chunk's part is folded into its
-        document's as soon as it is read, so only one part per document is ever held.
+        document's as soon as it is read, so only one part per document is ever held. With
+        `chunk_overlap`, a chunk after its document's first is encoded behind the tokens before it
+        as context that is not stored.
         """
-        chunks = [c for d in docs for c in d]
+        chunks, context = [], []  # per chunk: the tokens encoded, how many of them lead as context
+        for d in docs:
+            flat, start = [t for c in d for t in c], 0
+            for c in d:
+                lead = flat[max(0, start - self.chunk_overlap):start] if self.chunk_overlap else []
+                chunks.append(lead + c)
+                context.append(len(lead))
+                start += len(c)
         owner = [i for i, d in enumerate(docs) for _ in d]
         acc: list[dict | None] = [None] * len(docs)
         bar = None
@@ -189,10 +202,14 @@ class Generator:
             width = max(len(c) for c in group)
             ids = torch.full((len(group), width), pad, dtype=torch.long)
             mask = torch.zeros((len(group), width), dtype=torch.bool)
-            for i, c in enumerate(group):
+            write = torch.zeros_like(mask)
+            for i, (c, lead) in enumerate(zip(group, (context[j] for j in batch))):
                 ids[i, :len(c)] = torch.tensor(c)
                 mask[i, :len(c)] = True
-            parts = self.hypernet.read_chunks(self.encoder(ids, mask.long()), mask)
+                write[i, lead:len(c)] = True
+            enc = self.encoder(ids, mask.long())
+            parts = self.hypernet.read_chunks(enc, mask, write) if any(context[j] for j in batch) \
+                else self.hypernet.read_chunks(enc, mask)
             for i, part in zip(batch, parts):
                 acc[owner[i]] = self.hypernet.fold(acc[owner[i]], part)
             if bar:
@@ -226,7 +243,8 @@ class Generator:
         for d, part in zip(docs, parts):
             n_tokens = sum(len(c) for c in d)
             meta = {"tokens": n_tokens, "chunks": len(d), "hypernet": self.fingerprint,
-                    "chunk_tokens": chunk_tokens or self.chunk_tokens, "layout": self.hypernet.layout(part)}
+                    "chunk_tokens": chunk_tokens or self.chunk_tokens, "chunk_overlap": self.chunk_overlap,
+                    "layout": self.hypernet.layout(part)}
             w = self.assemble(part, meta)
             if max_rank is not None:
                 w = w.cap_rank(max_rank)

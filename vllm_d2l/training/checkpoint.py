@@ -101,6 +101,10 @@ def save_snapshot(folder: Path, net: Hypernet, state: dict) -> None:
     swap_in(tmp, folder)
 
 
+# settings of how the generator reads a document, which training never uses: a snapshot taken with
+# another value resumes as it is
+READING = ("chunk_overlap",)
+
 # switches that add a zero-started part (the network without it, exactly): a config may turn one on
 # over a snapshot taken without it, as a resumed run may over its own checkpoint
 SWITCHES = ("write_gate", "own_write_keys", "value_embed")
@@ -115,8 +119,8 @@ def load_snapshot(folder: Path, net: Hypernet) -> int:
     loaded = Hypernet.load(folder / "hypernet")
     mine, theirs = asdict(net.config), asdict(loaded.config)
     switched = {k for k in SWITCHES if mine.get(k) and not theirs.get(k)}
-    if {k: v for k, v in mine.items() if k not in ("base_model", *switched)} != \
-            {k: v for k, v in theirs.items() if k not in ("base_model", *switched)}:
+    free = ("base_model", *READING, *switched)
+    if {k: v for k, v in mine.items() if k not in free} != {k: v for k, v in theirs.items() if k not in free}:
         raise ValueError(f"snapshot {folder} was trained with another hypernetwork config")
     net.load_state_dict(loaded.state_dict(), strict=not switched)  # the switched parts keep their zeros
     return int(json.loads(state_file.read_text())["step"])
