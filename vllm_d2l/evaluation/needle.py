@@ -144,17 +144,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--relations", default="test", choices=RELATIONS,
                    help="the test's own relations (default), or as a diagnostic the training needles' templates "
                         "or composed relations, over the same prose")
+    p.add_argument("--chunk-overlap", type=int,
+                   help="context tokens each chunk after the first is read behind (default: the hypernetwork's)")
     p.add_argument("--out")
     p.add_argument("--plot")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     from ..generator import Generator
 
-    generator = Generator.load(args.hypernet, args.model)
+    generator = Generator.load(args.hypernet, args.model, chunk_overlap=args.chunk_overlap)
     results = run(generator, args.train_tokens or generator.chunk_tokens, _floats(args.multiples), _floats(args.depths), args.trials,
                   [c.strip() for c in args.conditions.split(",") if c.strip()], args.max_new_tokens,
                   progress=not args.no_progress, relations=args.relations)
-    results = {"model": generator.base_model_name, "hypernet": generator.fingerprint, **results}
+    results = {"model": generator.base_model_name, "hypernet": generator.fingerprint,
+               "chunk_overlap": generator.chunk_overlap, **results}
     for cond, by_len in results["recall"].items():
         print(f"{cond:<8} " + "  ".join(f"{k}: {v:.0%}" for k, v in by_len.items()))
     from .plots import needle_chart
