@@ -184,9 +184,10 @@ class Generator:
         """
         chunks, context = [], []  # per chunk: the tokens encoded, how many of them lead as context
         for d in docs:
-            flat, start = [t for c in d for t in c], 0
+            flat = [t for c in d for t in c] if self.chunk_overlap else []
+            start = 0
             for c in d:
-                lead = flat[max(0, start - self.chunk_overlap):start] if self.chunk_overlap else []
+                lead = flat[max(0, start - self.chunk_overlap):start]
                 chunks.append(lead + c)
                 context.append(len(lead))
                 start += len(c)
@@ -207,9 +208,7 @@ class Generator:
                 ids[i, :len(c)] = torch.tensor(c)
                 mask[i, :len(c)] = True
                 write[i, lead:len(c)] = True
-            enc = self.encoder(ids, mask.long())
-            parts = self.hypernet.read_chunks(enc, mask, write) if any(context[j] for j in batch) \
-                else self.hypernet.read_chunks(enc, mask)
+            parts = self.hypernet.read_chunks(self.encoder(ids, mask.long()), mask, write)
             for i, part in zip(batch, parts):
                 acc[owner[i]] = self.hypernet.fold(acc[owner[i]], part)
             if bar:

@@ -229,7 +229,8 @@ class HypernetBase(nn.Module):
     """What every kind shares: the always-on block, checkpoints, and the generation interface.
 
     A kind implements
-      read_chunks(enc, mask) per-chunk parts, a list of dicts (no grad needed; used by `Generator`)
+      read_chunks(enc, mask, write) per-chunk parts, a list of dicts (no grad needed; used by `Generator`);
+        `write` marks the tokens stored, the rest of `mask` being context (only the token kind reads any)
       fold(acc, part)        combine two parts of one document (associative), so documents of any
                              length stream through in bounded memory
       emit(part)             {module path: (A [R, d_in], B [d_out, R])}, the always-on block included
@@ -448,7 +449,9 @@ class Hypernet(HypernetBase):
         return self
 
     # ----------------------------------------------------------------------------- generation interface
-    def read_chunks(self, enc, mask: torch.Tensor | None = None) -> list[dict]:
+    def read_chunks(self, enc, mask: torch.Tensor | None = None, write: torch.Tensor | None = None) -> list[dict]:
+        if write is not None and mask is not None and not torch.equal(write, mask):
+            raise ValueError("the Perceiver reads every token of a chunk: it takes no context-only tokens")
         factors = self(enc.hidden, mask)
         return [{k: (a[i], b[i]) for k, (a, b) in factors.items()} for i in range(enc.hidden.shape[0])]
 

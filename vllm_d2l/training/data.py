@@ -87,18 +87,16 @@ def load_records(cfg: TrainConfig, tokenizer=None) -> tuple[list[dict], list[dic
         heldout += unseen_heldout(cfg, tokenizer)
     for path in cfg.heldout_files:
         heldout += [{**r, "genre": f"select:{r.get('genre') or 'document'}"} for r in _read_jsonl(path)]
-    if cfg.heldout_tasks:
+    if cfg.heldout_tasks or cfg.heldout_task_select:
         from ..datasets import tasks
+        from ..datasets.select_wordings import SELECT_WORDINGS
 
         replies = tasks.load_replies(cfg.task_replies)
         heldout += [tasks.make_record(cfg.seed + 10_000, i, replies, families=cfg.task_families or None,
                                        composed=cfg.task_composed_wordings)
                     for i in range(cfg.heldout_tasks)]
-    if cfg.heldout_task_select:
-        from ..datasets import tasks
-        from ..datasets.select_wordings import SELECT_WORDINGS
-
-        heldout += tasks.wording_records(cfg.seed + 10_000, SELECT_WORDINGS, tasks.load_replies(cfg.task_replies))
+        if cfg.heldout_task_select:
+            heldout += tasks.wording_records(cfg.seed + 10_000, SELECT_WORDINGS, replies)
     for path in cfg.jsonl:
         train.extend(_read_jsonl(path))
     for i, rec in enumerate(train):
