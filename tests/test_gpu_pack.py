@@ -48,8 +48,10 @@ def test_gpu_config_matches_the_cpu_run():
     assert (cpu.stream, cpu.open_values, cpu.needle_composed, cpu.needle_everyday, cpu.realistic_everyday) == (
         gpu.stream, gpu.open_values, gpu.needle_composed, gpu.needle_everyday, gpu.realistic_everyday)
     # the same targets and the same hold-out rows, or the GPU run would undo a change of the CPU run's
-    assert (cpu.answer_space, cpu.heldout_since, cpu.corpora, cpu.heldout_unseen, cpu.heldout_files, cpu.probe_weights) == (
-        gpu.answer_space, gpu.heldout_since, gpu.corpora, gpu.heldout_unseen, gpu.heldout_files, gpu.probe_weights)
+    assert (cpu.answer_space, cpu.heldout_since, cpu.corpora, cpu.heldout_unseen, cpu.heldout_files, cpu.probe_weights,
+            cpu.train_overlap, cpu.files_as_read) == (
+        gpu.answer_space, gpu.heldout_since, gpu.corpora, gpu.heldout_unseen, gpu.heldout_files, gpu.probe_weights,
+        gpu.train_overlap, gpu.files_as_read)
 
 
 def test_committed_snapshot_resumes_the_token_run():

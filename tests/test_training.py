@@ -1,6 +1,7 @@
 """The trainer on the tiny model: losses fall on a memorisable document, and runs resume exactly."""
 import json
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,24 @@ def test_probe_holdouts_are_scored_apart(tiny_model_dir, tmp_path, probe, n):
     assert a["heldout_ce"] == pytest.approx(b["heldout_ce"]) and a["heldout_content_gap_ce"] == pytest.approx(b["heldout_content_gap_ce"])
 
 
+def test_selection_documents_can_be_cut_as_the_generator_cuts_them(tiny_model_dir, tmp_path, monkeypatch):
+    """`files_as_read`: people's documents are read as serving reads them (a chunk per
+    `chunk_tokens`), not cut at random like the generated ones."""
+    select = str(Path(__file__).parent.parent / "vllm_d2l" / "datasets" / "handwritten_select.jsonl")
+    for flag in (True, False):
+        trainer = Trainer(config(tmp_path / str(flag), tiny_model_dir, heldout_docs=2, heldout_files=[select],
+                                 files_as_read=flag, max_chunks=4, hypernet={"kind": "token", "key_dim": 4, "chunk_tokens": 64}))
+        calls = []
+        real = trainer.batch_factors
+        monkeypatch.setattr(trainer, "batch_factors", lambda docs, n: calls.append((docs, n)) or real(docs, n))
+        files = [r for r in trainer.heldout if r["genre"].startswith("select:")]
+        assert all(r["as_read"] is flag for r in files)
+        trainer.batch_loss(files[:8], random.Random(0), [False] * 8)
+        (docs, n_chunks), = calls
+        as_served = [math.ceil(len(d) / 64) for d in docs]
+        assert (n_chunks == as_served) is flag
+
+
 @pytest.mark.parametrize("net", [{"dim": 32, "heads": 2, "latent_blocks": 1, "rank": 2, "center_values": False},
                                  {"dim": 32, "heads": 2, "latent_blocks": 1, "rank": 2, "center_values": True},
                                  {"kind": "token", "key_dim": 16, "bias_rank": 2}],
@@ -209,6 +228,29 @@ def test_best_snapshot_is_kept_and_a_fresh_run_resumes_from_it(tiny_model_dir, t
     reading = Trainer(config(tmp_path / "e", tiny_model_dir, hypernet={**net, "chunk_overlap": 16},
                              resume_from=str(tmp_path / "a" / "run" / "best")))  # how it reads: not trained
     assert reading.step == state["step"] and reading.net.config.chunk_overlap == 16
+
+
+def test_training_reads_chunks_as_the_generator_does(tiny_model_dir, tmp_path):
+    """With `train_overlap`, the adapter training differentiates is the one the generator serves
+    for the same chunks: each chunk after the first read behind `chunk_overlap` tokens it does not
+    store. Without it, training reads chunks alone and its adapter differs."""
+    from vllm_d2l.generator import Generator
+
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2, "chunk_tokens": 32, "chunk_overlap": 8}
+    with pytest.raises(ValueError, match="chunk_overlap"):
+        Trainer(config(tmp_path / "z", tiny_model_dir, hypernet={**net, "chunk_overlap": 0}, train_overlap=True))
+    trainers = {flag: Trainer(config(tmp_path / str(flag), tiny_model_dir, hypernet=net, train_overlap=flag))
+                for flag in (True, False)}
+    for t in trainers.values():
+        t.net.open_(seed=3)
+    ids = list(range(5, 53))  # 48 tokens: three chunks of 16
+    generator = Generator(trainers[True].model, trainers[True].tok, trainers[True].net, "tiny", adapter_dtype=torch.float32)
+    served = generator.hypernet.emit(generator.document_parts([[ids[:16], ids[16:32], ids[32:]]])[0])
+    with torch.no_grad():
+        trained = {flag: t.batch_factors([ids], [3]) for flag, t in trainers.items()}
+    for path, (a, b) in served.items():
+        torch.testing.assert_close(trained[True][path][1][0], b, atol=1e-5, rtol=1e-4)
+    assert max((trained[False][p][1][0] - b).abs().max() for p, (_, b) in served.items()) > 1e-4
 
 
 def test_best_snapshot_holds_the_weights_its_row_scored(tiny_model_dir, tmp_path):

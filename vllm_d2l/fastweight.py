@@ -231,11 +231,12 @@ class FastWeightNet(HypernetBase):
         return self.read_documents(summed)
 
     def document_factors(self, parts: list[tuple]) -> dict:
-        """Each document's memory from its own chunks, summed over them, then all read at once.
+        """Each document's memory from its own chunks (`(enc, mask)`, or `(enc, mask, write)` where
+        some tokens are context only), summed over them, then all read at once.
         The sums cost in proportion to the slots they run over, padding included, and a batch
         that pads a 100-token document's chunks to another's 1,000-token chunk spends most of
         its time on zeros."""
-        mems = [self.memory(enc, mask) for enc, mask in parts]  # each {name: [n_i, ...]}
+        mems = [self.memory(*part) for part in parts]  # each {name: [n_i, ...]}
         return self.read_documents({k: torch.stack([m[k].sum(0) for m in mems]) for k in mems[0]})  # [D, ...]
 
     def read_documents(self, summed: dict[str, torch.Tensor]) -> dict:

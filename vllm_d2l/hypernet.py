@@ -285,6 +285,8 @@ class HypernetBase(nn.Module):
         mask [n_i, T_i])`: A [D, R, d_in], B [D, d_out, R]. Here the chunks are padded to one length
         and read together (`batch_factors`); a kind whose reading costs per padded slot reads each
         document apart."""
+        if any(len(p) > 2 for p in parts):
+            raise ValueError(f"a {self.config.kind} hypernetwork reads every token of a chunk: it takes no context-only tokens")
         enc, mask = Encoded.concat([e for e, _ in parts], [m for _, m in parts])
         owner = [d for d, (_, m) in enumerate(parts) for _ in range(m.shape[0])]
         return self.batch_factors(enc, mask, owner, len(parts))

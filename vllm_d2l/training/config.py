@@ -131,6 +131,14 @@ class TrainConfig:
     pretrain_sources: list[str] = field(default_factory=list)
     pretrain_passages: int = 2000  # passages of 64..256 tokens drawn once from those corpora
     max_chunks: int = 4  # documents are cut into 1..max_chunks chunks (chunk-aware training)
+    # Read each chunk after a document's first behind the `hypernet.chunk_overlap` tokens before it
+    # (encoded, not stored), in training and in the hold-out: the way the generator reads documents
+    # longer than a chunk. Off: chunks are read alone, and the generator's context is never trained on
+    train_overlap: bool = False
+    # Cut the documents of `heldout_files` as the generator cuts them (one chunk up to
+    # `chunk_tokens`), not into 1..max_chunks random pieces: those documents are 130-250 tokens, and
+    # a random cut scores a reading that serving never does
+    files_as_read: bool = False
     l1_weight: float = 0.0  # penalty on the generated B factors
     # optimisation
     steps: int = 2000

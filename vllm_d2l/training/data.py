@@ -86,7 +86,8 @@ def load_records(cfg: TrainConfig, tokenizer=None) -> tuple[list[dict], list[dic
     if cfg.heldout_unseen:
         heldout += unseen_heldout(cfg, tokenizer)
     for path in cfg.heldout_files:
-        heldout += [{**r, "genre": f"select:{r.get('genre') or 'document'}"} for r in _read_jsonl(path)]
+        heldout += [{**r, "genre": f"select:{r.get('genre') or 'document'}", "as_read": cfg.files_as_read}
+                    for r in _read_jsonl(path)]
     if cfg.heldout_tasks or cfg.heldout_task_select:
         from ..datasets import tasks
         from ..datasets.select_wordings import SELECT_WORDINGS

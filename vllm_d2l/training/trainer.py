@@ -76,6 +76,9 @@ class Trainer:
             hcfg = HypernetConfig.for_base_model(self.model.config, base_model=model_dir.name, **cfg.hypernet)
             self.net = build(hcfg)
         self.net.to(self.device).train()
+        if cfg.train_overlap and not self.net.config.chunk_overlap:
+            raise ValueError("train_overlap reads chunks behind the hypernetwork's chunk_overlap tokens, "
+                             "which is 0: set hypernet.chunk_overlap (a token-kind field)")
         self.encoder = Encoder(self.model, self.net.config.source_layers, self.net.capture)
         self.train_set, self.heldout = load_records(cfg, self.tok)
         self.stream = RecordStream(cfg, self.tok) if cfg.stream else None
@@ -136,21 +139,29 @@ class Trainer:
         combines each document's chunks as its kind does: A [D, R, d_in], B [D, d_out, R].
         """
         pad = self.tok.pad_token_id or 0
-        encoded, masks = [], []
+        overlap = self.net.config.chunk_overlap if self.cfg.train_overlap else 0
+        encoded, masks, writes = [], [], []
         for ids, n in zip(docs, n_chunks):
             size = math.ceil(len(ids) / n)
-            chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+            starts = range(0, len(ids), size)
+            leads = [ids[max(0, i - overlap):i] for i in starts]  # context read, not stored
+            chunks = [lead + ids[i:i + size] for lead, i in zip(leads, starts)]
             x = torch.full((len(chunks), max(len(c) for c in chunks)), pad, dtype=torch.long)
             mask = torch.zeros_like(x, dtype=torch.bool)
-            for i, c in enumerate(chunks):
+            write = torch.zeros_like(mask)
+            for i, (c, lead) in enumerate(zip(chunks, leads)):
                 x[i, :len(c)] = torch.tensor(c)
                 mask[i, :len(c)] = True
-            x, mask = x.to(self.device), mask.to(self.device)
+                write[i, len(lead):len(c)] = True
+            x, mask, write = x.to(self.device), mask.to(self.device), write.to(self.device)
             encoded.append(self.encoder(x, mask.long()))
             masks.append(mask)
+            writes.append(write)
         if self.step == 0 and self.net.training and not (self.cfg.init_from or self.cfg.resume_from
                                                          or self.cfg.branch_from):
             self.net.calibrate_(*Encoded.concat(encoded, masks))
+        if overlap:
+            return self.net.document_factors(list(zip(encoded, masks, writes)))
         return self.net.document_factors(list(zip(encoded, masks)))
 
     def teacher(self, rec: dict) -> list:
@@ -170,7 +181,10 @@ class Trainer:
         `adapter_from[i]`'s document: the wrong-document control of `evaluate`)."""
         cfg = self.cfg
         docs = [self.tok(r["text"], add_special_tokens=False)["input_ids"] for r in adapter_from or recs]
-        n_chunks = [rng.randint(1, max(1, min(cfg.max_chunks, len(ids) // 32))) for ids in docs]
+        chunk_tokens = self.net.config.chunk_tokens
+        n_chunks = [math.ceil(len(ids) / chunk_tokens) if rec.get("as_read")
+                    else rng.randint(1, max(1, min(cfg.max_chunks, len(ids) // 32)))
+                    for rec, ids in zip(adapter_from or recs, docs)]
         examples = []
         for d, (rec, ids) in enumerate(zip(recs, docs)):
             if pretrain[d]:
