@@ -710,7 +710,8 @@ def test_task_selection_wordings_are_a_probe_of_their_own(tiny_model_dir, tmp_pa
                                   for i in range(6)))
     base = dict(jsonl=[], stream={"tasks": 1.0}, task_replies=str(replies), task_families=["opening"], heldout_tasks=2,
                 edits=True, kl_weight=1.0, batch_docs=2, hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2})
-    a = Trainer(config(tmp_path / "a", tiny_model_dir, heldout_task_select=True, **base))
+    a = Trainer(config(tmp_path / "a", tiny_model_dir, heldout_task_select=True, heldout_task_comply=1,
+                       task_comply_tokens=8, probe_weights={"task_select_comply": -1.0}, **base))
     chosen = [r for r in a.heldout if r["genre"].startswith("task_select:")]
     assert len(chosen) == sum(len(t) for t in SELECT_WORDINGS.values()) == len(a.heldout) - 2
     for r in chosen:
@@ -724,7 +725,30 @@ def test_task_selection_wordings_are_a_probe_of_their_own(tiny_model_dir, tmp_pa
     b.net.load_state_dict(a.net.state_dict())
     ra, rb = a.evaluate(), b.evaluate()
     assert "heldout_task_select_content_gap_ce" in ra and not [k for k in rb if "task_select" in k]
+    assert 0.0 <= ra["heldout_task_select_comply"] <= 1.0 and math.isfinite(a.score(ra)) and a.score(rb) == math.inf
     assert ra["heldout_task_ce"] == pytest.approx(rb["heldout_task_ce"]) and ra["heldout_ce"] == pytest.approx(rb["heldout_ce"])
+
+
+def test_compliance_replies_under_each_records_own_adapter(monkeypatch):
+    """Each reply is written with its own record's adapter row and judged by its own family's rule."""
+    from vllm_d2l.training import compliance as mod
+
+    records = [{"genre": "task_select:opening", "params": {"phrase": "Ahoy there!"}, "qa": [{"q": "Hi?"}, {"q": "Why?"}]},
+               {"genre": "task_select:upper", "params": {}, "qa": [{"q": "Name a fruit."}, {"q": "Another."}, {"q": "Skipped."}]},
+               {"genre": "task_select:avoid_word", "params": {"word": "pickle"}, "qa": [{"q": "Lunch?"}]}]
+    factors = {"m": (torch.arange(3.0).view(3, 1, 1), torch.zeros(3, 1, 1))}  # row d marked by its value d
+    scripted = {0: ["Ahoy there! Hello.", "Hello."], 1: ["APPLE.", "pear."], 2: ["A pickle sandwich."]}
+    seen = []
+
+    def fake_generate(model, tok, prompts, max_new_tokens, batch_size, rows):
+        marks = rows["m"][0].flatten().long().tolist()
+        seen.extend(marks)
+        return [scripted[d].pop(0) for d in marks]
+
+    monkeypatch.setattr(mod, "generate", fake_generate)
+    monkeypatch.setattr(mod, "render", lambda tok, messages: [0])
+    share, verdicts = mod.compliance(None, None, records, factors, prompts_per_record=2, max_new_tokens=8, batch_size=2)
+    assert seen == [0, 0, 1, 1, 2] and verdicts == [True, False, True, False, False] and share == 0.4
 
 
 def test_exact_share_is_the_share_of_answers_greedy_decoding_writes(tiny_model_dir):

@@ -53,9 +53,14 @@ class TrainConfig:
     # `task_select`: the task hold-out's own records use training wordings, so it cannot see how a
     # snapshot reads a description worded otherwise, which is what the wording targets measure
     heldout_task_select: bool = False
+    # Prompts per `task_select` record answered greedily under the record's adapter and checked by its
+    # family's rule (`training.compliance`), logged as `heldout_task_select_comply` (0: not asked).
+    # The losses are teacher-forced on replies we built; compliance is what the task targets count
+    heldout_task_comply: int = 0
+    task_comply_tokens: int = 160  # as `vllm-d2l eval --tasks`: end-placed rules come after the reply
     # probes (held-out sources scored apart, `trainer.PROBES`) that also count in the choice of the
     # best snapshot: each adds weight x its loss with the own adapter to the score, or, named with
-    # its statistic ("select_exact"), weight x that (a negative weight for a share to raise). `task_short`:
+    # its statistic ("select_exact", "task_select_comply"), weight x that (a negative weight for a share to raise). `task_short`:
     # the task hold-out's short questions' answers alone; the overall loss can improve while the
     # answers go (3300 -> 3800 scored 0.785 -> 0.734 overall but 0.439 -> 0.529 on the short
     # questions, and the QA check's answers kept fell from 88 to 74 %). `unseen`: facts of

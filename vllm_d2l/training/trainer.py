@@ -273,6 +273,8 @@ class Trainer:
                 out[f"heldout_{name}_{k}"] = sum(vals) / len(vals)
                 if name not in PROBES:  # a probe beside the overall figures, which stay comparable
                     totals.setdefault(k, []).extend(vals)
+        if self.cfg.heldout_task_comply and "task_select" in groups:
+            out["heldout_task_select_comply"] = self._compliance(groups["task_select"])
         self.net.train()
         out.update({f"heldout_{k}": sum(v) / len(v) for k, v in totals.items()})
         for prefix in ["heldout_"] + [f"heldout_{g}_" for g in groups]:
@@ -294,6 +296,16 @@ class Trainer:
                     if k in ("ce", "kl", "off_topk", "exact"):
                         per_batch.setdefault(tag + k, []).append(v)
         return per_batch
+
+    def _compliance(self, records: list[dict]) -> float:
+        """The share of greedy replies, under each description's adapter, that follow its rule."""
+        from .compliance import compliance
+
+        docs = [self.tok(r["text"], add_special_tokens=False)["input_ids"] for r in records]
+        factors = self.batch_factors(docs, [math.ceil(len(d) / self.net.config.chunk_tokens) for d in docs])
+        share, _ = compliance(self.model, self.tok, records, factors, self.cfg.heldout_task_comply,
+                              self.cfg.task_comply_tokens)
+        return share
 
     def evaluate_row(self) -> dict:
         """The hold-out of the weights, and of their running average (`avg_` keys) when kept."""
@@ -335,7 +347,7 @@ class Trainer:
         losses of the probes in `probe_weights` (lower is better; a row without one never wins)."""
         score = row["heldout_ce"] - 0.5 * row["heldout_content_gap_ce"]
         for name, weight in self.cfg.probe_weights.items():
-            value = row.get(f"heldout_{name}" if name.endswith(("_ce", "_exact")) else f"heldout_{name}_ce")
+            value = row.get(f"heldout_{name}" if name.endswith(("_ce", "_exact", "_comply")) else f"heldout_{name}_ce")
             if value is None:
                 return math.inf
             score += weight * value
