@@ -253,7 +253,7 @@ def test_training_reads_chunks_as_the_generator_does(tiny_model_dir, tmp_path):
     assert max((trained[False][p][1][0] - b).abs().max() for p, (_, b) in served.items()) > 1e-4
     perceiver = Trainer(config(tmp_path / "p", tiny_model_dir)).net  # reads every token it is given
     with pytest.raises(ValueError, match="context-only"):
-        perceiver.document_factors([(None, None, None)])
+        perceiver.document_factors([(None, torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, 4, dtype=torch.bool))])
 
 
 def test_best_snapshot_holds_the_weights_its_row_scored(tiny_model_dir, tmp_path):

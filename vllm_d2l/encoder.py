@@ -30,6 +30,32 @@ class Encoded:
         return Encoded(hidden, inputs), mask
 
 
+def read_behind(doc: list[list[int]], overlap: int) -> list[tuple[list[int], int]]:
+    """One document's chunks as they are encoded: each after the first behind the `overlap` tokens
+    before it (context, read and not stored), with how many tokens lead as context."""
+    flat = [t for c in doc for t in c] if overlap else []
+    out, start = [], 0
+    for c in doc:
+        lead = flat[max(0, start - overlap):start]
+        out.append((lead + c, len(lead)))
+        start += len(c)
+    return out
+
+
+def pack_chunks(chunks: list[tuple[list[int], int]], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`read_behind`'s chunks right-padded into one batch: ids [N, T], mask [N, T] (real tokens) and
+    write [N, T] (the tokens stored: the mask less each chunk's leading context)."""
+    width = max(len(c) for c, _ in chunks)
+    ids = torch.full((len(chunks), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(chunks), width), dtype=torch.bool)
+    write = torch.zeros_like(mask)
+    for i, (c, lead) in enumerate(chunks):
+        ids[i, :len(c)] = torch.tensor(c)
+        mask[i, :len(c)] = True
+        write[i, lead:len(c)] = True
+    return ids, mask, write
+
+
 class Encoder:
     def __init__(self, model, source_layers: list[int], capture: list[str] | None = None):
         """`capture`: module paths (e.g. `model.layers.15.mlp.down_proj`) whose inputs are kept."""

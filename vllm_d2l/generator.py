@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .base_model import ensure_default_model, load_model_and_tokenizer
-from .encoder import Encoder
+from .encoder import Encoder, pack_chunks, read_behind
 from .errors import BadDocument, MissingModel
 from .hypernet import Hypernet, HypernetBase, HypernetConfig, checkpoint_fingerprint
 from .lora import LoRAWeights
@@ -182,15 +182,8 @@ class Generator:
         `chunk_overlap`, a chunk after its document's first is encoded behind the tokens before it
         as context that is not stored.
         """
-        chunks, context = [], []  # per chunk: the tokens encoded, how many of them lead as context
-        for d in docs:
-            flat = [t for c in d for t in c] if self.chunk_overlap else []
-            start = 0
-            for c in d:
-                lead = flat[max(0, start - self.chunk_overlap):start]
-                chunks.append(lead + c)
-                context.append(len(lead))
-                start += len(c)
+        behind = [c for d in docs for c in read_behind(d, self.chunk_overlap)]  # (tokens, context length)
+        chunks = [c for c, _ in behind]
         owner = [i for i, d in enumerate(docs) for _ in d]
         acc: list[dict | None] = [None] * len(docs)
         bar = None
@@ -199,20 +192,12 @@ class Generator:
             bar = tqdm(total=len(chunks), unit="chunk", desc="internalizing")
         pad = self.tokenizer.pad_token_id or 0
         for batch in self.micro_batches(chunks):
-            group = [chunks[i] for i in batch]
-            width = max(len(c) for c in group)
-            ids = torch.full((len(group), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(group), width), dtype=torch.bool)
-            write = torch.zeros_like(mask)
-            for i, (c, lead) in enumerate(zip(group, (context[j] for j in batch))):
-                ids[i, :len(c)] = torch.tensor(c)
-                mask[i, :len(c)] = True
-                write[i, lead:len(c)] = True
+            ids, mask, write = pack_chunks([behind[i] for i in batch], pad)
             parts = self.hypernet.read_chunks(self.encoder(ids, mask.long()), mask, write)
             for i, part in zip(batch, parts):
                 acc[owner[i]] = self.hypernet.fold(acc[owner[i]], part)
             if bar:
-                bar.update(len(group))
+                bar.update(len(batch))
         if bar:
             bar.close()
         return acc  # type: ignore[return-value]

@@ -282,13 +282,13 @@ class HypernetBase(nn.Module):
 
     def document_factors(self, parts: list[tuple]) -> dict:
         """Adapters of several documents, each given as its own encoded chunks `(Encoded [n_i, .., T_i],
-        mask [n_i, T_i])`: A [D, R, d_in], B [D, d_out, R]. Here the chunks are padded to one length
+        mask [n_i, T_i][, write [n_i, T_i]])`: A [D, R, d_in], B [D, d_out, R]. Here the chunks are padded to one length
         and read together (`batch_factors`); a kind whose reading costs per padded slot reads each
         document apart."""
-        if any(len(p) > 2 for p in parts):
+        if any(len(p) > 2 and not torch.equal(p[2], p[1]) for p in parts):
             raise ValueError(f"a {self.config.kind} hypernetwork reads every token of a chunk: it takes no context-only tokens")
-        enc, mask = Encoded.concat([e for e, _ in parts], [m for _, m in parts])
-        owner = [d for d, (_, m) in enumerate(parts) for _ in range(m.shape[0])]
+        enc, mask = Encoded.concat([p[0] for p in parts], [p[1] for p in parts])
+        owner = [d for d, p in enumerate(parts) for _ in range(p[1].shape[0])]
         return self.batch_factors(enc, mask, owner, len(parts))
 
     # ----------------------------------------------------------------------------- checkpoints

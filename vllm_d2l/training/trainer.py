@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from ..base_model import ensure_default_model, load_model_and_tokenizer
 from ..datasets import corpora
-from ..encoder import Encoded, Encoder
+from ..encoder import Encoded, Encoder, pack_chunks, read_behind
 from ..hypernet import HypernetBase, HypernetConfig, build
 from . import checkpoint
 from .averaging import WeightAverage
@@ -140,29 +140,20 @@ class Trainer:
         """
         pad = self.tok.pad_token_id or 0
         overlap = self.net.config.chunk_overlap if self.cfg.train_overlap else 0
-        encoded, masks, writes = [], [], []
+        parts = []  # per document: (Encoded, mask, write)
         for ids, n in zip(docs, n_chunks):
             size = math.ceil(len(ids) / n)
-            starts = range(0, len(ids), size)
-            leads = [ids[max(0, i - overlap):i] for i in starts]  # context read, not stored
-            chunks = [lead + ids[i:i + size] for lead, i in zip(leads, starts)]
-            x = torch.full((len(chunks), max(len(c) for c in chunks)), pad, dtype=torch.long)
-            mask = torch.zeros_like(x, dtype=torch.bool)
-            write = torch.zeros_like(mask)
-            for i, (c, lead) in enumerate(zip(chunks, leads)):
-                x[i, :len(c)] = torch.tensor(c)
-                mask[i, :len(c)] = True
-                write[i, len(lead):len(c)] = True
-            x, mask, write = x.to(self.device), mask.to(self.device), write.to(self.device)
-            encoded.append(self.encoder(x, mask.long()))
-            masks.append(mask)
-            writes.append(write)
+            x, mask, write = (t.to(self.device) for t in pack_chunks(
+                read_behind([ids[i:i + size] for i in range(0, len(ids), size)], overlap), pad))
+            parts.append((self.encoder(x, mask.long()), mask, write))
         if self.step == 0 and self.net.training and not (self.cfg.init_from or self.cfg.resume_from
                                                          or self.cfg.branch_from):
-            self.net.calibrate_(*Encoded.concat(encoded, masks))
-        if overlap:
-            return self.net.document_factors(list(zip(encoded, masks, writes)))
-        return self.net.document_factors(list(zip(encoded, masks)))
+            self.net.calibrate_(*Encoded.concat([e for e, _, _ in parts], [m for _, m, _ in parts]))
+        return self.net.document_factors(parts)
+
+    def served_chunks(self, ids: list[int]) -> int:
+        """How many chunks the generator cuts a document into (one per `chunk_tokens`)."""
+        return math.ceil(len(ids) / self.net.config.chunk_tokens)
 
     def teacher(self, rec: dict) -> list:
         """Teacher top-k for every question of a record, computed once and cached."""
@@ -181,8 +172,7 @@ class Trainer:
         `adapter_from[i]`'s document: the wrong-document control of `evaluate`)."""
         cfg = self.cfg
         docs = [self.tok(r["text"], add_special_tokens=False)["input_ids"] for r in adapter_from or recs]
-        chunk_tokens = self.net.config.chunk_tokens
-        n_chunks = [math.ceil(len(ids) / chunk_tokens) if rec.get("as_read")
+        n_chunks = [self.served_chunks(ids) if rec.get("as_read")
                     else rng.randint(1, max(1, min(cfg.max_chunks, len(ids) // 32)))
                     for rec, ids in zip(adapter_from or recs, docs)]
         examples = []
@@ -302,7 +292,7 @@ class Trainer:
         from .compliance import compliance
 
         docs = [self.tok(r["text"], add_special_tokens=False)["input_ids"] for r in records]
-        factors = self.batch_factors(docs, [math.ceil(len(d) / self.net.config.chunk_tokens) for d in docs])
+        factors = self.batch_factors(docs, [self.served_chunks(d) for d in docs])
         share, _ = compliance(self.model, self.tok, records, factors, self.cfg.heldout_task_comply,
                               self.cfg.task_comply_tokens)
         return share
