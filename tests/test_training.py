@@ -465,6 +465,30 @@ def test_a_branch_adds_parts_and_keeps_the_parents_optimizer_step_and_data(tiny_
                        hypernet={part: False}))
 
 
+def test_a_branch_to_the_whitened_read_puts_its_new_groups_after_the_saved_ones(tiny_model_dir, tmp_path):
+    """The whitening strengths and the write gate sit ahead of the value map and the always-on block
+    in the network, so their groups would come first by order of appearance: a branch of a plain-sum
+    run that switches them on keeps the parent's groups (and their optimizer state) in front, the
+    new ones after, and resumes from its own checkpoint in that order."""
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2}
+    parent = Trainer(config(tmp_path / "p", tiny_model_dir, steps=6, hypernet=net))
+    parent.run(progress=False, until=3)
+    saved = [g["name"] for g in parent.opt.param_groups]
+    whitened = {**net, "memory_read": "ridge", "write_gate": True}
+    branch = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6, hypernet=whitened,
+                            branch_from=str(tmp_path / "p" / "run" / "checkpoint")))
+    names = [g["name"] for g in branch.opt.param_groups]
+    assert branch.step == 3 and names[:len(saved)] == saved and set(names[len(saved):]) == {"ridge", "write"}
+    old = dict(parent.net.named_parameters())
+    for name, p in branch.net.named_parameters():
+        if name in old:
+            for key, val in parent.opt.state[old[name]].items():
+                torch.testing.assert_close(branch.opt.state[p][key], val)
+    branch.run(progress=False, until=4)
+    resumed = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6, hypernet=whitened))
+    assert resumed.step == 4 and [g["name"] for g in resumed.opt.param_groups] == names
+
+
 def test_a_grown_checkpoint_resumes_with_its_optimizer_state(tiny_model_dir, tmp_path):
     """A checkpoint grown to more key dimensions resumes at its step; every tensor that kept its
     shape keeps its optimizer state, the grown ones start afresh, and training goes on."""

@@ -71,6 +71,11 @@ def load(folder: Path, net: Hypernet, opt: torch.optim.Optimizer, grow: bool = F
     return state
 
 
+def group_names(folder: Path) -> list[str]:
+    """The names of a checkpoint's optimizer groups, in their saved order."""
+    return [g.get("name", "") for g in json.loads((folder / "state.json").read_text())["param_groups"]]
+
+
 def _grown_groups(net: Hypernet, opt: torch.optim.Optimizer, saved: list[dict], missing: list[str],
                   unexpected: list[str]) -> list[dict]:
     """The saved optimizer groups followed by the current ones that hold only the new parameters;

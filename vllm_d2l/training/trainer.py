@@ -83,12 +83,13 @@ class Trainer:
         self.train_set, self.heldout = load_records(cfg, self.tok)
         self.stream = RecordStream(cfg, self.tok) if cfg.stream else None
         self.passages = load_passages(cfg, self.tok)
-        self.opt = torch.optim.AdamW(self.param_groups(), lr=cfg.lr)
+        ckpt = self.out / "checkpoint"
+        parent = ckpt if (ckpt / "state.json").is_file() else Path(cfg.branch_from) if cfg.branch_from else None
+        self.opt = torch.optim.AdamW(self.param_groups(first=checkpoint.group_names(parent) if parent else ()), lr=cfg.lr)
         self.step = 0
         self.teacher_cache: dict[str, list] = {}
         self.last_heldout: dict | None = None  # the latest hold-out row this process wrote
         self.warm_from = 0  # the step the learning-rate warm-up counts from
-        ckpt = self.out / "checkpoint"
         own: dict = {}
         if (ckpt / "state.json").is_file():  # its own run; the config may switch a zero-started part on
             own = checkpoint.load(ckpt, self.net, self.opt, grow=True)
@@ -114,14 +115,18 @@ class Trainer:
                 "pooled": (1.0, 0.0), "embed_value": (cfg.value_lr_mult, cfg.weight_decay),
                 "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
 
-    def param_groups(self) -> list[dict]:
+    def param_groups(self, first: tuple[str, ...] | list[str] = ()) -> list[dict]:
+        """Optimizer groups, those named in `first` (a checkpoint's, in its order) ahead of the rest:
+        a network that switched on new parts puts them in groups after the saved ones, wherever
+        their parameters sit in the network."""
         rates = self.group_rates()
         groups: dict[str, dict] = {}
         for name, p in self.net.named_parameters():
             key = group_of(name, p)
             mult, decay = rates[key]
             groups.setdefault(key, {"params": [], "weight_decay": decay, "lr_mult": mult, "name": key})["params"].append(p)
-        return list(groups.values())
+        rank = {name: i for i, name in enumerate(first)}
+        return sorted(groups.values(), key=lambda g: rank.get(g["name"], len(rank)))  # stable: the rest keep their order
 
     def apply_rate_multipliers(self) -> None:
         """The config, not a resumed checkpoint, says each group's rate, so a run can be retuned."""
