@@ -91,11 +91,11 @@ class Trainer:
         self.last_heldout: dict | None = None  # the latest hold-out row this process wrote
         self.warm_from = 0  # the step the learning-rate warm-up counts from
         own: dict = {}
-        if (ckpt / "state.json").is_file():  # its own run; the config may switch a zero-started part on
+        if parent == ckpt:  # its own run; the config may switch a zero-started part on
             own = checkpoint.load(ckpt, self.net, self.opt, grow=True)
             self.step = own["step"]
             self.apply_rate_multipliers()
-        elif cfg.branch_from:  # another run's checkpoint, optimizer and step included
+        elif parent:  # another run's checkpoint (`branch_from`), optimizer and step included
             self.step = checkpoint.load(Path(cfg.branch_from), self.net, self.opt, grow=True)["step"]
             self.apply_rate_multipliers()
         elif cfg.resume_from:  # a committed snapshot: weights and step, optimizer started afresh
