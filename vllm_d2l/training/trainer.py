@@ -90,13 +90,12 @@ class Trainer:
         self.teacher_cache: dict[str, list] = {}
         self.last_heldout: dict | None = None  # the latest hold-out row this process wrote
         self.warm_from = 0  # the step the learning-rate warm-up counts from
-        own: dict = {}
-        if parent == ckpt:  # its own run; the config may switch a zero-started part on
-            own = checkpoint.load(ckpt, self.net, self.opt, grow=True)
-            self.step = own["step"]
-            self.apply_rate_multipliers()
-        elif parent:  # another run's checkpoint (`branch_from`), optimizer and step included
-            self.step = checkpoint.load(Path(cfg.branch_from), self.net, self.opt, grow=True)["step"]
+        own: dict = {}  # the run's own saved state, whose weight average it continues
+        if parent:  # its own run or another's (`branch_from`): optimizer and step included; the
+            # config may switch a zero-started part on
+            loaded = checkpoint.load(parent, self.net, self.opt, grow=True)
+            self.step = loaded["step"]
+            own = loaded if parent == ckpt else {}
             self.apply_rate_multipliers()
         elif cfg.resume_from:  # a committed snapshot: weights and step, optimizer started afresh
             self.step = self.warm_from = checkpoint.load_snapshot(Path(cfg.resume_from), self.net)
