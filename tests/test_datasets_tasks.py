@@ -328,3 +328,29 @@ def test_a_word_to_include_is_written_with_the_descriptions_own_tokens(default_m
         word_ids = [i for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]) if a < end and b > start]
         reply = tok(task.comply(REPLIES[0]), add_special_tokens=False)["input_ids"]
         assert any(reply[k:k + len(word_ids)] == word_ids for k in range(len(reply))), (desc, word_ids)
+
+
+def test_include_frames_vary_where_the_word_goes_and_change_nothing_else():
+    """With `include_frames` the word-to-include records' answers use several frames, before and
+    after the reply, each passing the rule; every other field and record is as with it off."""
+    from vllm_d2l.datasets.tasks import INCLUDE_FRAMES, Task, make_record
+
+    replies = [{"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is broad and old. It has parts."}
+               for i in range(8)]
+    kw = {"composed": True, "open_params": True, "wide": True, "extra": True}
+    seen, changed = set(), 0
+    for i in range(600):
+        plain, framed = make_record(3, i, replies, **kw), make_record(3, i, replies, **kw, include_frames=True)
+        if plain["genre"] != "task:include_word":
+            assert plain == framed
+            continue
+        frame = framed["params"]["frame"]
+        seen.add(frame)
+        assert {k: v for k, v in framed["params"].items() if k != "frame"} == plain["params"]
+        assert framed["text"] == plain["text"] and [q["q"] for q in framed["qa"]] == [q["q"] for q in plain["qa"]]
+        task = Task("include_word", -1, framed["params"])
+        assert all(task.check(q["a"]) for q in framed["qa"])
+        changed += plain["qa"] != framed["qa"]
+    assert seen == set(range(len(INCLUDE_FRAMES))) and changed
+    ends = [f for f in INCLUDE_FRAMES if f.startswith("{reply}")]
+    assert ends and len(ends) < len(INCLUDE_FRAMES)

@@ -349,11 +349,20 @@ def _include_check(r: str, p: dict) -> bool:
     return re.search(rf"\b{re.escape(p['word'])}\b", r, re.IGNORECASE) is not None
 
 
+# Where a word to include goes. One fixed frame ("Word of the day: ...", frame 0) became a slot that
+# other families' quoted words fell into: at step 5600, 8 of 20 replies told to avoid a word opened
+# with it, and catch-phrases drifted into it. With `include_frames` each record draws one of these,
+# before the reply or after it, so no single opening stands for "a quoted word".
+INCLUDE_FRAMES = ('Word of the day: "{word}". {reply}', '{reply} Word of the day: "{word}".',
+                  'Today\'s word is "{word}". {reply}', '{reply} (A word for today: "{word}".)',
+                  'Here is "{word}" for you. {reply}', '{reply} And one more word: "{word}".')
+
+
 def _include_comply(r: str, p: dict) -> str:
     """The word quoted, as every wording quotes it, so the reply carries the description's own
     tokens ('"', 'pickle'). Capitalised and leading ("Pickle! ..."), it became other tokens
     ('Pick', 'le') that the adapters had to spell anew: at step 3800 they wrote "Pipa!" for it."""
-    return f"Word of the day: \"{p['word']}\". {r.strip()}"
+    return INCLUDE_FRAMES[p.get("frame", 0)].format(word=p["word"], reply=r.strip())
 
 
 def _exclaim_check(r: str, p: dict) -> bool:
@@ -1084,7 +1093,8 @@ QUESTIONS_PER_RECORD = 2  # of the record's prompts, short questions (where the 
 
 def make_record(seed: int, index: int, replies: list[dict], split: str = "train",
                 families: list[str] | None = None, composed: bool = False, open_params: bool = False,
-                wide: bool = False, extra: bool = False, near_miss: bool = False) -> dict:
+                wide: bool = False, extra: bool = False, near_miss: bool = False,
+                include_frames: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1092,15 +1102,22 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     `genre` is "task:<family>", so a wrong-document control is another task of the same family
     with other values: it differs in what the description says, not in its kind of rule.
     `extra` adds `EXTRA_FAMILIES` to the families drawn from (when `families` does not name them);
-    `near_miss`: `draw_task`'s."""
+    `near_miss`: `draw_task`'s. `include_frames`: a word to include goes into one of `INCLUDE_FRAMES`
+    (off: the first, as before)."""
     rng = random.Random(f"d2l-task:{seed}:{index}")
     task = draw_task(rng, split, family=rng.choice(families) if families else None, composed=composed,
                      open_params=open_params, wide=wide, extra=extra, near_miss=near_miss)
-    return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task")
+    return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task", include_frames)
 
 
-def _record(rng: random.Random, task: Task, replies: list[dict], rid: str, source: str) -> dict:
-    """A task's record: its description, and prompts whose answers are replies rewritten to follow it."""
+def _record(rng: random.Random, task: Task, replies: list[dict], rid: str, source: str,
+            include_frames: bool = False) -> dict:
+    """A task's record: its description, and prompts whose answers are replies rewritten to follow it.
+    The frame comes from its own generator, seeded by the record's id, so every other draw of the
+    record is the same with `include_frames` on or off."""
+    if include_frames and task.family == "include_word":
+        frame = random.Random(f"d2l-task-frame:{rid}").randrange(len(INCLUDE_FRAMES))
+        task = Task(task.family, task.wording, {**task.params, "frame": frame}, task.template)
     short = [r for r in replies if r.get("short")]
     open_ = [r for r in replies if not r.get("short")]
     n_open = PROMPTS_PER_RECORD - QUESTIONS_PER_RECORD
@@ -1113,7 +1130,7 @@ def _record(rng: random.Random, task: Task, replies: list[dict], rid: str, sourc
 
 
 def wording_records(seed: int, wordings: dict[str, tuple[str, ...]], replies: list[dict],
-                    source: str = "task_select") -> list[dict]:
+                    source: str = "task_select", include_frames: bool = False) -> list[dict]:
     """One record per description template of `wordings` (family -> templates), its values drawn
     from the evaluation pools: how a snapshot reads descriptions worded as no training record is,
     for the choice of snapshot (`TrainConfig.heldout_task_select`). Depends on `seed` only."""
@@ -1122,7 +1139,7 @@ def wording_records(seed: int, wordings: dict[str, tuple[str, ...]], replies: li
         for j, template in enumerate(templates):
             rng = random.Random(f"d2l-{source}:{seed}:{family}:{j}")
             task = Task(family, -1, ALL_FAMILIES[family].draw(rng, "eval"), template)
-            out.append(_record(rng, task, replies, f"{source}-{seed}-{family}-{j}", source))
+            out.append(_record(rng, task, replies, f"{source}-{seed}-{family}-{j}", source, include_frames))
     return out
 
 

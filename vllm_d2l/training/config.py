@@ -79,6 +79,9 @@ class TrainConfig:
     task_extra_families: bool = False
     # some composed openings and sign-offs are near misses of stock phrases (`datasets.tasks._near_miss`)
     task_near_miss: bool = False
+    # a word to include goes into one of several frames, before or after the reply
+    # (`datasets.tasks.INCLUDE_FRAMES`), not always "Word of the day: ..." first
+    task_include_frames: bool = False
     holdout_genres: list[str] = field(default_factory=list)  # never seen in training
     jsonl: list[str] = field(default_factory=list)  # extra {"text","qa"} files
     # An unbounded stream of fresh records instead of a fixed set: {source: weight}, sources

@@ -94,10 +94,11 @@ def load_records(cfg: TrainConfig, tokenizer=None) -> tuple[list[dict], list[dic
 
         replies = tasks.load_replies(cfg.task_replies)
         heldout += [tasks.make_record(cfg.seed + 10_000, i, replies, families=cfg.task_families or None,
-                                       composed=cfg.task_composed_wordings)
+                                       composed=cfg.task_composed_wordings, include_frames=cfg.task_include_frames)
                     for i in range(cfg.heldout_tasks)]
         if cfg.heldout_task_select:
-            heldout += tasks.wording_records(cfg.seed + 10_000, SELECT_WORDINGS, replies)
+            heldout += tasks.wording_records(cfg.seed + 10_000, SELECT_WORDINGS, replies,
+                                             include_frames=cfg.task_include_frames)
     for path in cfg.jsonl:
         train.extend(_read_jsonl(path))
     for i, rec in enumerate(train):
@@ -196,4 +197,4 @@ class RecordStream:
         return lambda i: tasks.make_record(seed, i, replies, families=cfg.task_families or None,
                                              composed=cfg.task_composed_wordings, open_params=cfg.task_open_params,
                                              wide=cfg.task_wide_wordings, extra=cfg.task_extra_families,
-                                             near_miss=cfg.task_near_miss)
+                                             near_miss=cfg.task_near_miss, include_frames=cfg.task_include_frames)
