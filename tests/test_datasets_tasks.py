@@ -315,6 +315,8 @@ def test_a_word_to_include_is_written_with_the_descriptions_own_tokens(default_m
     the adapter was written from (capitalised and leading, "pickle" became 'Pick', 'le')."""
     from transformers import AutoTokenizer
 
+    from vllm_d2l.datasets.tasks import INCLUDE_FRAMES, Task
+
     tok = AutoTokenizer.from_pretrained(default_model_dir)
     rng = random.Random(7)
     drawn = [draw_task(rng, "train", family="include_word", composed=True, open_params=True, wide=True)
@@ -326,8 +328,10 @@ def test_a_word_to_include_is_written_with_the_descriptions_own_tokens(default_m
         end = start + len(task.params["word"])
         enc = tok(desc, add_special_tokens=False, return_offsets_mapping=True)
         word_ids = [i for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]) if a < end and b > start]
-        reply = tok(task.comply(REPLIES[0]), add_special_tokens=False)["input_ids"]
-        assert any(reply[k:k + len(word_ids)] == word_ids for k in range(len(reply))), (desc, word_ids)
+        for frame in range(len(INCLUDE_FRAMES)):  # wherever `include_frames` puts it
+            framed = Task(task.family, task.wording, {**task.params, "frame": frame}, task.template)
+            reply = tok(framed.comply(REPLIES[0]), add_special_tokens=False)["input_ids"]
+            assert any(reply[k:k + len(word_ids)] == word_ids for k in range(len(reply))), (desc, frame, word_ids)
 
 
 def test_include_frames_vary_where_the_word_goes_and_change_nothing_else():
