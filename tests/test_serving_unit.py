@@ -54,6 +54,19 @@ def test_launch_wraps_only_the_hypernetwork_modules(tmp_path):
     assert "--lora-target-modules" not in cmd  # unknown: vLLM's default (every module) is the safe one
 
 
+def test_launch_slot_rank_holds_what_the_hypernetworks_write(tmp_path):
+    from vllm_d2l.hypernet import HypernetConfig
+    for name, key_dim in (("narrow", 120), ("wide", 248), ("widest", 500)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(HypernetConfig(kind="token", key_dim=key_dim).to_json())
+    rank = lambda *flags: _value(build(["--model", "/m", *flags], environ={})[0], "--max-lora-rank")
+    assert rank("--hypernet", str(tmp_path / "narrow"), "--task-hypernet", str(tmp_path / "narrow")) == "128"
+    assert rank("--hypernet", str(tmp_path / "wide"), "--task-hypernet", str(tmp_path / "narrow")) == "256"
+    assert rank("--hypernet", str(tmp_path / "narrow"), "--task-hypernet", str(tmp_path / "widest")) == "512"
+    cmd, _, _ = build(["--model", "/m", "--hypernet", str(tmp_path / "wide"), "--max-lora-rank", "64"], environ={})
+    assert _value(cmd, "--max-lora-rank") == "64" and cmd.count("--max-lora-rank") == 1  # the user's flag wins
+
+
 def test_launch_defaults_to_the_converted_model(monkeypatch, tmp_path):
     import vllm_d2l.base_model as bm
     monkeypatch.setattr(bm, "ensure_default_model", lambda: tmp_path)

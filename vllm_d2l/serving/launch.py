@@ -28,10 +28,12 @@ from .settings import (ENV_HYPERNET, ENV_MAX_BODY, ENV_MAX_STORED, ENV_MAX_TOKEN
                        OVER_RANK_POLICIES, Settings)
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
-# Rank 8 per 1,024-token chunk plus 8 always-on rows: 128 holds 15 chunks (~15k tokens) before
-# recompression; the grouped CPU path computes at each adapter's true rank, so the headroom costs
-# buffer memory (~16 MB per slot on the default model), not time.
+# The least slot rank a server gets; raised to the rank the serving hypernetworks write (key_dim +
+# always-on rows for the token kind, whatever the document's length), so their adapters are served
+# as written rather than recompressed. The grouped CPU path computes at each adapter's true rank,
+# so the headroom costs buffer memory (~16 MB per slot at 128 on the default model), not time.
 DEFAULT_MAX_LORA_RANK = 128
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM's --max-lora-rank accepts
 DEFAULT_MAX_LORAS = 4
 DEFAULT_CPU_KVCACHE_GIB = "4"
 
@@ -139,7 +141,7 @@ def build(argv: list[str], environ: dict[str, str] | None = None) -> tuple[list[
     if not _has_flag(args, "--enable-lora"):
         args.append("--enable-lora")
     if not _has_flag(args, "--max-lora-rank"):
-        args += ["--max-lora-rank", str(DEFAULT_MAX_LORA_RANK)]
+        args += ["--max-lora-rank", str(default_max_lora_rank(env))]
     if not _has_flag(args, "--max-loras"):
         args += ["--max-loras", str(DEFAULT_MAX_LORAS)]
     if not _has_flag(args, "--max-cpu-loras"):
@@ -157,9 +159,9 @@ def build(argv: list[str], environ: dict[str, str] | None = None) -> tuple[list[
     return [sys.executable, "-m", VLLM_MODULE, *args], env, ours
 
 
-def _hypernet_target_modules(env: dict[str, str]) -> list[str]:
-    """The modules the served hypernetworks (documents and tasks) write, from their config.json
-    ([] when unknown: then vLLM wraps every module it can)."""
+def _served_configs(env: dict[str, str]) -> list[dict] | None:
+    """The config.json of each hypernetwork the server will use (documents, then tasks), or None
+    when one cannot be read (then every default that depends on them falls back to vLLM's or ours)."""
     from ..generator import default_hypernet_dir, default_task_hypernet_dir
     from ..hypernet import CONFIG_NAME
 
@@ -167,14 +169,38 @@ def _hypernet_target_modules(env: dict[str, str]) -> list[str]:
     task = Path(env[ENV_TASK_HYPERNET]) if env.get(ENV_TASK_HYPERNET) else default_task_hypernet_dir()
     if task is not None:
         folders.append(task)
+    try:
+        return [json.loads((folder / CONFIG_NAME).read_text()) for folder in folders]
+    except (OSError, ValueError):
+        return None
+
+
+def _hypernet_target_modules(env: dict[str, str]) -> list[str]:
+    """The modules the served hypernetworks write ([] when unknown: then vLLM wraps every module it can)."""
     modules: list[str] = []
-    for folder in folders:
-        try:
-            found = json.loads((folder / CONFIG_NAME).read_text())["target_modules"]
-        except (OSError, ValueError, KeyError):
+    for config in _served_configs(env) or []:
+        if "target_modules" not in config:
             return []
-        modules += [str(m) for m in found if str(m) not in modules]
+        modules += [str(m) for m in config["target_modules"] if str(m) not in modules]
     return modules
+
+
+def default_max_lora_rank(env: dict[str, str]) -> int:
+    """The smallest rank vLLM accepts that holds what the served hypernetworks write.
+
+    Why not a constant: a wider checkpoint (`--hypernet`, or a later packaged one) would otherwise
+    have every adapter recompressed by truncated SVD, silently losing part of the document.
+    """
+    from ..errors import ModelMismatch
+    from ..hypernet import HypernetConfig
+
+    needed = DEFAULT_MAX_LORA_RANK
+    for config in _served_configs(env) or []:
+        try:
+            needed = max(needed, HypernetConfig.from_json(json.dumps(config)).adapter_rank())
+        except (TypeError, ValueError, ModelMismatch):  # a partial or foreign config: it says nothing about rank
+            continue
+    return next((r for r in VLLM_LORA_RANKS if r >= needed), VLLM_LORA_RANKS[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
