@@ -230,6 +230,25 @@ def test_best_snapshot_is_kept_and_a_fresh_run_resumes_from_it(tiny_model_dir, t
     assert reading.step == state["step"] and reading.net.config.chunk_overlap == 16
 
 
+def test_a_fresh_run_keeps_the_committed_snapshot_it_resumed_from_when_it_scores_better(tiny_model_dir, tmp_path):
+    """On a machine without the run's folder, the first evaluation becomes the best only if it beats
+    the snapshot the run resumed from."""
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2}
+    first = Trainer(config(tmp_path / "a", tiny_model_dir, steps=2, eval_every=2, hypernet=net))
+    first.heldout = first.train_set
+    first.run(progress=False)
+    snap = tmp_path / "a" / "run" / "best"
+    state = json.loads((snap / "state.json").read_text())
+    for score, kept in ((-100.0, True), (100.0, False)):  # a snapshot no evaluation beats, then one any does
+        (snap / "state.json").write_text(json.dumps({**state, "heldout_ce": score}))
+        out = tmp_path / f"b{score}"
+        fresh = Trainer(config(out, tiny_model_dir, steps=4, eval_every=2, hypernet=net, resume_from=str(snap)))
+        fresh.heldout = fresh.train_set
+        fresh.run(progress=False)
+        assert any("heldout_ce" in r for r in fresh._log_rows())
+        assert (out / "run" / "best" / "state.json").is_file() != kept
+
+
 def test_training_reads_chunks_as_the_generator_does(tiny_model_dir, tmp_path):
     """With `train_overlap`, the adapter training differentiates is the one the generator serves
     for the same chunks: each chunk after the first read behind `chunk_overlap` tokens it does not

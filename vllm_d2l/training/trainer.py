@@ -324,8 +324,12 @@ class Trainer:
         chosen = averaged if use_average else plain
         # Against the snapshot that is on disk, not the log's best row: a row's weights can be gone
         # (a run stopped between an evaluation and its save), and a hold-out that changed at
-        # `heldout_since` makes older snapshots' scores incomparable.
+        # `heldout_since` makes older snapshots' scores incomparable. On a machine without the run's
+        # folder that is the committed snapshot it resumed from: else the first evaluation there would
+        # become the best however it scored.
         kept = self.out / "best" / "state.json"
+        if not kept.is_file() and self.cfg.resume_from:
+            kept = Path(self.cfg.resume_from) / "state.json"
         prior = json.loads(kept.read_text()) if kept.is_file() else None
         if prior is None or "heldout_content_gap_ce" not in prior or prior["step"] < self.cfg.heldout_since \
                 or self.score(chosen) < self.score(prior):
