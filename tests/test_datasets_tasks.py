@@ -358,3 +358,34 @@ def test_include_frames_vary_where_the_word_goes_and_change_nothing_else():
     assert seen == set(range(len(INCLUDE_FRAMES))) and changed
     ends = [f for f in INCLUDE_FRAMES if f.startswith("{reply}")]
     assert ends and len(ends) < len(INCLUDE_FRAMES)
+
+
+def test_pairs_give_odd_records_the_contrasting_rule_on_the_same_values_and_prompts():
+    """With `pairs`, even records are as without it; an odd record holds its even neighbour's values
+    and prompts under the partner family (`CONTRASTS`), its answers follow that family's rule and
+    not the neighbour's, and a family without a partner is repeated as it is."""
+    from vllm_d2l.datasets.tasks import ALL_FAMILIES, CONTRASTS, Task, make_record
+
+    replies = [{"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is broad and old. It has parts."}
+               for i in range(8)]
+    kw = {"composed": True, "open_params": True, "wide": True, "extra": True, "include_frames": True}
+    assert all(CONTRASTS[b] == a for a, b in CONTRASTS.items()) and set(CONTRASTS) <= set(ALL_FAMILIES)
+    paired = set()
+    for i in range(0, 400, 2):
+        first, second = make_record(5, i, replies, pairs=True, **kw), make_record(5, i + 1, replies, pairs=True, **kw)
+        assert first == make_record(5, i, replies, **kw)
+        assert [q["q"] for q in first["qa"]] == [q["q"] for q in second["qa"]]
+        family, partner = first["genre"].split(":")[1], second["genre"].split(":")[1]
+        if family not in CONTRASTS:
+            assert second["text"] == first["text"] and second["qa"] == first["qa"]
+            continue
+        assert partner == CONTRASTS[family] and second["text"] != first["text"]
+        paired.add(family)
+        values = {v for k, v in first["params"].items() if k != "frame"}
+        assert values == {v for k, v in second["params"].items() if k != "frame"}
+        mine, theirs = Task(partner, -1, second["params"]), Task(family, -1, first["params"])
+        assert all(mine.check(q["a"]) for q in second["qa"])
+        # avoiding a word the reply lacks changes nothing; a reply in capitals is in title case too
+        if family not in ("avoid_word", "include_word", "title_case"):
+            assert not all(theirs.check(q["a"]) for q in second["qa"]), (first["text"], second["qa"])
+    assert paired == set(CONTRASTS)

@@ -1091,10 +1091,34 @@ def load_replies(path: Path | str | None = None) -> list[dict]:
 QUESTIONS_PER_RECORD = 2  # of the record's prompts, short questions (where the pool has them)
 
 
+# Minimal pairs: families whose rules differ in one thing a description says (where a phrase goes,
+# which letters are capitals, how list lines are marked, whether a word must appear or must not).
+# The held-out wordings fail by picking the trained neighbour ("Finish with X" writes X first,
+# "every letter a capital" writes title case); a pair gives the generator the same phrase and the
+# same prompts under both rules in one batch, so only the words that tell the rules apart can lower
+# both losses. `_PAIR_PARAMS` renames a value where the two families call it differently.
+CONTRASTS = {"opening": "signoff", "signoff": "opening", "upper": "title_case", "title_case": "upper",
+             "bullets": "lettered", "lettered": "bullets", "avoid_word": "include_word",
+             "include_word": "avoid_word", "heading": "summary_line", "summary_line": "heading"}
+_PAIR_PARAMS = {("heading", "summary_line"): {"heading": "lead"}, ("summary_line", "heading"): {"lead": "heading"}}
+
+
+def _contrast(task: Task, rng: random.Random, **draw) -> Task:
+    """`task`'s partner in a minimal pair: the contrasting family, worded by its own draw, with
+    `task`'s values (renamed where the families name them apart); `task` if it has no partner."""
+    partner = CONTRASTS.get(task.family)
+    if partner is None:
+        return task
+    worded = draw_task(rng, "train", family=partner, **draw)
+    names = _PAIR_PARAMS.get((task.family, partner), {})
+    params = {names.get(k, k): v for k, v in task.params.items() if k != "frame"}
+    return Task(partner, worded.wording, params, worded.template)
+
+
 def make_record(seed: int, index: int, replies: list[dict], split: str = "train",
                 families: list[str] | None = None, composed: bool = False, open_params: bool = False,
                 wide: bool = False, extra: bool = False, near_miss: bool = False,
-                include_frames: bool = False) -> dict:
+                include_frames: bool = False, pairs: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1103,10 +1127,16 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     with other values: it differs in what the description says, not in its kind of rule.
     `extra` adds `EXTRA_FAMILIES` to the families drawn from (when `families` does not name them);
     `near_miss`: `draw_task`'s. `include_frames`: a word to include goes into one of `INCLUDE_FRAMES`
-    (off: the first, as before)."""
-    rng = random.Random(f"d2l-task:{seed}:{index}")
+    (off: the first, as before). `pairs`: an odd record is its even neighbour's minimal pair
+    (`CONTRASTS`): the same values and prompts under the contrasting rule, or the same record where
+    the family has none; even records are as without it."""
+    first = index - index % 2 if pairs else index
+    rng = random.Random(f"d2l-task:{seed}:{first}")
     task = draw_task(rng, split, family=rng.choice(families) if families else None, composed=composed,
                      open_params=open_params, wide=wide, extra=extra, near_miss=near_miss)
+    if first != index:
+        task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), composed=composed,
+                         open_params=open_params, wide=wide, extra=extra, near_miss=near_miss)
     return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task", include_frames)
 
 

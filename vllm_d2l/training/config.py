@@ -82,6 +82,9 @@ class TrainConfig:
     # a word to include goes into one of several frames, before or after the reply
     # (`datasets.tasks.INCLUDE_FRAMES`), not always "Word of the day: ..." first
     task_include_frames: bool = False
+    # each odd streamed record is its even neighbour's minimal pair (`datasets.tasks.CONTRASTS`):
+    # the same values and prompts under the rule that differs from it in one respect
+    task_pairs: bool = False
     holdout_genres: list[str] = field(default_factory=list)  # never seen in training
     jsonl: list[str] = field(default_factory=list)  # extra {"text","qa"} files
     # An unbounded stream of fresh records instead of a fixed set: {source: weight}, sources
