@@ -816,3 +816,45 @@ def test_exact_share_is_the_share_of_answers_greedy_decoding_writes(tiny_model_d
     _, mixed = batch_loss(model, tok.pad_token_id, [Example(prompts[0], greedy[0], 0), Example(prompts[1], changed, 0)],
                           zero, 0.0, 1.0)
     assert own["exact"] == 1.0 and mixed["exact"] == 0.5
+
+
+def test_guided_task_teacher_spans_the_bare_and_the_described_model(tiny_model_dir):
+    """Guidance 0 is the bare model's top-k, guidance 1 the model with the description before the
+    question; the first choice that marks the edits is the bare model's at any guidance, and the
+    edits objective takes it from there rather than from the guided top-k."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from vllm_d2l.prompts import described_messages, render
+    from vllm_d2l.training.objectives import (_answer_logprobs, answer_ids, batch_loss, guided_topk,
+                                              qa_examples, teacher_topk)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    qa = [{"q": "Tell me about tides.", "a": "AHOY! Tides rise and fall."}, {"q": "What is tea?", "a": ""}]
+    # the second answer: the bare model's own greedy words, so that some tokens are its first choice
+    prompt = qa_examples(tok, qa[1:], 0)[0].prompt
+    greedy = model.generate(torch.tensor([prompt]), max_new_tokens=8, do_sample=False)[0][len(prompt):]
+    qa[1]["a"] = tok.decode(greedy, skip_special_tokens=True)
+    desc = "Start every reply with AHOY!"
+    bare = teacher_topk(model, tok, None, qa, 5)
+    with torch.no_grad():
+        told = _answer_logprobs(model, [render(tok, described_messages(desc, x["q"])) for x in qa],
+                                [answer_ids(tok, x["a"]) for x in qa])
+    for (i0, v0, f0), (i1, v1, f1), (ib, vb), lp in zip(guided_topk(model, tok, desc, qa, 5, 0.0),
+                                                         guided_topk(model, tok, desc, qa, 5, 1.0), bare, told):
+        assert torch.equal(i0, ib) and torch.equal(f0, ib[:, 0]) and torch.equal(f1, ib[:, 0])
+        torch.testing.assert_close(v0, vb, atol=1e-4, rtol=1e-4)
+        vals, idx = lp.topk(5, dim=-1)
+        assert torch.equal(i1, idx)
+        torch.testing.assert_close(v1, vals, atol=1e-4, rtol=1e-4)
+    strong = guided_topk(model, tok, desc, qa, 5, 4.0)
+    assert any(not torch.equal(s[0][:, 0], s[2]) for s in strong)  # the guided first choice moved somewhere
+    zero = {f"model.layers.{l}.mlp.down_proj": (torch.zeros(1, 2, 128), torch.zeros(1, 64, 2)) for l in range(2)}
+    plain, guided = qa_examples(tok, qa, 0), qa_examples(tok, qa, 0)
+    for e, t in zip(plain, bare):
+        e.teacher = t
+    for e, (idx, vals, first) in zip(guided, strong):
+        e.teacher, e.first = (idx, vals), first
+    _, s_plain = batch_loss(model, tok.pad_token_id, plain, zero, 1.0, 1.0, edits=True)
+    _, s_guided = batch_loss(model, tok.pad_token_id, guided, zero, 1.0, 1.0, edits=True)
+    assert s_guided["edit_share"] == s_plain["edit_share"] and s_guided["ce"] == pytest.approx(s_plain["ce"])
+    assert s_plain["kl"] == pytest.approx(0.0, abs=1e-5) and s_guided["kl"] > 1e-3

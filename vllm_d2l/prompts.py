@@ -17,6 +17,12 @@ def context_messages(document: str, question: str) -> list[dict]:
     return [{"role": "user", "content": f"{document.strip()}\n\nAnswer using the text above.\n{question}"}]
 
 
+def described_messages(description: str, question: str) -> list[dict]:
+    """A task description, then the question, in the user message: where the base model follows a
+    description most often (the task evaluation's "user" condition, and the guided task teacher)."""
+    return [{"role": "user", "content": f"{description}\n\n{question}"}]
+
+
 def render(tokenizer, messages: list[dict]) -> list[int]:
     """Token ids of a chat prompt, ending where the assistant starts to speak."""
     out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)

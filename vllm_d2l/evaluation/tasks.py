@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..datasets.fresh_wordings import FRESH_WORDINGS
 from ..datasets.tasks import FAMILIES, HELD_OUT_FAMILIES, Task, draw_task, families, prompts
-from ..prompts import render
+from ..prompts import described_messages, render
 from .generation import factors_of, generate
 
 CONDITIONS = ("none", "system", "user", "adapter")
@@ -38,7 +38,7 @@ def task_messages(condition: str, description: str, prompt: str) -> list[dict]:
     if condition == "system":
         return [{"role": "system", "content": description}, {"role": "user", "content": prompt}]
     if condition == "user":
-        return [{"role": "user", "content": f"{description}\n\n{prompt}"}]
+        return described_messages(description, prompt)
     return [{"role": "user", "content": prompt}]
 
 

@@ -85,6 +85,9 @@ class TrainConfig:
     # each odd streamed record is its even neighbour's minimal pair (`datasets.tasks.CONTRASTS`):
     # the same values and prompts under the rule that differs from it in one respect
     task_pairs: bool = False
+    # with `edits`, a task record's KL rows match the base model moved this many times as far as the
+    # description before the question moves it (`objectives.guided_topk`); 0: the bare base model
+    task_teacher_guidance: float = 0.0
     holdout_genres: list[str] = field(default_factory=list)  # never seen in training
     jsonl: list[str] = field(default_factory=list)  # extra {"text","qa"} files
     # An unbounded stream of fresh records instead of a fixed set: {source: weight}, sources

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 
 from ..apply import lora_applied
-from ..prompts import context_messages, question_messages, render
+from ..prompts import context_messages, described_messages, question_messages, render
 
 RECONSTRUCT_PROMPT = "Repeat the document you have memorised, word for word."
 
@@ -37,6 +37,9 @@ class Example:
     answer: list[int]
     doc: int = 0
     teacher: tuple[torch.Tensor, torch.Tensor] | None = None  # top-k ids, log-probs per answer token
+    # the bare base model's first choice per answer token, where the teacher is not the bare base
+    # model itself (`guided_topk`): the edits objective's edits are departures from it
+    first: torch.Tensor | None = None
     reconstruct: bool = False
     weight: float = 1.0  # of its answer tokens in the batch's cross-entropy (a weighted mean)
 
@@ -88,29 +91,59 @@ def _teacher_prompt(tokenizer, document: str | None, question: str) -> list[int]
     return render(tokenizer, question_messages(question) if document is None else context_messages(document, question))
 
 
-@torch.no_grad()
-def teacher_topk(model, tokenizer, document: str | None, qa: list[dict], k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Teacher's top-k (token ids, log-probs) at each answer position, per question.
+def _answer_logprobs(model, prompts: list[list[int]], answers: list[list[int]]) -> list[torch.Tensor]:
+    """The model's full log-probabilities at each answer position, per question ([T_i, V] each).
 
     All questions share the document prefix of the prompt, so it is encoded once and its KV
     cache is repeated for the questions: the cost is one document plus the questions, not one
     document per question.
     """
-    prompts = [_teacher_prompt(tokenizer, document, x["q"]) for x in qa]
-    answers = [answer_ids(tokenizer, x["a"]) for x in qa]
     shared = _common_prefix(prompts)
     device = model.device
     out = model.model(input_ids=torch.tensor([prompts[0][:shared]], device=device), use_cache=True)
     cache = out.past_key_values
-    cache.batch_repeat_interleave(len(qa))
+    cache.batch_repeat_interleave(len(prompts))
     tails = [Example(p[shared:], a) for p, a in zip(prompts, answers)]
-    ids, attn, target = (t.to(device) for t in pad_batch(tails, tokenizer.pad_token_id or 0))
-    attn = torch.cat([torch.ones(len(qa), shared, dtype=attn.dtype, device=device), attn], dim=1)
+    ids, attn, target = (t.to(device) for t in pad_batch(tails, 0))
+    attn = torch.cat([torch.ones(len(prompts), shared, dtype=attn.dtype, device=device), attn], dim=1)
     hidden = model.model(input_ids=ids, attention_mask=attn, past_key_values=cache, use_cache=True).last_hidden_state
     lp = F.log_softmax(model.lm_head(hidden[target]).float(), dim=-1)
-    vals, idx = lp.topk(k, dim=-1)
-    sizes = target.sum(1).tolist()
-    return list(zip(idx.cpu().split(sizes), vals.cpu().split(sizes)))
+    return list(lp.split(target.sum(1).tolist()))
+
+
+@torch.no_grad()
+def teacher_topk(model, tokenizer, document: str | None, qa: list[dict], k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Teacher's top-k (token ids, log-probs) at each answer position, per question."""
+    prompts = [_teacher_prompt(tokenizer, document, x["q"]) for x in qa]
+    answers = [answer_ids(tokenizer, x["a"]) for x in qa]
+    out = []
+    for lp in _answer_logprobs(model, prompts, answers):
+        vals, idx = lp.topk(k, dim=-1)
+        out.append((idx.cpu(), vals.cpu()))
+    return out
+
+
+@torch.no_grad()
+def guided_topk(model, tokenizer, description: str, qa: list[dict], k: int,
+                guidance: float) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The task teacher moved toward the description: at each answer position the base model's
+    log-probabilities on the bare question, moved `guidance` times as far as putting the
+    description before the question moves them (renormalised; 0 is the bare model, 1 the described
+    one). Top-k (ids, log-probs) and the bare model's first choice, per question.
+
+    Why: the built targets teach each training family's rule only at its edits, and elsewhere the
+    student was held to the bare model, so nothing carried what the base model itself makes of a
+    description it was never trained on (a held-out family). The described model follows few
+    descriptions (about a fifth of replies), so its shift is moved further than it goes.
+    """
+    answers = [answer_ids(tokenizer, x["a"]) for x in qa]
+    bare = _answer_logprobs(model, [render(tokenizer, question_messages(x["q"])) for x in qa], answers)
+    told = _answer_logprobs(model, [render(tokenizer, described_messages(description, x["q"])) for x in qa], answers)
+    out = []
+    for b, d in zip(bare, told):
+        vals, idx = F.log_softmax(b + guidance * (d - b), dim=-1).topk(k, dim=-1)
+        out.append((idx.cpu(), vals.cpu(), b.argmax(-1).cpu()))
+    return out
 
 
 def teacher_topk_uncached(model, tokenizer, document: str | None, qa: list[dict], k: int):
@@ -227,7 +260,8 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
     if edits:
         if not all(with_teacher):
             raise ValueError("the edits objective needs the base model's top-k for every example")
-        edit = labels != idx[:, 0]  # [P]: the target departs from the base model's first choice
+        first = torch.cat([e.teacher[0][:, 0] if e.first is None else e.first for e in examples]).to(device)
+        edit = labels != first  # [P]: the target departs from the base model's first choice
         scored, kl_rows = ~is_rec & edit, ~edit
     else:
         scored, kl_rows = ~is_rec, rows

@@ -26,7 +26,7 @@ from . import checkpoint
 from .averaging import WeightAverage
 from .config import TrainConfig
 from .data import RecordStream, load_passages, load_records
-from .objectives import batch_loss, qa_examples, reconstruct_example, teacher_topk
+from .objectives import batch_loss, guided_topk, qa_examples, reconstruct_example, teacher_topk
 
 
 def is_common_answer(answer: str) -> bool:
@@ -164,8 +164,12 @@ class Trainer:
         key = rec["id"]
         if key in self.teacher_cache:
             return self.teacher_cache[key]
-        document = None if self.cfg.edits else rec["text"]  # edits: the base model is its own teacher
-        out = teacher_topk(self.model, self.tok, document, rec["qa"], self.cfg.kl_topk)
+        cfg = self.cfg
+        if cfg.edits and cfg.task_teacher_guidance and rec.get("genre", "").startswith("task"):
+            out = guided_topk(self.model, self.tok, rec["text"], rec["qa"], cfg.kl_topk, cfg.task_teacher_guidance)
+        else:
+            document = None if cfg.edits else rec["text"]  # edits: the base model is its own teacher
+            out = teacher_topk(self.model, self.tok, document, rec["qa"], cfg.kl_topk)
         if not rec.get("fresh"):  # streamed records are never seen twice: caching them only grows memory
             self.teacher_cache[key] = out
         return out
@@ -193,7 +197,7 @@ class Trainer:
             if cfg.kl_weight > 0 or cfg.edits:
                 cached = self.teacher(rec)
                 for e, i in zip(mine, chosen):
-                    e.teacher = cached[i]
+                    e.teacher, e.first = cached[i][:2], (cached[i][2] if len(cached[i]) > 2 else None)
             examples.extend(mine)
         factors = self.batch_factors(docs, n_chunks)
         loss, stats = batch_loss(self.model, self.tok.pad_token_id or 0, examples, factors,
