@@ -858,3 +858,30 @@ def test_guided_task_teacher_spans_the_bare_and_the_described_model(tiny_model_d
     _, s_guided = batch_loss(model, tok.pad_token_id, guided, zero, 1.0, 1.0, edits=True)
     assert s_guided["edit_share"] == s_plain["edit_share"] and s_guided["ce"] == pytest.approx(s_plain["ce"])
     assert s_plain["kl"] == pytest.approx(0.0, abs=1e-5) and s_guided["kl"] > 1e-3
+
+
+def test_instruction_records_are_scored_by_kl_alone_to_the_guided_teacher(tiny_model_dir, tmp_path):
+    """The stream's "instructions" records: their answers are the base model's own replies, so none
+    of their tokens is an edit; the teacher is the base model moved toward the instruction by the
+    record's guidance (`instruction_guidance`), whatever `task_teacher_guidance` says."""
+    from vllm_d2l.training.objectives import guided_topk
+
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text("\n".join(json.dumps({"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is fine."})
+                                  for i in range(6)))
+    cfg = config(tmp_path, tiny_model_dir, jsonl=[], stream={"instructions": 1.0}, task_replies=str(replies),
+                 heldout_tasks=2, edits=True, kl_weight=1.0, batch_docs=2, instruction_guidance=3.0,
+                 hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2})
+    trainer = Trainer(cfg)
+    rec = trainer.stream.record(0)
+    assert rec["distill"] and rec["genre"].startswith("instruction:") and rec["guidance"] == 3.0
+    for (i0, v0, f0), (i1, v1, f1) in zip(trainer.teacher(rec), guided_topk(trainer.model, trainer.tok, rec["text"],
+                                                                             rec["qa"], cfg.kl_topk, 3.0)):
+        assert torch.equal(i0, i1) and torch.equal(f0, f1)
+        torch.testing.assert_close(v0, v1)
+    recs = [trainer.stream.record(i) for i in range(2)]
+    _, stats = trainer.batch_loss(recs, random.Random(0), [False, False])
+    assert stats["edit_share"] == 0.0 and "ce" not in stats and stats["kl"] > 0
+    with pytest.raises(ValueError, match="need `edits: true`"):
+        Trainer(config(tmp_path / "plain", tiny_model_dir, jsonl=[], stream={"instructions": 1.0},
+                       task_replies=str(replies), heldout_tasks=2, hypernet={"kind": "token", "key_dim": 8}))

@@ -88,6 +88,10 @@ class TrainConfig:
     # with `edits`, a task record's KL rows match the base model moved this many times as far as the
     # description before the question moves it (`objectives.guided_topk`); 0: the bare base model
     task_teacher_guidance: float = 0.0
+    # the stream's "instructions" records (`datasets.instructions`): free behaviour instructions with
+    # the base model's own replies, scored by KL alone to the base model moved this many times as far
+    # as the instruction before the question moves it
+    instruction_guidance: float = 2.0
     holdout_genres: list[str] = field(default_factory=list)  # never seen in training
     jsonl: list[str] = field(default_factory=list)  # extra {"text","qa"} files
     # An unbounded stream of fresh records instead of a fixed set: {source: weight}, sources

@@ -133,7 +133,7 @@ class RecordStream:
     """Fresh training records on demand: record i depends on (seed, i) only, so a resumed run sees
     what an uninterrupted one would, and no document is drawn twice."""
 
-    SOURCES = ("synthetic", "realistic", "cloze", "needle", "tasks")
+    SOURCES = ("synthetic", "realistic", "cloze", "needle", "tasks", "instructions")
 
     def __init__(self, cfg: TrainConfig, tokenizer=None):
         unknown = sorted(set(cfg.stream) - set(self.SOURCES))
@@ -199,3 +199,12 @@ class RecordStream:
                                              wide=cfg.task_wide_wordings, extra=cfg.task_extra_families,
                                              near_miss=cfg.task_near_miss, include_frames=cfg.task_include_frames,
                                              pairs=cfg.task_pairs)
+
+    @staticmethod
+    def _instructions(cfg: TrainConfig, seed: int, tokenizer):
+        from ..datasets import instructions, tasks
+
+        if not cfg.edits:  # without it their answers, the base model's own replies, would be targets
+            raise ValueError("instruction records are scored by KL to a guided teacher: they need `edits: true`")
+        replies = tasks.load_replies(cfg.task_replies)
+        return lambda i: instructions.make_record(seed, i, replies, cfg.instruction_guidance)

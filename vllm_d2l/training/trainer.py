@@ -165,8 +165,9 @@ class Trainer:
         if key in self.teacher_cache:
             return self.teacher_cache[key]
         cfg = self.cfg
-        if cfg.edits and cfg.task_teacher_guidance and rec.get("genre", "").startswith("task"):
-            out = guided_topk(self.model, self.tok, rec["text"], rec["qa"], cfg.kl_topk, cfg.task_teacher_guidance)
+        guidance = rec.get("guidance") or (cfg.task_teacher_guidance if rec.get("genre", "").startswith("task") else 0)
+        if cfg.edits and guidance:
+            out = guided_topk(self.model, self.tok, rec["text"], rec["qa"], cfg.kl_topk, guidance)
         else:
             document = None if cfg.edits else rec["text"]  # edits: the base model is its own teacher
             out = teacher_topk(self.model, self.tok, document, rec["qa"], cfg.kl_topk)
@@ -198,6 +199,8 @@ class Trainer:
                 cached = self.teacher(rec)
                 for e, i in zip(mine, chosen):
                     e.teacher, e.first = cached[i][:2], (cached[i][2] if len(cached[i]) > 2 else None)
+                    if rec.get("distill"):  # the answer is the base model's own reply: no edits, KL everywhere
+                        e.first = torch.tensor(e.answer)
             examples.extend(mine)
         factors = self.batch_factors(docs, n_chunks)
         loss, stats = batch_loss(self.model, self.tok.pad_token_id or 0, examples, factors,
