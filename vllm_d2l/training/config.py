@@ -90,8 +90,9 @@ class TrainConfig:
     task_teacher_guidance: float = 0.0
     # the stream's "instructions" records (`datasets.instructions`): free behaviour instructions with
     # the base model's own replies, scored by KL alone to the base model moved this many times as far
-    # as the instruction before the question moves it
-    instruction_guidance: float = 2.0
+    # as the instruction before the question moves it (1: the model told the instruction; at 2 its
+    # first token often echoes the instruction's first word, "Use" for "Use emojis.")
+    instruction_guidance: float = 1.0
     holdout_genres: list[str] = field(default_factory=list)  # never seen in training
     jsonl: list[str] = field(default_factory=list)  # extra {"text","qa"} files
     # An unbounded stream of fresh records instead of a fixed set: {source: weight}, sources
