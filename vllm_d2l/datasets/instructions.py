@@ -7,8 +7,8 @@ give the generator little to generalise from, and every held-out description is 
 nearest trained rule ("a numbered list" comes out as dashes). Text-to-LoRA's lesson is the number
 of tasks. These instructions are thousands of descriptions of tone, persona, audience, topic,
 content and style, composed from small lists; their records keep the base model's own replies
-and are trained by KL alone to the base model moved toward what the instruction in the prompt
-makes of each reply (`objectives.guided_topk`). Nothing here names a held-out family's rule: no
+and are trained by KL alone to the base model told the instruction before the question
+(`objectives.guided_topk`, `TrainConfig.instruction_guidance`): context distillation. Nothing here names a held-out family's rule: no
 case of letters, no numbering or steps, no catch-phrase or signature line (tested).
 """
 from __future__ import annotations
