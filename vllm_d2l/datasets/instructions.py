@@ -6,10 +6,11 @@ held-out families (lower case, numbered lists, catch-phrases) stay at about 0 %:
 give the generator little to generalise from, and every held-out description is read as its
 nearest trained rule ("a numbered list" comes out as dashes). Text-to-LoRA's lesson is the number
 of tasks. These instructions are thousands of descriptions of tone, persona, audience, topic,
-content and style, composed from small lists; their records keep the base model's own replies
-and are trained by KL alone to the base model told the instruction before the question
-(`objectives.guided_topk`, `TrainConfig.instruction_guidance`): context distillation. Nothing here names a held-out family's rule: no
-case of letters, no numbering or steps, no catch-phrase or signature line (tested).
+content, style and stance, composed from small lists; their records keep the base model's own
+replies and are trained by KL alone to the base model told the instruction before the question
+(`objectives.guided_topk`, `TrainConfig.instruction_guidance`): context distillation. Nothing
+here names a held-out family's rule: no case of letters, no numbering or steps, no catch-phrase
+or signature line (tested).
 """
 from __future__ import annotations
 
