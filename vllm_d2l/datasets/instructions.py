@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import random
 
+from .tasks import pick_replies
+
 _PERSONAS = ["pirate", "robot", "wizard", "cowboy", "detective", "poet", "chef", "grandmother",
              "sports commentator", "news anchor", "kindergarten teacher", "mad scientist", "medieval knight",
              "astronaut", "tour guide", "librarian", "drill sergeant", "fortune teller", "surfer", "butler",
@@ -76,16 +78,12 @@ def instruction(rng: random.Random) -> tuple[str, str]:
     return rng.choice(_FRAMES).format(x=text), kinds[0]
 
 
-def make_record(seed: int, index: int, replies: list[dict], guidance: float, prompts: int = 4) -> dict:
+def make_record(seed: int, index: int, replies: list[dict], guidance: float) -> dict:
     """Record `index` of run `seed`: an instruction as the text, ordinary prompts (half of them
-    short questions where the pool has them) and the base model's own replies as answers, which
-    the edits objective then scores by KL alone (`distill`); depends on (seed, index) only."""
+    short questions where the pool has them, as task records) and the base model's own replies as
+    answers, which the edits objective then scores by KL alone (`distill`); depends on (seed, index) only."""
     rng = random.Random(f"d2l-instruction:{seed}:{index}")
     text, kind = instruction(rng)
-    short = [r for r in replies if r.get("short")]
-    open_ = [r for r in replies if not r.get("short")]
-    half = prompts // 2
-    picked = (rng.sample(open_, prompts - half) + rng.sample(short, half)
-              if len(short) >= half and len(open_) >= prompts - half else rng.sample(replies, prompts))
     return {"id": f"instruction-{seed}-{index:06d}", "genre": f"instruction:{kind}", "text": text,
-            "qa": [{"q": r["prompt"], "a": r["reply"]} for r in picked], "distill": True, "guidance": guidance}
+            "qa": [{"q": r["prompt"], "a": r["reply"]} for r in pick_replies(rng, replies)],
+            "distill": True, "guidance": guidance}

@@ -1140,6 +1140,17 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task", include_frames)
 
 
+def pick_replies(rng: random.Random, replies: list[dict]) -> list[dict]:
+    """A record's `PROMPTS_PER_RECORD` replies, `QUESTIONS_PER_RECORD` of them short questions
+    (open prompts first), or any where the pool lacks one kind (an older replies file)."""
+    short = [r for r in replies if r.get("short")]
+    open_ = [r for r in replies if not r.get("short")]
+    n_open = PROMPTS_PER_RECORD - QUESTIONS_PER_RECORD
+    if len(short) >= QUESTIONS_PER_RECORD and len(open_) >= n_open:
+        return rng.sample(open_, n_open) + rng.sample(short, QUESTIONS_PER_RECORD)
+    return rng.sample(replies, PROMPTS_PER_RECORD)
+
+
 def _record(rng: random.Random, task: Task, replies: list[dict], rid: str, source: str,
             include_frames: bool = False) -> dict:
     """A task's record: its description, and prompts whose answers are replies rewritten to follow it.
@@ -1148,14 +1159,7 @@ def _record(rng: random.Random, task: Task, replies: list[dict], rid: str, sourc
     if include_frames and task.family == "include_word":
         frame = random.Random(f"d2l-task-frame:{rid}").randrange(len(INCLUDE_FRAMES))
         task = Task(task.family, task.wording, {**task.params, "frame": frame}, task.template)
-    short = [r for r in replies if r.get("short")]
-    open_ = [r for r in replies if not r.get("short")]
-    n_open = PROMPTS_PER_RECORD - QUESTIONS_PER_RECORD
-    if len(short) >= QUESTIONS_PER_RECORD and len(open_) >= n_open:
-        picked = rng.sample(open_, n_open) + rng.sample(short, QUESTIONS_PER_RECORD)
-    else:  # a pool of one kind (an older replies file)
-        picked = rng.sample(replies, PROMPTS_PER_RECORD)
-    qa = [{"q": r["prompt"], "a": task.comply(r["reply"], r.get("short"))} for r in picked]
+    qa = [{"q": r["prompt"], "a": task.comply(r["reply"], r.get("short"))} for r in pick_replies(rng, replies)]
     return {"id": rid, "genre": f"{source}:{task.family}", "text": task.description, "qa": qa, "params": task.params}
 
 
