@@ -450,6 +450,9 @@ def test_resumed_run_takes_its_rates_from_the_config(tiny_model_dir, tmp_path):
     resumed = Trainer(config(tmp_path, tiny_model_dir, steps=3, hypernet=net, value_lr_mult=0.25, bias_lr_mult=2.0))
     assert resumed.step == 3
     assert {g["name"]: g["lr_mult"] for g in resumed.opt.param_groups} == {"decay": 1.0, "value": 0.25, "bias": 2.0}
+    grown = Trainer(config(tmp_path, tiny_model_dir, steps=3, hypernet={**net, "value_embed": True},
+                           value_lr_mult=0.25, embed_value_lr_mult=3.0))  # E's own rate, when given
+    assert {g["name"]: g["lr_mult"] for g in grown.opt.param_groups}["embed_value"] == 3.0
 
 
 @pytest.mark.parametrize("part, prefix", [("own_write_keys", "doc_key"), ("value_embed", "embed_value")])

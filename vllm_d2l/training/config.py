@@ -177,6 +177,9 @@ class TrainConfig:
     ema_decay: float = 0.0
     bias_lr_mult: float = 1.0  # the always-on block's rate, relative to lr
     value_lr_mult: float = 1.0  # the token kind's value maps' rate, relative to lr
+    # `value_embed`'s map E, relative to lr (None: as the value maps). E starts at zero in a branch
+    # whose V has had thousands of steps; at V's rate it reached a tenth of V's size in 100 steps.
+    embed_value_lr_mult: float | None = None
     ridge_lr_mult: float = 1.0  # the token kind's whitening strengths' rate (memory_read: ridge)
     warmup: int = 100
     weight_decay: float = 0.01

@@ -111,7 +111,9 @@ class Trainer:
         cfg = self.cfg
         return {"bias": (cfg.bias_lr_mult, 0.0), "value": (cfg.value_lr_mult, cfg.weight_decay),
                 "ridge": (cfg.ridge_lr_mult, 0.0), "write": (1.0, 0.0), "doc_key": (1.0, cfg.weight_decay),
-                "pooled": (1.0, 0.0), "embed_value": (cfg.value_lr_mult, cfg.weight_decay),
+                "pooled": (1.0, 0.0),
+                "embed_value": (cfg.value_lr_mult if cfg.embed_value_lr_mult is None else cfg.embed_value_lr_mult,
+                                cfg.weight_decay),
                 "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
 
     def param_groups(self, first: tuple[str, ...] | list[str] = ()) -> list[dict]:
