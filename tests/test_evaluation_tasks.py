@@ -96,3 +96,40 @@ def test_qa_check_scores_base_and_each_adapter(tiny_model_dir, tmp_path):
     assert 0 <= res["base_accuracy"] <= 1 and res["adapter_accuracy"] == res["per_task"]["brief"]
     assert set(res["outputs"]) == {"base", "brief"} and all(len(o) == len(QA_CHECK) for o in res["outputs"].values())
     assert all("|" not in q and a for q, a in QA_CHECK)
+
+
+def test_copy_scores_every_phrase_token_under_the_tasks_own_adapter(tiny_model_dir, tmp_path):
+    from vllm_d2l.apply import lora_applied
+    from vllm_d2l.evaluation.copying import copy_fidelity, summarize
+    from vllm_d2l.evaluation.generation import factors_of
+    from vllm_d2l.prompts import render
+
+    hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
+    gen = Generator.load(hn, tiny_model_dir, encoder_dtype=torch.float32)
+    items = build_items("families", 3, 2)  # one task of each held-out family: only the catch-phrase quotes one
+    res = copy_fidelity(gen, items)
+    assert res["n"] == 2 and {r["family"] for r in res["rows"]} == {"catchphrase"}
+    row = res["rows"][0]
+    phrase = gen.tokenizer(row["phrase"], add_special_tokens=False)["input_ids"]
+    assert len(row["logprob"]) == len(row["top"]) == len(phrase) > 1
+    prompt = render(gen.tokenizer, task_messages("adapter", "", row["prompt"]))
+    with torch.no_grad(), lora_applied(gen.model, factors_of(gen.internalize(row["description"]).weights)):
+        lp = gen.model(torch.tensor([prompt + phrase])).logits[0].float().log_softmax(-1)
+    by_hand = [lp[len(prompt) - 1 + i] for i in range(len(phrase))]
+    assert row["logprob"] == pytest.approx([p[t].item() for p, t in zip(by_hand, phrase)], abs=1e-4)
+    assert row["top"] == [int(p.argmax()) == t for p, t in zip(by_hand, phrase)]
+    json.dumps(res)
+
+    rows = [{"logprob": [-1.0, -2.0, -4.0], "top": [True, False, True]}, {"logprob": [-3.0], "top": [True]}]
+    assert summarize(rows) == {"first_logprob": -2.0, "first_top": 1.0, "later_logprob": -3.0, "later_top": 0.5,
+                               "whole_top": 0.5}
+
+
+def test_cli_writes_the_copy_scores_when_asked(tiny_model_dir, tmp_path):
+    hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
+    out = tmp_path / "t.json"
+    assert main(["--set", "families", "--n-tasks", "3", "--prompts", "1", "--conditions", "adapter", "--copy",
+                 "--max-new-tokens", "4", "--hypernet", str(hn), "--model", str(tiny_model_dir), "--no-progress",
+                 "--out", str(out)]) == 0
+    copied = json.loads(out.read_text())["families"]["copy"]
+    assert copied["n"] == 1 and copied["rows"][0]["family"] == "catchphrase"

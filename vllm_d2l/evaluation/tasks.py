@@ -13,6 +13,7 @@ the training grammar and never trained on), a held-out wording set nobody shaped
 
     vllm-d2l eval --tasks --out results/eval/tasks.json --plot results/eval/tasks.png
     vllm-d2l eval --tasks --set families --n-tasks 12 --prompts 10
+    vllm-d2l eval --tasks --set all --conditions adapter --copy   # and phrase copying, teacher-forced
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from ..datasets.fresh_wordings import FRESH_WORDINGS
 from ..datasets.tasks import FAMILIES, HELD_OUT_FAMILIES, Task, draw_task, families, prompts
 from ..prompts import described_messages, render
+from .copying import copy_fidelity, format_line
 from .generation import factors_of, generate
 
 CONDITIONS = ("none", "system", "user", "adapter")
@@ -218,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="write a PNG bar chart")
     p.add_argument("--qa-check", type=int, default=0, metavar="N",
                    help="also ask N tasks' adapters (held-out wordings) the ordinary questions of QA_CHECK")
+    p.add_argument("--copy", action="store_true",
+                   help="also score, teacher-forced, how exactly each phrase-first task's adapter writes its phrase")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -238,11 +242,15 @@ def main(argv: list[str] | None = None) -> int:
     chosen = {"both": SETS, "all": ALL_SETS}.get(args.set, (args.set,))
     for which in chosen:
         items = build_items(which, args.n_tasks or default_tasks(which), args.prompts, args.seed)
+        copied = copy_fidelity(generator, items) if args.copy else None
         res = evaluate_tasks(generator, items, conditions, args.max_new_tokens, args.batch_size,
                              progress=not args.no_progress)
         results[which] = {"set": which, "model": generator.base_model_name, "hypernet": generator.fingerprint,
                           "held_out_families": list(HELD_OUT_FAMILIES), **res}
         print(format_table(results[which]))
+        if copied is not None:
+            results[which]["copy"] = copied
+            print(format_line(which, copied))
     if args.qa_check:
         items = build_items("wordings", args.qa_check, 1, args.seed)
         factors = {f"{it['task']}: {it['description']}": factors_of(generator.internalize(it["description"]).weights)

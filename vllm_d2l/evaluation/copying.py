@@ -1,0 +1,89 @@
+"""How exactly a task adapter writes the phrase its description quotes, scored teacher-forced.
+
+Most replies that miss a held-out phrase rule miss it by copying: the first token of "Holy
+guacamole!" comes out and the second does not ("Holy Gargamonia!"), "Jolly good!" becomes "Jolly
+words". Greedy compliance counts each such reply as one miss, so a set of five prompts a task moves
+in steps of 20 points and says nothing of how near the phrase was. Here the phrase is put where the
+rule wants it (first, for the rules that open with it) after the bare prompt, and every one of its
+tokens is scored under the description's adapter: its log-probability and whether it is the
+model's first choice. The first token and the later ones are reported apart, because they fail for
+different reasons (reading the rule; copying the value once it has begun).
+
+    vllm-d2l eval --tasks --set all --conditions adapter --copy
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+from ..apply import lora_applied
+from ..prompts import render
+from .generation import factors_of
+
+# Rules whose compliant reply starts with the quoted phrase (`Family.comply` puts it first).
+PHRASE_FIRST = ("opening", "catchphrase")
+
+
+def phrase_scores(model, prompt_ids: list[int], phrase_ids: list[int], factors: dict | None = None
+                  ) -> tuple[list[float], list[bool]]:
+    """Log-probability of each phrase token after the prompt (and the tokens before it), and
+    whether it is the argmax there."""
+    ids = torch.tensor([prompt_ids + phrase_ids])  # [1, P + K]
+    target = torch.tensor(phrase_ids)  # [K]
+    with torch.no_grad(), lora_applied(model, factors or {}):
+        logits = model(ids).logits[0, len(prompt_ids) - 1:-1].float()  # [K, V]: the positions that predict the phrase
+    lp = logits.log_softmax(-1)
+    return lp.gather(-1, target[:, None])[:, 0].tolist(), (lp.argmax(-1) == target).tolist()
+
+
+def copy_fidelity(generator, items: list[dict]) -> dict:
+    """Teacher-forced copy scores of the phrase-first tasks among `items` (`tasks.build_items`'s),
+    one adapter per task. Returns the per-reply rows and their means."""
+    from .tasks import task_messages  # here, since `tasks` imports this module
+
+    model, tok = generator.model, generator.tokenizer
+    by_task: dict[int, list[dict]] = defaultdict(list)
+    for it in items:
+        if it["family"] in PHRASE_FIRST:
+            by_task[it["task"]].append(it)
+    rows = []
+    for group in by_task.values():
+        phrase = group[0]["params"]["phrase"]
+        phrase_ids = tok(phrase, add_special_tokens=False)["input_ids"]
+        factors = factors_of(generator.internalize(group[0]["description"]).weights)
+        for it in group:
+            prompt_ids = render(tok, task_messages("adapter", "", it["prompt"]))
+            lp, top = phrase_scores(model, prompt_ids, phrase_ids, factors)
+            rows.append({"family": it["family"], "description": it["description"], "prompt": it["prompt"],
+                         "phrase": phrase, "tokens": [tok.decode([t]) for t in phrase_ids], "logprob": lp, "top": top})
+    return {"n": len(rows), **summarize(rows), "rows": rows}
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Means over replies: the first token's log-probability and how often it is the top choice, the
+    later tokens' (each reply's mean), and the share of replies whose every token is the top choice."""
+    if not rows:
+        return {"first_logprob": None, "first_top": None, "later_logprob": None, "later_top": None, "whole_top": None}
+    later = [r for r in rows if len(r["logprob"]) > 1]
+
+    def mean(xs):
+        xs = list(xs)
+        return sum(xs) / len(xs) if xs else None
+
+    return {"first_logprob": mean(r["logprob"][0] for r in rows), "first_top": mean(r["top"][0] for r in rows),
+            "later_logprob": mean(mean(r["logprob"][1:]) for r in later),
+            "later_top": mean(mean(r["top"][1:]) for r in later),
+            "whole_top": mean(all(r["top"]) for r in rows)}
+
+
+def format_line(which: str, res: dict) -> str:
+    if not res["n"]:
+        return f"copy ({which}): no phrase-first tasks"
+
+    def f(x, spec):
+        return "-" if x is None else format(x, spec)
+
+    return (f"copy ({which}, {res['n']} replies): first token {f(res['first_logprob'], '.2f')} nats, top "
+            f"{f(res['first_top'], '.0%')}; later tokens {f(res['later_logprob'], '.2f')}, top {f(res['later_top'], '.0%')}; "
+            f"whole phrase top {f(res['whole_top'], '.0%')}")
