@@ -1,6 +1,7 @@
 """Task descriptions: every family's rewrite passes its own check, ordinary replies mostly fail
 it, and the splits keep held-out families, wordings, parameters and prompts out of training."""
 import random
+import re
 
 import pytest
 
@@ -389,3 +390,29 @@ def test_pairs_give_odd_records_the_contrasting_rule_on_the_same_values_and_prom
         if family not in ("avoid_word", "include_word", "title_case"):
             assert not all(theirs.check(q["a"]) for q in second["qa"]), (first["text"], second["qa"])
     assert paired == set(CONTRASTS)
+
+
+def test_free_phrases_follow_no_template_and_name_no_eval_word():
+    """`free_phrases` makes some training openings and sign-offs free word sequences: two to four
+    words, none of them an eval value's, in many orders; their rewrites pass the checks; the draws
+    of a run without it do not change."""
+    from vllm_d2l.datasets import tasks
+
+    for name in ("opening", "signoff"):
+        free = [draw_task(random.Random(i), "train", family=name, open_params=True, free_phrases=True) for i in range(400)]
+        plain = [draw_task(random.Random(i), "train", family=name, open_params=True) for i in range(400)]
+        shapes = [re.compile(re.escape(t).replace(r"\{W\}", ".+").replace(r"\{w\}", ".+").replace(r"\{N\}", ".+")
+                             .replace(r"\{C\}", ".+") + "$") for t in tasks._OPEN_PHRASES + tasks._OPEN_SIGNOFFS]
+        pools = set(tasks._PHRASES["train"] + tasks._SIGNOFFS["train"])
+        changed = [f.params["phrase"] for f in free
+                   if f.params["phrase"] not in pools and not any(r.match(f.params["phrase"]) for r in shapes)]
+        assert 0.1 * len(free) < len(changed) < 0.4 * len(free), name
+        assert len(set(changed)) > 0.9 * len(changed)
+        for phrase in changed:
+            words = [w.lower().strip("!?.,:") for w in phrase.split()]
+            assert 2 <= len(words) <= 4 and phrase[0].isupper() and not set(words) & tasks._EVAL_WORDS, phrase
+        assert len({" ".join(p.split()[1:2]) for p in changed}) > 50  # the second word is no template's
+        for t in free:
+            assert t.check(t.comply("Tides rise twice a day. The moon pulls them.")), t.params
+        assert [t.params for t in plain] == [draw_task(random.Random(i), "train", family=name, open_params=True,
+                                                        free_phrases=False).params for i in range(400)]

@@ -185,17 +185,57 @@ _NEAR_MAKERS: dict[str, Callable[[random.Random], object]] = {
 }
 
 
+# Free phrases (`split="free"`: open parameters, with half the composed openings and sign-offs
+# free word sequences). Every composed phrase above fills a slot of a few templates ("{W} time.",
+# "Morning, {N}!"), so the generator learnt to copy a slot word and write the template around it.
+# At step 6800, teacher-forced under "Start every reply with "…"." (`eval --tasks --copy`), the
+# first token of a held-out phrase was nearly always right and a later word often got no help at
+# all: "Righto, then." put ' then' at -14.2 nats (-14.0 without the adapter), "Quick reply:" put
+# ' reply' at -5.9, while "Kaleidoscope time!", a template's shape, came out whole. A free phrase
+# is two to four words from the open words, the names and small common words, in no fixed order,
+# so nothing after its first token can be guessed: each one must be read from the description.
+_FREE_SMALL = [w for w in ("now", "then", "here", "all", "more", "so", "too", "on", "up", "well", "back", "yet",
+                           "a", "the", "my", "your", "our", "of", "for", "to", "with", "at", "by", "from", "and",
+                           "or", "no", "yes", "oh", "hey", "big", "old", "new", "good", "fine", "dear", "little",
+                           "quick", "happy", "what", "how", "this", "one", "two", "time", "day", "again")
+               if w not in _EVAL_WORDS]
+_FREE_ENDS = ["!", ".", ":", "", ",", "?", "..."]
+
+
+def _free_phrase(rng: random.Random) -> str:
+    """Two to four words in no template (an open word, a name or a small word each), the first
+    capitalised, a comma after it now and then, and a closing mark."""
+    words = []
+    for _ in range(rng.randint(2, 4)):
+        r = rng.random()
+        words.append(rng.choice(_OPEN_WORDS) if r < 0.45 else rng.choice(_OPEN_NAMES) if r < 0.6
+                     else rng.choice(_FREE_SMALL))
+    words[0] = words[0][0].upper() + words[0][1:]
+    if rng.random() < 0.3:
+        words[0] += ","
+    return " ".join(words) + rng.choice(_FREE_ENDS)
+
+
+_FREE_MAKERS: dict[str, Callable[[random.Random], object]] = {"phrase": _free_phrase, "signoff": _free_phrase}
+
+
+_TRAINING_DRAWS = ("open", "near", "free")
+_SPLIT_MAKERS = {"near": _NEAR_MAKERS, "free": _FREE_MAKERS}
+
+
 def _pool(pool: dict, split: str) -> list:
-    """The split's pool; "open" and "near" draws are training draws."""
-    return pool["train" if split in ("open", "near") else split]
+    """The split's pool; "open", "near" and "free" draws are training draws."""
+    return pool["train" if split in _TRAINING_DRAWS else split]
 
 
 def _param(rng: random.Random, pool: dict, split: str, kind: str):
     """A value of a task parameter: from the split's pool, or (`split="open"`) half the time composed;
-    `split="near"` as "open", with half the composed openings and sign-offs near misses of stock ones."""
-    if split in ("open", "near") and rng.random() < OPEN_SHARE:
-        if split == "near" and kind in _NEAR_MAKERS and rng.random() < 0.5:
-            return _NEAR_MAKERS[kind](rng)
+    `split="near"` / `"free"` as "open", with half the composed openings and sign-offs near misses
+    of stock ones / free phrases."""
+    if split in _TRAINING_DRAWS and rng.random() < OPEN_SHARE:
+        makers = _SPLIT_MAKERS.get(split, {})
+        if kind in makers and rng.random() < 0.5:
+            return makers[kind](rng)
         return _OPEN_MAKERS[kind](rng)
     return rng.choice(_pool(pool, split))
 
@@ -980,13 +1020,14 @@ def families(split: str, held_out: bool = False, extra: bool = False) -> list[st
 
 def draw_task(rng: random.Random, split: str, family: str | None = None, held_out_wording: bool = False,
               composed: bool = False, open_params: bool = False, wide: bool = False, extra: bool = False,
-              near_miss: bool = False) -> Task:
+              near_miss: bool = False, free_phrases: bool = False) -> Task:
     """One task: training draws only the training families' first wordings (or, with `composed`,
     mostly composed ones, from the wide grammar with `wide`) and training pools (with `open_params`,
     half the phrases, words and keys composed instead); evaluation draws from the eval pools, with
     the held-out wording when asked. `extra`: the family is drawn among `EXTRA_FAMILIES` too.
     `near_miss` (with `open_params`): some composed openings and sign-offs are near misses of stock
-    phrases (`_near_miss`)."""
+    phrases (`_near_miss`); `free_phrases` (with `open_params`, instead): some are free word
+    sequences (`_free_phrase`)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     name = family or rng.choice(families(split, extra=extra))
@@ -994,7 +1035,7 @@ def draw_task(rng: random.Random, split: str, family: str | None = None, held_ou
     n = len(fam.wordings)
     if split == "train" and (held_out_wording or name in HELD_OUT_FAMILIES):
         raise ValueError("training never sees held-out wordings or families")
-    values = ("near" if near_miss else "open") if open_params and split == "train" else split
+    values = ("free" if free_phrases else "near" if near_miss else "open") if open_params and split == "train" else split
     if split == "train" and composed and _CORES.get(name) and rng.random() < COMPOSED_SHARE:
         if wide:
             imperative, statements = wide_wordings(name)
@@ -1117,7 +1158,7 @@ def _contrast(task: Task, rng: random.Random, **draw) -> Task:
 
 def make_record(seed: int, index: int, replies: list[dict], split: str = "train",
                 families: list[str] | None = None, composed: bool = False, open_params: bool = False,
-                wide: bool = False, extra: bool = False, near_miss: bool = False,
+                wide: bool = False, extra: bool = False, near_miss: bool = False, free_phrases: bool = False,
                 include_frames: bool = False, pairs: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
@@ -1126,17 +1167,19 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     `genre` is "task:<family>", so a wrong-document control is another task of the same family
     with other values: it differs in what the description says, not in its kind of rule.
     `extra` adds `EXTRA_FAMILIES` to the families drawn from (when `families` does not name them);
-    `near_miss`: `draw_task`'s. `include_frames`: a word to include goes into one of `INCLUDE_FRAMES`
-    (off: the first, as before). `pairs`: an odd record is its even neighbour's minimal pair
+    `near_miss`, `free_phrases`: `draw_task`'s. `include_frames`: a word to include goes into one
+    of `INCLUDE_FRAMES` (off: the first, as before). `pairs`: an odd record is its even neighbour's minimal pair
     (`CONTRASTS`): the same values and prompts under the contrasting rule, or the same record where
     the family has none; even records are as without it."""
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     task = draw_task(rng, split, family=rng.choice(families) if families else None, composed=composed,
-                     open_params=open_params, wide=wide, extra=extra, near_miss=near_miss)
+                     open_params=open_params, wide=wide, extra=extra, near_miss=near_miss,
+                     free_phrases=free_phrases)
     if first != index:
         task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), composed=composed,
-                         open_params=open_params, wide=wide, extra=extra, near_miss=near_miss)
+                         open_params=open_params, wide=wide, extra=extra, near_miss=near_miss,
+                         free_phrases=free_phrases)
     return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task", include_frames)
 
 

@@ -79,6 +79,8 @@ class TrainConfig:
     task_extra_families: bool = False
     # some composed openings and sign-offs are near misses of stock phrases (`datasets.tasks._near_miss`)
     task_near_miss: bool = False
+    # some composed openings and sign-offs are free word sequences (`datasets.tasks._free_phrase`)
+    task_free_phrases: bool = False
     # a word to include goes into one of several frames, before or after the reply
     # (`datasets.tasks.INCLUDE_FRAMES`), not always "Word of the day: ..." first
     task_include_frames: bool = False

@@ -197,7 +197,8 @@ class RecordStream:
         return lambda i: tasks.make_record(seed, i, replies, families=cfg.task_families or None,
                                              composed=cfg.task_composed_wordings, open_params=cfg.task_open_params,
                                              wide=cfg.task_wide_wordings, extra=cfg.task_extra_families,
-                                             near_miss=cfg.task_near_miss, include_frames=cfg.task_include_frames,
+                                             near_miss=cfg.task_near_miss, free_phrases=cfg.task_free_phrases,
+                                             include_frames=cfg.task_include_frames,
                                              pairs=cfg.task_pairs)
 
     @staticmethod
