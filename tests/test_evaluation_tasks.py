@@ -98,6 +98,21 @@ def test_qa_check_scores_base_and_each_adapter(tiny_model_dir, tmp_path):
     assert all("|" not in q and a for q, a in QA_CHECK)
 
 
+def test_copy_set_is_every_held_out_phrase_in_every_held_out_wording_that_puts_it_first():
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.evaluation.copying import copy_items
+
+    items = copy_items(prompts_per_description=2)
+    phrases = tasks._PHRASES["eval"] + tasks._CATCH["eval"]
+    descriptions = {it["description"] for it in items}
+    assert len(descriptions) == len({it["task"] for it in items}) == len(items) // 2
+    assert {it["params"]["phrase"] for it in items} == set(phrases)
+    assert {it["family"] for it in items} == {"opening", "catchphrase"}
+    trained = {w.format(phrase=p) for w in FAMILIES["opening"].wordings[:-1] for p in phrases}
+    assert all(it["params"]["phrase"] in it["description"] for it in items) and not descriptions & trained
+    assert {it["prompt"] for it in items} <= set(tasks.prompts("eval"))
+
+
 def test_copy_scores_every_phrase_token_under_the_tasks_own_adapter(tiny_model_dir, tmp_path):
     from vllm_d2l.apply import lora_applied
     from vllm_d2l.evaluation.copying import copy_fidelity, summarize
@@ -125,11 +140,13 @@ def test_copy_scores_every_phrase_token_under_the_tasks_own_adapter(tiny_model_d
                                "whole_top": 0.5}
 
 
-def test_cli_writes_the_copy_scores_when_asked(tiny_model_dir, tmp_path):
+def test_cli_writes_the_copy_scores_alone_when_asked(tiny_model_dir, tmp_path):
+    from vllm_d2l.evaluation.copying import copy_items
+
     hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
     out = tmp_path / "t.json"
-    assert main(["--set", "families", "--n-tasks", "3", "--prompts", "1", "--conditions", "adapter", "--copy",
-                 "--max-new-tokens", "4", "--hypernet", str(hn), "--model", str(tiny_model_dir), "--no-progress",
-                 "--out", str(out)]) == 0
-    copied = json.loads(out.read_text())["families"]["copy"]
-    assert copied["n"] == 1 and copied["rows"][0]["family"] == "catchphrase"
+    assert main(["--set", "copy", "--hypernet", str(hn), "--model", str(tiny_model_dir), "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert set(results) == {"copy"} and results["copy"]["n"] == len(copy_items())
+    with pytest.raises(SystemExit):
+        main(["--set", "copy", "--plot", str(tmp_path / "t.png")])

@@ -7,22 +7,45 @@ in steps of 20 points and says nothing of how near the phrase was. Here the phra
 rule wants it (first, for the rules that open with it) after the bare prompt, and every one of its
 tokens is scored under the description's adapter: its log-probability and whether it is the
 model's first choice. The first token and the later ones are reported apart, because they fail for
-different reasons (reading the rule; copying the value once it has begun).
+different reasons (reading the rule; copying the value once it has begun). The set is every
+held-out opening phrase and catch-phrase in every held-out wording that puts it first (the opening
+rule's held-out and fresh wordings, the catch-phrase family's own and fresh ones): 59
+descriptions and 118 replies, where the compliance sets hold 9 phrase tasks.
 
-    vllm-d2l eval --tasks --set all --conditions adapter --copy
+    vllm-d2l eval --tasks --set copy                 # the copy scores alone (no generation)
+    vllm-d2l eval --tasks --set all --copy           # beside the compliance sets
 """
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 
 import torch
 
 from ..apply import lora_applied
+from ..datasets.fresh_wordings import FRESH_WORDINGS
+from ..datasets.tasks import _CATCH, _PHRASES, FAMILIES, prompts
 from ..prompts import render
 from .generation import factors_of
 
 # Rules whose compliant reply starts with the quoted phrase (`Family.comply` puts it first).
 PHRASE_FIRST = ("opening", "catchphrase")
+
+
+def copy_items(prompts_per_description: int = 2, seed: int = 0) -> list[dict]:
+    """Every held-out opening phrase and catch-phrase in every held-out wording of its rule, each
+    with its own ordinary prompts (the held-out topics)."""
+    rng = random.Random(f"copy/{seed}")
+    pool = prompts("eval")
+    wordings = {"opening": [FAMILIES["opening"].wordings[-1], *FRESH_WORDINGS["opening"]],
+                "catchphrase": [*FAMILIES["catchphrase"].wordings, *FRESH_WORDINGS["catchphrase"]]}
+    items = []
+    for family, phrase in [("opening", p) for p in _PHRASES["eval"]] + [("catchphrase", p) for p in _CATCH["eval"]]:
+        for wording in wordings[family]:
+            task = len({it["task"] for it in items})
+            items += [{"task": task, "family": family, "description": wording.format(phrase=phrase),
+                       "params": {"phrase": phrase}, "prompt": q} for q in rng.sample(pool, prompts_per_description)]
+    return items
 
 
 def phrase_scores(model, prompt_ids: list[int], phrase_ids: list[int], factors: dict | None = None
@@ -77,13 +100,13 @@ def summarize(rows: list[dict]) -> dict:
             "whole_top": mean(all(r["top"]) for r in rows)}
 
 
-def format_line(which: str, res: dict) -> str:
+def format_line(res: dict) -> str:
     if not res["n"]:
-        return f"copy ({which}): no phrase-first tasks"
+        return "copy: no phrase-first tasks"
 
     def f(x, spec):
         return "-" if x is None else format(x, spec)
 
-    return (f"copy ({which}, {res['n']} replies): first token {f(res['first_logprob'], '.2f')} nats, top "
+    return (f"copy ({res['n']} replies): first token {f(res['first_logprob'], '.2f')} nats, top "
             f"{f(res['first_top'], '.0%')}; later tokens {f(res['later_logprob'], '.2f')}, top {f(res['later_top'], '.0%')}; "
             f"whole phrase top {f(res['whole_top'], '.0%')}")

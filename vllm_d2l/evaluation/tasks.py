@@ -13,7 +13,7 @@ the training grammar and never trained on), a held-out wording set nobody shaped
 
     vllm-d2l eval --tasks --out results/eval/tasks.json --plot results/eval/tasks.png
     vllm-d2l eval --tasks --set families --n-tasks 12 --prompts 10
-    vllm-d2l eval --tasks --set all --conditions adapter --copy   # and phrase copying, teacher-forced
+    vllm-d2l eval --tasks --set copy   # how exactly held-out phrases are copied, teacher-forced (`copying`)
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from ..datasets.fresh_wordings import FRESH_WORDINGS
 from ..datasets.tasks import FAMILIES, HELD_OUT_FAMILIES, Task, draw_task, families, prompts
 from ..prompts import described_messages, render
-from .copying import copy_fidelity, format_line
+from .copying import copy_fidelity, copy_items, format_line
 from .generation import factors_of, generate
 
 CONDITIONS = ("none", "system", "user", "adapter")
@@ -203,9 +203,9 @@ def tasks_chart(all_results: dict, path: Path | str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-d2l eval --tasks", description=__doc__.splitlines()[0])
-    p.add_argument("--set", choices=ALL_SETS + ("both", "all"), default="both",
+    p.add_argument("--set", choices=ALL_SETS + ("both", "all", "copy"), default="both",
                    help="held-out wordings, families, both, seen wordings (training wordings and values), fresh "
-                   "wordings (written apart from training, every family), or all")
+                   "wordings (written apart from training, every family), all, or only the copy scores (--copy)")
     p.add_argument("--n-tasks", type=int, help="tasks per set (default: one per training family; fresh: two "
                    "wordings of every family)")
     p.add_argument("--prompts", type=int, default=10, help="prompts per task")
@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qa-check", type=int, default=0, metavar="N",
                    help="also ask N tasks' adapters (held-out wordings) the ordinary questions of QA_CHECK")
     p.add_argument("--copy", action="store_true",
-                   help="also score, teacher-forced, how exactly each phrase-first task's adapter writes its phrase")
+                   help="also score, teacher-forced, how exactly the adapters write held-out phrases (`evaluation.copying`)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -235,22 +235,23 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown conditions {sorted(unknown)}; choose from {', '.join(CONDITIONS)}")
     if (args.n_tasks is not None and args.n_tasks < 1) or args.prompts < 1 or args.prompts > len(prompts("eval")):
         p.error(f"--n-tasks must be >= 1 and --prompts from 1 to {len(prompts('eval'))}")
+    if args.set == "copy" and args.plot:
+        p.error("--plot draws the compliance sets, and --set copy runs none")
     from ..generator import Generator, default_task_hypernet_dir
 
     generator = Generator.load(args.hypernet or default_task_hypernet_dir(), args.model)
     results = {}
-    chosen = {"both": SETS, "all": ALL_SETS}.get(args.set, (args.set,))
+    chosen = {"both": SETS, "all": ALL_SETS, "copy": ()}.get(args.set, (args.set,))
     for which in chosen:
         items = build_items(which, args.n_tasks or default_tasks(which), args.prompts, args.seed)
-        copied = copy_fidelity(generator, items) if args.copy else None
         res = evaluate_tasks(generator, items, conditions, args.max_new_tokens, args.batch_size,
                              progress=not args.no_progress)
         results[which] = {"set": which, "model": generator.base_model_name, "hypernet": generator.fingerprint,
                           "held_out_families": list(HELD_OUT_FAMILIES), **res}
         print(format_table(results[which]))
-        if copied is not None:
-            results[which]["copy"] = copied
-            print(format_line(which, copied))
+    if args.copy or args.set == "copy":
+        results["copy"] = copy_fidelity(generator, copy_items(seed=args.seed))
+        print(format_line(results["copy"]))
     if args.qa_check:
         items = build_items("wordings", args.qa_check, 1, args.seed)
         factors = {f"{it['task']}: {it['description']}": factors_of(generator.internalize(it["description"]).weights)
