@@ -399,7 +399,8 @@ def test_free_phrases_follow_no_template_and_name_no_eval_word():
     from vllm_d2l.datasets import tasks
 
     for name in ("opening", "signoff"):
-        free = [draw_task(random.Random(i), "train", family=name, open_params=True, free_phrases=True) for i in range(400)]
+        free = [draw_task(random.Random(i), "train", family=name, open_params=True, free_phrases=True)
+                for i in range(400)]
         plain = [draw_task(random.Random(i), "train", family=name, open_params=True) for i in range(400)]
         shapes = [re.compile(re.escape(t).replace(r"\{W\}", ".+").replace(r"\{w\}", ".+").replace(r"\{N\}", ".+")
                              .replace(r"\{C\}", ".+") + "$") for t in tasks._OPEN_PHRASES + tasks._OPEN_SIGNOFFS]

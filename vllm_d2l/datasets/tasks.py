@@ -188,7 +188,7 @@ _NEAR_MAKERS: dict[str, Callable[[random.Random], object]] = {
 # Free phrases (`split="free"`: open parameters, with half the composed openings and sign-offs
 # free word sequences). Every composed phrase above fills a slot of a few templates ("{W} time.",
 # "Morning, {N}!"), so the generator learnt to copy a slot word and write the template around it.
-# At step 6800, teacher-forced under "Start every reply with "…"." (`eval --tasks --copy`), the
+# At step 6800, teacher-forced under "Start every reply with "…"." (as `eval --tasks --set copy` scores), the
 # first token of a held-out phrase was nearly always right and a later word often got no help at
 # all: "Righto, then." put ' then' at -14.2 nats (-14.0 without the adapter), "Quick reply:" put
 # ' reply' at -5.9, while "Kaleidoscope time!", a template's shape, came out whole. A free phrase
@@ -1035,7 +1035,9 @@ def draw_task(rng: random.Random, split: str, family: str | None = None, held_ou
     n = len(fam.wordings)
     if split == "train" and (held_out_wording or name in HELD_OUT_FAMILIES):
         raise ValueError("training never sees held-out wordings or families")
-    values = ("free" if free_phrases else "near" if near_miss else "open") if open_params and split == "train" else split
+    values = split
+    if open_params and split == "train":
+        values = "free" if free_phrases else "near" if near_miss else "open"
     if split == "train" and composed and _CORES.get(name) and rng.random() < COMPOSED_SHARE:
         if wide:
             imperative, statements = wide_wordings(name)
@@ -1168,9 +1170,9 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     with other values: it differs in what the description says, not in its kind of rule.
     `extra` adds `EXTRA_FAMILIES` to the families drawn from (when `families` does not name them);
     `near_miss`, `free_phrases`: `draw_task`'s. `include_frames`: a word to include goes into one
-    of `INCLUDE_FRAMES` (off: the first, as before). `pairs`: an odd record is its even neighbour's minimal pair
-    (`CONTRASTS`): the same values and prompts under the contrasting rule, or the same record where
-    the family has none; even records are as without it."""
+    of `INCLUDE_FRAMES` (off: the first, as before). `pairs`: an odd record is its even neighbour's
+    minimal pair (`CONTRASTS`): the same values and prompts under the contrasting rule, or the same
+    record where the family has none; even records are as without it."""
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     task = draw_task(rng, split, family=rng.choice(families) if families else None, composed=composed,

@@ -107,6 +107,6 @@ def format_line(res: dict) -> str:
     def f(x, spec):
         return "-" if x is None else format(x, spec)
 
-    return (f"copy ({res['n']} replies): first token {f(res['first_logprob'], '.2f')} nats, top "
-            f"{f(res['first_top'], '.0%')}; later tokens {f(res['later_logprob'], '.2f')}, top {f(res['later_top'], '.0%')}; "
-            f"whole phrase top {f(res['whole_top'], '.0%')}")
+    return (f"copy ({res['n']} replies): first token {f(res['first_logprob'], '.2f')} nats, "
+            f"top {f(res['first_top'], '.0%')}; later tokens {f(res['later_logprob'], '.2f')}, "
+            f"top {f(res['later_top'], '.0%')}; whole phrase top {f(res['whole_top'], '.0%')}")

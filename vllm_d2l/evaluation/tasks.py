@@ -221,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qa-check", type=int, default=0, metavar="N",
                    help="also ask N tasks' adapters (held-out wordings) the ordinary questions of QA_CHECK")
     p.add_argument("--copy", action="store_true",
-                   help="also score, teacher-forced, how exactly the adapters write held-out phrases (`evaluation.copying`)")
+                   help="also score, teacher-forced, how exactly the adapters write held-out phrases "
+                   "(`evaluation.copying`)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
