@@ -39,13 +39,11 @@ def copy_items(prompts_per_description: int = 2, seed: int = 0) -> list[dict]:
     pool = prompts("eval")
     wordings = {"opening": [FAMILIES["opening"].wordings[-1], *FRESH_WORDINGS["opening"]],
                 "catchphrase": [*FAMILIES["catchphrase"].wordings, *FRESH_WORDINGS["catchphrase"]]}
-    items = []
-    for family, phrase in [("opening", p) for p in _PHRASES["eval"]] + [("catchphrase", p) for p in _CATCH["eval"]]:
-        for wording in wordings[family]:
-            task = len({it["task"] for it in items})
-            items += [{"task": task, "family": family, "description": wording.format(phrase=phrase),
-                       "params": {"phrase": phrase}, "prompt": q} for q in rng.sample(pool, prompts_per_description)]
-    return items
+    pairs = [("opening", p) for p in _PHRASES["eval"]] + [("catchphrase", p) for p in _CATCH["eval"]]
+    tasks = [(family, phrase, wording) for family, phrase in pairs for wording in wordings[family]]
+    return [{"task": i, "family": family, "description": wording.format(phrase=phrase), "params": {"phrase": phrase},
+             "prompt": q} for i, (family, phrase, wording) in enumerate(tasks)
+            for q in rng.sample(pool, prompts_per_description)]
 
 
 def phrase_scores(model, prompt_ids: list[int], phrase_ids: list[int], factors: dict | None = None
