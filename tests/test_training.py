@@ -10,7 +10,7 @@ import torch
 from vllm_d2l.errors import ModelMismatch
 from vllm_d2l.hypernet import Hypernet
 from vllm_d2l.training.config import TrainConfig
-from vllm_d2l.training.trainer import Trainer
+from vllm_d2l.training.trainer import Trainer, group_of
 
 
 def write_records(path):
@@ -225,6 +225,9 @@ def test_best_snapshot_is_kept_and_a_fresh_run_resumes_from_it(tiny_model_dir, t
                               resume_from=str(tmp_path / "a" / "run" / "best")))
     assert switched.step == state["step"] and not switched.net.embed_value["down_proj"].any()
     assert all(torch.equal(v, switched.net.state_dict()[k]) for k, v in snap.state_dict().items())
+    pooled = Trainer(config(tmp_path / "f", tiny_model_dir, steps=6, hypernet={**net, "pooled_rank": 2},
+                            resume_from=str(tmp_path / "a" / "run" / "best")))
+    assert pooled.step == state["step"] and not pooled.net.pool_mix["down_proj"].any()
     reading = Trainer(config(tmp_path / "e", tiny_model_dir, hypernet={**net, "chunk_overlap": 16},
                              resume_from=str(tmp_path / "a" / "run" / "best")))  # how it reads: not trained
     assert reading.step == state["step"] and reading.net.config.chunk_overlap == 16
@@ -455,36 +458,40 @@ def test_resumed_run_takes_its_rates_from_the_config(tiny_model_dir, tmp_path):
     assert {g["name"]: g["lr_mult"] for g in grown.opt.param_groups}["embed_value"] == 3.0
 
 
-@pytest.mark.parametrize("part, prefix", [("own_write_keys", "doc_key"), ("value_embed", "embed_value")])
-def test_a_branch_adds_parts_and_keeps_the_parents_optimizer_step_and_data(tiny_model_dir, tmp_path, part, prefix):
-    """A branch continues another run's checkpoint with a zero-started part switched on: the
-    parent's weights, optimizer state and step carry over, the new part gets its own fresh group,
-    and at its first step it computes exactly what the parent computes on the same data."""
+@pytest.mark.parametrize("part, group, zero", [({"own_write_keys": True}, "doc_key", "doc_key"),
+                                               ({"value_embed": True}, "embed_value", "embed_value"),
+                                               ({"pooled_rank": 2, "pooled_basis": 3}, "pooled", "pool_mix")])
+def test_a_branch_adds_parts_and_keeps_the_parents_optimizer_step_and_data(tiny_model_dir, tmp_path, part, group, zero):
+    """A branch continues another run's checkpoint with a part switched on that starts as a no-op
+    (`zero`, the tensor that starts at zero): the parent's weights, optimizer state and step carry
+    over, the new part gets its own fresh group, and at its first step it computes exactly what the
+    parent computes on the same data."""
     net = {"kind": "token", "key_dim": 4, "bias_rank": 2, "memory_read": "ridge", "write_gate": True}
     parent = Trainer(config(tmp_path / "p", tiny_model_dir, steps=6, hypernet=net))
     parent.run(progress=False, until=3)
     parent_ckpt = tmp_path / "p" / "run" / "checkpoint"
     branch = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6, branch_from=str(parent_ckpt),
-                            hypernet={**net, part: True}))
-    assert branch.step == 3 and [g["name"] for g in branch.opt.param_groups][-1] == prefix
+                            hypernet={**net, **part}))
+    assert branch.step == 3 and [g["name"] for g in branch.opt.param_groups][-1] == group
     old = dict(parent.net.named_parameters())
     for name, p in branch.net.named_parameters():
-        if name.startswith(prefix + "."):
-            assert not p.any() and p not in branch.opt.state  # zero-started, no optimizer state yet
+        if name not in old:
+            assert group_of(name, p) == group and p not in branch.opt.state  # no optimizer state yet
+            assert not name.startswith(zero + ".") or not p.any()
         else:
             torch.testing.assert_close(p, old[name])
             for key, val in parent.opt.state[old[name]].items():
                 torch.testing.assert_close(branch.opt.state[p][key], val)
     assert branch.train_step()["ce"] == pytest.approx(parent.train_step()["ce"], rel=1e-5)
-    assert getattr(branch.net, prefix)["down_proj"].any()  # and from then on the new part learns
+    assert getattr(branch.net, zero)["down_proj"].any()  # and from then on the new part learns
     parent.save()  # a run resumed with the part switched on in its own config grows the same way
-    grown = Trainer(config(tmp_path / "p", tiny_model_dir, steps=6, hypernet={**net, part: True}))
-    assert grown.step == 4 and [g["name"] for g in grown.opt.param_groups][-1] == prefix
-    assert not getattr(grown.net, prefix)["down_proj"].any()
+    grown = Trainer(config(tmp_path / "p", tiny_model_dir, steps=6, hypernet={**net, **part}))
+    assert grown.step == 4 and [g["name"] for g in grown.opt.param_groups][-1] == group
+    assert not getattr(grown.net, zero)["down_proj"].any()
     branch.save()
     with pytest.raises(ModelMismatch, match="unexpected"):  # a branch may add parts, never drop them
         Trainer(config(tmp_path / "c", tiny_model_dir, steps=6, branch_from=str(tmp_path / "b" / "run" / "checkpoint"),
-                       hypernet={part: False}))
+                       hypernet={switch: type(value)() for switch, value in list(part.items())[:1]}))
 
 
 def test_a_branch_to_the_whitened_read_puts_its_new_groups_after_the_saved_ones(tiny_model_dir, tmp_path):
