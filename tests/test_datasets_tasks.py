@@ -417,3 +417,60 @@ def test_free_phrases_follow_no_template_and_name_no_eval_word():
             assert t.check(t.comply("Tides rise twice a day. The moon pulls them.")), t.params
         assert [t.params for t in plain] == [draw_task(random.Random(i), "train", family=name, open_params=True,
                                                         free_phrases=False).params for i in range(400)]
+
+
+def test_respell_swaps_verbs_only_where_the_grammar_has_them_and_never_a_value():
+    """A base-form verb is swapped first in the description or after a word like "never"; the same
+    word as a noun ("each reply", "at the end") and a phrasal verb ("wrap up") stay; adjectives,
+    adverbs and third-person forms go anywhere; placeholders, quotes and tags are never touched."""
+    from vllm_d2l.datasets.synonyms import respell, table
+
+    t = table()
+    rng = random.Random(0)
+    assert respell(rng, "Reply in {n} words.", 1.0, t).split()[0].lower() in t["reply"]
+    out = respell(rng, "Never use \"end\" at the end of each reply.", 1.0, t)
+    assert any(out == f'Never {s} "end" at the end of each reply.' for s in t["use"]), out
+    assert respell(rng, "Rule: wrap up every reply with <{tag}>.", 1.0, t) == "Rule: wrap up every reply with <{tag}>."
+    out = respell(rng, "The answer ends with a question, always.", 1.0, t)
+    assert any(out == f"The answer {s} with a question, {a}." for s in t["ends"] for a in t["always"]), out
+    for _ in range(20):
+        out = respell(rng, "Start each answer", 1.0, t)
+        assert any(out == f"{s[0].upper()}{s[1:]} each answer" for s in t["start"]), out
+    assert respell(rng, "Say it \"{phrase}\" and \"Keep\" <b>", 1.0, t).endswith('it "{phrase}" and "Keep" <b>')
+    assert respell(rng, "Start each answer", 0.0, t) == "Start each answer"
+    for noun in ("answers", "replies", "marks", "stops", "limits"):  # the grammar's plural nouns
+        assert noun not in t
+
+
+def test_synonym_table_is_the_grammars_words_with_wordnet_synonyms():
+    """Every entry is a word of the grammar with other words for it (no value, no rare word, none
+    the same as the word); rebuilt from WordNet it is the committed table (where WordNet is installed)."""
+    from vllm_d2l.datasets import synonyms
+
+    t = synonyms.table()
+    used = set(synonyms.vocabulary())
+    assert len(t) > 40 and set(t) <= used
+    for word, options in t.items():
+        assert options and word not in options and not set(options) & synonyms._RARE, word
+    if not (synonyms.WORDNET_DIR / "index.verb").is_file():
+        pytest.skip("WordNet (Debian wordnet-base) is not installed: the rebuild is not compared")
+    assert {w: tuple(s) for w, s in synonyms.build().items()} == t
+
+
+def test_synonyms_respell_composed_wordings_only_and_keep_the_records_values():
+    """With `synonyms` a share of composed descriptions is respelt, the rest of each record (values,
+    prompts, targets) is as without it, no description becomes a wording kept for evaluation, and
+    with 0 the stream is unchanged."""
+    from vllm_d2l.datasets.tasks import load_replies, make_record, reserved_wordings
+
+    replies = load_replies()
+    kw = dict(composed=True, open_params=True, wide=True, extra=True, pairs=True)
+    plain = [make_record(3, i, replies, **kw) for i in range(200)]
+    respelt = [make_record(3, i, replies, synonyms=0.5, **kw) for i in range(200)]
+    assert [make_record(3, i, replies, synonyms=0.0, **kw) for i in range(200)] == plain
+    changed = 0
+    for a, b in zip(plain, respelt):
+        assert {k: v for k, v in a.items() if k != "text"} == {k: v for k, v in b.items() if k != "text"}
+        changed += a["text"] != b["text"]
+        assert b["text"] not in reserved_wordings()
+    assert 0.2 * len(plain) < changed < 0.9 * len(plain)

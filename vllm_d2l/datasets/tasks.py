@@ -1161,7 +1161,7 @@ def _contrast(task: Task, rng: random.Random, **draw) -> Task:
 def make_record(seed: int, index: int, replies: list[dict], split: str = "train",
                 families: list[str] | None = None, composed: bool = False, open_params: bool = False,
                 wide: bool = False, extra: bool = False, near_miss: bool = False, free_phrases: bool = False,
-                include_frames: bool = False, pairs: bool = False) -> dict:
+                include_frames: bool = False, pairs: bool = False, synonyms: float = 0.0) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1172,7 +1172,9 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     `near_miss`, `free_phrases`: `draw_task`'s. `include_frames`: a word to include goes into one
     of `INCLUDE_FRAMES` (off: the first, as before). `pairs`: an odd record is its even neighbour's
     minimal pair (`CONTRASTS`): the same values and prompts under the contrasting rule, or the same
-    record where the family has none; even records are as without it."""
+    record where the family has none; even records are as without it. `synonyms`: in a composed
+    wording, each word the thesaurus knows is swapped with this probability (`synonyms.respell`,
+    from a generator of its own, so values and prompts stay those of the record without it)."""
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     task = draw_task(rng, split, family=rng.choice(families) if families else None, composed=composed,
@@ -1182,7 +1184,27 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
         task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), composed=composed,
                          open_params=open_params, wide=wide, extra=extra, near_miss=near_miss,
                          free_phrases=free_phrases)
+    if synonyms and task.template:
+        task = _respelt(task, random.Random(f"d2l-task-words:{seed}:{index}"), synonyms)
     return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task", include_frames)
+
+
+@functools.cache
+def reserved_wordings() -> frozenset[str]:
+    """Every wording an evaluation or the snapshot choice uses: the held-out fixed ones, the fresh
+    set and the worded-apart set, of every family."""
+    from .fresh_wordings import FRESH_WORDINGS
+    from .select_wordings import SELECT_WORDINGS
+    return frozenset([f.wordings[-1] for f in ALL_FAMILIES.values()]
+                     + [w for ws in (*FRESH_WORDINGS.values(), *SELECT_WORDINGS.values()) for w in ws])
+
+
+def _respelt(task: Task, rng: random.Random, share: float) -> Task:
+    """`task` with its composed wording respelt by the thesaurus; as it was if the new one happens
+    to be a wording kept for evaluation."""
+    from .synonyms import respell
+    template = respell(rng, task.template, share)
+    return task if template in reserved_wordings() else Task(task.family, task.wording, task.params, template)
 
 
 def pick_replies(rng: random.Random, replies: list[dict]) -> list[dict]:

@@ -81,6 +81,9 @@ class TrainConfig:
     task_near_miss: bool = False
     # some composed openings and sign-offs are free word sequences (`datasets.tasks._free_phrase`)
     task_free_phrases: bool = False
+    # in a composed wording, each word the thesaurus knows is swapped for a synonym with this
+    # probability (`datasets.synonyms.respell`; 0: off, the stream as before)
+    task_synonyms: float = 0.0
     # a word to include goes into one of several frames, before or after the reply
     # (`datasets.tasks.INCLUDE_FRAMES`), not always "Word of the day: ..." first
     task_include_frames: bool = False
