@@ -12,7 +12,7 @@ file, so training needs neither the package nor the network:
 
 What goes in: the grammar's verbs, adjectives and adverbs that can be swapped without changing
 what a rule asks (`SENSES`), each with the other words of the WordNet meanings it has in the grammar
-(picked by hand: WordNet's first "conclude" is "reason", its first "avoid" is "obviate"), and each
+(picked by hand: WordNet's first "conclude" is "reason out", its first "skip" is "jump"), and each
 verb's third-person form ("ends" -> "terminates"), as statements use it. Nouns are left out: in
 the grammar they name what a rule is about ("letter", "capital", "line"), which a swap would change.
 Many of the verbs are nouns too ("each reply", "at the end"), so `respell` swaps a verb only where
