@@ -64,7 +64,9 @@ _PARTICLES = frozenset({"up", "off", "out"})  # "wrap up", "kick off": a phrasal
 
 _LEMMA = re.compile(r"^[a-z][a-z -]*[a-z]$")
 _WORD = re.compile(r"[A-Za-z]+")
-_SPAN = re.compile(r"(\{[^}]*\}|\"[^\"]*\"|<[^>]*>)")  # placeholders, quoted values, tags
+_PROTECTED = r"\{[^}]*\}|\"[^\"]*\"|<[^>]*>"  # placeholders, quoted values, tags: never swapped
+_SPAN = re.compile(f"({_PROTECTED})")
+_TOKEN = re.compile(f"{_PROTECTED}|[A-Za-z]+|\\S")  # a protected span, a word or a mark
 
 
 def vocabulary() -> list[str]:
@@ -79,17 +81,14 @@ def vocabulary() -> list[str]:
     return list(dict.fromkeys(words))
 
 
-def _index(folder: Path, pos: str) -> dict[str, tuple[int, list[int]]]:
-    """WordNet's index for one part of speech: lemma -> (tagged sense count, synset offsets in
-    order of use)."""
+def _index(folder: Path, pos: str) -> dict[str, list[int]]:
+    """WordNet's index for one part of speech: lemma -> its synsets' offsets, in order of use."""
     out = {}
     for line in (folder / f"index.{pos}").read_text(encoding="latin-1").splitlines():
         if line.startswith(" "):  # the licence header
             continue
         f = line.split()
-        n_ptr = int(f[3])
-        tagged = int(f[5 + n_ptr])
-        out[f[0]] = (tagged, [int(x) for x in f[6 + n_ptr:]])
+        out[f[0]] = [int(x) for x in f[6 + int(f[3]):]]  # after the pointer symbols and two counts
     return out
 
 
@@ -121,7 +120,7 @@ def build(folder: Path = WORDNET_DIR) -> dict[str, list[str]]:
     used = set(vocabulary())
     table = {}
     for word, (pos, senses) in SENSES.items():
-        offsets = indexes[pos][word][1]
+        offsets = indexes[pos][word]
         lemmas = [lemma for i in senses for lemma in _synset(folder, pos, offsets[i])]
         synonyms = [s for s in dict.fromkeys(lemmas)
                     if s != word and _LEMMA.match(s) and len(s.split()) <= 3 and s not in _RARE]
@@ -136,9 +135,6 @@ def build(folder: Path = WORDNET_DIR) -> dict[str, list[str]]:
 def table() -> dict[str, tuple[str, ...]]:
     """The committed table."""
     return {w: tuple(s) for w, s in json.loads(TABLE_FILE.read_text()).items()}
-
-
-_TOKEN = re.compile(r"\{[^}]*\}|\"[^\"]*\"|<[^>]*>|[A-Za-z]+|\S")  # a protected span, a word or a mark
 
 
 def respell(rng: random.Random, text: str, share: float, synonyms: dict | None = None) -> str:
