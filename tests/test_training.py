@@ -447,6 +447,29 @@ def test_topk_kl_with_its_tail_bucket_sees_mass_moved_off_the_teachers_tokens():
     assert two_bucket > 0.05
 
 
+def test_pair_margin_scores_the_first_token_where_two_rules_part():
+    """Examples sharing a prompt under different documents are compared at the first token their
+    answers differ, both ways; same-document, other-prompt and identical answers are left out. The
+    loss is softplus(log p(other) - log p(own) + margin) there, and falls as the own token gains."""
+    from vllm_d2l.training.objectives import Example, divergences, pair_margin_loss
+    ex = [Example([1, 2], [5, 6, 7, 0], doc=0),   # "avoid": the reply as the base model starts it
+          Example([1, 2], [5, 9, 7, 0], doc=1),   # "include": parts at token 1
+          Example([1, 2], [5, 6, 7, 0], doc=2),   # same answer as 0: no parting token
+          Example([1, 2], [8, 8, 0], doc=0),      # same document as 0
+          Example([3], [9, 0], doc=1)]            # another prompt
+    assert sorted(divergences(ex)) == [(0, 1, 1), (1, 0, 1), (1, 2, 1), (1, 3, 0), (2, 1, 1), (2, 3, 0),
+                                      (3, 1, 0), (3, 2, 0)]
+    sizes = [len(e.answer) for e in ex]
+    logp = torch.log_softmax(torch.zeros(sum(sizes), 10), -1)  # every token equally likely
+    loss, win = pair_margin_loss(logp, ex, sizes, margin=1.0)
+    assert loss.item() == pytest.approx(math.log1p(math.e), rel=1e-5) and win == 0.0
+    logp = logp.clone().requires_grad_(True)
+    loss, _ = pair_margin_loss(logp, ex, sizes, margin=1.0)
+    loss.backward()
+    assert logp.grad[1, 6] < 0 and logp.grad[1, 9] > 0  # example 0 at its token 1: raise 6, lower 9
+    assert pair_margin_loss(logp, ex[4:], sizes[4:], 1.0)[0] is None
+
+
 def test_resumed_run_takes_its_rates_from_the_config(tiny_model_dir, tmp_path):
     net = {"kind": "token", "key_dim": 4, "bias_rank": 2}
     Trainer(config(tmp_path, tiny_model_dir, steps=3, hypernet=net, value_lr_mult=1.0)).run(progress=False)

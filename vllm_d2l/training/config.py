@@ -148,6 +148,11 @@ class TrainConfig:
     # adapter moves off the teacher's candidates is paid for (`objectives.topk_kl`); off: both
     # renormalised over the k tokens, as the task run was trained to step 3325
     kl_tail: bool = False
+    # Minimal pairs: where two records' targets for one prompt part, each adapter is asked to prefer
+    # its own token to the other's by `pair_margin` nats, weighed by `pair_weight` (0: off;
+    # `objectives.pair_margin_loss` says why). Training batches only: the hold-out stays comparable
+    pair_weight: float = 0.0
+    pair_margin: float = 1.0
     pretrain_prob: float = 0.0  # share of steps that use the reconstruction objective
     reconstruct_tokens: int = 48
     # Plain-text corpora (names in `datasets.corpora`) whose passages replace the training document

@@ -236,8 +236,55 @@ def topk_kl(t_lp: torch.Tensor, s_lp: torch.Tensor, tail: bool = False) -> torch
     return (t_all.exp() * (t_all - s_all)).sum(-1).mean()
 
 
+def divergences(examples: list[Example]) -> list[tuple[int, int, int]]:
+    """(i, j, k) for every ordered pair of examples with the same prompt, of different documents,
+    whose answers first differ at token k: there example i's target is `answer[k]` and j's rule
+    would have written another token after the very same words. Reconstruction examples take no part."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, e in enumerate(examples):
+        if not e.reconstruct:
+            groups.setdefault(tuple(e.prompt), []).append(i)
+    out = []
+    for members in groups.values():
+        for i in members:
+            for j in members:
+                a, b = examples[i].answer, examples[j].answer
+                if examples[i].doc == examples[j].doc:
+                    continue
+                k = next((t for t, (x, y) in enumerate(zip(a, b)) if x != y), None)
+                if k is not None:
+                    out.append((i, j, k))
+    return out
+
+
+def pair_margin_loss(logp: torch.Tensor, examples: list[Example], sizes: list[int],
+                     margin: float) -> tuple[torch.Tensor | None, float]:
+    """Where two descriptions' targets for one prompt part, each adapter should prefer its own
+    token to the other's by `margin` nats: mean softplus(log p(other) - log p(own) + margin), and
+    the share of those positions where the own token already wins.
+
+    Why: a task's edits are taught by cross-entropy, but a token the adapter writes where its own
+    rule asks for nothing is paid only through the KL, renormalised over the base model's top-k,
+    which does not see it. So adapters wrote one rule's move under its neighbour's description: an
+    included word's frame ("Word of the day: ...") opening replies told to avoid that word, a
+    sign-off's words opening the reply. Minimal pairs share a prompt in one batch, and their first
+    parting token is exactly that choice. logp: [P, V] rows in the order of `examples`."""
+    pairs = divergences(examples)
+    if not pairs:
+        return None, float("nan")
+    starts = [0]
+    for n in sizes[:-1]:
+        starts.append(starts[-1] + n)
+    rows = torch.tensor([starts[i] + k for i, _, k in pairs], device=logp.device)
+    own = torch.tensor([examples[i].answer[k] for i, _, k in pairs], device=logp.device)
+    other = torch.tensor([examples[j].answer[k] for _, j, k in pairs], device=logp.device)
+    gap = logp[rows, other] - logp[rows, own]  # [Q]
+    return F.softplus(gap + margin).mean(), (gap < 0).float().mean().item()
+
+
 def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_weight: float,
-               ce_weight: float, edits: bool = False, kl_tail: bool = False) -> tuple[torch.Tensor, dict]:
+               ce_weight: float, edits: bool = False, kl_tail: bool = False, pair_weight: float = 0.0,
+               pair_margin: float = 1.0) -> tuple[torch.Tensor, dict]:
     """Loss of a batch; `factors` hold one adapter per document: A [D, R, d_in], B [D, d_out, R].
 
     `edits`: the examples' teachers are the base model on the bare question; cross-entropy only on
@@ -246,6 +293,8 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
     "off_topk" (the student's probability outside the teacher's top-k where KL is taken), "exact"
     (the share of answers greedy decoding would reply word for word).
     `kl_tail`: the KL also sees the mass outside the teacher's top-k (`topk_kl`).
+    `pair_weight`: weight of `pair_margin_loss` over examples that share a prompt (stats "pair",
+    and "pair_win", the share of parting tokens where the own one already wins).
     """
     device = model.device
     logits, labels, sizes = student_logits(model, pad_id, examples, factors)
@@ -293,4 +342,9 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
         loss = loss + kl_weight * kl
         stats["kl"] = kl.item()
         stats["off_topk"] = (1 - s_lp.detach().exp().sum(-1)).mean().item()  # the student's mass off the teacher's top-k
+    if pair_weight > 0:
+        pair, win = pair_margin_loss(logp, examples, sizes, pair_margin)
+        if pair is not None:
+            loss = loss + pair_weight * pair
+            stats["pair"], stats["pair_win"] = pair.item(), win
     return loss, stats

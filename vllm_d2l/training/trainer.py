@@ -206,7 +206,9 @@ class Trainer:
             examples.extend(mine)
         factors = self.batch_factors(docs, n_chunks)
         loss, stats = batch_loss(self.model, self.tok.pad_token_id or 0, examples, factors,
-                                 cfg.kl_weight, cfg.ce_weight, edits=cfg.edits, kl_tail=cfg.kl_tail)
+                                 cfg.kl_weight, cfg.ce_weight, edits=cfg.edits, kl_tail=cfg.kl_tail,
+                                 pair_weight=cfg.pair_weight if self.net.training else 0.0,
+                                 pair_margin=cfg.pair_margin)
         if cfg.l1_weight:
             l1 = sum(b.abs().mean() for _, b in factors.values()) / len(factors)
             loss = loss + cfg.l1_weight * l1
