@@ -150,3 +150,51 @@ def test_cli_writes_the_copy_scores_alone_when_asked(tiny_model_dir, tmp_path):
     assert set(results) == {"copy"} and results["copy"]["n"] == len(copy_items())
     with pytest.raises(SystemExit):
         main(["--set", "copy", "--plot", str(tmp_path / "t.png")])
+
+
+def _random_factors(gen: torch.Generator, rank: int = 3) -> dict:
+    shapes = {"q": (7, 5), "down": (4, 9)}  # module -> (out, in)
+    return {k: (torch.randn(rank, i, generator=gen), torch.randn(o, rank, generator=gen)) for k, (o, i) in shapes.items()}
+
+
+def test_readings_inner_products_and_centred_cosines_match_the_dense_weight_changes():
+    from vllm_d2l.evaluation.readings import centred_cosines, inner
+
+    gen = torch.Generator().manual_seed(0)
+    protos = [_random_factors(gen) for _ in range(5)]
+    query = _random_factors(gen)
+    dense = lambda f: torch.cat([(b @ a).flatten() for a, b in f.values()])  # every module's dW, one vector
+    assert inner(query, protos[0]) == pytest.approx(float(dense(query) @ dense(protos[0])), rel=1e-4)
+    gram = torch.tensor([[inner(p, q) for q in protos] for p in protos])
+    cross = torch.tensor([inner(query, p) for p in protos])
+    got = centred_cosines(gram, cross, inner(query, query))
+    stack = torch.stack([dense(p) for p in protos])  # [P, D]
+    mean = stack.mean(0)
+    want = torch.nn.functional.cosine_similarity((dense(query) - mean)[None], stack - mean, dim=1)
+    assert got.tolist() == pytest.approx(want.tolist(), abs=1e-4)
+    # a prototype read against its own set is nearest to itself
+    own = centred_cosines(gram, gram[2], gram[2, 2].item())
+    assert int(own.argmax()) == 2 and own[2].item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_cli_reads_every_held_out_description_against_the_training_families(tiny_model_dir, tmp_path):
+    from vllm_d2l.datasets.tasks import families
+    from vllm_d2l.evaluation.readings import READING_SETS, prototype_descriptions
+
+    protos = prototype_descriptions(per_family=2)
+    assert {f for f, _ in protos} == set(families("train", extra=True)) and len(protos) == 2 * len({f for f, _ in protos})
+    trained = {d for _, d in protos}
+    hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
+    out, png = tmp_path / "r.json", tmp_path / "r.png"
+    assert main(["--set", "readings", "--n-tasks", "3", "--hypernet", str(hn), "--model", str(tiny_model_dir),
+                 "--out", str(out), "--plot", str(png), "--no-progress"]) == 0
+    res = json.loads(out.read_text())["readings"]
+    assert [r["set"] for r in res["rows"]] == [s for s in READING_SETS for _ in range(3)]
+    assert not trained & {r["description"] for r in res["rows"]}
+    for r in res["rows"]:
+        assert set(r["similarity"]) == set(res["families"]) and r["read_as"] == max(r["similarity"], key=r["similarity"].get)
+        assert all(-1.0001 <= v <= 1.0001 for v in r["similarity"].values())
+        assert (r["own_rank"] is None) == (r["family"] in HELD_OUT_FAMILIES)
+    assert res["summary"]["families"]["read_as_own"] is None
+    assert sum(res["summary"]["families"]["held_out_read_as"]["lower"].values()) == 1
+    assert png.stat().st_size > 0

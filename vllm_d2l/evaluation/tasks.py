@@ -14,6 +14,7 @@ the training grammar and never trained on), a held-out wording set nobody shaped
     vllm-d2l eval --tasks --out results/eval/tasks.json --plot results/eval/tasks.png
     vllm-d2l eval --tasks --set families --n-tasks 12 --prompts 10
     vllm-d2l eval --tasks --set copy   # how exactly held-out phrases are copied, teacher-forced (`copying`)
+    vllm-d2l eval --tasks --set readings --plot r.png  # which rule each adapter was read as (`readings`)
 """
 from __future__ import annotations
 
@@ -203,9 +204,10 @@ def tasks_chart(all_results: dict, path: Path | str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-d2l eval --tasks", description=__doc__.splitlines()[0])
-    p.add_argument("--set", choices=ALL_SETS + ("both", "all", "copy"), default="both",
+    p.add_argument("--set", choices=ALL_SETS + ("both", "all", "copy", "readings"), default="both",
                    help="held-out wordings, families, both, seen wordings (training wordings and values), fresh "
-                   "wordings (written apart from training, every family), all, or only the copy scores (--copy)")
+                   "wordings (written apart from training, every family), all, only the copy scores (--copy), or "
+                   "which training rule each held-out description's adapter is nearest to (`evaluation.readings`)")
     p.add_argument("--n-tasks", type=int, help="tasks per set (default: one per training family; fresh: two "
                    "wordings of every family)")
     p.add_argument("--prompts", type=int, default=10, help="prompts per task")
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
     generator = Generator.load(args.hypernet or default_task_hypernet_dir(), args.model)
     results = {}
-    chosen = {"both": SETS, "all": ALL_SETS, "copy": ()}.get(args.set, (args.set,))
+    chosen = {"both": SETS, "all": ALL_SETS, "copy": (), "readings": ()}.get(args.set, (args.set,))
     for which in chosen:
         items = build_items(which, args.n_tasks or default_tasks(which), args.prompts, args.seed)
         res = evaluate_tasks(generator, items, conditions, args.max_new_tokens, args.batch_size,
@@ -250,6 +252,16 @@ def main(argv: list[str] | None = None) -> int:
         results[which] = {"set": which, "model": generator.base_model_name, "hypernet": generator.fingerprint,
                           "held_out_families": list(HELD_OUT_FAMILIES), **res}
         print(format_table(results[which]))
+    if args.set == "readings":
+        from .readings import READING_SETS, format_lines, read_as
+
+        # the same draws as the compliance sets at the same --prompts, so a task's reading and its
+        # replies can be set side by side; each description is read once
+        items = [{**it, "set": which} for which in READING_SETS
+                 for it in build_items(which, args.n_tasks or default_tasks(which), args.prompts, args.seed)]
+        results["readings"] = {"model": generator.base_model_name, "hypernet": generator.fingerprint,
+                               **read_as(generator, items, seed=args.seed, progress=not args.no_progress)}
+        print(format_lines(results["readings"]))
     if args.copy or args.set == "copy":
         results["copy"] = copy_fidelity(generator, copy_items(seed=args.seed))
         print(format_line(results["copy"]))
@@ -264,7 +276,15 @@ def main(argv: list[str] | None = None) -> int:
         results["qa_check"] = check
     from .qa import write_outputs
 
-    write_outputs(results, args.out, args.plot, lambda r, path: tasks_chart({k: v for k, v in r.items() if k in ALL_SETS}, path))
+    if args.set == "readings":
+        from .readings import readings_chart
+
+        def chart(r, path):
+            readings_chart(r["readings"], path)
+    else:
+        def chart(r, path):
+            tasks_chart({k: v for k, v in r.items() if k in ALL_SETS}, path)
+    write_outputs(results, args.out, args.plot, chart)
     return 0
 
 
