@@ -18,11 +18,13 @@ keeps every one), and with other prototypes it can land elsewhere.
 from __future__ import annotations
 
 import random
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
 
 from ..datasets.tasks import HELD_OUT_FAMILIES, Task, draw_task, families, wide_wordings
+from .generation import factors_of
 
 READING_SETS = ("wordings", "families", "fresh")  # the evaluation sets whose descriptions are read
 Factors = dict[str, tuple[torch.Tensor, torch.Tensor]]  # module -> (A [r, in], B [out, r])
@@ -51,8 +53,8 @@ def centred_cosines(gram: torch.Tensor, cross: torch.Tensor, self_inner: float) 
 
 
 def _factors(generator, description: str) -> Factors:
-    w = generator.internalize(description).weights
-    return {k: (w.a[k].float(), w.b[k].float()) for k in w.a}
+    """The description's adapter as `generation.factors_of` gives it, in fp32 for the inner products."""
+    return {k: (a.float(), b.float()) for k, (a, b) in factors_of(generator.internalize(description).weights).items()}
 
 
 def prototype_descriptions(per_family: int = 8, seed: int = 0) -> list[tuple[str, str]]:
@@ -114,13 +116,12 @@ def summarize(rows: list[dict]) -> dict:
     for which in dict.fromkeys(r["set"] for r in rows):
         mine = [r for r in rows if r["set"] == which]
         trained = [r for r in mine if r["family"] not in HELD_OUT_FAMILIES]
-        held = {}
+        held: dict[str, Counter] = defaultdict(Counter)
         for r in mine:
             if r["family"] in HELD_OUT_FAMILIES:
-                held.setdefault(r["family"], {}).setdefault(r["read_as"], 0)
                 held[r["family"]][r["read_as"]] += 1
         out[which] = {"descriptions": len(mine), "read_as_own": sum(r["read_as"] == r["family"] for r in trained)
-                      / len(trained) if trained else None, "held_out_read_as": held}
+                      / len(trained) if trained else None, "held_out_read_as": {f: dict(c) for f, c in held.items()}}
     return out
 
 

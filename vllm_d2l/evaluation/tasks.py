@@ -202,6 +202,16 @@ def tasks_chart(all_results: dict, path: Path | str) -> None:
     plt.close(fig)
 
 
+def draw_results(results: dict, path: Path | str) -> None:
+    """The `--plot` PNG: the readings heat map for `--set readings`, else the compliance bars."""
+    if "readings" in results:
+        from .readings import readings_chart
+
+        readings_chart(results["readings"], path)
+    else:
+        tasks_chart({k: v for k, v in results.items() if k in ALL_SETS}, path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-d2l eval --tasks", description=__doc__.splitlines()[0])
     p.add_argument("--set", choices=ALL_SETS + ("both", "all", "copy", "readings"), default="both",
@@ -276,15 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         results["qa_check"] = check
     from .qa import write_outputs
 
-    if args.set == "readings":
-        from .readings import readings_chart
-
-        def chart(r, path):
-            readings_chart(r["readings"], path)
-    else:
-        def chart(r, path):
-            tasks_chart({k: v for k, v in r.items() if k in ALL_SETS}, path)
-    write_outputs(results, args.out, args.plot, chart)
+    write_outputs(results, args.out, args.plot, draw_results)
     return 0
 
 
