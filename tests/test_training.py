@@ -418,6 +418,11 @@ def test_edits_objective_scores_departures_from_the_base_model_only(tiny_model_d
     tail, tail_stats = batch_loss(model, tok.pad_token_id, examples, zero, 1.0, 1.0, edits=True, kl_tail=True)
     assert tail_stats["kl"] == pytest.approx(0.0, abs=1e-4) and tail.item() == pytest.approx(loss.item(), abs=1e-4)
     assert stats["ce"] > full.item()  # the edits are the tokens the base model finds unlikely
+    # the base model itself writes its own first choice at every edit: the margin term loses them all
+    margin, m_stats = batch_loss(model, tok.pad_token_id, examples, zero, 1.0, 1.0, edits=True,
+                                 edit_margin_weight=0.5)
+    assert m_stats["edit_win"] == 0.0 and m_stats["edit_margin"] > math.log1p(math.e)
+    assert margin.item() == pytest.approx(loss.item() + 0.5 * m_stats["edit_margin"], rel=1e-5)
     with pytest.raises(ValueError, match="top-k for every example"):
         batch_loss(model, tok.pad_token_id, qa_examples(tok, qa, 0), zero, 1.0, 1.0, edits=True)
 
@@ -468,6 +473,22 @@ def test_pair_margin_scores_the_first_token_where_two_rules_part():
     loss.backward()
     assert logp.grad[1, 6] < 0 and logp.grad[1, 9] > 0  # example 0 at its token 1: raise 6, lower 9
     assert pair_margin_loss(logp, ex[4:], sizes[4:], 1.0)[0] is None
+
+
+def test_edit_margin_asks_the_target_to_beat_the_base_models_first_choice():
+    """softplus(log p(first) - log p(target) + margin) at each edit: log(1 + e) where the two tie,
+    near zero where the target leads by far more than the margin, and its gradient raises the
+    target against that one competitor only."""
+    from vllm_d2l.training.objectives import edit_margin_loss
+    logits = torch.zeros(3, 8)
+    logits[2, 4] = 20.0  # the third edit's target already leads by 20 nats
+    labels, first = torch.tensor([1, 2, 4]), torch.tensor([0, 0, 0])
+    logp = torch.log_softmax(logits, -1).requires_grad_(True)
+    loss, win = edit_margin_loss(logp, labels, first, margin=1.0)
+    assert loss.item() == pytest.approx(2 * math.log1p(math.e) / 3, rel=1e-4) and win == pytest.approx(1 / 3)
+    loss.backward()
+    assert logp.grad[0, 1] < 0 and logp.grad[0, 0] > 0 and logp.grad[0, 5] == 0
+    assert abs(logp.grad[2]).max() < 1e-6
 
 
 def test_resumed_run_takes_its_rates_from_the_config(tiny_model_dir, tmp_path):

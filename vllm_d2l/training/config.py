@@ -153,6 +153,10 @@ class TrainConfig:
     # `objectives.pair_margin_loss` says why). Training batches only: the hold-out stays comparable
     pair_weight: float = 0.0
     pair_margin: float = 1.0
+    # Edits decided greedily: at each edit the adapter is asked to prefer the target token to the
+    # base model's first choice there by `pair_margin` nats, weighed by `edit_margin_weight` (0: off;
+    # `objectives.edit_margin_loss` says why). Training batches only, as the pair term
+    edit_margin_weight: float = 0.0
     pretrain_prob: float = 0.0  # share of steps that use the reconstruction objective
     reconstruct_tokens: int = 48
     # Plain-text corpora (names in `datasets.corpora`) whose passages replace the training document

@@ -208,7 +208,8 @@ class Trainer:
         loss, stats = batch_loss(self.model, self.tok.pad_token_id or 0, examples, factors,
                                  cfg.kl_weight, cfg.ce_weight, edits=cfg.edits, kl_tail=cfg.kl_tail,
                                  pair_weight=cfg.pair_weight if self.net.training else 0.0,
-                                 pair_margin=cfg.pair_margin)
+                                 pair_margin=cfg.pair_margin,
+                                 edit_margin_weight=cfg.edit_margin_weight if self.net.training else 0.0)
         if cfg.l1_weight:
             l1 = sum(b.abs().mean() for _, b in factors.values()) / len(factors)
             loss = loss + cfg.l1_weight * l1
