@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from vllm_d2l.training.publish import merge_rows, publish, read_log
+from vllm_d2l.training.publish import merge_rows, publish, read_log, resumed_rows
 
 
 def _log(path, steps, tag):
@@ -17,6 +17,18 @@ def test_merge_keeps_history_and_replaces_the_abandoned_line():
     assert [(r["step"], r["tag"]) for r in merge_rows(old, new)] == [
         (5, "old"), (10, "old"), (15, "new"), (20, "new")]
     assert merge_rows(old, []) == old
+
+
+def test_a_restarted_run_keeps_the_rows_written_after_the_restart():
+    """Saved at 10, logged to 20 (an evaluation row at 10 beside the training row), stopped, resumed
+    from 10: the rows 15 and 20 written before the stop give way to the new ones."""
+    rows = [{"step": 5, "loss": 1}, {"step": 10, "loss": 1}, {"step": 10, "heldout_ce": 1},
+            {"step": 15, "loss": 1}, {"step": 20, "loss": 1},
+            {"step": 15, "loss": 2}, {"step": 20, "loss": 2}, {"step": 20, "heldout_ce": 2}]
+    assert [(r["step"], r.get("loss", r.get("heldout_ce"))) for r in resumed_rows(rows)] == [
+        (5, 1), (10, 1), (10, 1), (15, 2), (20, 2), (20, 2)]
+    once = [{"step": 20, "loss": 1}, {"step": 20, "loss": 2}]  # resumed at the very step logged last
+    assert resumed_rows(once) == [{"step": 20, "loss": 2}]
 
 
 def test_publish_copies_the_best_snapshot_through_the_link(tmp_path):

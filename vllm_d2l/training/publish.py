@@ -27,6 +27,18 @@ def read_log(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def resumed_rows(rows: list[dict]) -> list[dict]:
+    """A run's log as one line of training: a run restarted from its last save appends the steps
+    after that save again, and those rows replace the ones written before the restart."""
+    out: list[dict] = []
+    for row in rows:
+        while out and (out[-1]["step"] > row["step"] or
+                       (out[-1]["step"] == row["step"] and ("loss" in out[-1]) == ("loss" in row))):
+            out.pop()
+        out.append(row)
+    return out
+
+
 def merge_rows(committed: list[dict], run: list[dict]) -> list[dict]:
     """The committed history up to where this run's rows start, then the run's rows.
 
@@ -54,7 +66,7 @@ def publish(run_dir: Path, folder: Path) -> dict:
     if not (run_dir / "log.jsonl").is_file():
         raise FileNotFoundError(f"{run_dir} has no log.jsonl: not a training run's folder")
     log = folder / LOG
-    rows = merge_rows(read_log(log) if log.is_file() else [], read_log(run_dir / "log.jsonl"))
+    rows = merge_rows(read_log(log) if log.is_file() else [], resumed_rows(read_log(run_dir / "log.jsonl")))
     write_log(rows, log)
     best = run_dir / "best"
     copied = None
