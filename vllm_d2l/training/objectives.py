@@ -283,7 +283,7 @@ def pair_margin_loss(logp: torch.Tensor, examples: list[Example], sizes: list[in
 
 
 def edit_margin_loss(logp: torch.Tensor, labels: torch.Tensor, first: torch.Tensor,
-                     margin: float) -> tuple[torch.Tensor, float]:
+                     margin: float, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
     """At edits, the target token should beat the base model's first choice by `margin` nats: mean
     softplus(log p(first) - log p(target) + margin), and the share of edits the target already wins.
 
@@ -292,8 +292,10 @@ def edit_margin_loss(logp: torch.Tensor, labels: torch.Tensor, first: torch.Tens
     and is content with a likely target that still comes second. The misses of the step-8200
     adapters are such near things: a reply that ends where the base model's does instead of going on
     to its sign-off, "that" written where the rule says to avoid it, "There Are" for "THERE ARE".
-    logp: [E, V] the student's log-probabilities at the edits; labels, first: [E]."""
-    rows = torch.arange(len(labels), device=logp.device)
+    logp: [P, V] the student's log-probabilities; rows: [E] the edits' rows of it (default: every
+    row, P = E), read in place rather than copied out; labels, first: [E]."""
+    if rows is None:
+        rows = torch.arange(len(labels), device=logp.device)
     gap = logp[rows, first] - logp[rows, labels]  # [E]
     return F.softplus(gap + margin).mean(), (gap < 0).float().mean().item()
 
@@ -354,7 +356,8 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
     if edits:
         stats["edit_share"] = edit.float().mean().item()
         if edit_margin_weight > 0 and scored.any():
-            margin_loss, win = edit_margin_loss(logp[scored], labels[scored], first[scored], pair_margin)
+            margin_loss, win = edit_margin_loss(logp, labels[scored], first[scored], pair_margin,
+                                                rows=scored.nonzero().squeeze(1))
             loss = loss + edit_margin_weight * margin_loss
             stats["edit_margin"], stats["edit_win"] = margin_loss.item(), win
     if kl_weight > 0 and any(with_teacher) and kl_rows.any():

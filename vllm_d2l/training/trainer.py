@@ -27,6 +27,7 @@ from .averaging import WeightAverage
 from .config import TrainConfig
 from .data import RecordStream, load_passages, load_records
 from .objectives import batch_loss, guided_topk, qa_examples, reconstruct_example, teacher_topk
+from .publish import read_log
 
 
 def is_common_answer(answer: str) -> bool:
@@ -365,7 +366,7 @@ class Trainer:
 
     def _log_rows(self) -> list[dict]:
         path = self.out / "log.jsonl"
-        return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.is_file() else []
+        return read_log(path) if path.is_file() else []
 
     def run(self, progress: bool = True, until: int | None = None) -> None:
         """Train to `cfg.steps` (or stop early at step `until`, as an interruption would)."""
