@@ -369,8 +369,10 @@ def test_pairs_give_odd_records_the_contrasting_rule_on_the_same_values_and_prom
 
     replies = [{"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is broad and old. It has parts."}
                for i in range(8)]
-    kw = {"composed": True, "open_params": True, "wide": True, "extra": True, "include_frames": True}
-    assert all(CONTRASTS[b] == a for a, b in CONTRASTS.items()) and set(CONTRASTS) <= set(ALL_FAMILIES)
+    kw = {"composed": True, "open_params": True, "wide": True, "extra": True, "include_frames": True, "labels": True}
+    one_way = {"labelled"}  # its partner, the lettered list, keeps the bulleted one as its own
+    assert all(CONTRASTS[b] == a for a, b in CONTRASTS.items() if a not in one_way)
+    assert set(CONTRASTS) | set(CONTRASTS.values()) <= set(ALL_FAMILIES)
     paired = set()
     for i in range(0, 400, 2):
         first, second = make_record(5, i, replies, pairs=True, **kw), make_record(5, i + 1, replies, pairs=True, **kw)
@@ -474,3 +476,57 @@ def test_synonyms_respell_composed_wordings_only_and_keep_the_records_values():
         changed += a["text"] != b["text"]
         assert b["text"] not in reserved_wordings()
     assert 0.2 * len(plain) < changed < 0.9 * len(plain)
+
+
+def test_labelled_lists_continue_the_descriptions_labels_and_never_use_digits():
+    """The labelled family shows its marker in the description and every target continues it;
+    no style is a digit or the lettered family's "a)", no wording says "number" or "steps" (the
+    numbered family stays held out), and it is drawn only with `labels`."""
+    from vllm_d2l.datasets.tasks import _LABEL_STYLES, LABELLED, Task, label, wide_wordings
+
+    assert label("(i)", 4) == "(iv)" and label("I.", 9) == "IX." and label("[a]", 3) == "[c]"
+    assert label("A:", 26) == "Z:" and label("i)", 14) == "xiv)"
+    styles = _LABEL_STYLES["train"] + _LABEL_STYLES["eval"]
+    assert not set(_LABEL_STYLES["train"]) & set(_LABEL_STYLES["eval"])
+    assert "a)" not in styles and not any(c.isdigit() for st in styles for c in st)
+    imperative, statements = wide_wordings("labelled")
+    for w in LABELLED.wordings + imperative + statements:
+        assert not re.search(r"number|step|\d", w.format(l1="", l2="", l3=""), re.IGNORECASE), w
+    assert LABELLED.wordings[-1] not in imperative + statements and len(imperative) >= 500
+    rng = random.Random(0)
+    assert "labelled" not in {draw_task(rng, "train", extra=True, composed=True, wide=True).family for _ in range(3000)}
+    drawn = [draw_task(rng, "train", extra=True, labels=True, composed=True, wide=True) for _ in range(3000)]
+    drawn = [t for t in drawn if t.family == "labelled"]
+    assert len(drawn) > 50 and {t.params["style"] for t in drawn} == set(_LABEL_STYLES["train"])
+    for t in drawn[:40]:
+        st = t.params["style"]
+        assert label(st, 1) in t.description and label(st, 3) in t.description and ".." not in t.description
+        for reply in REPLIES + ["One point only."]:
+            out = t.comply(reply)
+            assert t.check(out), (t.description, out)
+            assert out.splitlines()[1].startswith(label(st, 2) + " ")
+        assert not t.check(REPLIES[0]) and not t.check(Task("lettered", 0, {}).comply(REPLIES[0]))
+
+
+def test_context_sets_a_share_of_training_descriptions_among_sentences_and_changes_nothing_else():
+    """With `context`, about that share of training records read a persona or a courtesy around
+    the same wording; values, prompts and answers are those of the record without it, and the
+    held-out records (split "eval") never change."""
+    from vllm_d2l.datasets.tasks import _COURTESIES, make_record
+
+    replies = [{"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is broad and old. It has parts."}
+               for i in range(8)]
+    kw = {"composed": True, "open_params": True, "wide": True, "extra": True, "pairs": True}
+    changed, shapes = 0, set()
+    for i in range(400):
+        plain, framed = make_record(2, i, replies, **kw), make_record(2, i, replies, **kw, context=0.5)
+        assert {k: v for k, v in framed.items() if k != "text"} == {k: v for k, v in plain.items() if k != "text"}
+        if framed["text"] != plain["text"]:
+            changed += 1
+            core = plain["text"][0].lower() + plain["text"][1:]
+            assert plain["text"] in framed["text"] or framed["text"].endswith(", so " + core), framed["text"]
+            shapes.add("so" if ", so " in framed["text"] else "courtesy" if any(
+                c in framed["text"] for c in _COURTESIES) else "persona")
+    assert 150 <= changed <= 250 and shapes == {"so", "courtesy", "persona"}
+    for i in range(50):
+        assert make_record(2, i, replies, split="eval", context=1.0) == make_record(2, i, replies, split="eval")

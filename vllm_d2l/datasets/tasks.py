@@ -729,7 +729,66 @@ _EXTRA: dict[str, Family] = {f.name: f for f in [
            lambda rng, split: {"tag": _param(rng, _TAGS, split, "tag")}, _tagged_check, _tagged_comply),
 ]}
 EXTRA_FAMILIES = tuple(_EXTRA)
-ALL_FAMILIES: dict[str, Family] = {**FAMILIES, **_EXTRA}  # what a task's name looks up
+
+# ------------------------------------------------------------------------------------- list labels
+# A list whose labels the description shows ("(i), (ii), (iii)", "A. B. C."), trained only with
+# `task_labels`. The lettered family always asks for "a)", so the adapters learnt that one marker,
+# and the held-out numbered lists came out as bullets (0 of 25 at step 8600, "Break every answer
+# into steps: 1., 2., 3." included). Here the marker has to be read from the description and
+# continued, the skill a numbered list written out as "1., 2., 3." needs. No style uses digits,
+# and no wording says "number" or "steps", so the numbered family stays held out.
+_ROMAN = ((10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i"))
+
+
+def _roman(i: int) -> str:
+    """1 -> "i", 14 -> "xiv" (lists here stay under 40 items)."""
+    out = ""
+    for value, digits in _ROMAN:
+        while i >= value:
+            out, i = out + digits, i - value
+    return out
+
+
+_COUNTERS: dict[str, Callable[[int], str]] = {
+    "a": lambda i: chr(96 + i), "A": lambda i: chr(64 + i), "i": _roman, "I": lambda i: _roman(i).upper()}
+# a style is a counter and the marks around it; "a)" alone is the lettered family's and stays out
+_LABEL_STYLES = {"train": ["a.", "(a)", "[a]", "a:", "A)", "A.", "(A)", "i.", "i)", "(i)", "I.", "I)", "[i]", "A:"],
+                 "eval": ["[A]", "(I)", "i:"]}
+_MAX_LABELLED = 26
+
+
+def label(style: str, i: int) -> str:
+    """The `i`-th label (from 1) of a style: label("(i)", 3) == "(iii)"."""
+    counter = next(c for c in style if c in _COUNTERS)
+    return style.replace(counter, _COUNTERS[counter](i), 1)
+
+
+def _labels_draw(rng: random.Random, split: str) -> dict:
+    style = rng.choice(_pool(_LABEL_STYLES, split))
+    return {"style": style, **{f"l{i}": label(style, i) for i in (1, 2, 3)}}
+
+
+def _labelled_check(r: str, p: dict) -> bool:
+    lines = _lines(r)
+    return 2 <= len(lines) <= _MAX_LABELLED and all(
+        l.startswith(label(p["style"], i) + " ") and _words(l[len(label(p["style"], i)):])
+        for i, l in enumerate(lines, 1))
+
+
+def _labelled_comply(r: str, p: dict) -> str:
+    items = [l[2:] for l in _bullets_comply(r, p).splitlines()][:_MAX_LABELLED]
+    return "\n".join(f"{label(p['style'], i)} {s}" for i, s in enumerate(items, 1))
+
+
+LABELLED = Family(
+    "labelled",
+    ("Label your points {l1}, {l2}, {l3} and so on, one per line.",
+     "Answer as a list whose items are marked {l1}, {l2}, {l3}.",
+     "Put each point on its own line, starting with {l1}, then {l2}, then {l3}.",
+     "Give a list labelled {l1}, {l2}, {l3}, one item per line.",
+     "Mark the lines of your list {l1}, {l2}, {l3}."),
+    _labels_draw, _labelled_check, _labelled_comply)
+ALL_FAMILIES: dict[str, Family] = {**FAMILIES, **_EXTRA, LABELLED.name: LABELLED}  # what a task's name looks up
 
 # Composed wordings for training: a frame ("Always {core}.") around one of the family's cores (an
 # imperative phrase). A handful of fixed sentences per family teaches the generator those
@@ -809,6 +868,10 @@ _CORES = {
     "tagged": ("wrap your reply in <{tag}> and </{tag}> tags", "put the answer between <{tag}> and </{tag}>",
                "enclose everything in a <{tag}> element", "start with <{tag}> and end with </{tag}>",
                "surround the whole reply with <{tag}> tags", "put the reply inside <{tag}> tags"),
+    "labelled": ("label your points {l1}, {l2}, {l3}", "mark each item of a list {l1}, {l2}, {l3}",
+                 "answer as a list labelled {l1}, {l2}, {l3} and so on",
+                 "put every point on its own line, marked {l1}, {l2}, {l3}",
+                 "write a list with the labels {l1}, {l2}, {l3}"),
 }
 COMPOSED_SHARE = 0.75  # of training tasks: a composed wording; the rest one of the fixed training wordings
 
@@ -904,6 +967,10 @@ _GRAMMAR = {
                "(put|write) (your|the) (reply|answer) between <{tag}> and </{tag}>",
                "(start|begin|open) (each|every|your) (reply|answer) with <{tag}> and (end|close|finish) it with </{tag}>",
                "(surround|frame) (everything you write|the whole reply|your answer) with (the tags|) <{tag}> and </{tag}>"),
+    "labelled": ("(label|mark|tag) (your|each|every) (point|item|line) (with|as) {l1}, {l2}, {l3}( and so on|, and onward|)",
+                 "(answer|reply|respond) (as|with) a list (labelled|marked|tagged) {l1}, {l2}, {l3}",
+                 "(put|write) (each|every) (point|item) on its own line, (labelled|marked|starting with) {l1}, {l2}, {l3}",
+                 "(use|give) the labels {l1}, {l2}, {l3} (for|on) (your|the) (points|items|lines)"),
 }
 _STATEMENTS = {
     "max_words": ("(your|each|every) (reply|answer|response) (is|must be|should be) (at most|no longer than|no more than) {n} words (long|)",),
@@ -944,6 +1011,8 @@ _STATEMENTS = {
              "(each|every|your) (reply|answer) (has|contains|must contain) (some|at least some) text in (bold|**bold**)"),
     "tagged": ("(your|each|every) (reply|answer) (is|must be|should be) (wrapped|enclosed) in <{tag}> (tags|and </{tag}>)",
                "(each|every|your) (reply|answer) (starts|begins) with <{tag}> and ends with </{tag}>"),
+    "labelled": ("(your|each|every) (reply|answer) (is|must be|should be) a list (labelled|marked) {l1}, {l2}, {l3}",
+                 "(each|every) (line|item) of (the|your) (reply|answer) (starts|begins) with its label: {l1}, {l2}, {l3}"),
 }
 _WIDE_FRAMES = _FRAMES + ("You are a helpful assistant. {Core}.", "As my assistant, {core}.", "Here is one rule: {core}.",
                           "Do this for me: {core}.", "Going forward, {core}.", "{Core}, please.", "{Core}. Thanks!",
@@ -998,7 +1067,10 @@ class Task:
     def description(self) -> str:
         p = self.params
         fmt = {**p, **({"k0": p["keys"][0], "k1": p["keys"][1]} if "keys" in p else {})}
-        return (self.template or ALL_FAMILIES[self.family].wordings[self.wording]).format(**fmt)
+        text = (self.template or ALL_FAMILIES[self.family].wordings[self.wording]).format(**fmt)
+        if self.family == LABELLED.name:  # "... then C." with the label "C." is "... then C.."
+            text = re.sub(r"\.\.(?=\s|$)", ".", text)
+        return text
 
     def check(self, reply: str) -> bool:
         return ALL_FAMILIES[self.family].check(reply, self.params)
@@ -1008,29 +1080,31 @@ class Task:
         return ALL_FAMILIES[self.family].comply(reply, {**self.params, **({"short": short} if short else {})})
 
 
-def families(split: str, held_out: bool = False, extra: bool = False) -> list[str]:
+def families(split: str, held_out: bool = False, extra: bool = False, labels: bool = False) -> list[str]:
     """Family names of a split: training uses the others; `held_out` gives the held-out ones.
-    `extra` appends `EXTRA_FAMILIES` to the others; off by default, so the list, and every draw
-    made from it, is what it was before those families existed."""
+    `extra` appends `EXTRA_FAMILIES` to the others, `labels` the labelled lists; both off by
+    default, so the list, and every draw made from it, is what it was before those families existed."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     names = [f for f in FAMILIES if (f in HELD_OUT_FAMILIES) == held_out]
-    return names + list(EXTRA_FAMILIES) if extra and not held_out else names
+    if held_out:
+        return names
+    return names + (list(EXTRA_FAMILIES) if extra else []) + ([LABELLED.name] if labels else [])
 
 
 def draw_task(rng: random.Random, split: str, family: str | None = None, held_out_wording: bool = False,
               composed: bool = False, open_params: bool = False, wide: bool = False, extra: bool = False,
-              near_miss: bool = False, free_phrases: bool = False) -> Task:
+              near_miss: bool = False, free_phrases: bool = False, labels: bool = False) -> Task:
     """One task: training draws only the training families' first wordings (or, with `composed`,
     mostly composed ones, from the wide grammar with `wide`) and training pools (with `open_params`,
     half the phrases, words and keys composed instead); evaluation draws from the eval pools, with
     the held-out wording when asked. `extra`: the family is drawn among `EXTRA_FAMILIES` too.
     `near_miss` (with `open_params`): some composed openings and sign-offs are near misses of stock
     phrases (`_near_miss`); `free_phrases` (with `open_params`, instead): some are free word
-    sequences (`_free_phrase`)."""
+    sequences (`_free_phrase`). `labels`: the labelled lists are drawn too."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    name = family or rng.choice(families(split, extra=extra))
+    name = family or rng.choice(families(split, extra=extra, labels=labels))
     fam = ALL_FAMILIES[name]
     n = len(fam.wordings)
     if split == "train" and (held_out_wording or name in HELD_OUT_FAMILIES):
@@ -1142,7 +1216,8 @@ QUESTIONS_PER_RECORD = 2  # of the record's prompts, short questions (where the 
 # both losses. `_PAIR_PARAMS` renames a value where the two families call it differently.
 CONTRASTS = {"opening": "signoff", "signoff": "opening", "upper": "title_case", "title_case": "upper",
              "bullets": "lettered", "lettered": "bullets", "avoid_word": "include_word",
-             "include_word": "avoid_word", "heading": "summary_line", "summary_line": "heading"}
+             "include_word": "avoid_word", "heading": "summary_line", "summary_line": "heading",
+             "labelled": "lettered"}  # one way: a lettered record's partner stays the bulleted one
 _PAIR_PARAMS = {("heading", "summary_line"): {"heading": "lead"}, ("summary_line", "heading"): {"lead": "heading"}}
 
 
@@ -1161,7 +1236,8 @@ def _contrast(task: Task, rng: random.Random, **draw) -> Task:
 def make_record(seed: int, index: int, replies: list[dict], split: str = "train",
                 families: list[str] | None = None, composed: bool = False, open_params: bool = False,
                 wide: bool = False, extra: bool = False, near_miss: bool = False, free_phrases: bool = False,
-                include_frames: bool = False, pairs: bool = False, synonyms: float = 0.0) -> dict:
+                include_frames: bool = False, pairs: bool = False, synonyms: float = 0.0, labels: bool = False,
+                context: float = 0.0) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1174,18 +1250,22 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     minimal pair (`CONTRASTS`): the same values and prompts under the contrasting rule, or the same
     record where the family has none; even records are as without it. `synonyms`: in a composed
     wording, each word the thesaurus knows is swapped with this probability (`synonyms.respell`,
-    from a generator of its own, so values and prompts stay those of the record without it)."""
+    from a generator of its own, so values and prompts stay those of the record without it).
+    `labels`: `draw_task`'s. `context`: this share of training descriptions is set among sentences
+    that change nothing (`in_context`: a persona, a courtesy), again from a generator of its own."""
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
-    task = draw_task(rng, split, family=rng.choice(families) if families else None, composed=composed,
-                     open_params=open_params, wide=wide, extra=extra, near_miss=near_miss,
-                     free_phrases=free_phrases)
+    draw = {"composed": composed, "open_params": open_params, "wide": wide, "extra": extra, "near_miss": near_miss,
+            "free_phrases": free_phrases, **({"labels": True} if labels else {})}
+    task = draw_task(rng, split, family=rng.choice(families) if families else None, **draw)
     if first != index:
-        task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), composed=composed,
-                         open_params=open_params, wide=wide, extra=extra, near_miss=near_miss,
-                         free_phrases=free_phrases)
+        task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), **draw)
     if synonyms and task.template:
         task = _respelt(task, random.Random(f"d2l-task-words:{seed}:{index}"), synonyms)
+    if context and split == "train":
+        context_rng = random.Random(f"d2l-task-context:{seed}:{index}")
+        if context_rng.random() < context:
+            task = in_context(task, context_rng)
     return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task", include_frames)
 
 
@@ -1206,6 +1286,49 @@ def _respelt(task: Task, rng: random.Random, share: float) -> Task:
     template = respell(rng, task.template, share)
     return task if template in reserved_wordings() else Task(task.family, task.wording, task.params, template)
 
+
+
+# Sentences around a rule that ask for nothing a reply could be checked by. A real system prompt
+# is rarely one bare rule; it names a role and adds courtesies, and the held-out descriptions
+# written apart from the grammar do so too ("You are a drill sergeant barking orders at recruits,
+# so type everything in all caps."). The rule stays the only thing the targets follow, so the
+# reader must find it among the rest. Nothing here asks for length, tone markers or layout.
+_ROLES = ("a helpful assistant", "a customer-support agent", "a patient tutor", "a tour guide", "a librarian",
+          "a shop assistant", "a research helper", "an office assistant", "a science explainer", "a chatbot",
+          "a receptionist", "a study buddy", "a travel planner", "a cooking coach", "a help-desk technician")
+_PLACES = ("for an online bookshop", "at a city library", "at a bike repair shop", "for a bank's help page",
+           "for a high-school class", "for a travel agency", "at a science museum", "for a software company",
+           "on a cooking website", "for a gardening club", "for a small hotel", "at a hospital's visitor desk",
+           "for a local newspaper", "")
+_PERSONAS = ("You are {role} {place}", "Act as {role} {place}", "This assistant is {role} {place}",
+             "You work as {role} {place}", "Imagine you are {role} {place}")
+_COURTESIES = ("Be friendly.", "Stay polite.", "Answer the question you are asked.", "Be accurate.",
+               "Users may ask about anything.", "Keep a warm tone.", "Do not make things up.", "Be helpful.",
+               "Stay on topic.", "Thank you.", "Treat every user with respect.", "Give correct information.",
+               "Questions can come from anyone.", "Be kind to the user.", "Help as well as you can.")
+
+
+def _persona(rng: random.Random) -> str:
+    """A role sentence without its full stop: "You work as a librarian at a city library"."""
+    text = rng.choice(_PERSONAS).format(role=rng.choice(_ROLES), place=rng.choice(_PLACES))
+    return re.sub(r" {2,}", " ", text).strip()
+
+
+def in_context(task: Task, rng: random.Random) -> Task:
+    """`task` with its wording set among a persona and courtesies, in one of four shapes; the
+    values, and so the rule the targets follow, unchanged. "so" joins a persona to a wording that
+    starts with an ordinary capitalised word and has no colon ("..., so always answer in ...")."""
+    text = task.template or ALL_FAMILIES[task.family].wordings[task.wording]
+    shape = rng.randrange(4)
+    if shape == 3 and ":" not in text and re.match(r"[A-Z][a-z]", text):
+        text = f"{_persona(rng)}, so {text[0].lower()}{text[1:]}"
+    elif shape == 2:
+        text = f"{_persona(rng)}. {rng.choice(_COURTESIES)} {text}"
+    elif shape == 1:
+        text = f"{text} {rng.choice(_COURTESIES)}"
+    else:
+        text = f"{_persona(rng)}. {text}"
+    return task if text in reserved_wordings() else Task(task.family, task.wording, task.params, text)
 
 def pick_replies(rng: random.Random, replies: list[dict]) -> list[dict]:
     """A record's `PROMPTS_PER_RECORD` replies, `QUESTIONS_PER_RECORD` of them short questions

@@ -90,6 +90,12 @@ class TrainConfig:
     # each odd streamed record is its even neighbour's minimal pair (`datasets.tasks.CONTRASTS`):
     # the same values and prompts under the rule that differs from it in one respect
     task_pairs: bool = False
+    # lists labelled as the description shows ("(i), (ii), (iii)", "A. B. C.") join the stream
+    # (`datasets.tasks.LABELLED`): the marker is read and continued, not always "a)"
+    task_labels: bool = False
+    # this share of streamed descriptions is set among a persona and courtesies that ask for
+    # nothing (`datasets.tasks.in_context`); 0: the stream as before
+    task_context: float = 0.0
     # with `edits`, a task record's KL rows match the base model moved this many times as far as the
     # description before the question moves it (`objectives.guided_topk`); 0: the bare base model
     task_teacher_guidance: float = 0.0

@@ -199,7 +199,8 @@ class RecordStream:
                                              wide=cfg.task_wide_wordings, extra=cfg.task_extra_families,
                                              near_miss=cfg.task_near_miss, free_phrases=cfg.task_free_phrases,
                                              include_frames=cfg.task_include_frames,
-                                             pairs=cfg.task_pairs, synonyms=cfg.task_synonyms)
+                                             pairs=cfg.task_pairs, synonyms=cfg.task_synonyms,
+                                             labels=cfg.task_labels, context=cfg.task_context)
 
     @staticmethod
     def _instructions(cfg: TrainConfig, seed: int, tokenizer):
