@@ -148,3 +148,16 @@ def test_centred_values_read_nothing_from_a_uniform_chunk(tiny_model_dir, tmp_pa
     for k in fa:
         torch.testing.assert_close(fa[k][1], fb[k][1])
     assert any(not torch.allclose(fa[k][1], varied[k][1]) for k in fa)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_encoder_reads_in_bf16_only_where_the_cpu_multiplies_in_it(native, monkeypatch, tiny_model_dir, tmp_path):
+    """bf16 on a CPU without native bf16 matmuls is tens of times slower than fp32, so a
+    generator loaded without a dtype picks fp32 there and bf16 where oneDNN has it (or on a GPU)."""
+    from vllm_d2l.base_model import preferred_dtype
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    want = torch.bfloat16 if native else torch.float32
+    assert preferred_dtype() == want and preferred_dtype("cuda") == torch.bfloat16
+    g = Generator.load(tiny_hypernet(tiny_model_dir, tmp_path / "hn"), tiny_model_dir)
+    assert next(g.model.parameters()).dtype == want

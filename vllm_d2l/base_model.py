@@ -113,6 +113,18 @@ def _fix_tokenizer_config(path: Path) -> None:
     path.write_text(json.dumps(cfg, indent=2))
 
 
+def preferred_dtype(device: str = "cpu"):
+    """bf16 where the hardware multiplies in it (a GPU; a CPU with AVX512-BF16 or AMX, which oneDNN
+    reports), else fp32. On an AVX2-only CPU a bf16 matmul (512x576 @ 576x1536, one thread) took
+    0.74 s against 0.013 s in fp32: reading a document there in bf16 would cost 55x the time."""
+    import torch
+
+    if device != "cpu":
+        return torch.bfloat16
+    native = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return torch.bfloat16 if native is not None and native() else torch.float32
+
+
 def load_model_and_tokenizer(model_dir: Path | str, dtype=None, device: str = "cpu"):
     """Load a base model folder for the encoder or training; clear error when it is missing."""
     import torch

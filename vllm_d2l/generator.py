@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .base_model import ensure_default_model, load_model_and_tokenizer
+from .base_model import ensure_default_model, load_model_and_tokenizer, preferred_dtype
 from .encoder import Encoder, pack_chunks, read_behind
 from .errors import BadDocument, MissingModel
 from .hypernet import Hypernet, HypernetBase, HypernetConfig, checkpoint_fingerprint
@@ -118,8 +118,10 @@ class Generator:
 
     @classmethod
     def load(cls, hypernet_dir: Path | str | None = None, model_dir: Path | str | None = None,
-             encoder_dtype: torch.dtype = torch.bfloat16, **kwargs) -> "Generator":
+             encoder_dtype: torch.dtype | None = None, **kwargs) -> "Generator":
+        """`encoder_dtype`: the base model's (None: `preferred_dtype`, bf16 where the CPU has it)."""
         model_dir = Path(model_dir) if model_dir else ensure_default_model()
+        encoder_dtype = encoder_dtype or preferred_dtype()
         hypernet_dir = Path(hypernet_dir) if hypernet_dir else default_hypernet_dir()
         if not hypernet_dir.is_dir():
             raise MissingModel(f"hypernetwork folder not found: {hypernet_dir}")
