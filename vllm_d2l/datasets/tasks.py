@@ -1256,7 +1256,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     draw = {"composed": composed, "open_params": open_params, "wide": wide, "extra": extra, "near_miss": near_miss,
-            "free_phrases": free_phrases, **({"labels": True} if labels else {})}
+            "free_phrases": free_phrases, "labels": labels}
     task = draw_task(rng, split, family=rng.choice(families) if families else None, **draw)
     if first != index:
         task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), **draw)
@@ -1285,7 +1285,6 @@ def _respelt(task: Task, rng: random.Random, share: float) -> Task:
     from .synonyms import respell
     template = respell(rng, task.template, share)
     return task if template in reserved_wordings() else Task(task.family, task.wording, task.params, template)
-
 
 
 # Sentences around a rule that ask for nothing a reply could be checked by. A real system prompt
@@ -1329,6 +1328,7 @@ def in_context(task: Task, rng: random.Random) -> Task:
     else:
         text = f"{_persona(rng)}. {text}"
     return task if text in reserved_wordings() else Task(task.family, task.wording, task.params, text)
+
 
 def pick_replies(rng: random.Random, replies: list[dict]) -> list[dict]:
     """A record's `PROMPTS_PER_RECORD` replies, `QUESTIONS_PER_RECORD` of them short questions
