@@ -152,6 +152,19 @@ def test_cli_writes_the_copy_scores_alone_when_asked(tiny_model_dir, tmp_path):
         main(["--set", "copy", "--plot", str(tmp_path / "t.png")])
 
 
+def test_cli_records_the_dtype_its_replies_were_written_in(tiny_model_dir, tmp_path):
+    """Greedy replies move with the base model's dtype (bf16 where the CPU has it, else fp32), so
+    each set's result says which one wrote them."""
+    from vllm_d2l.base_model import preferred_dtype
+
+    hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
+    out = tmp_path / "t.json"
+    assert main(["--set", "families", "--n-tasks", "1", "--prompts", "1", "--conditions", "adapter",
+                 "--max-new-tokens", "4", "--no-progress", "--hypernet", str(hn), "--model", str(tiny_model_dir),
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())["families"]
+    assert result["dtype"] == str(preferred_dtype()).removeprefix("torch.") and result["n_replies"] == 1
+
 def _random_factors(gen: torch.Generator, rank: int = 3) -> dict:
     shapes = {"q": (7, 5), "down": (4, 9)}  # module -> (out, in)
     return {k: (torch.randn(rank, i, generator=gen), torch.randn(o, rank, generator=gen)) for k, (o, i) in shapes.items()}

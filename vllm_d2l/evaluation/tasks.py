@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         res = evaluate_tasks(generator, items, conditions, args.max_new_tokens, args.batch_size,
                              progress=not args.no_progress)
         results[which] = {"set": which, "model": generator.base_model_name, "hypernet": generator.fingerprint,
+                          "dtype": str(generator.model.dtype).removeprefix("torch."),  # greedy replies move with it
                           "held_out_families": list(HELD_OUT_FAMILIES), **res}
         print(format_table(results[which]))
     if args.set == "readings":
