@@ -33,4 +33,3 @@ def test_default_generator_internalizes(default_model_dir):
     assert r.chunks >= 2 and r.weights.rank == cfg.adapter_rank(r.chunks)
     assert not gen.hypernet.is_noop()  # the packaged, trained checkpoint
     r.weights.validate(gen.model.config)
-
