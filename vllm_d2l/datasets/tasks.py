@@ -1064,10 +1064,15 @@ class Task:
     template: str | None = None
 
     @property
+    def unfilled(self) -> str:
+        """The wording with its placeholders: the composed template, else the fixed wording."""
+        return self.template or ALL_FAMILIES[self.family].wordings[self.wording]
+
+    @property
     def description(self) -> str:
         p = self.params
         fmt = {**p, **({"k0": p["keys"][0], "k1": p["keys"][1]} if "keys" in p else {})}
-        text = (self.template or ALL_FAMILIES[self.family].wordings[self.wording]).format(**fmt)
+        text = self.unfilled.format(**fmt)
         if self.family == LABELLED.name:  # "... then C." with the label "C." is "... then C.."
             text = re.sub(r"\.\.(?=\s|$)", ".", text)
         return text
@@ -1317,7 +1322,7 @@ def in_context(task: Task, rng: random.Random) -> Task:
     """`task` with its wording set among a persona and courtesies, in one of four shapes; the
     values, and so the rule the targets follow, unchanged. "so" joins a persona to a wording that
     starts with an ordinary capitalised word and has no colon ("..., so always answer in ...")."""
-    text = task.template or ALL_FAMILIES[task.family].wordings[task.wording]
+    text = task.unfilled
     shape = rng.randrange(4)
     if shape == 3 and ":" not in text and re.match(r"[A-Z][a-z]", text):
         text = f"{_persona(rng)}, so {text[0].lower()}{text[1:]}"
