@@ -12,8 +12,10 @@ gpu_pack/corpora, the public-domain prose the training stream reads, which that 
     python3 scripts/gpu_train.py run --minutes 8     # stores the part; trains once all parts are there
 
 `run` trains from the committed snapshot (`resume_from` of the config) and writes what a CPU
-session needs to continue into $OUT: the best snapshot (bf16 weights + step), the log, the
-curves, and `summary.json` with the device name and measured steps per second.
+session needs to continue into $OUT: the log, the best snapshot (bf16 weights + step; only where it
+beats the committed one by the hold-out, scored once when the clock runs out), the running average
+of the weights at the stop (`last/`), and `summary.json` with the device name, measured steps per
+second and hold-out scores. `--config examples/train_tasks_gpu.yaml` trains the task run instead.
 """
 from __future__ import annotations
 
@@ -150,6 +152,7 @@ def run(args) -> int:
         print(f"model converted in {time.time() - t0:.0f} s")
 
     import torch
+    import yaml
 
     from vllm_d2l.datasets.corpora import EXPORTED_ENV
     from vllm_d2l.training.config import TrainConfig
@@ -161,6 +164,9 @@ def run(args) -> int:
     cfg.model_dir = str(model_dir)
     cfg.out_dir = str(STORE / "run")
     cfg.max_minutes = args.minutes
+    for item in args.set or []:  # a dry run's smaller hold-out, for one
+        key, _, value = item.partition("=")
+        setattr(cfg, key, yaml.safe_load(value))
     if args.device:
         cfg.device = args.device
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -171,15 +177,32 @@ def run(args) -> int:
     t0 = time.time()
     trainer.run(progress=False, until=first + args.steps if args.steps else None)
     seconds = time.time() - t0
+    if trainer.heldout and (trainer.last_heldout or {}).get("step") != trainer.step:
+        # the run stopped on the clock between evaluations: score where it stands, so that its best
+        # snapshot is chosen (against the committed one) before the machine goes back
+        t1 = time.time()
+        trainer.last_heldout = trainer.evaluate_row()
+        with open(Path(cfg.out_dir) / "log.jsonl", "a") as log:
+            log.write(json.dumps(trainer.last_heldout) + "\n")
+        trainer.save()
+        print(f"evaluated in {time.time() - t1:.0f} s")
     run_dir = Path(cfg.out_dir)
-    for rel in ("log.jsonl", "curves.png", "best/state.json", "best/hypernet/config.json",
-                "best/hypernet/model.safetensors"):
+    for rel in ("log.jsonl", "best/state.json", "best/hypernet/config.json", "best/hypernet/model.safetensors"):
         if (run_dir / rel).is_file():
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run_dir / rel, out / rel)
+    if trainer.average is not None:  # the running average where the run stopped, better or not
+        with trainer.average.swapped_in(trainer.net):
+            trainer.net.save(out / "last", dtype=torch.bfloat16)
     summary = {"device": name, "steps": trainer.step - first, "from_step": first, "to_step": trainer.step,
                "seconds": round(seconds, 1), "steps_per_second": round((trainer.step - first) / seconds, 3),
                "batch_docs": cfg.batch_docs, "config": args.config}
+    row = trainer.last_heldout
+    if row is not None:  # the hold-out's score of the weights and of their average (lower is better)
+        summary["score"] = round(trainer.score({k: v for k, v in row.items() if not k.startswith("avg_")}), 4)
+        averaged = {k[4:]: v for k, v in row.items() if k.startswith("avg_")}
+        if averaged:
+            summary["avg_score"] = round(trainer.score(averaged), 4)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))
     return 0
@@ -197,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--minutes", type=float, default=8, help="training wall clock (leave room for start-up)")
     b.add_argument("--steps", type=int, help="stop after this many steps instead (for a dry run)")
     b.add_argument("--device", help="override the config's device (cpu for a dry run here)")
+    b.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (YAML value)")
     b.add_argument("--out", default="gpu_out", help="where results go when $OUT is not set")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))

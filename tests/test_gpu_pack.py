@@ -81,3 +81,19 @@ def test_the_snapshot_is_the_packaged_default_and_the_tree_leaves_room_for_the_m
     room = gpu_train.CARRY_LIMIT_MIB - gpu_train.HEADROOM_MIB - gpu_train.tree_mib() - 1 - 2.5
     calls = math.ceil(95 / room)  # the model file is 94 MiB
     assert calls <= 5, f"only {room:.1f} MiB per call for the model's parts: {calls} calls"
+
+
+def test_task_gpu_config_is_the_cpu_task_run_but_for_its_pace():
+    """The task run's GPU job continues the committed task snapshot and is scored on the same
+    hold-out, so that its best snapshot can replace the CPU run's: only the fields that set the
+    pace, the place and the records drawn may differ."""
+    import dataclasses
+
+    from vllm_d2l.training.config import TrainConfig
+    root = Path(__file__).parent.parent
+    cpu, gpu = (TrainConfig.from_file(root / "examples" / f) for f in ("train_tasks.yaml", "train_tasks_gpu.yaml"))
+    pace = {"out_dir", "batch_docs", "stream_seed", "threads", "eval_every", "save_every", "log_every", "device"}
+    differ = {f.name for f in dataclasses.fields(cpu) if getattr(cpu, f.name) != getattr(gpu, f.name)}
+    assert differ <= pace, f"the GPU task run departs from the CPU run in {sorted(differ - pace)}"
+    assert gpu.device == "cuda" and gpu.dtype == cpu.dtype == "float32" and gpu.resume_from == cpu.resume_from
+    assert gpu.stream_seed not in (None, cpu.seed)  # other records than the CPU run trains on
