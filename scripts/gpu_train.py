@@ -177,6 +177,7 @@ def run(args) -> int:
     t0 = time.time()
     trainer.run(progress=False, until=first + args.steps if args.steps else None)
     seconds = time.time() - t0
+    teacher = trainer.teacher_seconds  # before the evaluation adds its own
     if trainer.heldout and (trainer.last_heldout or {}).get("step") != trainer.step:
         # the run stopped on the clock between evaluations: score where it stands, so that its best
         # snapshot is chosen (against the committed one) before the machine goes back
@@ -196,7 +197,7 @@ def run(args) -> int:
             trainer.net.save(out / "last", dtype=torch.bfloat16)
     summary = {"device": name, "steps": trainer.step - first, "from_step": first, "to_step": trainer.step,
                "seconds": round(seconds, 1), "steps_per_second": round((trainer.step - first) / seconds, 3),
-               "batch_docs": cfg.batch_docs, "config": args.config}
+               "teacher_share": round(teacher / seconds, 3), "batch_docs": cfg.batch_docs, "config": args.config}
     row = trainer.last_heldout
     if row is not None:  # the hold-out's score of the weights and of their average (lower is better)
         summary["score"] = round(trainer.score({k: v for k, v in row.items() if not k.startswith("avg_")}), 4)

@@ -89,6 +89,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.param_groups(first=checkpoint.group_names(parent) if parent else ()), lr=cfg.lr)
         self.step = 0
         self.teacher_cache: dict[str, list] = {}
+        self.teacher_seconds = 0.0  # the base model's own top-k: where a step's time goes, on a GPU too
         self.last_heldout: dict | None = None  # the latest hold-out row this process wrote
         self.warm_from = 0  # the step the learning-rate warm-up counts from
         own: dict = {}  # the run's own saved state, whose weight average it continues
@@ -167,6 +168,7 @@ class Trainer:
         key = rec["id"]
         if key in self.teacher_cache:
             return self.teacher_cache[key]
+        t0 = time.time()  # the top-k comes back on the CPU, so this waits for the device too
         cfg = self.cfg
         guidance = rec.get("guidance") or (cfg.task_teacher_guidance if rec.get("genre", "").startswith("task") else 0)
         if cfg.edits and guidance:
@@ -176,6 +178,7 @@ class Trainer:
             out = teacher_topk(self.model, self.tok, document, rec["qa"], cfg.kl_topk)
         if not rec.get("fresh"):  # streamed records are never seen twice: caching them only grows memory
             self.teacher_cache[key] = out
+        self.teacher_seconds += time.time() - t0
         return out
 
     def batch_loss(self, recs: list[dict], rng: random.Random, pretrain: list[bool],
