@@ -15,7 +15,8 @@ gpu_pack/corpora, the public-domain prose the training stream reads, which that 
 session needs to continue into $OUT: the log, the best snapshot (bf16 weights + step; only where it
 beats the committed one by the hold-out, scored once when the clock runs out), the running average
 of the weights at the stop (`last/`), and `summary.json` with the device name, measured steps per
-second and hold-out scores. `--config examples/train_tasks_gpu.yaml` trains the task run instead.
+second and hold-out scores. `--config examples/train_tasks_gpu.yaml` trains the task run instead;
+`--profile 3` first profiles three steps into `profile.txt` (where a step's time goes there).
 """
 from __future__ import annotations
 
@@ -173,11 +174,13 @@ def run(args) -> int:
         raise SystemExit("no CUDA device here")
     name = torch.cuda.get_device_name() if cfg.device == "cuda" else "cpu"
     trainer = Trainer(cfg)
-    first = trainer.step
+    if args.profile:
+        profile_steps(trainer, args.profile, out / "profile.txt")
+    first, teacher0 = trainer.step, trainer.teacher_seconds
     t0 = time.time()
     trainer.run(progress=False, until=first + args.steps if args.steps else None)
     seconds = time.time() - t0
-    teacher = trainer.teacher_seconds  # before the evaluation adds its own
+    teacher = trainer.teacher_seconds - teacher0  # before the evaluation adds its own
     if trainer.heldout and (trainer.last_heldout or {}).get("step") != trainer.step:
         # the run stopped on the clock between evaluations: score where it stands, so that its best
         # snapshot is chosen (against the committed one) before the machine goes back
@@ -209,6 +212,31 @@ def run(args) -> int:
     return 0
 
 
+def profile_steps(trainer, steps: int, path: Path) -> None:
+    """Where a step's time goes on this device: one step to warm up, then `steps` under the
+    profiler; the table (the trainer's own labels, teacher / factors / loss / backward / optimizer,
+    beside the busiest operators) goes to `path`. These are training steps like any other, but the
+    log has no rows for them."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = trainer.device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    trainer.train_step()
+    sync()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    t0 = time.time()
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            trainer.train_step()
+        sync()
+    wall = (time.time() - t0) / steps
+    table = prof.key_averages().table(sort_by="cuda_time_total" if cuda else "cpu_time_total", row_limit=40)
+    path.write_text(f"{steps} steps of {trainer.cfg.batch_docs} on {trainer.device}, {wall:.2f} s a step "
+                    f"under the profiler\n\n{table}\n")
+    print(f"profiled {steps} steps: {wall:.2f} s a step; table in {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -221,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--minutes", type=float, default=8, help="training wall clock (leave room for start-up)")
     b.add_argument("--steps", type=int, help="stop after this many steps instead (for a dry run)")
     b.add_argument("--device", help="override the config's device (cpu for a dry run here)")
+    b.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="first profile N steps (after one to warm up) into profile.txt")
     b.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (YAML value)")
     b.add_argument("--out", default="gpu_out", help="where results go when $OUT is not set")
     args = p.parse_args(argv)

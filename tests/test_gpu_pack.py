@@ -97,3 +97,23 @@ def test_task_gpu_config_is_the_cpu_task_run_but_for_its_pace():
     assert differ <= pace, f"the GPU task run departs from the CPU run in {sorted(differ - pace)}"
     assert gpu.device == "cuda" and gpu.dtype == cpu.dtype == "float32" and gpu.resume_from == cpu.resume_from
     assert gpu.stream_seed not in (None, cpu.seed)  # other records than the CPU run trains on
+
+
+def test_profile_writes_the_trainers_labels_and_the_step_time(tmp_path):
+    """`run --profile N`: one step to warm up, then N under the profiler, the table in a file."""
+    from types import SimpleNamespace
+
+    import torch
+    from torch.profiler import record_function
+
+    calls = []
+
+    def train_step():
+        with record_function("teacher"):
+            torch.randn(64, 64) @ torch.randn(64, 64)
+        calls.append(1)
+
+    trainer = SimpleNamespace(train_step=train_step, device=torch.device("cpu"), cfg=SimpleNamespace(batch_docs=3))
+    gpu_train.profile_steps(trainer, 2, tmp_path / "profile.txt")
+    text = (tmp_path / "profile.txt").read_text()
+    assert len(calls) == 3 and text.startswith("2 steps of 3 on cpu") and "teacher" in text and "aten::mm" in text

@@ -939,3 +939,32 @@ def test_instruction_records_are_scored_by_kl_alone_to_the_guided_teacher(tiny_m
     with pytest.raises(ValueError, match="need `edits: true`"):
         Trainer(config(tmp_path / "plain", tiny_model_dir, jsonl=[], stream={"instructions": 1.0},
                        task_replies=str(replies), heldout_tasks=2, hypernet={"kind": "token", "key_dim": 8}))
+
+
+def test_bare_teacher_reads_a_batch_of_records_in_one_pass_as_it_reads_each(tiny_model_dir, tmp_path):
+    """With the edits objective and no guidance the teacher is the bare base model on the bare
+    questions, so the batch's records share one pass (`Trainer.teachers`): each record must get the
+    top-k it gets alone, streamed records stay out of the cache, held ones go in."""
+    from unittest import mock
+
+    from vllm_d2l.training import trainer as trainer_module
+    from vllm_d2l.training.objectives import teacher_topk
+
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text("\n".join(json.dumps({"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is fine, "
+                                             + "and more " * i}) for i in range(6)))
+    cfg = config(tmp_path, tiny_model_dir, jsonl=[], stream={"tasks": 1.0}, task_replies=str(replies),
+                 heldout_tasks=2, edits=True, kl_weight=1.0, batch_docs=3,
+                 hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2})
+    trainer = Trainer(cfg)
+    recs = [trainer.stream.record(i) for i in range(3)] + trainer.heldout[:1]
+    with mock.patch.object(trainer_module, "teacher_topk", wraps=teacher_topk) as spy:
+        together = trainer.teachers(recs)
+    assert spy.call_count == 1
+    for rec, got in zip(recs, together):
+        alone = teacher_topk(trainer.model, trainer.tok, None, rec["qa"], cfg.kl_topk)
+        assert len(got) == len(rec["qa"]) == len(alone)
+        for (i0, v0), (i1, v1) in zip(got, alone):
+            assert torch.equal(i0, i1)
+            torch.testing.assert_close(v0, v1, rtol=1e-4, atol=1e-4)
+    assert set(trainer.teacher_cache) == {trainer.heldout[0]["id"]} and trainer.teacher_seconds > 0

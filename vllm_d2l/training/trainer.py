@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from torch.profiler import record_function
 
 from ..base_model import ensure_default_model, load_model_and_tokenizer
 from ..datasets import corpora
@@ -165,19 +166,38 @@ class Trainer:
 
     def teacher(self, rec: dict) -> list:
         """Teacher top-k for every question of a record, computed once and cached."""
-        key = rec["id"]
-        if key in self.teacher_cache:
-            return self.teacher_cache[key]
-        t0 = time.time()  # the top-k comes back on the CPU, so this waits for the device too
+        return self.teachers([rec])[0]
+
+    def teachers(self, recs: list[dict]) -> list[list]:
+        """Teacher top-k for every question of each record; cached by id, except streamed records.
+
+        Where the bare base model is the teacher (the edits objective without guidance), the
+        records' questions go through it together: a prompt holds no document then, so one pass
+        serves the batch, where one pass per record leaves a GPU waiting on launches."""
         cfg = self.cfg
-        guidance = rec.get("guidance") or (cfg.task_teacher_guidance if rec.get("genre", "").startswith("task") else 0)
-        if cfg.edits and guidance:
-            out = guided_topk(self.model, self.tok, rec["text"], rec["qa"], cfg.kl_topk, guidance)
-        else:
-            document = None if cfg.edits else rec["text"]  # edits: the base model is its own teacher
-            out = teacher_topk(self.model, self.tok, document, rec["qa"], cfg.kl_topk)
-        if not rec.get("fresh"):  # streamed records are never seen twice: caching them only grows memory
-            self.teacher_cache[key] = out
+        out: list[list | None] = [self.teacher_cache.get(r["id"]) for r in recs]
+        todo = [i for i, o in enumerate(out) if o is None]
+        if not todo:
+            return out
+        t0 = time.time()  # the top-k comes back on the CPU, so this waits for the device too
+        bare = []
+        for i in todo:
+            rec = recs[i]
+            guidance = rec.get("guidance") or (cfg.task_teacher_guidance if rec.get("genre", "").startswith("task") else 0)
+            if cfg.edits and guidance:
+                out[i] = guided_topk(self.model, self.tok, rec["text"], rec["qa"], cfg.kl_topk, guidance)
+            elif cfg.edits:  # the base model is its own teacher
+                bare.append(i)
+            else:
+                out[i] = teacher_topk(self.model, self.tok, rec["text"], rec["qa"], cfg.kl_topk)
+        if bare:
+            together = teacher_topk(self.model, self.tok, None, [q for i in bare for q in recs[i]["qa"]], cfg.kl_topk)
+            for i in bare:
+                n = len(recs[i]["qa"])
+                out[i], together = together[:n], together[n:]
+        for i in todo:
+            if not recs[i].get("fresh"):  # streamed records are never seen twice: caching them only grows memory
+                self.teacher_cache[recs[i]["id"]] = out[i]
         self.teacher_seconds += time.time() - t0
         return out
 
@@ -190,6 +210,12 @@ class Trainer:
         n_chunks = [self.served_chunks(ids) if rec.get("as_read")
                     else rng.randint(1, max(1, min(cfg.max_chunks, len(ids) // 32)))
                     for rec, ids in zip(adapter_from or recs, docs)]
+        taught = [None] * len(recs)
+        if cfg.kl_weight > 0 or cfg.edits:
+            with record_function("teacher"):  # labels for `scripts/gpu_train.py run --profile`
+                asked = [d for d in range(len(recs)) if not pretrain[d]]
+                for d, top in zip(asked, self.teachers([recs[d] for d in asked])):
+                    taught[d] = top
         examples = []
         for d, (rec, ids) in enumerate(zip(recs, docs)):
             if pretrain[d]:
@@ -201,19 +227,20 @@ class Trainer:
                 for e, i in zip(mine, chosen):
                     if is_common_answer(rec["qa"][i]["a"]):
                         e.weight = cfg.common_answer_weight
-            if cfg.kl_weight > 0 or cfg.edits:
-                cached = self.teacher(rec)
+            if (cached := taught[d]) is not None:
                 for e, i in zip(mine, chosen):
                     e.teacher, e.first = cached[i][:2], (cached[i][2] if len(cached[i]) > 2 else None)
                     if rec.get("distill"):  # the answer is the base model's own reply: no edits, KL everywhere
                         e.first = torch.tensor(e.answer)
             examples.extend(mine)
-        factors = self.batch_factors(docs, n_chunks)
-        loss, stats = batch_loss(self.model, self.tok.pad_token_id or 0, examples, factors,
-                                 cfg.kl_weight, cfg.ce_weight, edits=cfg.edits, kl_tail=cfg.kl_tail,
-                                 pair_weight=cfg.pair_weight if self.net.training else 0.0,
-                                 pair_margin=cfg.pair_margin,
-                                 edit_margin_weight=cfg.edit_margin_weight if self.net.training else 0.0)
+        with record_function("factors"):
+            factors = self.batch_factors(docs, n_chunks)
+        with record_function("loss"):
+            loss, stats = batch_loss(self.model, self.tok.pad_token_id or 0, examples, factors,
+                                     cfg.kl_weight, cfg.ce_weight, edits=cfg.edits, kl_tail=cfg.kl_tail,
+                                     pair_weight=cfg.pair_weight if self.net.training else 0.0,
+                                     pair_margin=cfg.pair_margin,
+                                     edit_margin_weight=cfg.edit_margin_weight if self.net.training else 0.0)
         if cfg.l1_weight:
             l1 = sum(b.abs().mean() for _, b in factors.values()) / len(factors)
             loss = loss + cfg.l1_weight * l1
@@ -250,12 +277,14 @@ class Trainer:
             g["lr"] = self.lr_at(self.step) * g.get("lr_mult", 1.0)
         self.opt.zero_grad(set_to_none=True)
         loss, totals = self.batch_loss(recs, rng, pretrain)
-        loss.backward()
+        with record_function("backward"):
+            loss.backward()
         totals["loss"] = loss.item()
-        totals["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip))
-        self.opt.step()
-        if self.average is not None:
-            self.average.update(self.net)
+        with record_function("optimizer"):
+            totals["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip))
+            self.opt.step()
+            if self.average is not None:
+                self.average.update(self.net)
         self.step += 1
         gate = getattr(self.net, "gate", None)
         totals["gate"] = (gate if gate is not None else self.net.gain).detach().abs().mean().item()
