@@ -968,3 +968,18 @@ def test_bare_teacher_reads_a_batch_of_records_in_one_pass_as_it_reads_each(tiny
             assert torch.equal(i0, i1)
             torch.testing.assert_close(v0, v1, rtol=1e-4, atol=1e-4)
     assert set(trainer.teacher_cache) == {trainer.heldout[0]["id"]} and trainer.teacher_seconds > 0
+
+
+def test_holdout_scores_do_not_depend_on_the_training_batch(tiny_model_dir, tmp_path):
+    """The hold-out is a mean of per-batch means, so it is scored in batches of `eval_batch_docs`
+    whatever a step's `batch_docs` is: runs at 4 and at 16 a step, and the rows of one run before
+    and after it changed, stay comparable."""
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text("\n".join(json.dumps({"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is fine, "
+                                             + "and more " * i}) for i in range(6)))
+    base = dict(jsonl=[], stream={"tasks": 1.0}, task_replies=str(replies), heldout_tasks=6, edits=True,
+                kl_weight=1.0, hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2})
+    rows = [Trainer(config(tmp_path / f"b{b}", tiny_model_dir, batch_docs=b, **base)).evaluate() for b in (2, 5)]
+    assert rows[0] == rows[1]
+    regrouped = Trainer(config(tmp_path / "e3", tiny_model_dir, batch_docs=2, eval_batch_docs=3, **base)).evaluate()
+    assert regrouped["heldout_ce"] != rows[0]["heldout_ce"]  # the batching does move the figure

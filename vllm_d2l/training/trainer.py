@@ -322,7 +322,7 @@ class Trainer:
         return out
 
     def _evaluate_group(self, heldout: list[dict]) -> dict[str, list[float]]:
-        size = self.cfg.batch_docs
+        size = self.cfg.eval_batch_docs
         batches = [heldout[i:i + size] for i in range(0, len(heldout), size)]
         partner = wrong_document(heldout)
         per_batch: dict[str, list[float]] = {}
