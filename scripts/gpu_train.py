@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--profile", type=int, default=0, metavar="N",
                    help="first profile N steps (after one to warm up) into profile.txt")
     b.add_argument("--no-eval", action="store_true",
-                   help="skip the closing evaluation: a later call on the same machine continues the run and scores it")
+                   help="skip the closing evaluation (a later call on the same machine continues and scores)")
     b.add_argument("--tf32", action="store_true", help="let CUDA run fp32 matrix products in TF32")
     b.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (YAML value)")
     b.add_argument("--out", default="gpu_out", help="where results go when $OUT is not set")

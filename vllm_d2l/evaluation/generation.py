@@ -31,7 +31,8 @@ def generate(model, tokenizer, prompts: list[list[int]], max_new_tokens: int = 2
         for i, p in enumerate(group):
             ids[i, width - len(p):] = torch.tensor(p)
             mask[i, width - len(p):] = 1
-        kwargs = dict(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), max_new_tokens=max_new_tokens, do_sample=False,
+        kwargs = dict(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                      max_new_tokens=max_new_tokens, do_sample=False,
                       pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
         if factors is not None:
             with lora_applied(model, factors):
