@@ -92,7 +92,8 @@ def test_task_gpu_config_is_the_cpu_task_run_but_for_its_pace():
     from vllm_d2l.training.config import TrainConfig
     root = Path(__file__).parent.parent
     cpu, gpu = (TrainConfig.from_file(root / "examples" / f) for f in ("train_tasks.yaml", "train_tasks_gpu.yaml"))
-    pace = {"out_dir", "batch_docs", "stream_seed", "threads", "eval_every", "save_every", "log_every", "device"}
+    pace = {"out_dir", "batch_docs", "stream_seed", "threads", "eval_every", "save_every", "log_every", "device",
+            "pass_rows"}
     differ = {f.name for f in dataclasses.fields(cpu) if getattr(cpu, f.name) != getattr(gpu, f.name)}
     assert differ <= pace, f"the GPU task run departs from the CPU run in {sorted(differ - pace)}"
     assert gpu.device == "cuda" and gpu.dtype == cpu.dtype == "float32" and gpu.resume_from == cpu.resume_from

@@ -10,7 +10,7 @@ import torch
 from vllm_d2l.errors import ModelMismatch
 from vllm_d2l.hypernet import Hypernet
 from vllm_d2l.training.config import TrainConfig
-from vllm_d2l.training.trainer import Trainer, group_of
+from vllm_d2l.training.trainer import Trainer, consecutive_passes, group_of
 
 
 def write_records(path):
@@ -110,9 +110,11 @@ def test_teacher_prefix_sharing_matches_plain_forward(tiny_model_dir):
     qa = [{"q": "Who keeps tower Alder?", "a": "Mira"}, {"q": "What is the code?", "a": "4471 and more"},
           {"q": "Why?", "a": "x"}]
     doc = "The vault code of tower Alder is 4471. The keeper of tower Alder is Mira."
-    for (i1, v1), (i2, v2) in zip(teacher_topk(model, tok, doc, qa, 5), teacher_topk_uncached(model, tok, doc, qa, 5)):
-        assert torch.equal(i1, i2)
-        torch.testing.assert_close(v1, v2, atol=1e-4, rtol=1e-4)
+    plain = teacher_topk_uncached(model, tok, doc, qa, 5)
+    for bucket in (None, 1, 2):  # one pass, and passes of similar length: the answers come back in order
+        for (i1, v1), (i2, v2) in zip(teacher_topk(model, tok, doc, qa, 5, bucket), plain):
+            assert torch.equal(i1, i2)
+            torch.testing.assert_close(v1, v2, atol=1e-4, rtol=1e-4)
 
 
 def test_reconstruction_can_read_corpus_passages(tiny_model_dir, tmp_path):
@@ -983,3 +985,37 @@ def test_holdout_scores_do_not_depend_on_the_training_batch(tiny_model_dir, tmp_
     assert rows[0] == rows[1]
     regrouped = Trainer(config(tmp_path / "e3", tiny_model_dir, batch_docs=2, eval_batch_docs=3, **base)).evaluate()
     assert regrouped["heldout_ce"] != rows[0]["heldout_ce"]  # the batching does move the figure
+
+
+def test_answers_per_pass_change_the_time_not_the_step(tiny_model_dir, tmp_path):
+    """`pass_rows` groups the teacher's and the student's answers into forward passes (a few on a
+    CPU, the whole batch on a GPU): the loss and its gradient are the same either way."""
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text("\n".join(json.dumps({"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is fine, "
+                                             + "and more " * i}) for i in range(6)))
+    base = dict(jsonl=[], stream={"tasks": 1.0}, task_replies=str(replies), heldout_tasks=2, edits=True,
+                kl_weight=1.0, batch_docs=3, hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2})
+    losses, grads = [], []
+    for rows in (1, 64):
+        trainer = Trainer(config(tmp_path / f"p{rows}", tiny_model_dir, pass_rows=rows, **base))
+        recs = [trainer.stream.record(j) for j in range(3)]
+        loss, _ = trainer.batch_loss(recs, random.Random(0), [False] * 3)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.net.parameters() if p.grad is not None]))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+    assert consecutive_passes([1, 1, 1, 3, 1, 5, 1], 4) == [[0, 1, 2], [3, 4], [5], [6]]
+
+
+def test_whole_batch_passes_issue_fewer_operator_calls(tiny_model_dir, tmp_path):
+    """What the GPU configs' `pass_rows` is for, counted as `bench/train_step_ops.py` counts it."""
+    from bench.train_step_ops import count_step
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text("\n".join(json.dumps({"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is fine, "
+                                             + "and more " * i}) for i in range(6)))
+    base = dict(jsonl=[], stream={"tasks": 1.0}, task_replies=str(replies), heldout_tasks=2, edits=True,
+                kl_weight=1.0, batch_docs=6, hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2})
+    few, whole = (count_step(config(tmp_path / f"o{n}", tiny_model_dir, pass_rows=n, **base), 0) for n in (1, 64))
+    assert whole["operator_calls"] < few["operator_calls"] / 2
+    assert whole["calls_by_part"]["factors"] < 0.6 * few["calls_by_part"]["factors"]  # six encoder passes, then one

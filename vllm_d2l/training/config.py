@@ -210,6 +210,11 @@ class TrainConfig:
     # a Xeon without AMX: a forward of 8 x 229 tokens 3.7 s in fp32 against 5.8 s in bf16).
     dtype: str = "float32"
     device: str = "cpu"  # "cuda" on a GPU machine (use dtype bfloat16 there)
+    # Answers in one forward pass, the teacher's and the student's, grouped by length. On a CPU the
+    # cost is the tokens, padding included, so a few a pass (a one-pass teacher took 48 s of a step
+    # of 16 descriptions, in fours 20 s); on a GPU the cost is the launches of each pass, so the
+    # whole batch (`examples/train_tasks_gpu.yaml`). The results do not depend on it.
+    pass_rows: int = 4
     # bookkeeping
     log_every: int = 10
     eval_every: int = 200

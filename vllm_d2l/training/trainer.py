@@ -143,18 +143,33 @@ class Trainer:
     def batch_factors(self, docs: list[list[int]], n_chunks: list[int]) -> dict:
         """Differentiable adapters of several documents, each cut into its own number of chunks.
 
-        Each document's chunks (of nearly equal length) go through the frozen encoder together, so
-        no pass is spent on padding to the longest document in the batch; the hypernetwork then
-        combines each document's chunks as its kind does: A [D, R, d_in], B [D, d_out, R].
+        The documents' chunks (of nearly equal length within a document) go through the frozen
+        encoder a few documents a pass, at most `pass_rows` chunks unless one document has more:
+        one pass per document made a GPU step of 16 descriptions 16 passes of launches. Each
+        document's rows are then cut back to its own width, and the hypernetwork combines its
+        chunks as its kind does: A [D, R, d_in], B [D, d_out, R].
         """
         pad = self.tok.pad_token_id or 0
         overlap = self.net.config.chunk_overlap if self.cfg.train_overlap else 0
-        parts = []  # per document: (Encoded, mask, write)
+        packed = []  # per document: (ids [n, T], mask [n, T], write [n, T])
         for ids, n in zip(docs, n_chunks):
             size = math.ceil(len(ids) / n)
-            x, mask, write = (t.to(self.device) for t in pack_chunks(
-                read_behind([ids[i:i + size] for i in range(0, len(ids), size)], overlap), pad))
-            parts.append((self.encoder(x, mask.long()), mask, write))
+            packed.append(pack_chunks(read_behind([ids[i:i + size] for i in range(0, len(ids), size)], overlap), pad))
+        parts = []  # per document: (Encoded, mask, write)
+        for group in consecutive_passes([len(x) for x, _, _ in packed], self.cfg.pass_rows):
+            width = max(packed[d][0].shape[1] for d in group)
+            grow = lambda t, v: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=v)  # noqa: E731
+            x = torch.cat([grow(packed[d][0], pad) for d in group]).to(self.device)  # [N, T]
+            mask = torch.cat([grow(packed[d][1], False) for d in group]).to(self.device)  # [N, T]
+            seen = self.encoder(x, mask.long())
+            row = 0
+            for d in group:
+                ids, own_mask, write = packed[d]
+                n, w = ids.shape
+                inputs = seen.inputs[row:row + n, :, :w] if seen.inputs is not None else None
+                parts.append((Encoded(seen.hidden[row:row + n, :, :w], inputs), own_mask.to(self.device),
+                              write.to(self.device)))
+                row += n
         if self.step == 0 and self.net.training and not (self.cfg.init_from or self.cfg.resume_from
                                                          or self.cfg.branch_from):
             self.net.calibrate_(*Encoded.concat([e for e, _, _ in parts], [m for _, m, _ in parts]))
@@ -185,13 +200,15 @@ class Trainer:
             rec = recs[i]
             guidance = rec.get("guidance") or (cfg.task_teacher_guidance if rec.get("genre", "").startswith("task") else 0)
             if cfg.edits and guidance:
-                out[i] = guided_topk(self.model, self.tok, rec["text"], rec["qa"], cfg.kl_topk, guidance)
+                out[i] = guided_topk(self.model, self.tok, rec["text"], rec["qa"], cfg.kl_topk, guidance,
+                                     cfg.pass_rows)
             elif cfg.edits:  # the base model is its own teacher
                 bare.append(i)
             else:
-                out[i] = teacher_topk(self.model, self.tok, rec["text"], rec["qa"], cfg.kl_topk)
+                out[i] = teacher_topk(self.model, self.tok, rec["text"], rec["qa"], cfg.kl_topk, cfg.pass_rows)
         if bare:
-            together = teacher_topk(self.model, self.tok, None, [q for i in bare for q in recs[i]["qa"]], cfg.kl_topk)
+            together = teacher_topk(self.model, self.tok, None, [q for i in bare for q in recs[i]["qa"]], cfg.kl_topk,
+                                    cfg.pass_rows)
             for i in bare:
                 n = len(recs[i]["qa"])
                 out[i], together = together[:n], together[n:]
@@ -240,7 +257,8 @@ class Trainer:
                                      cfg.kl_weight, cfg.ce_weight, edits=cfg.edits, kl_tail=cfg.kl_tail,
                                      pair_weight=cfg.pair_weight if self.net.training else 0.0,
                                      pair_margin=cfg.pair_margin,
-                                     edit_margin_weight=cfg.edit_margin_weight if self.net.training else 0.0)
+                                     edit_margin_weight=cfg.edit_margin_weight if self.net.training else 0.0,
+                                     bucket=cfg.pass_rows)
         if cfg.l1_weight:
             l1 = sum(b.abs().mean() for _, b in factors.values()) / len(factors)
             loss = loss + cfg.l1_weight * l1
@@ -434,6 +452,20 @@ class Trainer:
         if bar:
             bar.close()
         log.close()
+
+
+def consecutive_passes(sizes: list[int], most: int) -> list[list[int]]:
+    """Indices of consecutive items grouped so that each group's sizes add up to at most `most`
+    (an item larger than that alone)."""
+    groups: list[list[int]] = []
+    total = 0
+    for i, n in enumerate(sizes):
+        if not groups or total + n > most:
+            groups.append([])
+            total = 0
+        groups[-1].append(i)
+        total += n
+    return groups
 
 
 def wrong_document(records: list[dict]) -> list[int]:
