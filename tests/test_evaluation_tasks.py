@@ -77,6 +77,20 @@ def test_evaluate_scores_every_reply(tiny_model_dir, tmp_path):
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_adapter_scale_zero_is_the_bare_model_and_one_is_the_adapter(tiny_model_dir, tmp_path):
+    """`--adapter-scale` multiplies each generated update: at 0 the replies are the bare model's."""
+    hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
+    gen = Generator.load(hn, tiny_model_dir, encoder_dtype=torch.float32)
+    with torch.no_grad():  # an update large enough to change greedy replies
+        for p in gen.hypernet.parameters():
+            p.mul_(30.0)
+    run = lambda cond, scale: [it["outputs"][cond] for it in evaluate_tasks(  # noqa: E731
+        gen, build_items("wordings", 2, 2), [cond], max_new_tokens=6, batch_size=4, progress=False,
+        scale=scale)["items"]]
+    assert run("adapter", 0.0) == run("none", 1.0)
+    assert run("adapter", 1.0) != run("none", 1.0)
+
+
 def test_cli_refuses_bad_arguments():
     with pytest.raises(SystemExit):
         main(["--conditions", "none,teacher"])

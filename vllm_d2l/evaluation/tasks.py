@@ -118,8 +118,9 @@ MAX_NEW_TOKENS = 160
 
 
 def evaluate_tasks(generator, items: list[dict], conditions=CONDITIONS, max_new_tokens: int = MAX_NEW_TOKENS,
-                   batch_size: int = 8, progress: bool = True) -> dict:
-    """Replies and compliance per condition; the adapter of each description is generated once."""
+                   batch_size: int = 8, progress: bool = True, scale: float = 1.0) -> dict:
+    """Replies and compliance per condition; the adapter of each description is generated once
+    (its update multiplied by `scale`)."""
     model, tok = generator.model, generator.tokenizer
     bar = None
     if progress:
@@ -132,7 +133,7 @@ def evaluate_tasks(generator, items: list[dict], conditions=CONDITIONS, max_new_
             for it in items:
                 by_task[it["task"]].append(it)
             for group in by_task.values():
-                factors = factors_of(generator.internalize(group[0]["description"]).weights)
+                factors = factors_of(generator.internalize(group[0]["description"]).weights, scale)
                 ps = [render(tok, task_messages(cond, "", it["prompt"])) for it in group]
                 for it, out in zip(group, generate(model, tok, ps, max_new_tokens, batch_size, factors, tick)):
                     it.setdefault("outputs", {})[cond] = out
@@ -235,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--copy", action="store_true",
                    help="also score, teacher-forced, how exactly the adapters write held-out phrases "
                    "(`evaluation.copying`)")
+    p.add_argument("--adapter-scale", type=float, default=1.0, metavar="S",
+                   help="multiply each generated update by S (the QA check's too): how compliance and kept "
+                        "answers trade as adapters are turned up or down")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -258,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     for which in chosen:
         items = build_items(which, args.n_tasks or default_tasks(which), args.prompts, args.seed)
         res = evaluate_tasks(generator, items, conditions, args.max_new_tokens, args.batch_size,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, scale=args.adapter_scale)
         results[which] = {"set": which, "model": generator.base_model_name, "hypernet": generator.fingerprint,
+                          "adapter_scale": args.adapter_scale,
                           "dtype": str(generator.model.dtype).removeprefix("torch."),  # greedy replies move with it
                           "held_out_families": list(HELD_OUT_FAMILIES), **res}
         print(format_table(results[which]))
@@ -278,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         print(format_line(results["copy"]))
     if args.qa_check:
         items = build_items("wordings", args.qa_check, 1, args.seed)
-        factors = {f"{it['task']}: {it['description']}": factors_of(generator.internalize(it["description"]).weights)
+        factors = {f"{it['task']}: {it['description']}": factors_of(generator.internalize(it["description"]).weights,
+                                                                    args.adapter_scale)
                    for it in items}
         check = qa_check(generator, factors, batch_size=args.batch_size)
         print(f"answers stay answers ({check['questions']} questions): base {check['base_accuracy']:.0%}, "
