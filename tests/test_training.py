@@ -30,6 +30,14 @@ def config(tmp_path, model_dir, **kw):
     return TrainConfig(**base)
 
 
+def growing_replies(tmp_path) -> Path:
+    """Six base-model replies of growing length, for the task stream of a tiny run."""
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text("\n".join(json.dumps({"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is fine, "
+                                             + "and more " * i}) for i in range(6)))
+    return replies
+
+
 def test_training_reduces_loss_and_writes_checkpoints(tiny_model_dir, tmp_path):
     cfg = config(tmp_path, tiny_model_dir, steps=30, pretrain_prob=0.3)
     Trainer(cfg).run(progress=False)
@@ -952,9 +960,7 @@ def test_bare_teacher_reads_a_batch_of_records_in_one_pass_as_it_reads_each(tiny
     from vllm_d2l.training import trainer as trainer_module
     from vllm_d2l.training.objectives import teacher_topk
 
-    replies = tmp_path / "replies.jsonl"
-    replies.write_text("\n".join(json.dumps({"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is fine, "
-                                             + "and more " * i}) for i in range(6)))
+    replies = growing_replies(tmp_path)
     cfg = config(tmp_path, tiny_model_dir, jsonl=[], stream={"tasks": 1.0}, task_replies=str(replies),
                  heldout_tasks=2, edits=True, kl_weight=1.0, batch_docs=3,
                  hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2})
@@ -976,9 +982,7 @@ def test_holdout_scores_do_not_depend_on_the_training_batch(tiny_model_dir, tmp_
     """The hold-out is a mean of per-batch means, so it is scored in batches of `eval_batch_docs`
     whatever a step's `batch_docs` is: runs at 4 and at 16 a step, and the rows of one run before
     and after it changed, stay comparable."""
-    replies = tmp_path / "replies.jsonl"
-    replies.write_text("\n".join(json.dumps({"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is fine, "
-                                             + "and more " * i}) for i in range(6)))
+    replies = growing_replies(tmp_path)
     base = dict(jsonl=[], stream={"tasks": 1.0}, task_replies=str(replies), heldout_tasks=6, edits=True,
                 kl_weight=1.0, hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2})
     rows = [Trainer(config(tmp_path / f"b{b}", tiny_model_dir, batch_docs=b, **base)).evaluate() for b in (2, 5)]
@@ -990,9 +994,7 @@ def test_holdout_scores_do_not_depend_on_the_training_batch(tiny_model_dir, tmp_
 def test_answers_per_pass_change_the_time_not_the_step(tiny_model_dir, tmp_path):
     """`pass_rows` groups the teacher's and the student's answers into forward passes (a few on a
     CPU, the whole batch on a GPU): the loss and its gradient are the same either way."""
-    replies = tmp_path / "replies.jsonl"
-    replies.write_text("\n".join(json.dumps({"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is fine, "
-                                             + "and more " * i}) for i in range(6)))
+    replies = growing_replies(tmp_path)
     base = dict(jsonl=[], stream={"tasks": 1.0}, task_replies=str(replies), heldout_tasks=2, edits=True,
                 kl_weight=1.0, batch_docs=3, hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2})
     losses, grads = [], []
@@ -1011,9 +1013,7 @@ def test_answers_per_pass_change_the_time_not_the_step(tiny_model_dir, tmp_path)
 def test_whole_batch_passes_issue_fewer_operator_calls(tiny_model_dir, tmp_path):
     """What the GPU configs' `pass_rows` is for, counted as `bench/train_step_ops.py` counts it."""
     from bench.train_step_ops import count_step
-    replies = tmp_path / "replies.jsonl"
-    replies.write_text("\n".join(json.dumps({"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is fine, "
-                                             + "and more " * i}) for i in range(6)))
+    replies = growing_replies(tmp_path)
     base = dict(jsonl=[], stream={"tasks": 1.0}, task_replies=str(replies), heldout_tasks=2, edits=True,
                 kl_weight=1.0, batch_docs=6, hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2})
     few, whole = (count_step(config(tmp_path / f"o{n}", tiny_model_dir, pass_rows=n, **base), 0) for n in (1, 64))
