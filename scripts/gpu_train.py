@@ -16,7 +16,8 @@ C is examples/train_token_gpu.yaml (the default) or examples/train_tasks_gpu.yam
 does not read the document network's weights file, so it can stay behind while the calls run
 (`git rm --cached` it and list it in .git/info/exclude; `git add` it afterwards): the tree that
 travels is then 21 MiB and the model three parts instead of five. On an H200 the last call took
-9.4 minutes for `--minutes 7.5`: the conversion 29 s, 192 task steps of 16, the evaluation 78 s.
+9.4 minutes for `--minutes 7.5`: the conversion 29 s, 192 task steps of 16, the evaluation 78 s
+(before the configs' `pass_rows: 64`, which cut a step's operator calls from 467,000 to 60,000).
 
 `run` trains from the committed snapshot (`resume_from` of the config; or from the run it left on
 the machine in an earlier call) and writes what a CPU session needs to continue into $OUT: the log,
