@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for n in args.pass_rows:
         cfg = TrainConfig.from_file(args.config)
-        # the step on this machine: CPU, one thread, a throwaway folder and a token hold-out
+        # the step on this machine: CPU, one thread, a throwaway folder and a two-record hold-out
         cfg.device, cfg.threads, cfg.out_dir = "cpu", 1, "/tmp/train_step_ops"
         cfg.heldout_tasks, cfg.heldout_task_select = 2, False
         cfg.batch_docs, cfg.pass_rows = args.batch, n
