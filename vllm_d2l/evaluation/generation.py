@@ -15,9 +15,7 @@ from ..apply import lora_applied
 def factors_of(weights, scale: float = 1.0) -> dict:
     """`LoRAWeights` -> the {module: (A, B)} mapping that `lora_applied` takes; `scale` multiplies
     every update (B), to see how compliance and kept answers trade as an adapter is turned up or down."""
-    if scale == 1.0:
-        return {k: (weights.a[k], weights.b[k]) for k in weights.a}
-    return {k: (weights.a[k], weights.b[k] * scale) for k in weights.a}
+    return {k: (weights.a[k], weights.b[k] if scale == 1.0 else weights.b[k] * scale) for k in weights.a}
 
 
 @torch.no_grad()

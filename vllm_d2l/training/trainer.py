@@ -151,25 +151,20 @@ class Trainer:
         """
         pad = self.tok.pad_token_id or 0
         overlap = self.net.config.chunk_overlap if self.cfg.train_overlap else 0
-        packed = []  # per document: (ids [n, T], mask [n, T], write [n, T])
+        chunked = []  # per document: its chunks as read, (tokens, leading context)
         for ids, n in zip(docs, n_chunks):
             size = math.ceil(len(ids) / n)
-            packed.append(pack_chunks(read_behind([ids[i:i + size] for i in range(0, len(ids), size)], overlap), pad))
+            chunked.append(read_behind([ids[i:i + size] for i in range(0, len(ids), size)], overlap))
         parts = []  # per document: (Encoded, mask, write)
-        for group in consecutive_passes([len(x) for x, _, _ in packed], self.cfg.pass_rows):
-            width = max(packed[d][0].shape[1] for d in group)
-            grow = lambda t, v: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=v)  # noqa: E731
-            x = torch.cat([grow(packed[d][0], pad) for d in group]).to(self.device)  # [N, T]
-            mask = torch.cat([grow(packed[d][1], False) for d in group]).to(self.device)  # [N, T]
-            seen = self.encoder(x, mask.long())
+        for group in consecutive_passes([len(c) for c in chunked], self.cfg.pass_rows):
+            x, mask, write = (t.to(self.device) for t in pack_chunks([c for d in group for c in chunked[d]], pad))
+            seen = self.encoder(x, mask.long())  # [N, ...] every chunk of the group, padded to the widest
             row = 0
             for d in group:
-                ids, own_mask, write = packed[d]
-                n, w = ids.shape
-                inputs = seen.inputs[row:row + n, :, :w] if seen.inputs is not None else None
-                parts.append((Encoded(seen.hidden[row:row + n, :, :w], inputs), own_mask.to(self.device),
-                              write.to(self.device)))
-                row += n
+                rows, w = slice(row, row + len(chunked[d])), max(len(c) for c, _ in chunked[d])
+                inputs = seen.inputs[rows, :, :w] if seen.inputs is not None else None
+                parts.append((Encoded(seen.hidden[rows, :, :w], inputs), mask[rows, :w], write[rows, :w]))
+                row += len(chunked[d])
         if self.step == 0 and self.net.training and not (self.cfg.init_from or self.cfg.resume_from
                                                          or self.cfg.branch_from):
             self.net.calibrate_(*Encoded.concat([e for e, _, _ in parts], [m for _, m, _ in parts]))
