@@ -175,6 +175,7 @@ def test_write_gate_weighs_each_tokens_terms_and_starts_as_no_gate(model):
         net.open_(seed=3).write_bias.uniform_(-1.0, 1.0)
         gated = net.batch_factors(enc, mask, [0, 1], 2)
     a, b = gated[PATH]
+    assert a.stride(0) == 0  # one A for both documents, always-on rows included: the student takes it once
     x = torch.randn(5, model.config.intermediate_size)
     layer = 1
     for d, n_tok in enumerate((12, 9)):

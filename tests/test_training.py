@@ -368,6 +368,62 @@ def test_shared_prefix_and_buckets_equal_one_padded_batch(tiny_model_dir):
         torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
 
 
+def test_an_a_shared_by_every_document_gives_what_its_copies_give(tiny_model_dir):
+    """The fast-weight generator's A is one matrix for every document (an expanded view); the
+    student takes it once rather than per pass. Logits and A's gradient must equal those of the
+    same A copied out per document."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from vllm_d2l.training.objectives import qa_examples, student_logits
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    qa = [{"q": "Who keeps tower Alder?", "a": "Mira"}, {"q": "What is the code?", "a": "4471 and more"},
+          {"q": "Why?", "a": "because"}]
+    examples = qa_examples(tok, qa[:2], 0) + qa_examples(tok, qa[2:], 1)
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(4, 128, generator=g, requires_grad=True)
+    b = torch.randn(2, 64, 4, generator=g)
+    path = "model.layers.1.mlp.down_proj"
+    shared = student_logits(model, tok.pad_token_id, examples, {path: (a.expand(2, -1, -1), b)}, bucket=2)[0]
+    copied = student_logits(model, tok.pad_token_id, examples, {path: (a.expand(2, -1, -1).clone(), b)}, bucket=2)[0]
+    torch.testing.assert_close(shared, copied)
+    w = torch.randn(shared.shape, generator=g)
+    torch.testing.assert_close(torch.autograd.grad((shared * w).sum(), a)[0],
+                               torch.autograd.grad((copied * w).sum(), a)[0], atol=1e-4, rtol=1e-4)
+
+
+def test_student_from_the_first_adapted_layer_equals_the_whole_model(tiny_model_dir):
+    """Given the bare teacher's states below the first adapted layer (`Example.lower`), the student
+    runs only the layers from there on: logits and gradients must equal the whole model's, and the
+    layers below must not run."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from vllm_d2l.training.objectives import bare_teacher, qa_examples, student_logits
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    qa = [{"q": "Who keeps tower Alder?", "a": "Mira"}, {"q": "What is the code?", "a": "4471 and more"},
+          {"q": "Why?", "a": "because the quick brown fox said so"}, {"q": "Where is Paris?", "a": "France"}]
+    _, states = bare_teacher(model, tok, None, qa, 5, bucket=3, keep_below=1)
+    examples = qa_examples(tok, qa[:2], 0) + qa_examples(tok, qa[2:], 1)
+    assert [len(s) for s in states] == [len(e.prompt) + len(e.answer) for e in examples]
+    g = torch.Generator().manual_seed(0)
+    factors = {"model.layers.1.mlp.down_proj": (torch.randn(2, 4, 128, generator=g).requires_grad_(),
+                                                torch.randn(2, 64, 4, generator=g).requires_grad_())}
+    whole = student_logits(model, tok.pad_token_id, examples, factors, bucket=2)
+    for e, s in zip(examples, states):
+        e.lower = s
+    calls = []
+    hook = model.model.layers[0].register_forward_hook(lambda *a: calls.append(1))
+    upper = student_logits(model, tok.pad_token_id, examples, factors, bucket=3)
+    hook.remove()
+    assert not calls and upper[2] == whole[2] and torch.equal(upper[1], whole[1])
+    torch.testing.assert_close(upper[0], whole[0], atol=1e-4, rtol=1e-4)
+    w = torch.randn(whole[0].shape, generator=g)
+    params = [t for f in factors.values() for t in f]
+    for a, b in zip(torch.autograd.grad((upper[0] * w).sum(), params), torch.autograd.grad((whole[0] * w).sum(), params)):
+        torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
+
+
 def test_answer_weights_make_the_cross_entropy_a_weighted_mean(tiny_model_dir):
     """An example's weight counts each of its answer tokens that many times in the batch's mean;
     weights of one give the plain mean. Common-word answers are the ones the trainer weighs."""
@@ -466,7 +522,7 @@ def test_pair_margin_scores_the_first_token_where_two_rules_part():
     """Examples sharing a prompt under different documents are compared at the first token their
     answers differ, both ways; same-document, other-prompt and identical answers are left out. The
     loss is softplus(log p(other) - log p(own) + margin) there, and falls as the own token gains."""
-    from vllm_d2l.training.objectives import Example, divergences, pair_margin_loss
+    from vllm_d2l.training.objectives import Example, divergences, pair_margin_loss, pair_places
     ex = [Example([1, 2], [5, 6, 7, 0], doc=0),   # "avoid": the reply as the base model starts it
           Example([1, 2], [5, 9, 7, 0], doc=1),   # "include": parts at token 1
           Example([1, 2], [5, 6, 7, 0], doc=2),   # same answer as 0: no parting token
@@ -475,14 +531,36 @@ def test_pair_margin_scores_the_first_token_where_two_rules_part():
     assert sorted(divergences(ex)) == [(0, 1, 1), (1, 0, 1), (1, 2, 1), (1, 3, 0), (2, 1, 1), (2, 3, 0),
                                       (3, 1, 0), (3, 2, 0)]
     sizes = [len(e.answer) for e in ex]
-    logp = torch.log_softmax(torch.zeros(sum(sizes), 10), -1)  # every token equally likely
-    loss, win = pair_margin_loss(logp, ex, sizes, margin=1.0)
+    rows, other = pair_places(ex, sizes)
+    own = torch.cat([torch.tensor(e.answer) for e in ex])[rows]  # a row's own token is its label
+    assert (rows[0].item(), own[0].item(), other[0].item()) == (1, 6, 9)  # example 0 at its token 1
+    logp = torch.log_softmax(torch.zeros(sum(sizes), 10), -1).requires_grad_(True)  # every token equally likely
+    loss, win = pair_margin_loss(logp[rows, own], logp[rows, other], margin=1.0)
     assert loss.item() == pytest.approx(math.log1p(math.e), rel=1e-5) and win == 0.0
-    logp = logp.clone().requires_grad_(True)
-    loss, _ = pair_margin_loss(logp, ex, sizes, margin=1.0)
     loss.backward()
-    assert logp.grad[1, 6] < 0 and logp.grad[1, 9] > 0  # example 0 at its token 1: raise 6, lower 9
-    assert pair_margin_loss(logp, ex[4:], sizes[4:], 1.0)[0] is None
+    assert logp.grad[1, 6] < 0 and logp.grad[1, 9] > 0  # raise its own 6, lower the other rule's 9
+    assert pair_places(ex[4:], sizes[4:]) is None
+
+
+def test_reading_log_probabilities_at_places_equals_log_softmax_and_its_gradient():
+    """`read_logprobs` reads several sets of (row, token) places in one indexing: the values and
+    the logits' gradient must be those of log_softmax read place by place."""
+    from vllm_d2l.training.objectives import read_logprobs
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(7, 50, generator=g, requires_grad=True)
+    places = [(torch.arange(7), torch.randint(50, (7,), generator=g)),
+              (torch.tensor([1, 4, 5]), torch.randint(50, (3, 4), generator=g)),
+              (torch.tensor([2, 2]), torch.tensor([0, 49]))]
+    got = read_logprobs(logits, places)
+    lp = torch.log_softmax(logits, -1)
+    want = [lp[r, t] if t.dim() == 1 else lp[r[:, None], t] for r, t in places]
+    for a, b in zip(got, want):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b)
+    w = [torch.randn(t.shape, generator=g) for _, t in places]
+    grad = torch.autograd.grad(sum((a * x).sum() for a, x in zip(got, w)), logits)[0]
+    ref = torch.autograd.grad(sum((b * x).sum() for b, x in zip(want, w)), logits)[0]
+    torch.testing.assert_close(grad, ref)
 
 
 def test_edit_margin_asks_the_target_to_beat_the_base_models_first_choice():
@@ -494,7 +572,8 @@ def test_edit_margin_asks_the_target_to_beat_the_base_models_first_choice():
     logits[2, 4] = 20.0  # the third edit's target already leads by 20 nats
     labels, first = torch.tensor([1, 2, 4]), torch.tensor([0, 0, 0])
     logp = torch.log_softmax(logits, -1).requires_grad_(True)
-    loss, win = edit_margin_loss(logp, labels, first, margin=1.0)
+    rows = torch.arange(3)
+    loss, win = edit_margin_loss(logp[rows, labels], logp[rows, first], margin=1.0)
     assert loss.item() == pytest.approx(2 * math.log1p(math.e) / 3, rel=1e-4) and win == pytest.approx(1 / 3)
     loss.backward()
     assert logp.grad[0, 1] < 0 and logp.grad[0, 0] > 0 and logp.grad[0, 5] == 0
@@ -902,7 +981,7 @@ def test_guided_task_teacher_spans_the_bare_and_the_described_model(tiny_model_d
     bare = teacher_topk(model, tok, None, qa, 5)
     with torch.no_grad():
         told = _answer_logprobs(model, [render(tok, described_messages(desc, x["q"])) for x in qa],
-                                [answer_ids(tok, x["a"]) for x in qa])
+                                [answer_ids(tok, x["a"]) for x in qa])[0]
     for (i0, v0, f0), (i1, v1, f1), (ib, vb), lp in zip(guided_topk(model, tok, desc, qa, 5, 0.0),
                                                          guided_topk(model, tok, desc, qa, 5, 1.0), bare, told):
         assert torch.equal(i0, ib) and torch.equal(f0, ib[:, 0]) and torch.equal(f1, ib[:, 0])
@@ -958,17 +1037,20 @@ def test_bare_teacher_reads_a_batch_of_records_in_one_pass_as_it_reads_each(tiny
     from unittest import mock
 
     from vllm_d2l.training import trainer as trainer_module
-    from vllm_d2l.training.objectives import teacher_topk
+    from vllm_d2l.training.objectives import bare_teacher, teacher_topk
 
     replies = growing_replies(tmp_path)
     cfg = config(tmp_path, tiny_model_dir, jsonl=[], stream={"tasks": 1.0}, task_replies=str(replies),
                  heldout_tasks=2, edits=True, kl_weight=1.0, batch_docs=3,
-                 hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2})
+                 hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2, "target_layers": [1]})
     trainer = Trainer(cfg)
     recs = [trainer.stream.record(i) for i in range(3)] + trainer.heldout[:1]
-    with mock.patch.object(trainer_module, "teacher_topk", wraps=teacher_topk) as spy:
-        together = trainer.teachers(recs)
+    with mock.patch.object(trainer_module, "bare_teacher", wraps=bare_teacher) as spy:
+        together, lower = trainer.teachers(recs)
     assert spy.call_count == 1
+    assert all(len(states) == len(rec["qa"]) for rec, states in zip(recs, lower))  # entering layer 1
+    again, none = trainer.teachers(recs[3:])  # held: cached, and taught without states
+    assert again[0] is together[3] and none == [None]
     for rec, got in zip(recs, together):
         alone = teacher_topk(trainer.model, trainer.tok, None, rec["qa"], cfg.kl_topk)
         assert len(got) == len(rec["qa"]) == len(alone)
@@ -976,6 +1058,32 @@ def test_bare_teacher_reads_a_batch_of_records_in_one_pass_as_it_reads_each(tiny
             assert torch.equal(i0, i1)
             torch.testing.assert_close(v0, v1, rtol=1e-4, atol=1e-4)
     assert set(trainer.teacher_cache) == {trainer.heldout[0]["id"]} and trainer.teacher_seconds > 0
+
+
+def test_a_training_loss_is_the_same_with_the_unadapted_layers_skipped(tiny_model_dir, tmp_path):
+    """The trainer hands each question the bare teacher's states below the first adapted layer, in
+    the order its questions are drawn; the loss must be the one the whole model gives, and the
+    student's passes must not run layer 0 (the teacher's and the encoder's do)."""
+    from unittest import mock
+
+    from vllm_d2l.training import trainer as trainer_module
+    from vllm_d2l.training.objectives import bare_teacher
+
+    cfg = config(tmp_path, tiny_model_dir, jsonl=[], stream={"tasks": 1.0}, task_replies=str(growing_replies(tmp_path)),
+                 heldout_tasks=0, edits=True, kl_weight=1.0, batch_docs=3, max_questions=2, pass_rows=3,
+                 hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2, "target_layers": [1]})
+    trainer = Trainer(cfg)
+    recs = [trainer.stream.record(i) for i in range(3)]
+    calls = []
+    hook = trainer.model.model.layers[0].register_forward_hook(lambda *a: calls.append(1))
+    skipped, _ = trainer.batch_loss(recs, random.Random(5), [False] * 3)
+    teacher_only = len(calls)
+    whole_model = lambda *a, keep_below=0, **k: bare_teacher(*a, **k)  # noqa: E731
+    with mock.patch.object(trainer_module, "bare_teacher", whole_model):
+        whole, _ = trainer.batch_loss(recs, random.Random(5), [False] * 3)
+    hook.remove()
+    assert len(calls) > 2 * teacher_only  # the student's passes ran layer 0 only the second time
+    assert skipped.item() == pytest.approx(whole.item(), rel=1e-4)
 
 
 def test_holdout_scores_do_not_depend_on_the_training_batch(tiny_model_dir, tmp_path):

@@ -2,7 +2,8 @@
 
 Used by training (factors carry gradients back into the hypernetwork) and by tests (the same
 answer as PEFT and vLLM must come out). Forward hooks add `x @ A^T @ B^T` to each target module's
-output; factors may be batched per sequence ([N, r, d_in] / [N, d_out, r]) or shared ([r, d_in]).
+output; factors may be batched per sequence ([N, r, d_in] / [N, d_out, r]) or shared ([r, d_in] /
+[d_out, r]), or A shared and B per sequence.
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ Factors = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 
 def _lora_delta(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    if a.dim() == 2:
-        return (x @ a.T.to(x.dtype)) @ b.T.to(x.dtype)
+    if a.dim() == 2:  # one A for every sequence; B shared [d_out, r] or per sequence [N, d_out, r]
+        return (x @ a.T.to(x.dtype)) @ (b.T if b.dim() == 2 else b.transpose(1, 2)).to(x.dtype)
     # per-sequence factors: x [N, T, d_in], a [N, r, d_in], b [N, d_out, r]
     return torch.bmm(torch.bmm(x, a.transpose(1, 2).to(x.dtype)), b.transpose(1, 2).to(x.dtype))
 

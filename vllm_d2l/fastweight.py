@@ -251,7 +251,11 @@ class FastWeightNet(HypernetBase):
         for k, (a, b) in factors.items():
             ba, bb = bias[k]
             if batched:
-                ba, bb = ba.expand(a.shape[0], -1, -1), bb.expand(b.shape[0], -1, -1)
+                bb = bb.expand(b.shape[0], -1, -1)
+                if a.stride(0) == 0:  # the query map is every document's: joined once, its rows views
+                    out[k] = (torch.cat([a[0], ba], -2).expand(a.shape[0], -1, -1), torch.cat([b, bb], -1))
+                    continue
+                ba = ba.expand(a.shape[0], -1, -1)
             out[k] = (torch.cat([a, ba], -2), torch.cat([b, bb], -1))
         return out
 

@@ -17,6 +17,7 @@ Logits are computed at answer positions only: the 49k-wide LM head is a fifth of
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +43,10 @@ class Example:
     first: torch.Tensor | None = None
     reconstruct: bool = False
     weight: float = 1.0  # of its answer tokens in the batch's cross-entropy (a weighted mean)
+    # the bare base model's residual stream over prompt + answer [L, H] below the first adapted
+    # layer, kept from the teacher's pass over the very same tokens (`_answer_logprobs`): the
+    # student then runs only the layers an adapter can change (`student_logits`)
+    lower: torch.Tensor | None = None
 
 
 def pad_batch(examples: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -92,8 +97,10 @@ def _teacher_prompt(tokenizer, document: str | None, question: str) -> list[int]
 
 
 def _answer_logprobs(model, prompts: list[list[int]], answers: list[list[int]],
-                     bucket: int | None = None) -> list[torch.Tensor]:
-    """The model's full log-probabilities at each answer position, per question ([T_i, V] each).
+                     bucket: int | None = None, keep_below: int = 0) -> tuple[list[torch.Tensor], list | None]:
+    """The model's full log-probabilities at each answer position, per question ([T_i, V] each),
+    and with `keep_below` > 0 the residual stream entering layer `keep_below` over each whole
+    prompt + answer ([L_i, H] each; else None).
 
     All questions share the document prefix of the prompt, so it is encoded once and its KV
     cache is repeated for the questions: the cost is one document plus the questions, not one
@@ -103,19 +110,32 @@ def _answer_logprobs(model, prompts: list[list[int]], answers: list[list[int]],
     """
     shared = _common_prefix(prompts)
     device = model.device
-    cache = model.model(input_ids=torch.tensor([prompts[0][:shared]], device=device), use_cache=True).past_key_values
-    out: list[torch.Tensor] = [None] * len(prompts)  # type: ignore[list-item]
-    tails = [Example(p[shared:], a) for p, a in zip(prompts, answers)]
-    for group in _buckets([len(t.prompt) + len(t.answer) for t in tails], bucket or len(tails)):
-        ids, attn, target = (t.to(device) for t in pad_batch([tails[i] for i in group], 0))
-        attn = torch.cat([attn.new_ones(len(group), shared), attn], dim=1)
-        rows = DynamicCache([(layer.keys.expand(len(group), -1, -1, -1), layer.values.expand(len(group), -1, -1, -1))
-                             for layer in cache.layers])  # the prefix's keys and values, shared, not copied
-        hidden = model.model(input_ids=ids, attention_mask=attn, past_key_values=rows, use_cache=True).last_hidden_state
-        lp = F.log_softmax(model.lm_head(hidden[target]).float(), dim=-1)
-        for i, part in zip(group, lp.split(target.sum(1).tolist())):
-            out[i] = part
-    return out
+    seen: list[torch.Tensor] = []
+    hook = (model.model.layers[keep_below - 1].register_forward_hook(lambda m, i, o: seen.append(o))
+            if keep_below > 0 else None)
+    try:
+        cache = model.model(input_ids=torch.tensor([prompts[0][:shared]], device=device),
+                            use_cache=True).past_key_values
+        out: list[torch.Tensor] = [None] * len(prompts)  # type: ignore[list-item]
+        states: list[torch.Tensor] = [None] * len(prompts)  # type: ignore[list-item]
+        tails = [Example(p[shared:], a) for p, a in zip(prompts, answers)]
+        for group in _buckets([len(t.prompt) + len(t.answer) for t in tails], bucket or len(tails)):
+            ids, attn, target = (t.to(device) for t in pad_batch([tails[i] for i in group], 0))
+            attn = torch.cat([attn.new_ones(len(group), shared), attn], dim=1)
+            rows = DynamicCache([(layer.keys.expand(len(group), -1, -1, -1), layer.values.expand(len(group), -1, -1, -1))
+                                 for layer in cache.layers])  # the prefix's keys and values, shared, not copied
+            hidden = model.model(input_ids=ids, attention_mask=attn, past_key_values=rows, use_cache=True).last_hidden_state
+            lp = F.log_softmax(model.lm_head(hidden[target]).float(), dim=-1)
+            for j, (i, part) in enumerate(zip(group, lp.split(target.sum(1).tolist()))):
+                out[i] = part
+                if hook is not None:  # seen: [prefix [1, S, H], this pass [G, T, H]]
+                    n = len(tails[i].prompt) + len(tails[i].answer)
+                    states[i] = torch.cat([seen[0][0], seen[-1][j, :n]])  # [S + n, H]
+            del seen[1:]
+    finally:
+        if hook is not None:
+            hook.remove()
+    return out, (states if hook is not None else None)
 
 
 @torch.no_grad()
@@ -123,13 +143,25 @@ def teacher_topk(model, tokenizer, document: str | None, qa: list[dict], k: int,
                  bucket: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Teacher's top-k (token ids, log-probs) at each answer position, per question; `bucket`
     questions a pass (`_answer_logprobs`)."""
+    return bare_teacher(model, tokenizer, document, qa, k, bucket)[0]
+
+
+@torch.no_grad()
+def bare_teacher(model, tokenizer, document: str | None, qa: list[dict], k: int, bucket: int | None = None,
+                 keep_below: int = 0) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list | None]:
+    """`teacher_topk`, and with `keep_below` > 0 the residual stream entering that layer over each
+    question's prompt + answer (`Example.lower`). With no document in the prompt the teacher reads
+    exactly the student's tokens, and below the first adapted layer the student computes what the
+    teacher did: kept, the student skips those layers (a CPU step of 16 task descriptions ran its
+    student forward through 15 of 30 layers instead of all of them)."""
     prompts = [_teacher_prompt(tokenizer, document, x["q"]) for x in qa]
     answers = [answer_ids(tokenizer, x["a"]) for x in qa]
     out = []
-    for lp in _answer_logprobs(model, prompts, answers, bucket):
+    lps, states = _answer_logprobs(model, prompts, answers, bucket, keep_below)
+    for lp in lps:
         vals, idx = lp.topk(k, dim=-1)
         out.append((idx.cpu(), vals.cpu()))
-    return out
+    return out, states
 
 
 @torch.no_grad()
@@ -146,9 +178,9 @@ def guided_topk(model, tokenizer, description: str, qa: list[dict], k: int,
     descriptions (about a fifth of replies), so its shift is moved further than it goes.
     """
     answers = [answer_ids(tokenizer, x["a"]) for x in qa]
-    bare = _answer_logprobs(model, [render(tokenizer, question_messages(x["q"])) for x in qa], answers, bucket)
+    bare = _answer_logprobs(model, [render(tokenizer, question_messages(x["q"])) for x in qa], answers, bucket)[0]
     told = _answer_logprobs(model, [render(tokenizer, described_messages(description, x["q"])) for x in qa], answers,
-                            bucket)
+                            bucket)[0]
     out = []
     for b, d in zip(bare, told):
         vals, idx = F.log_softmax(b + guidance * (d - b), dim=-1).topk(k, dim=-1)
@@ -181,6 +213,11 @@ def _buckets(lengths: list[int], most: int) -> list[list[int]]:
     return [order[i:i + most] for i in range(0, len(order), most)]
 
 
+def first_adapted_layer(factors: dict) -> int:
+    """The lowest decoder layer any factor's module sits in ("model.layers.15.mlp.down_proj" -> 15)."""
+    return min(int(re.search(r"layers\.(\d+)\.", path).group(1)) for path in factors)
+
+
 def student_logits(model, pad_id: int, examples: list[Example], factors: dict,
                    bucket: int = 4) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """The student's logits at every answer position: (logits [P, V], labels [P], answer lengths),
@@ -189,30 +226,56 @@ def student_logits(model, pad_id: int, examples: list[Example], factors: dict,
     The chat prompt starts with the same system and user header for every question (about 30 of
     ~50 tokens), and the adapter makes that header's states depend on the document only; so it
     runs once per document and its KV cache is shared by the document's questions. The rest runs
-    in length buckets, so short questions are not padded to the longest one.
+    in length buckets, so short questions are not padded to the longest one. Where every example
+    carries the base model's states below the first adapted layer (`Example.lower`), only the
+    layers from there on run.
     """
     device = model.device
-    n_docs = next(iter(factors.values()))[0].shape[0]
+    n_docs = next(iter(factors.values()))[1].shape[0]
+    # An A that is one matrix for every document (a view with a zero batch stride, as the
+    # fast-weight generator's) is taken once: picked apart per pass, its gradient went through a
+    # zero-filled [D, r, d_in] per pass and layer (4 s of a CPU step of 16 descriptions).
+    factors = {k: (a[0] if a.dim() == 3 and a.stride(0) == 0 else a, b) for k, (a, b) in factors.items()}
     shared = _common_prefix([e.prompt for e in examples])
+    start = first_adapted_layer(factors)
+    upper = (start > 0 and all(e.lower is not None for e in examples)
+             and model.config._attn_implementation in ("sdpa", "eager"))  # they take a 4D additive mask
     cache = None
     if shared:
-        prefix = torch.tensor([examples[0].prompt[:shared]] * n_docs, device=device)
         with lora_applied(model, factors):
-            cache = model.model(input_ids=prefix, use_cache=True).past_key_values
+            if upper:
+                cache = DynamicCache(config=model.config)
+                prefix = examples[0].lower[:shared].to(device).expand(n_docs, -1, -1)  # [D, S, H]
+                _upper_layers(model, start, prefix, torch.arange(shared, device=device)[None], cache=cache)
+            else:
+                prefix = torch.tensor([examples[0].prompt[:shared]] * n_docs, device=device)
+                cache = model.model(input_ids=prefix, use_cache=True).past_key_values
     per_example: list[tuple[torch.Tensor, torch.Tensor]] = [None] * len(examples)  # type: ignore[list-item]
     for group in _buckets([len(e.prompt) + len(e.answer) for e in examples], bucket):
         tails = [Example(examples[i].prompt[shared:], examples[i].answer) for i in group]
         ids, attn, target = (t.to(device) for t in pad_batch(tails, pad_id))
         doc = torch.tensor([examples[i].doc for i in group], device=device)
-        kwargs = {}
+        mine = {k: (a if a.dim() == 2 else a.index_select(0, doc), b.index_select(0, doc))
+                for k, (a, b) in factors.items()}
+        rows = None
         if cache is not None:
-            kwargs["past_key_values"] = DynamicCache([(layer.keys.index_select(0, doc), layer.values.index_select(0, doc))
-                                                      for layer in cache.layers])
-            attn = torch.cat([attn.new_ones(len(group), shared), attn], dim=1)
-        mine = {k: (a.index_select(0, doc), b.index_select(0, doc)) for k, (a, b) in factors.items()}
+            ref = cache.layers[start if upper else 0].keys
+            empty = ref.new_zeros(len(group), ref.shape[1], 0, ref.shape[3])  # layers that do not run
+            rows = DynamicCache([(empty, empty) if upper and n < start else
+                                 (layer.keys.index_select(0, doc), layer.values.index_select(0, doc))
+                                 for n, layer in enumerate(cache.layers)])
         with lora_applied(model, mine):
-            hidden = model.model(input_ids=ids, attention_mask=attn, use_cache=cache is not None,
-                                 **kwargs).last_hidden_state
+            if upper:
+                lower = ids.new_zeros(ids.shape + (model.config.hidden_size,), dtype=model.dtype)  # [G, T, H]
+                for j, i in enumerate(group):
+                    lower[j, :len(tails[j].prompt) + len(tails[j].answer)] = examples[i].lower[shared:]
+                hidden = _upper_layers(model, start, lower, torch.arange(shared, shared + ids.shape[1], device=device)[None],
+                                       _tail_mask(attn, shared, model.dtype), rows)
+            else:
+                if rows is not None:
+                    attn = torch.cat([attn.new_ones(len(group), shared), attn], dim=1)
+                hidden = model.model(input_ids=ids, attention_mask=attn, use_cache=rows is not None,
+                                     past_key_values=rows).last_hidden_state
         logits = model.lm_head(hidden[target]).float()
         labels = ids[:, 1:][target[:, :-1]]
         sizes = target.sum(1).tolist()
@@ -220,6 +283,28 @@ def student_logits(model, pad_id: int, examples: list[Example], factors: dict,
             per_example[i] = (lg, lb)
     return (torch.cat([lg for lg, _ in per_example]), torch.cat([lb for _, lb in per_example]),
             [len(lb) for _, lb in per_example])
+
+
+def _upper_layers(model, start: int, hidden: torch.Tensor, position_ids: torch.Tensor,
+                  mask: torch.Tensor | None = None, cache: DynamicCache | None = None) -> torch.Tensor:
+    """The decoder's layers from `start` on and its final norm, over hidden [B, T, H] (the residual
+    stream entering layer `start`), as the model's own forward runs them. No mask: causal."""
+    inner = model.model
+    position_embeddings = inner.rotary_emb(hidden, position_ids=position_ids)
+    for layer in inner.layers[start:]:
+        hidden = layer(hidden, attention_mask=mask, position_ids=position_ids, past_key_values=cache,
+                       use_cache=cache is not None, position_embeddings=position_embeddings)
+    return inner.norm(hidden)  # [B, T, H]
+
+
+def _tail_mask(attn: torch.Tensor, shared: int, dtype: torch.dtype) -> torch.Tensor:
+    """Additive attention mask [G, 1, T, S + T] for right-padded tails behind a shared prefix of S
+    tokens: every row sees the prefix, then its own tokens up to itself (pad rows see the prefix
+    only, so no row is empty)."""
+    g, t = attn.shape
+    causal = torch.ones(t, t, dtype=torch.bool, device=attn.device).tril()  # [T, T]
+    seen = torch.cat([attn.new_ones(g, t, shared, dtype=torch.bool), causal & attn.bool()[:, None, :]], dim=2)
+    return torch.zeros(seen.shape, dtype=dtype, device=attn.device).masked_fill(~seen, torch.finfo(dtype).min)[:, None]
 
 
 def _log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -267,33 +352,36 @@ def divergences(examples: list[Example]) -> list[tuple[int, int, int]]:
     return out
 
 
-def pair_margin_loss(logp: torch.Tensor, examples: list[Example], sizes: list[int],
-                     margin: float) -> tuple[torch.Tensor | None, float]:
+def pair_places(examples: list[Example], sizes: list[int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Where minimal pairs part (`divergences`): rows of the batch's answer positions [Q] and the
+    token the other rule writes there [Q] (the row's own is its label); None without pairs."""
+    pairs = divergences(examples)
+    if not pairs:
+        return None
+    starts = [0]
+    for n in sizes[:-1]:
+        starts.append(starts[-1] + n)
+    return (torch.tensor([starts[i] + k for i, _, k in pairs]),
+            torch.tensor([examples[j].answer[k] for _, j, k in pairs]))
+
+
+def pair_margin_loss(own: torch.Tensor, other: torch.Tensor, margin: float) -> tuple[torch.Tensor, float]:
     """Where two descriptions' targets for one prompt part, each adapter should prefer its own
     token to the other's by `margin` nats: mean softplus(log p(other) - log p(own) + margin), and
-    the share of those positions where the own token already wins.
+    the share of those positions where the own token already wins. own, other: [Q] the student's
+    log-probabilities of both tokens at the `pair_places`.
 
     Why: a task's edits are taught by cross-entropy, but a token the adapter writes where its own
     rule asks for nothing is paid only through the KL, renormalised over the base model's top-k,
     which does not see it. So adapters wrote one rule's move under its neighbour's description: an
     included word's frame ("Word of the day: ...") opening replies told to avoid that word, a
     sign-off's words opening the reply. Minimal pairs share a prompt in one batch, and their first
-    parting token is exactly that choice. logp: [P, V] rows in the order of `examples`."""
-    pairs = divergences(examples)
-    if not pairs:
-        return None, float("nan")
-    starts = [0]
-    for n in sizes[:-1]:
-        starts.append(starts[-1] + n)
-    rows = torch.tensor([starts[i] + k for i, _, k in pairs], device=logp.device)
-    own = torch.tensor([examples[i].answer[k] for i, _, k in pairs], device=logp.device)
-    other = torch.tensor([examples[j].answer[k] for _, j, k in pairs], device=logp.device)
-    gap = logp[rows, other] - logp[rows, own]  # [Q]
+    parting token is exactly that choice."""
+    gap = other - own  # [Q]
     return F.softplus(gap + margin).mean(), (gap < 0).float().mean().item()
 
 
-def edit_margin_loss(logp: torch.Tensor, labels: torch.Tensor, first: torch.Tensor,
-                     margin: float, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+def edit_margin_loss(target: torch.Tensor, first: torch.Tensor, margin: float) -> tuple[torch.Tensor, float]:
     """At edits, the target token should beat the base model's first choice by `margin` nats: mean
     softplus(log p(first) - log p(target) + margin), and the share of edits the target already wins.
 
@@ -302,12 +390,25 @@ def edit_margin_loss(logp: torch.Tensor, labels: torch.Tensor, first: torch.Tens
     and is content with a likely target that still comes second. The misses of the step-8200
     adapters are such near things: a reply that ends where the base model's does instead of going on
     to its sign-off, "that" written where the rule says to avoid it, "There Are" for "THERE ARE".
-    logp: [P, V] the student's log-probabilities; rows: [E] the edits' rows of it (default: every
-    row, P = E), read in place rather than copied out; labels, first: [E]."""
-    if rows is None:
-        rows = torch.arange(len(labels), device=logp.device)
-    gap = logp[rows, first] - logp[rows, labels]  # [E]
+    target, first: [E] the student's log-probabilities of both tokens at the edits."""
+    gap = first - target  # [E]
     return F.softplus(gap + margin).mean(), (gap < 0).float().mean().item()
+
+
+def read_logprobs(logits: torch.Tensor, places: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+    """Log-probabilities of the tokens at the given places, each (rows [N], tokens [N] or [N, k]),
+    read from logits [P, V] in one indexing.
+
+    Why one: every read of a [P, V] tensor costs its backward a zero-filled [P, V] gradient; a CPU
+    step of 16 descriptions (3,589 answer positions of a 49k vocabulary) spent 6 s of its 66 on
+    those fills and the copies of rows read out. (The log-softmax stays whole: a log-sum-exp
+    alone, not fused on the CPU, took longer than the fills it saved.)"""
+    n_vocab = logits.shape[1]
+    logp = F.log_softmax(logits, dim=-1)  # [P, V]
+    flat = torch.cat([(r.to(logits.device)[:, None] * n_vocab + t.to(logits.device).view(t.shape[0], -1)).reshape(-1)
+                      for r, t in places])
+    values = logp.reshape(-1)[flat]  # [sum N_i k_i]
+    return [v.view(t.shape) for v, (_, t) in zip(values.split([t.numel() for _, t in places]), places)]
 
 
 def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_weight: float,
@@ -330,8 +431,7 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
     """
     device = model.device
     logits, labels, sizes = student_logits(model, pad_id, examples, factors, bucket)
-    logp = F.log_softmax(logits, dim=-1)
-    nll = F.nll_loss(logp, labels, reduction="none")
+    every = torch.arange(len(labels), device=device)
     is_rec = torch.cat([torch.full((n,), e.reconstruct) for n, e in zip(sizes, examples)]).to(device)
     with_teacher = [e.teacher is not None for e in examples]
     rows = torch.cat([torch.full((n,), t) for n, t in zip(sizes, with_teacher)]).to(device)  # [P]
@@ -346,6 +446,23 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
         scored, kl_rows = ~is_rec & edit, ~edit
     else:
         scored, kl_rows = ~is_rec, rows
+    use_kl = kl_weight > 0 and any(with_teacher) and bool(kl_rows.any())
+    keep = kl_rows[rows] if use_kl else None  # [T]: the teacher rows scored by KL
+    pairs = pair_places(examples, sizes) if pair_weight > 0 else None
+    # every log-probability the losses read, in one read of the logits
+    places = [(every, labels)]
+    if edits:
+        places.append((every, first))
+    if use_kl:
+        places.append((kl_rows.nonzero().squeeze(1), idx[keep]))
+    if pairs is not None:
+        places.append(pairs)
+    read = read_logprobs(logits, places)
+    own = read.pop(0)  # [P]
+    first_lp = read.pop(0) if edits else None  # [P]
+    s_lp = read.pop(0) if use_kl else None  # [K, k] the student's full log-probs at the teacher's top-k
+    other_lp = read.pop(0) if pairs is not None else None  # [Q]
+    nll = -own
     loss = logits.new_zeros(())
     stats: dict[str, float] = {}
     # Greedy decoding writes the gold answer (and its end) exactly when every answer token is the
@@ -368,20 +485,16 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
     if edits:
         stats["edit_share"] = edit.float().mean().item()
         if edit_margin_weight > 0 and scored.any():
-            margin_loss, win = edit_margin_loss(logp, labels[scored], first[scored], pair_margin,
-                                                rows=scored.nonzero().squeeze(1))
+            margin_loss, win = edit_margin_loss(own[scored], first_lp[scored], pair_margin)
             loss = loss + edit_margin_weight * margin_loss
             stats["edit_margin"], stats["edit_win"] = margin_loss.item(), win
-    if kl_weight > 0 and any(with_teacher) and kl_rows.any():
-        keep = kl_rows[rows]  # [T]: the teacher rows scored by KL
-        s_lp = torch.gather(logp[kl_rows], 1, idx[keep])  # [T, k] the student's full log-probs there
+    if use_kl:
         kl = topk_kl(t_lp[keep], s_lp, tail=kl_tail)
         loss = loss + kl_weight * kl
         stats["kl"] = kl.item()
         stats["off_topk"] = (1 - s_lp.detach().exp().sum(-1)).mean().item()  # the student's mass off the teacher's top-k
-    if pair_weight > 0:
-        pair, win = pair_margin_loss(logp, examples, sizes, pair_margin)
-        if pair is not None:
-            loss = loss + pair_weight * pair
-            stats["pair"], stats["pair_win"] = pair.item(), win
+    if pairs is not None:
+        pair, win = pair_margin_loss(own[pairs[0].to(device)], other_lp, pair_margin)
+        loss = loss + pair_weight * pair
+        stats["pair"], stats["pair_win"] = pair.item(), win
     return loss, stats

@@ -27,7 +27,7 @@ from . import checkpoint
 from .averaging import WeightAverage
 from .config import TrainConfig
 from .data import RecordStream, load_passages, load_records
-from .objectives import batch_loss, guided_topk, qa_examples, reconstruct_example, teacher_topk
+from .objectives import bare_teacher, batch_loss, guided_topk, qa_examples, reconstruct_example, teacher_topk
 from .publish import read_log
 
 
@@ -176,19 +176,22 @@ class Trainer:
 
     def teacher(self, rec: dict) -> list:
         """Teacher top-k for every question of a record, computed once and cached."""
-        return self.teachers([rec])[0]
+        return self.teachers([rec])[0][0]
 
-    def teachers(self, recs: list[dict]) -> list[list]:
+    def teachers(self, recs: list[dict]) -> tuple[list[list], list[list | None]]:
         """Teacher top-k for every question of each record; cached by id, except streamed records.
+        And per record, where the bare base model taught it afresh, the states its questions enter
+        the first adapted layer with (`Example.lower`, not cached); else None.
 
         Where the bare base model is the teacher (the edits objective without guidance), the
         records' questions go through it together: a prompt holds no document then, so one pass
         serves the batch, where one pass per record leaves a GPU waiting on launches."""
         cfg = self.cfg
         out: list[list | None] = [self.teacher_cache.get(r["id"]) for r in recs]
+        lower: list[list | None] = [None] * len(recs)
         todo = [i for i, o in enumerate(out) if o is None]
         if not todo:
-            return out
+            return out, lower
         t0 = time.time()  # the top-k comes back on the CPU, so this waits for the device too
         bare = []
         for i in todo:
@@ -202,16 +205,20 @@ class Trainer:
             else:
                 out[i] = teacher_topk(self.model, self.tok, rec["text"], rec["qa"], cfg.kl_topk, cfg.pass_rows)
         if bare:
-            together = teacher_topk(self.model, self.tok, None, [q for i in bare for q in recs[i]["qa"]], cfg.kl_topk,
-                                    cfg.pass_rows)
+            # the student's tokens exactly, unless its answers are spelt with a leading space
+            keep = 0 if cfg.answer_space else min(self.net.config.layers)
+            together, states = bare_teacher(self.model, self.tok, None, [q for i in bare for q in recs[i]["qa"]],
+                                            cfg.kl_topk, cfg.pass_rows, keep_below=keep)
             for i in bare:
                 n = len(recs[i]["qa"])
                 out[i], together = together[:n], together[n:]
+                if states is not None:
+                    lower[i], states = states[:n], states[n:]
         for i in todo:
             if not recs[i].get("fresh"):  # streamed records are never seen twice: caching them only grows memory
                 self.teacher_cache[recs[i]["id"]] = out[i]
         self.teacher_seconds += time.time() - t0
-        return out
+        return out, lower
 
     def batch_loss(self, recs: list[dict], rng: random.Random, pretrain: list[bool],
                    adapter_from: list[dict] | None = None) -> tuple[torch.Tensor, dict]:
@@ -222,12 +229,12 @@ class Trainer:
         n_chunks = [self.served_chunks(ids) if rec.get("as_read")
                     else rng.randint(1, max(1, min(cfg.max_chunks, len(ids) // 32)))
                     for rec, ids in zip(adapter_from or recs, docs)]
-        taught = [None] * len(recs)
+        taught, lower = [None] * len(recs), [None] * len(recs)
         if cfg.kl_weight > 0 or cfg.edits:
             with record_function("teacher"):  # labels for `scripts/gpu_train.py run --profile`
                 asked = [d for d in range(len(recs)) if not pretrain[d]]
-                for d, top in zip(asked, self.teachers([recs[d] for d in asked])):
-                    taught[d] = top
+                for d, top, states in zip(asked, *self.teachers([recs[d] for d in asked])):
+                    taught[d], lower[d] = top, states
         examples = []
         for d, (rec, ids) in enumerate(zip(recs, docs)):
             if pretrain[d]:
@@ -244,6 +251,8 @@ class Trainer:
                     e.teacher, e.first = cached[i][:2], (cached[i][2] if len(cached[i]) > 2 else None)
                     if rec.get("distill"):  # the answer is the base model's own reply: no edits, KL everywhere
                         e.first = torch.tensor(e.answer)
+                    if lower[d] is not None:
+                        e.lower = lower[d][i]
             examples.extend(mine)
         with record_function("factors"):
             factors = self.batch_factors(docs, n_chunks)
