@@ -71,7 +71,7 @@ def test_stream_draws_fresh_records_and_resumes(tiny_model_dir, tmp_path):
     again = Trainer(cfg).stream
     assert [again.record(i)["text"] for i in range(8)] == [r["text"] for r in first]
     trainer.run(progress=False)
-    assert trainer.step == 2 and not trainer.teacher_cache
+    assert trainer.step == 2 and not trainer.teacher_cache and not trainer.lower_cache
     opened = Trainer(config(tmp_path / "open", tiny_model_dir, jsonl=[], synthetic_docs=0, stream={"synthetic": 1.0},
                             open_values=1.0, hypernet={"kind": "token", "key_dim": 4, "bias_rank": 2})).stream
     assert opened.open_values.rate == 1.0 and opened.open_values.words  # the tokenizer's vocabulary
@@ -1049,8 +1049,8 @@ def test_bare_teacher_reads_a_batch_of_records_in_one_pass_as_it_reads_each(tiny
         together, lower = trainer.teachers(recs)
     assert spy.call_count == 1
     assert all(len(states) == len(rec["qa"]) for rec, states in zip(recs, lower))  # entering layer 1
-    again, none = trainer.teachers(recs[3:])  # held: cached, and taught without states
-    assert again[0] is together[3] and none == [None]
+    again, kept = trainer.teachers(recs[3:])  # held: cached, its states too
+    assert again[0] is together[3] and kept[0] is lower[3]
     for rec, got in zip(recs, together):
         alone = teacher_topk(trainer.model, trainer.tok, None, rec["qa"], cfg.kl_topk)
         assert len(got) == len(rec["qa"]) == len(alone)

@@ -90,6 +90,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.param_groups(first=checkpoint.group_names(parent) if parent else ()), lr=cfg.lr)
         self.step = 0
         self.teacher_cache: dict[str, list] = {}
+        self.lower_cache: dict[str, list] = {}
         self.teacher_seconds = 0.0  # the base model's own top-k: where a step's time goes, on a GPU too
         self.last_heldout: dict | None = None  # the latest hold-out row this process wrote
         self.warm_from = 0  # the step the learning-rate warm-up counts from
@@ -180,15 +181,15 @@ class Trainer:
 
     def teachers(self, recs: list[dict]) -> tuple[list[list], list[list | None]]:
         """Teacher top-k for every question of each record; cached by id, except streamed records.
-        And per record, where the bare base model taught it afresh, the states its questions enter
-        the first adapted layer with (`Example.lower`, not cached); else None.
+        And per record, where the bare base model is its teacher, the states its questions enter
+        the first adapted layer with (`Example.lower`; cached alike); else None.
 
         Where the bare base model is the teacher (the edits objective without guidance), the
         records' questions go through it together: a prompt holds no document then, so one pass
         serves the batch, where one pass per record leaves a GPU waiting on launches."""
         cfg = self.cfg
         out: list[list | None] = [self.teacher_cache.get(r["id"]) for r in recs]
-        lower: list[list | None] = [None] * len(recs)
+        lower: list[list | None] = [self.lower_cache.get(r["id"]) for r in recs]
         todo = [i for i, o in enumerate(out) if o is None]
         if not todo:
             return out, lower
@@ -217,6 +218,8 @@ class Trainer:
         for i in todo:
             if not recs[i].get("fresh"):  # streamed records are never seen twice: caching them only grows memory
                 self.teacher_cache[recs[i]["id"]] = out[i]
+                if lower[i] is not None:  # the hold-out's: about 100 MB for the task run's, fp32
+                    self.lower_cache[recs[i]["id"]] = lower[i]
         self.teacher_seconds += time.time() - t0
         return out, lower
 
