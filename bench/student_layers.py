@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig.from_file(args.config)
     cfg.device, cfg.threads, cfg.out_dir = "cpu", 1, "/tmp/student_layers"
     cfg.heldout_tasks, cfg.heldout_task_select, cfg.batch_docs = 2, False, args.batch
+    cfg.teacher_replies = 0  # each way teaches its step afresh, as a run does a reply it has not seen
     trainer = Trainer(cfg)
     if trainer.stream is None:
         raise SystemExit("the bench needs a streamed run (the task mode's config)")

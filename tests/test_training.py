@@ -1060,6 +1060,30 @@ def test_bare_teacher_reads_a_batch_of_records_in_one_pass_as_it_reads_each(tiny
     assert set(trainer.teacher_cache) == {trainer.heldout[0]["id"]} and trainer.teacher_seconds > 0
 
 
+def test_replies_taught_before_are_not_taught_again(tiny_model_dir, tmp_path):
+    """The bare teacher's output for a (question, reply) is kept (`teacher_replies`, least recently
+    used dropped first): a batch repeating replies sends only the new ones through the model, and
+    gets for the others what it got before."""
+    from unittest import mock
+
+    from vllm_d2l.training import trainer as trainer_module
+    from vllm_d2l.training.objectives import bare_teacher
+
+    cfg = config(tmp_path, tiny_model_dir, jsonl=[], stream={"tasks": 1.0}, task_replies=str(growing_replies(tmp_path)),
+                 heldout_tasks=0, edits=True, kl_weight=1.0, teacher_replies=5,
+                 hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2, "target_layers": [1]})
+    trainer = Trainer(cfg)
+    qa = [{"q": f"Question {i}?", "a": f"Reply number {i}."} for i in range(6)]
+    first = trainer.bare_replies(qa[:4])
+    with mock.patch.object(trainer_module, "bare_teacher", wraps=bare_teacher) as spy:
+        again = trainer.bare_replies([qa[1], qa[4], qa[4], qa[0]])
+    assert [len(c.args[3]) for c in spy.call_args_list] == [1]  # only qa[4], once
+    assert again[0] is first[1] and again[3] is first[0] and again[1] is again[2]
+    assert list(trainer.replies_taught) == [(x["q"], x["a"]) for x in (qa[2], qa[3], qa[1], qa[0], qa[4])]
+    trainer.bare_replies(qa[5:])  # a sixth: the least recently used (qa[2]) goes
+    assert len(trainer.replies_taught) == 5 and (qa[2]["q"], qa[2]["a"]) not in trainer.replies_taught
+
+
 def test_a_training_loss_is_the_same_with_the_unadapted_layers_skipped(tiny_model_dir, tmp_path):
     """The trainer hands each question the bare teacher's states below the first adapted layer, in
     the order its questions are drawn; the loss must be the one the whole model gives, and the
@@ -1071,7 +1095,7 @@ def test_a_training_loss_is_the_same_with_the_unadapted_layers_skipped(tiny_mode
 
     cfg = config(tmp_path, tiny_model_dir, jsonl=[], stream={"tasks": 1.0}, task_replies=str(growing_replies(tmp_path)),
                  heldout_tasks=0, edits=True, kl_weight=1.0, batch_docs=3, max_questions=2, pass_rows=3,
-                 hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2, "target_layers": [1]})
+                 teacher_replies=0, hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2, "target_layers": [1]})
     trainer = Trainer(cfg)
     recs = [trainer.stream.record(i) for i in range(3)]
     calls = []

@@ -215,6 +215,12 @@ class TrainConfig:
     # of 16 descriptions, in fours 20 s); on a GPU the cost is the launches of each pass, so the
     # whole batch (`examples/train_tasks_gpu.yaml`). The results do not depend on it.
     pass_rows: int = 4
+    # Replies whose bare teacher's top-k and states (`Example.lower`) are kept, the least recently
+    # used dropped first. The task stream draws its replies from about 400 prompts and rewrites
+    # many of them the same way (capitals, bullets, one word: rules without values), so about half
+    # of a step's replies had been taught before within 200 steps. At most about 0.3 MB each in
+    # fp32; 0: none kept.
+    teacher_replies: int = 6000
     # bookkeeping
     log_every: int = 10
     eval_every: int = 200

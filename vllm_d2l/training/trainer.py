@@ -13,6 +13,7 @@ import json
 import math
 import random
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -91,6 +92,7 @@ class Trainer:
         self.step = 0
         self.teacher_cache: dict[str, list] = {}
         self.lower_cache: dict[str, list] = {}
+        self.replies_taught: OrderedDict[tuple[str, str], tuple] = OrderedDict()  # (question, reply) -> (top-k, states)
         self.teacher_seconds = 0.0  # the base model's own top-k: where a step's time goes, on a GPU too
         self.last_heldout: dict | None = None  # the latest hold-out row this process wrote
         self.warm_from = 0  # the step the learning-rate warm-up counts from
@@ -206,15 +208,13 @@ class Trainer:
             else:
                 out[i] = teacher_topk(self.model, self.tok, rec["text"], rec["qa"], cfg.kl_topk, cfg.pass_rows)
         if bare:
-            # the student's tokens exactly, unless its answers are spelt with a leading space
-            keep = 0 if cfg.answer_space else min(self.net.config.layers)
-            together, states = bare_teacher(self.model, self.tok, None, [q for i in bare for q in recs[i]["qa"]],
-                                            cfg.kl_topk, cfg.pass_rows, keep_below=keep)
+            taught = self.bare_replies([q for i in bare for q in recs[i]["qa"]])
             for i in bare:
                 n = len(recs[i]["qa"])
-                out[i], together = together[:n], together[n:]
-                if states is not None:
-                    lower[i], states = states[:n], states[n:]
+                mine, taught = taught[:n], taught[n:]
+                out[i] = [top for top, _ in mine]
+                if all(states is not None for _, states in mine):
+                    lower[i] = [states for _, states in mine]
         for i in todo:
             if not recs[i].get("fresh"):  # streamed records are never seen twice: caching them only grows memory
                 self.teacher_cache[recs[i]["id"]] = out[i]
@@ -222,6 +222,33 @@ class Trainer:
                     self.lower_cache[recs[i]["id"]] = lower[i]
         self.teacher_seconds += time.time() - t0
         return out, lower
+
+    def bare_replies(self, qa: list[dict]) -> list[tuple]:
+        """The bare base model's (top-k, states entering the first adapted layer or None) for each
+        question and reply; those taught before (`teacher_replies`) are not taught again, the
+        others go through the model together."""
+        cfg = self.cfg
+        # the student's tokens exactly, unless its answers are spelt with a leading space
+        keep = 0 if cfg.answer_space else min(self.net.config.layers)
+        keys = [(x["q"], x["a"]) for x in qa]
+        todo = list(dict.fromkeys(k for k in keys if k not in self.replies_taught))
+        fresh = {}
+        if todo:
+            tops, states = bare_teacher(self.model, self.tok, None, [{"q": q, "a": a} for q, a in todo],
+                                        cfg.kl_topk, cfg.pass_rows, keep_below=keep)
+            fresh = dict(zip(todo, zip(tops, states or [None] * len(todo))))
+        out = []
+        for k in keys:
+            if k in fresh:
+                out.append(fresh[k])
+            else:
+                out.append(self.replies_taught[k])
+                self.replies_taught.move_to_end(k)
+        if cfg.teacher_replies:
+            self.replies_taught.update(fresh)
+            while len(self.replies_taught) > cfg.teacher_replies:
+                self.replies_taught.popitem(last=False)
+        return out
 
     def batch_loss(self, recs: list[dict], rng: random.Random, pretrain: list[bool],
                    adapter_from: list[dict] | None = None) -> tuple[torch.Tensor, dict]:
