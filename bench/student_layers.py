@@ -30,13 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vllm_d2l.training import trainer as trainer_module  # noqa: E402
 from vllm_d2l.training.config import TrainConfig  # noqa: E402
-from vllm_d2l.training.objectives import bare_teacher  # noqa: E402
+from vllm_d2l.training.objectives import teacher_topk_and_states  # noqa: E402
 from vllm_d2l.training.trainer import Trainer  # noqa: E402
 
 
 def whole_model(*args, keep_below: int = 0, **kwargs):
     """The bare teacher without the states: the student then runs every layer, as before."""
-    return bare_teacher(*args, **kwargs)
+    return teacher_topk_and_states(*args, **kwargs)
 
 
 def one_step(trainer: Trainer, step: int, whole: bool) -> tuple[float, float]:
@@ -44,7 +44,7 @@ def one_step(trainer: Trainer, step: int, whole: bool) -> tuple[float, float]:
     cfg = trainer.cfg
     recs = [trainer.stream.record(step * cfg.batch_docs + j) for j in range(cfg.batch_docs)]
     trainer.net.zero_grad(set_to_none=True)
-    with mock.patch.object(trainer_module, "bare_teacher", whole_model if whole else bare_teacher):
+    with mock.patch.object(trainer_module, "teacher_topk_and_states", whole_model if whole else teacher_topk_and_states):
         t0 = time.perf_counter()
         loss, _ = trainer.batch_loss(recs, random.Random(step), [False] * len(recs))
         loss.backward()

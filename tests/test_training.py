@@ -398,12 +398,12 @@ def test_student_from_the_first_adapted_layer_equals_the_whole_model(tiny_model_
     layers below must not run."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from vllm_d2l.training.objectives import bare_teacher, qa_examples, student_logits
+    from vllm_d2l.training.objectives import teacher_topk_and_states, qa_examples, student_logits
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     qa = [{"q": "Who keeps tower Alder?", "a": "Mira"}, {"q": "What is the code?", "a": "4471 and more"},
           {"q": "Why?", "a": "because the quick brown fox said so"}, {"q": "Where is Paris?", "a": "France"}]
-    _, states = bare_teacher(model, tok, None, qa, 5, bucket=3, keep_below=1)
+    _, states = teacher_topk_and_states(model, tok, None, qa, 5, bucket=3, keep_below=1)
     examples = qa_examples(tok, qa[:2], 0) + qa_examples(tok, qa[2:], 1)
     assert [len(s) for s in states] == [len(e.prompt) + len(e.answer) for e in examples]
     g = torch.Generator().manual_seed(0)
@@ -1030,14 +1030,14 @@ def test_instruction_records_are_scored_by_kl_alone_to_the_guided_teacher(tiny_m
                        task_replies=str(replies), heldout_tasks=2, hypernet={"kind": "token", "key_dim": 8}))
 
 
-def test_bare_teacher_reads_a_batch_of_records_in_one_pass_as_it_reads_each(tiny_model_dir, tmp_path):
+def test_teacher_topk_and_states_reads_a_batch_of_records_in_one_pass_as_it_reads_each(tiny_model_dir, tmp_path):
     """With the edits objective and no guidance the teacher is the bare base model on the bare
     questions, so the batch's records share one pass (`Trainer.teachers`): each record must get the
     top-k it gets alone, streamed records stay out of the cache, held ones go in."""
     from unittest import mock
 
     from vllm_d2l.training import trainer as trainer_module
-    from vllm_d2l.training.objectives import bare_teacher, teacher_topk
+    from vllm_d2l.training.objectives import teacher_topk_and_states, teacher_topk
 
     replies = growing_replies(tmp_path)
     cfg = config(tmp_path, tiny_model_dir, jsonl=[], stream={"tasks": 1.0}, task_replies=str(replies),
@@ -1045,7 +1045,7 @@ def test_bare_teacher_reads_a_batch_of_records_in_one_pass_as_it_reads_each(tiny
                  hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2, "target_layers": [1]})
     trainer = Trainer(cfg)
     recs = [trainer.stream.record(i) for i in range(3)] + trainer.heldout[:1]
-    with mock.patch.object(trainer_module, "bare_teacher", wraps=bare_teacher) as spy:
+    with mock.patch.object(trainer_module, "teacher_topk_and_states", wraps=teacher_topk_and_states) as spy:
         together, lower = trainer.teachers(recs)
     assert spy.call_count == 1
     assert all(len(states) == len(rec["qa"]) for rec, states in zip(recs, lower))  # entering layer 1
@@ -1067,7 +1067,7 @@ def test_replies_taught_before_are_not_taught_again(tiny_model_dir, tmp_path):
     from unittest import mock
 
     from vllm_d2l.training import trainer as trainer_module
-    from vllm_d2l.training.objectives import bare_teacher
+    from vllm_d2l.training.objectives import teacher_topk_and_states
 
     cfg = config(tmp_path, tiny_model_dir, jsonl=[], stream={"tasks": 1.0}, task_replies=str(growing_replies(tmp_path)),
                  heldout_tasks=0, edits=True, kl_weight=1.0, teacher_replies=5,
@@ -1075,7 +1075,7 @@ def test_replies_taught_before_are_not_taught_again(tiny_model_dir, tmp_path):
     trainer = Trainer(cfg)
     qa = [{"q": f"Question {i}?", "a": f"Reply number {i}."} for i in range(6)]
     first = trainer.bare_replies(qa[:4])
-    with mock.patch.object(trainer_module, "bare_teacher", wraps=bare_teacher) as spy:
+    with mock.patch.object(trainer_module, "teacher_topk_and_states", wraps=teacher_topk_and_states) as spy:
         again = trainer.bare_replies([qa[1], qa[4], qa[4], qa[0]])
     assert [len(c.args[3]) for c in spy.call_args_list] == [1]  # only qa[4], once
     assert again[0] is first[1] and again[3] is first[0] and again[1] is again[2]
@@ -1091,7 +1091,7 @@ def test_a_training_loss_is_the_same_with_the_unadapted_layers_skipped(tiny_mode
     from unittest import mock
 
     from vllm_d2l.training import trainer as trainer_module
-    from vllm_d2l.training.objectives import bare_teacher
+    from vllm_d2l.training.objectives import teacher_topk_and_states
 
     cfg = config(tmp_path, tiny_model_dir, jsonl=[], stream={"tasks": 1.0}, task_replies=str(growing_replies(tmp_path)),
                  heldout_tasks=0, edits=True, kl_weight=1.0, batch_docs=3, max_questions=2, pass_rows=3,
@@ -1102,8 +1102,8 @@ def test_a_training_loss_is_the_same_with_the_unadapted_layers_skipped(tiny_mode
     hook = trainer.model.model.layers[0].register_forward_hook(lambda *a: calls.append(1))
     skipped, _ = trainer.batch_loss(recs, random.Random(5), [False] * 3)
     teacher_only = len(calls)
-    whole_model = lambda *a, keep_below=0, **k: bare_teacher(*a, **k)  # noqa: E731
-    with mock.patch.object(trainer_module, "bare_teacher", whole_model):
+    whole_model = lambda *a, keep_below=0, **k: teacher_topk_and_states(*a, **k)  # noqa: E731
+    with mock.patch.object(trainer_module, "teacher_topk_and_states", whole_model):
         whole, _ = trainer.batch_loss(recs, random.Random(5), [False] * 3)
     hook.remove()
     assert len(calls) > 2 * teacher_only  # the student's passes ran layer 0 only the second time

@@ -143,12 +143,13 @@ def teacher_topk(model, tokenizer, document: str | None, qa: list[dict], k: int,
                  bucket: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Teacher's top-k (token ids, log-probs) at each answer position, per question; `bucket`
     questions a pass (`_answer_logprobs`)."""
-    return bare_teacher(model, tokenizer, document, qa, k, bucket)[0]
+    return teacher_topk_and_states(model, tokenizer, document, qa, k, bucket)[0]
 
 
 @torch.no_grad()
-def bare_teacher(model, tokenizer, document: str | None, qa: list[dict], k: int, bucket: int | None = None,
-                 keep_below: int = 0) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list | None]:
+def teacher_topk_and_states(model, tokenizer, document: str | None, qa: list[dict], k: int,
+                            bucket: int | None = None, keep_below: int = 0
+                            ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list | None]:
     """`teacher_topk`, and with `keep_below` > 0 the residual stream entering that layer over each
     question's prompt + answer (`Example.lower`). With no document in the prompt the teacher reads
     exactly the student's tokens, and below the first adapted layer the student computes what the

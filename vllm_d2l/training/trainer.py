@@ -28,7 +28,8 @@ from . import checkpoint
 from .averaging import WeightAverage
 from .config import TrainConfig
 from .data import RecordStream, load_passages, load_records
-from .objectives import bare_teacher, batch_loss, guided_topk, qa_examples, reconstruct_example, teacher_topk
+from .objectives import (batch_loss, guided_topk, qa_examples, reconstruct_example, teacher_topk,
+                         teacher_topk_and_states)
 from .publish import read_log
 
 
@@ -234,7 +235,7 @@ class Trainer:
         todo = list(dict.fromkeys(k for k in keys if k not in self.replies_taught))
         fresh = {}
         if todo:
-            tops, states = bare_teacher(self.model, self.tok, None, [{"q": q, "a": a} for q, a in todo],
+            tops, states = teacher_topk_and_states(self.model, self.tok, None, [{"q": q, "a": a} for q, a in todo],
                                         cfg.kl_topk, cfg.pass_rows, keep_below=keep)
             fresh = dict(zip(todo, zip(tops, states or [None] * len(todo))))
         out = []
