@@ -236,7 +236,7 @@ class Trainer:
         fresh = {}
         if todo:
             tops, states = teacher_topk_and_states(self.model, self.tok, None, [{"q": q, "a": a} for q, a in todo],
-                                        cfg.kl_topk, cfg.pass_rows, keep_below=keep)
+                                                   cfg.kl_topk, cfg.pass_rows, keep_below=keep)
             fresh = dict(zip(todo, zip(tops, states or [None] * len(todo))))
         out = []
         for k in keys:
