@@ -530,3 +530,31 @@ def test_context_sets_a_share_of_training_descriptions_among_sentences_and_chang
     assert 150 <= changed <= 250 and shapes == {"so", "courtesy", "persona"}
     for i in range(50):
         assert make_record(2, i, replies, split="eval", context=1.0) == make_record(2, i, replies, split="eval")
+
+
+def test_whole_limits_keep_every_word_limit_target_whole_and_leave_other_records_alone():
+    """With `whole_limits` a word limit's record draws only replies whose rewrite is whole leading
+    sentences or the short answer; without it some targets are sentences cut at the limit; records
+    of other families are the same either way, and the flag-off stream is unchanged (pinned above)."""
+    from vllm_d2l.datasets.tasks import make_record
+
+    replies = [{"prompt": f"Tell me about topic {i}.",
+                "reply": " ".join(["Topic"] + ["word"] * (3 + 2 * i)) + ". It has parts."} for i in range(10)]
+    replies += [{"prompt": f"Question {i}?", "reply": f"The answer to that is answer {i}.", "short": f"Answer {i}."}
+                for i in range(6)]
+    by_prompt = {r["prompt"]: r for r in replies}
+    cut = whole = 0
+    for index in range(400):
+        on = make_record(3, index, replies, whole_limits=True)
+        off = make_record(3, index, replies)
+        if not on["genre"].endswith(":max_words"):
+            assert on == off
+            continue
+        for qa_on, qa_off in zip(on["qa"], off["qa"]):
+            r = by_prompt[qa_on["q"]]
+            kept = qa_on["a"] == r.get("short") or r["reply"].startswith(qa_on["a"])  # whole sentences: a prefix
+            assert kept and len(qa_on["a"].split()) <= on["params"]["n"], (qa_on, on["params"])
+            whole += 1
+            r = by_prompt[qa_off["q"]]
+            cut += not (qa_off["a"] == r.get("short") or r["reply"].startswith(qa_off["a"]))
+    assert whole and cut  # the flag changed targets that were cut

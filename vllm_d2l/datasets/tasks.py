@@ -261,10 +261,9 @@ def _truncate_words(reply: str, n: int) -> str:
     return cut if cut.endswith((".", "!", "?")) else cut + "."
 
 
-def _max_words_comply(r: str, p: dict) -> str:
-    """The reply's leading whole sentences that fit the limit; else the question's short answer (when
-    the record has one and it fits); only then the first n words. Cut sentences as targets taught the
-    adapters to stop after two or three words ("Photosynthesis is.") whatever the limit."""
+def _whole_within(r: str, p: dict) -> str | None:
+    """The reply's leading whole sentences that fit the word limit, else the question's short answer
+    (when the record has one and it fits); None where only a cut sentence would fit."""
     if len(r.split()) <= p["n"]:
         return r.strip()
     kept, count = [], 0
@@ -277,7 +276,14 @@ def _max_words_comply(r: str, p: dict) -> str:
         return " ".join(kept)
     if p.get("short") and len(p["short"].split()) <= p["n"]:
         return p["short"]
-    return _truncate_words(r, p["n"])
+    return None
+
+
+def _max_words_comply(r: str, p: dict) -> str:
+    """`_whole_within`, and only where nothing whole fits the first n words. Cut sentences as targets
+    taught the adapters to stop after two or three words ("Photosynthesis is.") whatever the limit."""
+    whole = _whole_within(r, p)
+    return _truncate_words(r, p["n"]) if whole is None else whole
 
 
 def _max_words_check(r: str, p: dict) -> bool:
@@ -1242,7 +1248,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 families: list[str] | None = None, composed: bool = False, open_params: bool = False,
                 wide: bool = False, extra: bool = False, near_miss: bool = False, free_phrases: bool = False,
                 include_frames: bool = False, pairs: bool = False, synonyms: float = 0.0, labels: bool = False,
-                context: float = 0.0) -> dict:
+                context: float = 0.0, whole_limits: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1257,7 +1263,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     wording, each word the thesaurus knows is swapped with this probability (`synonyms.respell`,
     from a generator of its own, so values and prompts stay those of the record without it).
     `labels`: `draw_task`'s. `context`: this share of training descriptions is set among sentences
-    that change nothing (`in_context`: a persona, a courtesy), again from a generator of its own."""
+    that change nothing (`in_context`: a persona, a courtesy), again from a generator of its own.
+    `whole_limits`: `_record`'s."""
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     draw = {"composed": composed, "open_params": open_params, "wide": wide, "extra": extra, "near_miss": near_miss,
@@ -1271,7 +1278,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
         context_rng = random.Random(f"d2l-task-context:{seed}:{index}")
         if context_rng.random() < context:
             task = in_context(task, context_rng)
-    return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task", include_frames)
+    return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task", include_frames, whole_limits)
 
 
 @functools.cache
@@ -1347,13 +1354,17 @@ def pick_replies(rng: random.Random, replies: list[dict]) -> list[dict]:
 
 
 def _record(rng: random.Random, task: Task, replies: list[dict], rid: str, source: str,
-            include_frames: bool = False) -> dict:
+            include_frames: bool = False, whole_limits: bool = False) -> dict:
     """A task's record: its description, and prompts whose answers are replies rewritten to follow it.
     The frame comes from its own generator, seeded by the record's id, so every other draw of the
-    record is the same with `include_frames` on or off."""
+    record is the same with `include_frames` on or off. `whole_limits`: a word limit's record draws
+    only replies it can keep whole (`_whole_within`), never a sentence cut at the limit."""
     if include_frames and task.family == "include_word":
         frame = random.Random(f"d2l-task-frame:{rid}").randrange(len(INCLUDE_FRAMES))
         task = Task(task.family, task.wording, {**task.params, "frame": frame}, task.template)
+    if whole_limits and task.family == "max_words":
+        whole = [r for r in replies if _whole_within(r["reply"], {**task.params, "short": r.get("short")}) is not None]
+        replies = whole if len(whole) >= PROMPTS_PER_RECORD else replies
     qa = [{"q": r["prompt"], "a": task.comply(r["reply"], r.get("short"))} for r in pick_replies(rng, replies)]
     return {"id": rid, "genre": f"{source}:{task.family}", "text": task.description, "qa": qa, "params": task.params}
 

@@ -93,6 +93,11 @@ class TrainConfig:
     # lists labelled as the description shows ("(i), (ii), (iii)", "A. B. C.") join the stream
     # (`datasets.tasks.LABELLED`): the marker is read and continued, not always "a)"
     task_labels: bool = False
+    # a word limit's records draw only replies whose rewrite keeps whole sentences or the short
+    # answer (`datasets.tasks._whole_within`), never one cut mid-sentence at the limit: 15 % of the
+    # limit's targets were such cuts, and the adapters stopped after a word or three under any
+    # limit ("The capital of France?" under 12 words: "Le.")
+    task_whole_limits: bool = False
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0

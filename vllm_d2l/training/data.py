@@ -200,7 +200,8 @@ class RecordStream:
                                              near_miss=cfg.task_near_miss, free_phrases=cfg.task_free_phrases,
                                              include_frames=cfg.task_include_frames,
                                              pairs=cfg.task_pairs, synonyms=cfg.task_synonyms,
-                                             labels=cfg.task_labels, context=cfg.task_context)
+                                             labels=cfg.task_labels, context=cfg.task_context,
+                                             whole_limits=cfg.task_whole_limits)
 
     @staticmethod
     def _instructions(cfg: TrainConfig, seed: int, tokenizer):
