@@ -24,6 +24,9 @@ def test_contains_on_word_boundaries():
     assert metrics.contains("the answer is E12", "e12")
     assert not metrics.contains("It weighs 170 kilograms", "7")
     assert not metrics.contains("anything", "")
+    assert metrics.contains("It is William Shakespeare's play.", "Shakespeare")
+    assert metrics.contains("Tokyo’s skyline", "Tokyo") and metrics.contains("Maja's desk", "Maja's desk")
+    assert not metrics.contains("the Jupiters of other stars", "Jupiter")
 
 
 def test_contains_reads_one_amount_or_unit_in_either_form():

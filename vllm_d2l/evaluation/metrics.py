@@ -12,6 +12,9 @@ from collections import Counter
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation + "‘’“”–—€£")
+# "Shakespeare's play" names Shakespeare; with the apostrophe merely dropped it would read
+# "shakespeares" and miss the answer on word boundaries, so the possessive ending goes first.
+_POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
 # "£340" and "340 pounds" state one amount; so do "1.5 litres" and "1.5 liters". Both sides of a
 # comparison go through the same forms, so no condition gains over another.
 _CURRENCY = re.compile(r"([£€$])\s?(\d[\d,.]*)")
@@ -26,11 +29,11 @@ _SPELLING = {"pound": "pounds", "euro": "euros", "dollar": "dollars", "litre": "
 
 def normalize(text: str) -> str:
     """Lowercase, currency symbols as words after the amount, whole amounts without their zero
-    decimals ("£6.00" == "6 pounds"), one spelling of units and colours, drop punctuation (so
-    "3,450" == "3450") and articles, collapse whitespace."""
+    decimals ("£6.00" == "6 pounds"), one spelling of units and colours, drop possessive endings,
+    punctuation (so "3,450" == "3450") and articles, collapse whitespace."""
     text = _WHOLE.sub(r"\1", text)
     text = _CURRENCY.sub(lambda m: f"{m.group(2).rstrip('.,')} {_SYMBOL_WORD[m.group(1)]}", text.lower())
-    text = _ARTICLES.sub(" ", text.translate(_PUNCT))
+    text = _ARTICLES.sub(" ", _POSSESSIVE.sub("", text).translate(_PUNCT))
     return " ".join(_SPELLING.get(w, w) for w in text.split())
 
 
