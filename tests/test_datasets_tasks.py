@@ -558,3 +558,72 @@ def test_whole_limits_keep_every_word_limit_target_whole_and_leave_other_records
             r = by_prompt[qa_off["q"]]
             cut += not (qa_off["a"] == r.get("short") or r["reply"].startswith(qa_off["a"]))
     assert whole and cut  # the flag changed targets that were cut
+
+
+def test_wide_words_spread_values_over_thousands_and_name_no_eval_word():
+    """With `wide_words` half the pool's training draws are composed as well, and half the open
+    words come from the wide pool: over a few hundred records hundreds of distinct words, none an
+    eval pool's; the rewrites still pass their checks; the draws without it are the plain pools'."""
+    from vllm_d2l.datasets import tasks
+
+    seen, plain = set(), set()
+    for i in range(800):
+        with tasks._wide_words(random.Random(-i)):
+            t = draw_task(random.Random(i), "train", family="include_word", open_params=True)
+        seen.add(t.params["word"])
+        assert t.params["word"] not in tasks._EVAL_WORDS
+        assert t.check(t.comply("Tides rise twice a day. The moon pulls them.")), t.params
+        plain.add(draw_task(random.Random(i), "train", family="include_word", open_params=True).params["word"])
+    wide = seen - set(tasks._OPEN_WORDS) - set(tasks._INCLUDE["train"])
+    assert 0.25 * 800 < len(wide) < 0.5 * 800  # about 3/8 of the draws: (1/2 + 1/4) composed, half of those wide
+    assert plain <= set(tasks._OPEN_WORDS) | set(tasks._INCLUDE["train"])
+    with tasks._wide_words(random.Random(1)):
+        keys = [draw_task(random.Random(i), "train", family="json", open_params=True).params for i in range(400)]
+        tags = [draw_task(random.Random(i), "train", family="tagged", open_params=True, extra=True).params
+                for i in range(400)]
+    for p in keys:
+        k0, k1 = p["keys"]
+        assert k0 != k1 and not {k0, k1} & tasks._EVAL_WORDS
+    opened = {p["tag"] for p in tags} - set(tasks._TAGS["train"])  # the pool's own tags may be eval keys
+    assert len(opened) > 50 and not opened & (tasks._EVAL_WORDS | tasks._EXTRA_EVAL_WORDS)
+    assert tasks._WIDE.get() is None  # the switch is scoped to its block
+
+
+def test_wide_words_change_only_the_values_of_open_draws():
+    """`make_record(wide_words=True)` keeps every record's family, wording and prompts, and a pair's
+    two records their shared values; records whose values come from the pools alone (the
+    hold-out's: no open draws) are the same with it on or off."""
+    from vllm_d2l.datasets.tasks import load_replies, make_record
+
+    replies = load_replies()
+    changed = 0
+    for index in range(200):
+        on = make_record(5, index, replies, open_params=True, composed=True, pairs=True, wide_words=True)
+        off = make_record(5, index, replies, open_params=True, composed=True, pairs=True)
+        assert on["genre"] == off["genre"] and [q["q"] for q in on["qa"]] == [q["q"] for q in off["qa"]]
+        changed += on["params"] != off["params"]
+        if index % 2:
+            even = make_record(5, index - 1, replies, open_params=True, composed=True, pairs=True, wide_words=True)
+            shared = set(on["params"]) & set(even["params"]) - {"frame"}
+            assert {k: on["params"][k] for k in shared} == {k: even["params"][k] for k in shared}
+        assert make_record(5, index, replies, composed=True, wide_words=True) == make_record(5, index, replies,
+                                                                                            composed=True)
+    assert changed > 5
+
+
+def test_wide_word_pool_is_the_tokenizers_dictionary_words(default_model_dir):
+    """The committed pool: thousands of lower-case words, each a whole-word token of the base
+    model's tokenizer, none an unwanted one; rebuilt it is the same (where the dictionary is installed)."""
+    from transformers import AutoTokenizer
+
+    from vllm_d2l.datasets import wide_words as ww
+
+    pool = ww.wide_words()
+    assert len(pool) > 10_000 and list(pool) == sorted(set(pool))
+    assert all(ww._WORD.fullmatch(w) for w in pool)
+    assert not set(pool) & ww._UNWANTED_WORDS and not any(w.startswith(ww._UNWANTED_STEMS) for w in pool)
+    tok = AutoTokenizer.from_pretrained(default_model_dir)
+    assert all(len(tok.encode(" " + w, add_special_tokens=False)) == 1 for w in pool[::50])
+    if not ww.DICTIONARY.is_file():
+        pytest.skip("no English dictionary (Debian wamerican): the rebuild is not compared")
+    assert ww.build(tok, set(ww.DICTIONARY.read_text().split())) == list(pool)

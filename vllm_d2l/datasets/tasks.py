@@ -19,6 +19,8 @@ Splits, so evaluation can say what generalises:
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import json
 import random
@@ -113,31 +115,78 @@ _OPEN_PHRASES = ["{W} first:", "Morning, {N}!", "{W} and {w}!", "Dear {N},", "{W
 _OPEN_SIGNOFFS = ["{C}, {N}", "{W} out.", "See you by the {w}.", "From {N} and the {w}"]
 
 
+# Wide words (`task_wide_words`): half the open words drawn from thousands (`datasets.wide_words`)
+# rather than the 189 above, so that no open value can be learnt as one of a set. Values are drawn
+# deep inside each family's draw, so the switch is a context variable `make_record` sets around the
+# record rather than one more argument through every family. It holds a generator of its own: the
+# record's own draws are the same with it or without, and only open words are swapped.
+WIDE_SHARE = 0.5
+_WIDE: contextvars.ContextVar[random.Random | None] = contextvars.ContextVar("d2l_task_wide_words", default=None)
+
+
+@contextlib.contextmanager
+def _wide_words(rng: random.Random | None):
+    """Within the block, open words are swapped for wide ones by `rng`'s draws (None: never)."""
+    token = _WIDE.set(rng)
+    try:
+        yield
+    finally:
+        _WIDE.reset(token)
+
+
+@functools.cache
+def _wide_pool(extra: bool = False) -> tuple[str, ...]:
+    """The wide words less every word of an eval pool (and, for the extra families, of theirs)."""
+    from .wide_words import wide_words
+
+    banned = _EVAL_WORDS | (_EXTRA_EVAL_WORDS if extra else set())
+    return tuple(w for w in wide_words() if w not in banned)
+
+
+def _widened(word: str, extra: bool = False) -> str:
+    """`word`, or with wide words on half the time a wide word in its place."""
+    wide = _WIDE.get()
+    return wide.choice(_wide_pool(extra)) if wide is not None and wide.random() < WIDE_SHARE else word
+
+
+def _open_word(rng: random.Random, pool: list[str] | None = None, extra: bool = False) -> str:
+    """One open word from `pool` (the open words), or with wide words on half the time a wide one."""
+    return _widened(rng.choice(pool or _OPEN_WORDS), extra)
+
+
+def _open_pair(rng: random.Random) -> tuple[str, str]:
+    """Two different open words."""
+    first, second = (_widened(w) for w in rng.sample(_OPEN_WORDS, 2))
+    while second == first:  # only where a wide word met the other word: without wide words they differ
+        second = _WIDE.get().choice(_wide_pool())
+    return first, second
+
+
 def _open_text(rng: random.Random, templates: list[str]) -> str:
     """One of `templates` filled with open words ({W} capitalised, {w}), a name {N} and a closing {C}."""
-    w1, w2 = rng.sample(_OPEN_WORDS, 2)
+    w1, w2 = _open_pair(rng)
     return rng.choice(templates).format(W=w1.capitalize(), w=w2, N=rng.choice(_OPEN_NAMES), C=rng.choice(_CLOSINGS))
 
 
 # Open values of the extra families: the open words minus every word of their eval pools.
-_EXTRA_OPEN_WORDS = [w for w in _OPEN_WORDS if w not in {x.lower().strip(":") for pool in (_HEADINGS, _TAGS)
-                                                          for v in pool["eval"] for x in v.split()}]
+_EXTRA_EVAL_WORDS = {x.lower().strip(":") for pool in (_HEADINGS, _TAGS) for v in pool["eval"] for x in v.split()}
+_EXTRA_OPEN_WORDS = [w for w in _OPEN_WORDS if w not in _EXTRA_EVAL_WORDS]
 _OPEN_HEADINGS = ["{W}:", "{W} notes:", "About the {w}:"]
 
 
 def _open_heading(rng: random.Random) -> str:
     """A heading line built from an open word ("Lantern notes:"), so no heading pool can be memorised."""
-    w = rng.choice(_EXTRA_OPEN_WORDS)
+    w = _open_word(rng, _EXTRA_OPEN_WORDS, extra=True)
     return rng.choice(_OPEN_HEADINGS).format(W=w.capitalize(), w=w)
 
 
 _OPEN_MAKERS: dict[str, Callable[[random.Random], object]] = {
     "phrase": lambda rng: _open_text(rng, _OPEN_PHRASES),
     "signoff": lambda rng: _open_text(rng, _OPEN_SIGNOFFS),
-    "keys": lambda rng: tuple(rng.sample(_OPEN_WORDS, 2)),
-    "word": lambda rng: rng.choice(_OPEN_WORDS),
+    "keys": _open_pair,
+    "word": _open_word,
     "heading": lambda rng: _open_heading(rng),
-    "tag": lambda rng: rng.choice(_EXTRA_OPEN_WORDS),
+    "tag": lambda rng: _open_word(rng, _EXTRA_OPEN_WORDS, extra=True),
 }
 
 
@@ -172,7 +221,7 @@ def _near_miss(rng: random.Random, stock: list[str]) -> str:
     words = phrase.split()
     i = rng.randrange(1, len(words))
     core = re.match(r"^([A-Za-z']+)(.*)$", words[i])
-    new = rng.choice(_SMALL_WORDS if rng.random() < 0.5 else _OPEN_WORDS)
+    new = rng.choice(_SMALL_WORDS) if rng.random() < 0.5 else _open_word(rng)
     if core is None or core.group(1).lower() == new:
         return phrase
     words[i] = (new.capitalize() if core.group(1)[0].isupper() else new) + core.group(2)
@@ -208,7 +257,7 @@ def _free_phrase(rng: random.Random) -> str:
     words = []
     for _ in range(rng.randint(2, 4)):
         r = rng.random()
-        words.append(rng.choice(_OPEN_WORDS) if r < 0.45 else rng.choice(_OPEN_NAMES) if r < 0.6
+        words.append(_open_word(rng) if r < 0.45 else rng.choice(_OPEN_NAMES) if r < 0.6
                      else rng.choice(_FREE_SMALL))
     words[0] = words[0][0].upper() + words[0][1:]
     if rng.random() < 0.3:
@@ -231,13 +280,24 @@ def _pool(pool: dict, split: str) -> list:
 def _param(rng: random.Random, pool: dict, split: str, kind: str):
     """A value of a task parameter: from the split's pool, or (`split="open"`) half the time composed;
     `split="near"` / `"free"` as "open", with half the composed openings and sign-offs near misses
-    of stock ones / free phrases."""
+    of stock ones / free phrases. With wide words on, half the pool's draws are composed too, by
+    the wide words' own generator (so the record's other draws stay as they were)."""
     if split in _TRAINING_DRAWS and rng.random() < OPEN_SHARE:
-        makers = _SPLIT_MAKERS.get(split, {})
-        if kind in makers and rng.random() < 0.5:
-            return makers[kind](rng)
-        return _OPEN_MAKERS[kind](rng)
-    return rng.choice(_pool(pool, split))
+        return _composed(rng, split, kind)
+    value = rng.choice(_pool(pool, split))
+    wide = _WIDE.get()
+    if wide is not None and split in _TRAINING_DRAWS and wide.random() < WIDE_SHARE:
+        return _composed(wide, split, kind)
+    return value
+
+
+def _composed(rng: random.Random, split: str, kind: str):
+    """A composed value: for openings and sign-offs of a "near" or "free" split half the time its
+    own kind, otherwise the open makers'."""
+    makers = _SPLIT_MAKERS.get(split, {})
+    if kind in makers and rng.random() < 0.5:
+        return makers[kind](rng)
+    return _OPEN_MAKERS[kind](rng)
 
 
 _WORD_LIMITS = {"train": [n for n in range(3, 41) if n not in (4, 7, 12, 25)], "eval": [4, 7, 12, 25]}
@@ -1248,7 +1308,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 families: list[str] | None = None, composed: bool = False, open_params: bool = False,
                 wide: bool = False, extra: bool = False, near_miss: bool = False, free_phrases: bool = False,
                 include_frames: bool = False, pairs: bool = False, synonyms: float = 0.0, labels: bool = False,
-                context: float = 0.0, whole_limits: bool = False) -> dict:
+                context: float = 0.0, whole_limits: bool = False, wide_words: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1264,14 +1324,16 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     from a generator of its own, so values and prompts stay those of the record without it).
     `labels`: `draw_task`'s. `context`: this share of training descriptions is set among sentences
     that change nothing (`in_context`: a persona, a courtesy), again from a generator of its own.
-    `whole_limits`: `_record`'s."""
+    `whole_limits`: `_record`'s. `wide_words`: half the open words of the record's values are drawn
+    from thousands (`_open_word`)."""
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     draw = {"composed": composed, "open_params": open_params, "wide": wide, "extra": extra, "near_miss": near_miss,
             "free_phrases": free_phrases, "labels": labels}
-    task = draw_task(rng, split, family=rng.choice(families) if families else None, **draw)
-    if first != index:
-        task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), **draw)
+    with _wide_words(random.Random(f"d2l-task-wide:{seed}:{first}") if wide_words else None):
+        task = draw_task(rng, split, family=rng.choice(families) if families else None, **draw)
+        if first != index:
+            task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), **draw)
     if synonyms and task.template:
         task = _respelt(task, random.Random(f"d2l-task-words:{seed}:{index}"), synonyms)
     if context and split == "train":

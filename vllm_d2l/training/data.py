@@ -201,7 +201,7 @@ class RecordStream:
                                              include_frames=cfg.task_include_frames,
                                              pairs=cfg.task_pairs, synonyms=cfg.task_synonyms,
                                              labels=cfg.task_labels, context=cfg.task_context,
-                                             whole_limits=cfg.task_whole_limits)
+                                             whole_limits=cfg.task_whole_limits, wide_words=cfg.task_wide_words)
 
     @staticmethod
     def _instructions(cfg: TrainConfig, seed: int, tokenizer):
