@@ -611,19 +611,23 @@ def test_wide_words_change_only_the_values_of_open_draws():
     assert changed > 5
 
 
-def test_wide_word_pool_is_the_tokenizers_dictionary_words(default_model_dir):
-    """The committed pool: thousands of lower-case words, each a whole-word token of the base
-    model's tokenizer, none an unwanted one; rebuilt it is the same (where the dictionary is installed)."""
+def test_wide_word_pool_is_dictionary_words_of_one_token_and_of_several(default_model_dir):
+    """The committed pool: tens of thousands of lower-case words, none an unwanted one, many of
+    them one token of the base model after a space and more of them several (as held-out values
+    are); rebuilt from the dictionary it is the same (where the dictionary is installed)."""
+    from collections import Counter
+
     from transformers import AutoTokenizer
 
     from vllm_d2l.datasets import wide_words as ww
 
     pool = ww.wide_words()
-    assert len(pool) > 10_000 and list(pool) == sorted(set(pool))
+    assert len(pool) > 40_000 and list(pool) == sorted(set(pool))
     assert all(ww._WORD.fullmatch(w) for w in pool)
     assert not set(pool) & ww._UNWANTED_WORDS and not any(w.startswith(ww._UNWANTED_STEMS) for w in pool)
     tok = AutoTokenizer.from_pretrained(default_model_dir)
-    assert all(len(tok.encode(" " + w, add_special_tokens=False)) == 1 for w in pool[::50])
+    lengths = Counter(len(tok.encode(" " + w, add_special_tokens=False)) > 1 for w in pool[::100])
+    assert lengths[False] > 0.15 * sum(lengths.values()) and lengths[True] > 0.5 * sum(lengths.values())
     if not ww.DICTIONARY.is_file():
         pytest.skip("no English dictionary (Debian wamerican): the rebuild is not compared")
-    assert ww.build(tok, set(ww.DICTIONARY.read_text().split())) == list(pool)
+    assert ww.build(ww.DICTIONARY.read_text()) == list(pool)

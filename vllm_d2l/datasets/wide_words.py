@@ -7,11 +7,12 @@ right frame around the wrong word (`Here is "paper" for you.`, `Today's word is 
 "Talk soon." came out as "Talk to me.". From a pool of thousands of words of every kind no value
 can be guessed; it has to be read from the description, which is what a held-out one asks.
 
-The pool is the base model's own whole-word tokens (a leading space, then 4 to 12 lower-case
-letters) that an English dictionary lists (Debian's `wamerican`, `/usr/share/dict/american-english`),
-less a few words no reply should be asked to carry. Common words, then, each one or a few tokens
-when quoted. It is built once and committed beside this file, so training needs neither the
-dictionary nor anything but the package:
+The pool is every word of 4 to 12 lower-case letters in an English dictionary (SCOWL, as Debian's
+`wamerican` installs it in `/usr/share/dict/american-english`; its notice is `wide_words.NOTICE`),
+less a few no reply should be asked to carry: about 60,000 words, a quarter of them one token of the
+base model after a space and the rest two to six, as the held-out values are ("pickle" is one,
+"guacamole" four). It is built once and committed beside this file, compressed (the working tree
+travels with every GPU job), so training needs neither the dictionary nor anything but the package:
 
     python -m vllm_d2l.datasets.wide_words [--dict FILE]
 """
@@ -19,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gzip
 import re
 from pathlib import Path
 
-WORDS_FILE = Path(__file__).with_name("wide_words.txt")
+WORDS_FILE = Path(__file__).with_name("wide_words.txt.gz")
 DICTIONARY = Path("/usr/share/dict/american-english")
 _WORD = re.compile(r"[a-z]{4,12}")
 # offensive words: these stems with whatever follows them, and these words exactly (as stems they
@@ -38,35 +40,25 @@ _UNWANTED_WORDS = frozenset({"anal", "anus", "tits", "spic", "chink", "dyke", "k
 @functools.cache
 def wide_words() -> tuple[str, ...]:
     """The committed pool, sorted."""
-    return tuple(WORDS_FILE.read_text().split())
+    return tuple(gzip.decompress(WORDS_FILE.read_bytes()).decode().split())
 
 
-def build(tokenizer, dictionary: set[str]) -> list[str]:
-    """The tokenizer's whole-word tokens that are dictionary words, less the unwanted ones, sorted."""
-    out = set()
-    for token in tokenizer.get_vocab():
-        word = tokenizer.convert_tokens_to_string([token])
-        if word.startswith(" ") and _WORD.fullmatch(word[1:]) and word[1:] in dictionary:
-            out.add(word[1:])
-    return sorted(w for w in out if w not in _UNWANTED_WORDS and not w.startswith(_UNWANTED_STEMS))
+def build(dictionary: str) -> list[str]:
+    """The dictionary's words (one a line) of 4 to 12 lower-case letters, less the unwanted ones, sorted."""
+    words = {w for w in dictionary.split() if _WORD.fullmatch(w)}
+    return sorted(w for w in words if w not in _UNWANTED_WORDS and not w.startswith(_UNWANTED_STEMS))
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Build the wide word pool of the task data from the base "
-                                            "model's tokenizer and an English dictionary.")
+    p = argparse.ArgumentParser(description="Build the wide word pool of the task data from an English dictionary.")
     p.add_argument("--dict", type=Path, default=DICTIONARY, help="one word a line (Debian package wamerican)")
     p.add_argument("--out", type=Path, default=WORDS_FILE)
     args = p.parse_args(argv)
     if not args.dict.is_file():
         p.error(f"{args.dict} not found: install the Debian package wamerican or pass --dict")
-    from transformers import AutoTokenizer
-
-    from ..base_model import ensure_default_model
-
-    tokenizer = AutoTokenizer.from_pretrained(ensure_default_model())
-    words = build(tokenizer, set(args.dict.read_text().split()))
-    # ten to a line keeps the file short to read and its diffs small
-    args.out.write_text("".join(" ".join(words[i:i + 10]) + "\n" for i in range(0, len(words), 10)))
+    words = build(args.dict.read_text())
+    # mtime=0: the same words give the same bytes, so a rebuild changes nothing in the history
+    args.out.write_bytes(gzip.compress("\n".join(words).encode() + b"\n", compresslevel=9, mtime=0))
     print(f"{len(words)} words -> {args.out}")
     return 0
 
