@@ -98,9 +98,10 @@ class TrainConfig:
     # limit's targets were such cuts, and the adapters stopped after a word or three under any
     # limit ("The capital of France?" under 12 words: "Le.")
     task_whole_limits: bool = False
-    # half the open words of the streamed values (words to include, JSON keys, the words of
-    # composed phrases) come from thousands of common words (`datasets.wide_words`) rather than 189
-    # nouns, so a value cannot be guessed from a learnt set and must be read; off: the stream as before
+    # streamed values (words to include, JSON keys, phrases, headings, tags) are composed three times
+    # in four (half before), and half their open words come from 60,000 dictionary words
+    # (`datasets.wide_words`) rather than 189 nouns, so a value cannot be guessed from a learnt set
+    # and must be read; the rest of each record is as without it. Off: the stream as before
     task_wide_words: bool = False
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
