@@ -154,6 +154,61 @@ def test_copy_scores_every_phrase_token_under_the_tasks_own_adapter(tiny_model_d
                                "whole_top": 0.5}
 
 
+def test_value_set_is_every_held_out_value_in_every_held_out_wording_and_finds_it_in_the_rewrite():
+    """The values part: every eval word, sign-off and key pair in the held-out and fresh wordings
+    of its rule; the spans it scores are the values themselves, where the rule's rewrite puts them."""
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.datasets.fresh_wordings import FRESH_WORDINGS
+    from vllm_d2l.evaluation.copying import VALUE_RULES, _rewrites, value_items, value_spans
+
+    items = value_items(prompts_per_description=2)
+    assert {it["family"] for it in items} == set(VALUE_RULES)
+    n_values = {"include_word": len(tasks._INCLUDE["eval"]), "signoff": len(tasks._SIGNOFFS["eval"]),
+                "json": len(tasks._KEYS["eval"])}
+    assert len(items) == 2 * sum(n * (1 + len(FRESH_WORDINGS[f])) for f, n in n_values.items())
+    reply = "Tides rise twice a day. The moon pulls them."
+    for it in items[::2]:
+        task = it["_task"]
+        assert task.description == it["description"] and not task.description in tasks.reserved_wordings()
+        for frame, target in _rewrites(task):
+            text, spans = value_spans(target, reply)
+            values = [v for k in VALUE_RULES[task.family] for v in
+                      (task.params[k] if isinstance(task.params[k], list) else [task.params[k]])]
+            assert [text[a:b] for a, b in spans] == values and target.check(text)
+            if task.family == "signoff":
+                assert spans[-1][1] == len(text.rstrip())
+            assert (frame is None) == (task.family != "include_word")
+    assert len(_rewrites(items[0]["_task"])) == len(tasks.INCLUDE_FRAMES)
+
+
+def test_value_scores_are_the_value_tokens_after_the_rewrite_before_them(tiny_model_dir, tmp_path):
+    from vllm_d2l.apply import lora_applied
+    from vllm_d2l.evaluation.copying import value_fidelity, value_items, value_spans
+    from vllm_d2l.evaluation.generation import factors_of, generate
+    from vllm_d2l.prompts import render
+
+    hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
+    gen = Generator.load(hn, tiny_model_dir, encoder_dtype=torch.float32)
+    items = [it for it in value_items(prompts_per_description=1) if it["family"] == "json"][:1]
+    res = value_fidelity(gen, items, base_tokens=12)
+    assert res["n"] == 2 and res["families"]["json"]["n"] == 2 and res["families"]["signoff"]["n"] == 0
+    tok, task = gen.tokenizer, items[0]["_task"]
+    reply = generate(gen.model, tok, [render(tok, task_messages("none", "", items[0]["prompt"]))], 12)[0]
+    text, spans = value_spans(task, reply)
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    prompt = render(tok, task_messages("adapter", "", items[0]["prompt"]))
+    with torch.no_grad(), lora_applied(gen.model, factors_of(gen.internalize(task.description).weights)):
+        lp = gen.model(torch.tensor([prompt + ids])).logits[0].float().log_softmax(-1)
+    for row, (start, end) in zip(res["rows"], spans):  # the first key, then the second after the first's value
+        assert row["phrase"] == text[start:end] and "".join(row["tokens"]).strip('"') == row["phrase"]
+        first = len(tok(text[:start], add_special_tokens=False)["input_ids"])  # the value starts a token here
+        targets = ids[first:first + len(row["tokens"])]
+        by_hand = [lp[len(prompt) + first - 1 + i] for i in range(len(targets))]
+        assert row["logprob"] == pytest.approx([p[t].item() for p, t in zip(by_hand, targets)], abs=1e-4)
+        assert row["top"] == [int(p.argmax()) == t for p, t in zip(by_hand, targets)]
+    json.dumps(res)
+
+
 def test_cli_writes_the_copy_scores_alone_when_asked(tiny_model_dir, tmp_path):
     from vllm_d2l.evaluation.copying import copy_items
 
@@ -162,6 +217,8 @@ def test_cli_writes_the_copy_scores_alone_when_asked(tiny_model_dir, tmp_path):
     assert main(["--set", "copy", "--hypernet", str(hn), "--model", str(tiny_model_dir), "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     assert set(results) == {"copy"} and results["copy"]["n"] == len(copy_items())
+    assert results["copy"]["values"]["n"] > 0 and set(results["copy"]["values"]["families"]) == {
+        "include_word", "signoff", "json"}
     with pytest.raises(SystemExit):
         main(["--set", "copy", "--plot", str(tmp_path / "t.png")])
 

@@ -12,8 +12,15 @@ held-out opening phrase and catch-phrase in every held-out wording that puts it 
 rule's held-out and fresh wordings, the catch-phrase family's own and fresh ones): 59
 descriptions and 118 replies, where the compliance sets hold 9 phrase tasks.
 
-    vllm-d2l eval --tasks --set copy                 # the copy scores alone (no generation)
+    vllm-d2l eval --tasks --set copy                 # the copy scores alone
     vllm-d2l eval --tasks --set all --copy           # beside the compliance sets
+
+The values part does the same for the rules whose value sits inside or after the reply: a word to
+include (in each of its six frames, `Word of the day: "pickle".` and the others), a sign-off and a
+JSON object's keys, each held-out value in every held-out wording of its rule (51 descriptions). Their compliant
+reply is the rule's own rewrite of the base model's greedy reply, and only the value's tokens in
+it are scored, so a reply the adapter would word otherwise costs nothing here; the greedy sets
+hold 5 replies of each of these rules.
 """
 from __future__ import annotations
 
@@ -24,12 +31,14 @@ import torch
 
 from ..apply import lora_applied
 from ..datasets.fresh_wordings import FRESH_WORDINGS
-from ..datasets.tasks import _CATCH, _PHRASES, FAMILIES, prompts
+from ..datasets.tasks import _CATCH, _INCLUDE, _KEYS, _PHRASES, _SIGNOFFS, FAMILIES, INCLUDE_FRAMES, Task, prompts
 from ..prompts import render
-from .generation import factors_of
+from .generation import factors_of, generate
 
 # Rules whose compliant reply starts with the quoted phrase (`Family.comply` puts it first).
 PHRASE_FIRST = ("opening", "catchphrase")
+# Rules whose quoted values sit inside the rewritten reply, and the parameters that hold them.
+VALUE_RULES = {"include_word": ("word",), "signoff": ("phrase",), "json": ("keys",)}
 
 
 def copy_items(prompts_per_description: int = 2, seed: int = 0) -> list[dict]:
@@ -81,6 +90,82 @@ def copy_fidelity(generator, items: list[dict]) -> dict:
     return {"n": len(rows), **summarize(rows), "rows": rows}
 
 
+def value_items(prompts_per_description: int = 2, seed: int = 0) -> list[dict]:
+    """Every held-out value of `VALUE_RULES` in every held-out wording of its rule (the fixed
+    held-out one and the fresh ones), each with its own ordinary prompts."""
+    rng = random.Random(f"copy-values/{seed}")
+    pool = prompts("eval")
+    values = {"include_word": [{"word": w} for w in _INCLUDE["eval"]],
+              "signoff": [{"phrase": p} for p in _SIGNOFFS["eval"]],
+              "json": [{"keys": list(k)} for k in _KEYS["eval"]]}
+    tasks = [Task(family, -1, p, wording) for family, params in values.items()
+             for wording in [FAMILIES[family].wordings[-1], *FRESH_WORDINGS[family]] for p in params]
+    return [{"task": i, "family": task.family, "description": task.description, "params": task.params, "_task": task,
+             "prompt": q} for i, task in enumerate(tasks) for q in rng.sample(pool, prompts_per_description)]
+
+
+def _rewrites(task: Task) -> list[tuple[int | None, Task]]:
+    """The targets a task's value is scored in: a word to include in each of its frames (the
+    adapters choose among them, and read the word better in some), another rule in its one form."""
+    if task.family != "include_word":
+        return [(None, task)]
+    return [(f, Task(task.family, task.wording, {**task.params, "frame": f}, task.template))
+            for f in range(len(INCLUDE_FRAMES))]
+
+
+def value_spans(task: Task, reply: str) -> tuple[str, list[tuple[int, int]]]:
+    """The rule's rewrite of `reply` and the character spans of its quoted values in it (a JSON
+    key: as `json.dumps` quotes it; a sign-off: its last occurrence, at the end)."""
+    text = task.comply(reply)
+    spans = []
+    for name in VALUE_RULES[task.family]:
+        values = task.params[name] if isinstance(task.params[name], list) else [task.params[name]]
+        for v in values:
+            at = text.rfind(v) if task.family == "signoff" else text.find(f'"{v}"') + 1 if task.family == "json" \
+                else text.find(v)
+            if at < 0 or (task.family == "json" and at == 0):
+                raise ValueError(f"{v!r} not in the rewrite of {task.family}: {text[:80]!r}")
+            spans.append((at, at + len(v)))
+    return text, spans
+
+
+def value_fidelity(generator, items: list[dict], base_tokens: int = 96) -> dict:
+    """Teacher-forced copy scores of the values of `value_items`: each prompt's base reply (greedy,
+    no adapter), rewritten by the rule; the tokens that overlap a value are scored under the
+    description's adapter, one row per value."""
+    from .tasks import task_messages
+
+    model, tok = generator.model, generator.tokenizer
+    prompts_ = sorted({it["prompt"] for it in items})
+    replies = dict(zip(prompts_, generate(model, tok, [render(tok, task_messages("none", "", q)) for q in prompts_],
+                                          base_tokens)))
+    by_task: dict[int, list[dict]] = defaultdict(list)
+    for it in items:
+        by_task[it["task"]].append(it)
+    rows = []
+    for group in by_task.values():
+        task = group[0]["_task"]
+        factors = factors_of(generator.internalize(task.description).weights)
+        for it, (frame, target) in ((it, r) for it in group for r in _rewrites(task)):
+            text, spans = value_spans(target, replies[it["prompt"]])
+            enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+            ids = enc["input_ids"]
+            prompt_ids = render(tok, task_messages("adapter", "", it["prompt"]))
+            for start, end in spans:
+                idx = [i for i, (a, b) in enumerate(enc["offset_mapping"]) if a < end and b > start]
+                lp, top = phrase_scores(model, prompt_ids + ids[:idx[0]], ids[idx[0]:idx[-1] + 1], factors)
+                rows.append({"family": task.family, "description": task.description, "prompt": it["prompt"],
+                             "frame": frame, "phrase": text[start:end],
+                             "tokens": [tok.decode([t]) for t in ids[idx[0]:idx[-1] + 1]], "logprob": lp, "top": top})
+    per_family = {f: counted([r for r in rows if r["family"] == f]) for f in VALUE_RULES}
+    per_frame = {f: counted([r for r in rows if r["frame"] == f]) for f in range(len(INCLUDE_FRAMES))}
+    return {"n": len(rows), **summarize(rows), "families": per_family, "include_frames": per_frame, "rows": rows}
+
+
+def counted(rows: list[dict]) -> dict:
+    return {"n": len(rows), **summarize(rows)}
+
+
 def summarize(rows: list[dict]) -> dict:
     """Means over replies: the first token's log-probability and how often it is the top choice, the
     later tokens' (each reply's mean), and the share of replies whose every token is the top choice."""
@@ -98,13 +183,13 @@ def summarize(rows: list[dict]) -> dict:
             "whole_top": mean(all(r["top"]) for r in rows)}
 
 
-def format_line(res: dict) -> str:
+def format_line(res: dict, label: str = "copy") -> str:
     if not res["n"]:
-        return "copy: no phrase-first tasks"
+        return f"{label}: no tasks"
 
     def f(x, spec):
         return "-" if x is None else format(x, spec)
 
-    return (f"copy ({res['n']} replies): first token {f(res['first_logprob'], '.2f')} nats, "
+    return (f"{label} ({res['n']} replies): first token {f(res['first_logprob'], '.2f')} nats, "
             f"top {f(res['first_top'], '.0%')}; later tokens {f(res['later_logprob'], '.2f')}, "
-            f"top {f(res['later_top'], '.0%')}; whole phrase top {f(res['whole_top'], '.0%')}")
+            f"top {f(res['later_top'], '.0%')}; whole value top {f(res['whole_top'], '.0%')}")

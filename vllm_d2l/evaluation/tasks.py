@@ -27,7 +27,7 @@ from pathlib import Path
 from ..datasets.fresh_wordings import FRESH_WORDINGS
 from ..datasets.tasks import FAMILIES, HELD_OUT_FAMILIES, Task, draw_task, families, prompts
 from ..prompts import described_messages, render
-from .copying import copy_fidelity, copy_items, format_line
+from .copying import copy_fidelity, copy_items, format_line, value_fidelity, value_items
 from .generation import factors_of, generate
 
 CONDITIONS = ("none", "system", "user", "adapter")
@@ -280,7 +280,11 @@ def main(argv: list[str] | None = None) -> int:
         print(format_lines(results["readings"]))
     if args.copy or args.set == "copy":
         results["copy"] = copy_fidelity(generator, copy_items(seed=args.seed))
-        print(format_line(results["copy"]))
+        results["copy"]["values"] = value_fidelity(generator, value_items(seed=args.seed))
+        print(format_line(results["copy"], "copy, phrases first"))
+        print(format_line(results["copy"]["values"], "copy, values inside"))
+        for family, r in results["copy"]["values"]["families"].items():
+            print("  " + format_line(r, family))
     if args.qa_check:
         items = build_items("wordings", args.qa_check, 1, args.seed)
         factors = {f"{it['task']}: {it['description']}": factors_of(generator.internalize(it["description"]).weights,
