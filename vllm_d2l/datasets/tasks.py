@@ -115,8 +115,9 @@ _OPEN_PHRASES = ["{W} first:", "Morning, {N}!", "{W} and {w}!", "Dear {N},", "{W
 _OPEN_SIGNOFFS = ["{C}, {N}", "{W} out.", "See you by the {w}.", "From {N} and the {w}"]
 
 
-# Wide words (`task_wide_words`): half the open words drawn from thousands (`datasets.wide_words`)
-# rather than the 189 above, so that no open value can be learnt as one of a set. Values are drawn
+# Wide words (`task_wide_words`): half the pools' training draws composed as well (`_param`), and
+# half the open words drawn from 60,000 (`datasets.wide_words`) rather than the 189 above, so that
+# no value can be learnt as one of a set. Values are drawn
 # deep inside each family's draw, so the switch is a context variable `make_record` sets around the
 # record rather than one more argument through every family. It holds a generator of its own: the
 # record's own draws are the same with it or without, and only open words are swapped.
