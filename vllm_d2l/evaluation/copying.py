@@ -183,13 +183,13 @@ def summarize(rows: list[dict]) -> dict:
             "whole_top": mean(all(r["top"]) for r in rows)}
 
 
-def format_line(res: dict, label: str = "copy") -> str:
+def format_line(res: dict, label: str = "copy", unit: str = "replies") -> str:
     if not res["n"]:
         return f"{label}: no tasks"
 
     def f(x, spec):
         return "-" if x is None else format(x, spec)
 
-    return (f"{label} ({res['n']} replies): first token {f(res['first_logprob'], '.2f')} nats, "
+    return (f"{label} ({res['n']} {unit}): first token {f(res['first_logprob'], '.2f')} nats, "
             f"top {f(res['first_top'], '.0%')}; later tokens {f(res['later_logprob'], '.2f')}, "
             f"top {f(res['later_top'], '.0%')}; whole value top {f(res['whole_top'], '.0%')}")

@@ -282,9 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         results["copy"] = copy_fidelity(generator, copy_items(seed=args.seed))
         results["copy"]["values"] = value_fidelity(generator, value_items(seed=args.seed))
         print(format_line(results["copy"], "copy, phrases first"))
-        print(format_line(results["copy"]["values"], "copy, values inside"))
+        print(format_line(results["copy"]["values"], "copy, values inside", "values"))
         for family, r in results["copy"]["values"]["families"].items():
-            print("  " + format_line(r, family))
+            print("  " + format_line(r, family, "values"))
     if args.qa_check:
         items = build_items("wordings", args.qa_check, 1, args.seed)
         factors = {f"{it['task']}: {it['description']}": factors_of(generator.internalize(it["description"]).weights,
