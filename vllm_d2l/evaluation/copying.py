@@ -17,10 +17,10 @@ descriptions and 118 replies, where the compliance sets hold 9 phrase tasks.
 
 The values part does the same for the rules whose value sits inside or after the reply: a word to
 include (in each of its six frames, `Word of the day: "pickle".` and the others), a sign-off and a
-JSON object's keys, each held-out value in every held-out wording of its rule (51 descriptions). Their compliant
-reply is the rule's own rewrite of the base model's greedy reply, and only the value's tokens in
-it are scored, so a reply the adapter would word otherwise costs nothing here; the greedy sets
-hold 5 replies of each of these rules.
+JSON object's keys, each held-out value in every held-out wording of its rule (51 descriptions).
+Their compliant reply is the rule's own rewrite of the base model's greedy reply, and only the
+value's tokens in it are scored, so a reply the adapter would word otherwise costs nothing here;
+the greedy sets hold 5 replies of each of these rules.
 """
 from __future__ import annotations
 
@@ -121,12 +121,21 @@ def value_spans(task: Task, reply: str) -> tuple[str, list[tuple[int, int]]]:
     for name in VALUE_RULES[task.family]:
         values = task.params[name] if isinstance(task.params[name], list) else [task.params[name]]
         for v in values:
-            at = text.rfind(v) if task.family == "signoff" else text.find(f'"{v}"') + 1 if task.family == "json" \
-                else text.find(v)
-            if at < 0 or (task.family == "json" and at == 0):
+            at = _value_at(text, task.family, v)
+            if at < 0:
                 raise ValueError(f"{v!r} not in the rewrite of {task.family}: {text[:80]!r}")
             spans.append((at, at + len(v)))
     return text, spans
+
+
+def _value_at(text: str, family: str, value: str) -> int:
+    """Where `value` starts in a rewrite (-1: nowhere)."""
+    if family == "signoff":
+        return text.rfind(value)
+    if family == "json":  # the key in its quotes: quotes inside values are escaped, so only a key matches
+        at = text.find(f'"{value}"')
+        return at + 1 if at >= 0 else -1
+    return text.find(value)
 
 
 def value_fidelity(generator, items: list[dict], base_tokens: int = 96) -> dict:
