@@ -1325,8 +1325,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     from a generator of its own, so values and prompts stay those of the record without it).
     `labels`: `draw_task`'s. `context`: this share of training descriptions is set among sentences
     that change nothing (`in_context`: a persona, a courtesy), again from a generator of its own.
-    `whole_limits`: `_record`'s. `wide_words`: half the open words of the record's values are drawn
-    from thousands (`_open_word`)."""
+    `whole_limits`: `_record`'s. `wide_words`: half the pools' draws of the record's values are composed
+    too, and half their open words come from thousands (`_param`, `_open_word`)."""
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     draw = {"composed": composed, "open_params": open_params, "wide": wide, "extra": extra, "near_miss": near_miss,

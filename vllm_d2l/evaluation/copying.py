@@ -160,12 +160,14 @@ def value_fidelity(generator, items: list[dict], base_tokens: int = 96) -> dict:
             enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
             ids = enc["input_ids"]
             prompt_ids = render(tok, task_messages("adapter", "", it["prompt"]))
+            lp, top = phrase_scores(model, prompt_ids, ids, factors)  # one pass scores every value of the rewrite
             for start, end in spans:
                 idx = [i for i, (a, b) in enumerate(enc["offset_mapping"]) if a < end and b > start]
-                lp, top = phrase_scores(model, prompt_ids + ids[:idx[0]], ids[idx[0]:idx[-1] + 1], factors)
+                first, last = idx[0], idx[-1] + 1
                 rows.append({"family": task.family, "description": task.description, "prompt": it["prompt"],
                              "frame": frame, "phrase": text[start:end],
-                             "tokens": [tok.decode([t]) for t in ids[idx[0]:idx[-1] + 1]], "logprob": lp, "top": top})
+                             "tokens": [tok.decode([t]) for t in ids[first:last]], "logprob": lp[first:last],
+                             "top": top[first:last]})
     per_family = {f: counted([r for r in rows if r["family"] == f]) for f in VALUE_RULES}
     per_frame = {f: counted([r for r in rows if r["frame"] == f]) for f in range(len(INCLUDE_FRAMES))}
     return {"n": len(rows), **summarize(rows), "families": per_family, "include_frames": per_frame, "rows": rows}
