@@ -109,7 +109,27 @@ def test_qa_check_scores_base_and_each_adapter(tiny_model_dir, tmp_path):
     assert res["questions"] == len(QA_CHECK) and set(res["per_task"]) == {"brief"}
     assert 0 <= res["base_accuracy"] <= 1 and res["adapter_accuracy"] == res["per_task"]["brief"]
     assert set(res["outputs"]) == {"base", "brief"} and all(len(o) == len(QA_CHECK) for o in res["outputs"].values())
-    assert all("|" not in q and a for q, a in QA_CHECK)
+    assert all("|" not in q and a for q, a in QA_CHECK) and len({q for q, _ in QA_CHECK}) == len(QA_CHECK)
+    assert 0 <= res["first"]["base_accuracy"] <= 1 and res["first"]["questions"] == 20 < len(QA_CHECK)
+    assert res["retained"] is None or 0 <= res["retained"] == res["retained_per_task"]["brief"] <= 1
+
+
+def test_qa_check_retained_counts_only_what_the_base_model_got_right(monkeypatch):
+    from vllm_d2l.evaluation import tasks as T
+
+    questions = [(f"q{i}?", "a") for i in range(T.FIRST_QA + 4)]
+    base_ok = [i % 2 == 0 for i in range(len(questions))]  # the base model gets the even ones right
+    adapter_ok = [i % 4 == 0 or i % 2 == 1 for i in range(len(questions))]  # half of those, and every odd one
+    monkeypatch.setattr(T, "QA_CHECK", questions)
+    monkeypatch.setattr(T, "answered", lambda m, t, qs, f, *a: ((adapter_ok if f else base_ok), ["x"] * len(qs)))
+
+    class Gen:
+        model = tokenizer = None
+
+    res = T.qa_check(Gen(), {"rule": object()})
+    assert res["base_accuracy"] == 0.5 and res["adapter_accuracy"] == 0.75 and res["kept"] == 1.5
+    assert res["retained"] == 0.5  # it broke half the base model's right answers, whatever it gained
+    assert res["first"]["questions"] == T.FIRST_QA and res["first"]["kept"] == 1.5
 
 
 def test_copy_set_is_every_held_out_phrase_in_every_held_out_wording_that_puts_it_first():

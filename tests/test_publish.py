@@ -31,6 +31,18 @@ def test_a_restarted_run_keeps_the_rows_written_after_the_restart():
     assert resumed_rows(once) == [{"step": 20, "loss": 2}]
 
 
+def test_a_late_evaluation_row_goes_in_at_its_step():
+    """A scorer process writes the evaluation of step 10 after the training rows of 15 and 20: it is
+    not a restart, so those stay; a restart after it still drops what it wrote past the save."""
+    rows = [{"step": 5, "loss": 1}, {"step": 10, "loss": 1}, {"step": 15, "loss": 1},
+            {"step": 10, "heldout_ce": 1}, {"step": 20, "loss": 1}, {"step": 20, "heldout_ce": 1}]
+    assert [(r["step"], "loss" in r) for r in resumed_rows(rows)] == [
+        (5, True), (10, True), (10, False), (15, True), (20, True), (20, False)]
+    restarted = rows + [{"step": 15, "loss": 2}, {"step": 20, "loss": 2}, {"step": 20, "heldout_ce": 2}]
+    assert [(r["step"], r.get("loss", r.get("heldout_ce"))) for r in resumed_rows(restarted)] == [
+        (5, 1), (10, 1), (10, 1), (15, 2), (20, 2), (20, 2)]
+
+
 def test_publish_copies_the_best_snapshot_through_the_link(tmp_path):
     assets = tmp_path / "assets" / "task_hypernet"
     assets.mkdir(parents=True)

@@ -1151,3 +1151,38 @@ def test_whole_batch_passes_issue_fewer_operator_calls(tiny_model_dir, tmp_path)
     few, whole = (count_step(config(tmp_path / f"o{n}", tiny_model_dir, pass_rows=n, **base), 0) for n in (1, 64))
     assert whole["operator_calls"] < few["operator_calls"] / 2
     assert whole["calls_by_part"]["factors"] < 0.6 * few["calls_by_part"]["factors"]  # six encoder passes, then one
+
+
+def test_a_scorer_process_writes_the_rows_and_best_snapshot_the_trainer_would(tiny_model_dir, tmp_path):
+    """With `eval_async` the hold-out is scored in another process from the weights the trainer
+    wrote: the same rows (weights and average) as scoring in the trainer, the same best snapshot,
+    nothing left pending; a stopped run's pending weights are scored when it resumes."""
+    from vllm_d2l.training import scoring
+
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2}
+    runs = {}
+    for mode in (False, True):
+        cfg = config(tmp_path / str(mode), tiny_model_dir, steps=4, eval_every=2, hypernet=net, ema_decay=0.8,
+                     heldout_docs=2, eval_async=mode)
+        runs[mode] = Trainer(cfg)
+        runs[mode].run(progress=False)
+    rows = {m: sorted((r for r in t._log_rows() if "heldout_ce" in r), key=lambda r: r["step"]) for m, t in runs.items()}
+    assert [r["step"] for r in rows[True]] == [r["step"] for r in rows[False]] == [2, 4]
+    for a, b in zip(rows[False], rows[True]):
+        assert set(a) == set(b) and any(k.startswith("avg_") for k in a)
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5), k
+    best = {m: tmp_path / str(m) / "run" / "best" for m in runs}
+    assert json.loads((best[True] / "state.json").read_text())["step"] == json.loads((best[False] / "state.json").read_text())["step"]
+    for k, v in Hypernet.load(best[False] / "hypernet").state_dict().items():
+        assert torch.equal(v, Hypernet.load(best[True] / "hypernet").state_dict()[k]), k
+    assert not any((tmp_path / "True" / "run" / scoring.PENDING).iterdir())
+
+    # a run stopped after queuing step 6's weights: its next start scores them before going on
+    trainer = Trainer(config(tmp_path / "True", tiny_model_dir, steps=6, eval_every=2, hypernet=net, ema_decay=0.8,
+                             heldout_docs=2, eval_async=True))
+    trainer.step = 6
+    scoring.write_pending(trainer)
+    trainer.run(progress=False)
+    assert [r["step"] for r in trainer._log_rows() if "heldout_ce" in r] == [2, 4, 6]
+    assert not any((tmp_path / "True" / "run" / scoring.PENDING).iterdir())

@@ -58,7 +58,31 @@ QA_CHECK = [
     ("What is the boiling point of water in degrees Celsius?", "100"), ("Who wrote Romeo and Juliet?", "Shakespeare"),
     ("What is the chemical symbol for gold?", "Au"), ("How many continents are there?", "seven|7"),
     ("What is the main language spoken in Brazil?", "Portuguese"), ("What is the capital of Italy?", "Rome"),
+    # 40 more (from step 9500): the base model answers 12 of the first 20, so one question more or less
+    # under an adapter moved "kept" by 8 points; the first 20 stay first, so their figure can be read
+    # apart for comparison with earlier snapshots
+    ("What is the capital of the United States?", "Washington"), ("What is the capital of India?", "New Delhi|Delhi"),
+    ("What is the capital of Mexico?", "Mexico City"), ("What is the capital of Australia?", "Canberra"),
+    ("How many legs does an insect have?", "six|6"), ("How many wheels does a bicycle have?", "two|2"),
+    ("How many sides does a hexagon have?", "six|6"), ("How many planets are in our solar system?", "eight|8"),
+    ("How many days are in a year?", "365"), ("What is 10 minus 4?", "six|6"),
+    ("What is 6 plus 6?", "twelve|12"), ("What is 9 times 3?", "twenty-seven|27"),
+    ("What color is a fire truck?", "red"), ("What color is chocolate?", "brown"),
+    ("What color do you get by mixing blue and yellow?", "green"), ("What is the opposite of night?", "day"),
+    ("What is the opposite of north?", "south"), ("Who wrote The Odyssey?", "Homer"),
+    ("Who wrote the Harry Potter books?", "Rowling"), ("Who wrote The Adventures of Tom Sawyer?", "Mark Twain|Twain"),
+    ("What is the chemical formula for water?", "H2O"), ("What is the chemical symbol for copper?", "Cu"),
+    ("What is the largest animal on Earth?", "blue whale|whale"), ("What is the fastest land animal?", "cheetah"),
+    ("What do cows produce that people drink?", "milk"), ("What do spiders spin?", "web|webs"),
+    ("Which planet is closest to the Sun?", "Mercury"), ("What is the Earth's natural satellite called?", "Moon"),
+    ("Which gas do humans need to breathe?", "oxygen"), ("What is the currency of Japan?", "yen"),
+    ("What language is mainly spoken in France?", "French"), ("What language is mainly spoken in Italy?", "Italian"),
+    ("What is the square root of 81?", "nine|9"), ("What is the tallest animal?", "giraffe"),
+    ("In which country are the pyramids of Giza?", "Egypt"), ("Which continent is Kenya in?", "Africa"),
+    ("Who was the first person to walk on the Moon?", "Armstrong"), ("What do pandas mainly eat?", "bamboo"),
+    ("Which shape has three sides?", "triangle"), ("Which metal is liquid at room temperature?", "mercury"),
 ]
+FIRST_QA = 20  # the check's size up to step 9500
 
 
 def answered(model, tok, questions: list[tuple[str, str]], factors: dict | None = None,
@@ -78,12 +102,28 @@ def qa_check(generator, factors_by_task: dict, max_new_tokens: int = 32, batch_s
     model, tok = generator.model, generator.tokenizer
     runs = {"base": answered(model, tok, QA_CHECK, None, max_new_tokens, batch_size)}
     runs.update({t: answered(model, tok, QA_CHECK, f, max_new_tokens, batch_size) for t, f in factors_by_task.items()})
+    known = [i for i, ok in enumerate(runs["base"][0]) if ok]
     accuracy = {t: sum(ok) / len(ok) for t, (ok, _) in runs.items()}
     base = accuracy.pop("base")
     mean = sum(accuracy.values()) / len(accuracy) if accuracy else None
+    # "kept" compares accuracies, so an adapter that gets right what the base model got wrong makes up
+    # for one it breaks; "retained" counts only the base model's right answers that stay right
+    retained = {t: sum(ok[i] for i in known) / len(known) for t, (ok, _) in runs.items() if t != "base" and known}
     return {"questions": len(QA_CHECK), "base_accuracy": base, "adapter_accuracy": mean,
             "kept": mean / base if mean is not None and base else None, "per_task": accuracy,
+            "retained": sum(retained.values()) / len(retained) if retained else None,
+            "retained_per_task": retained, "first": _first_questions(runs),
             "outputs": {t: out for t, (_, out) in runs.items()}}
+
+
+def _first_questions(runs: dict) -> dict:
+    """Base accuracy, mean adapter accuracy and kept on the check's first `FIRST_QA` questions alone,
+    the figures earlier snapshots were measured on."""
+    acc = {t: sum(ok[:FIRST_QA]) / FIRST_QA for t, (ok, _) in runs.items()}
+    base = acc.pop("base")
+    mean = sum(acc.values()) / len(acc) if acc else None
+    return {"questions": FIRST_QA, "base_accuracy": base, "adapter_accuracy": mean,
+            "kept": mean / base if mean is not None and base else None}
 
 
 def default_tasks(which: str) -> int:
@@ -293,7 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         check = qa_check(generator, factors, batch_size=args.batch_size)
         print(f"answers stay answers ({check['questions']} questions): base {check['base_accuracy']:.0%}, "
               f"with a task adapter {check['adapter_accuracy']:.0%} on average"
-              + (f" ({check['kept']:.0%} kept)" if check["kept"] is not None else ""))
+              + (f" ({check['kept']:.0%} kept; {check['retained']:.0%} of the base model's right answers "
+                 f"stay right)" if check["kept"] is not None else ""))
+        first = check["first"]
+        if first["kept"] is not None:
+            print(f"  the first {first['questions']} questions alone: base {first['base_accuracy']:.0%}, "
+                  f"with a task adapter {first['adapter_accuracy']:.0%} ({first['kept']:.0%} kept)")
         results["qa_check"] = check
     from .qa import write_outputs
 

@@ -29,9 +29,18 @@ def read_log(path: Path) -> list[dict]:
 
 def resumed_rows(rows: list[dict]) -> list[dict]:
     """A run's log as one line of training: a run restarted from its last save appends the steps
-    after that save again, and those rows replace the ones written before the restart."""
+    after that save again, and those rows replace the ones written before the restart. An
+    evaluation row may come some steps late (a scorer process writes it, `eval_async`): it goes in
+    at its step, and replaces only an evaluation of that step or a later one."""
     out: list[dict] = []
     for row in rows:
+        if "loss" not in row and out and out[-1]["step"] > row["step"]:  # late, not a restart
+            out = [r for r in out if "loss" in r or r["step"] < row["step"]]
+            at = len(out)
+            while at and out[at - 1]["step"] > row["step"]:
+                at -= 1
+            out.insert(at, row)
+            continue
         while out and (out[-1]["step"] > row["step"] or
                        (out[-1]["step"] == row["step"] and ("loss" in out[-1]) == ("loss" in row))):
             out.pop()

@@ -15,6 +15,7 @@ import random
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable, ContextManager
 
 import torch
 from safetensors.torch import load_file
@@ -24,7 +25,7 @@ from ..base_model import ensure_default_model, load_model_and_tokenizer
 from ..datasets import corpora
 from ..encoder import Encoded, Encoder, pack_chunks, read_behind
 from ..hypernet import HypernetBase, HypernetConfig, build
-from . import checkpoint
+from . import checkpoint, scoring
 from .averaging import WeightAverage
 from .config import TrainConfig
 from .data import RecordStream, load_passages, load_records
@@ -60,7 +61,10 @@ def group_of(name: str, p: torch.nn.Parameter) -> str:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, scoring: Path | None = None):
+        """`scoring`: a folder of weights written for a scorer process (`training.scoring`): the
+        network comes from it, and nothing a training step needs is loaded (the record stream, the
+        run's checkpoint and optimizer, the weight average)."""
         self.cfg = cfg
         if cfg.answer_space and (cfg.kl_weight > 0 or cfg.edits):
             raise ValueError("answer_space changes the gold answers' tokens, which the teacher's (kl_weight, "
@@ -74,8 +78,9 @@ class Trainer:
         model_dir = Path(cfg.model_dir) if cfg.model_dir else ensure_default_model()
         self.device = torch.device(cfg.device)
         self.model, self.tok = load_model_and_tokenizer(model_dir, dtype=getattr(torch, cfg.dtype), device=cfg.device)
-        if cfg.init_from or cfg.branch_from:  # the network of that checkpoint, with this config's changes
-            self.net = HypernetBase.load(cfg.init_from or cfg.branch_from, self.model.config, overrides=cfg.hypernet)
+        source = scoring or cfg.init_from or cfg.branch_from
+        if source:  # the network of that checkpoint, with this config's changes
+            self.net = HypernetBase.load(source, self.model.config, overrides=cfg.hypernet)
         else:
             hcfg = HypernetConfig.for_base_model(self.model.config, base_model=model_dir.name, **cfg.hypernet)
             self.net = build(hcfg)
@@ -85,10 +90,11 @@ class Trainer:
                              "which is 0: set hypernet.chunk_overlap (a token-kind field)")
         self.encoder = Encoder(self.model, self.net.config.source_layers, self.net.capture)
         self.train_set, self.heldout = load_records(cfg, self.tok)
-        self.stream = RecordStream(cfg, self.tok) if cfg.stream else None
+        self.stream = RecordStream(cfg, self.tok) if cfg.stream and not scoring else None
         self.passages = load_passages(cfg, self.tok)
         ckpt = self.out / "checkpoint"
         parent = ckpt if (ckpt / "state.json").is_file() else Path(cfg.branch_from) if cfg.branch_from else None
+        parent = None if scoring else parent
         self.opt = torch.optim.AdamW(self.param_groups(first=checkpoint.group_names(parent) if parent else ()), lr=cfg.lr)
         self.step = 0
         self.teacher_cache: dict[str, list] = {}
@@ -104,11 +110,12 @@ class Trainer:
             self.step = loaded["step"]
             own = loaded if parent == ckpt else {}
             self.apply_rate_multipliers()
-        elif cfg.resume_from:  # a committed snapshot: weights and step, optimizer started afresh
+        elif cfg.resume_from and not scoring:  # a committed snapshot: weights and step, optimizer started afresh
             self.step = self.warm_from = checkpoint.load_snapshot(Path(cfg.resume_from), self.net)
         # a running average of the weights, scored beside them (`ema_decay`): it starts at the
         # loaded weights, or continues the one saved in the run's own checkpoint
-        self.average = WeightAverage(self.net, cfg.ema_decay) if cfg.ema_decay else None
+        self.average = WeightAverage(self.net, cfg.ema_decay) if cfg.ema_decay and not scoring else None
+        self.scorer = None  # the scorer process of the latest evaluation (`eval_async`)
         if self.average is not None and "average" in own and (ckpt / "average.safetensors").is_file():
             self.average.load(load_file(str(ckpt / "average.safetensors")), own["average"])
 
@@ -416,6 +423,12 @@ class Trainer:
         row = self.last_heldout
         if row is None or row["step"] != self.step:  # only the weights the hold-out row scored
             return
+        self.keep_if_best(row, lambda averaged: self.average.swapped_in(self.net) if averaged
+                          else contextlib.nullcontext(), self.average.state()[1] if self.average else None)
+
+    def keep_if_best(self, row: dict, holding: Callable[[bool], ContextManager], averaged_state: dict | None) -> None:
+        """Write `row`'s weights (or their average, when it scored better) as the best snapshot if
+        they beat the one on disk. `holding(averaged)` makes `self.net` hold the ones to write."""
         plain = {k: v for k, v in row.items() if not k.startswith("avg_")}
         averaged = {k[4:]: v for k, v in row.items() if k.startswith("avg_")}
         use_average = bool(averaged) and self.score(averaged) < self.score(plain)
@@ -431,10 +444,10 @@ class Trainer:
         prior = json.loads(kept.read_text()) if kept.is_file() else None
         if prior is None or "heldout_content_gap_ce" not in prior or prior["step"] < self.cfg.heldout_since \
                 or self.score(chosen) < self.score(prior):
-            state = {**chosen, "step": self.step}
+            state = {**chosen, "step": row["step"]}
             if use_average:
-                state["averaged"] = {"decay": self.average.decay, "updates": self.average.count}
-            with self.average.swapped_in(self.net) if use_average else contextlib.nullcontext():
+                state["averaged"] = {"decay": averaged_state["decay"], "updates": averaged_state["count"]}
+            with holding(use_average):
                 checkpoint.save_snapshot(self.out / "best", self.net, state)
 
     def score(self, row: dict) -> float:
@@ -465,6 +478,8 @@ class Trainer:
             from tqdm.auto import tqdm
             bar = tqdm(total=cfg.steps, initial=self.step, unit="step", desc="training", dynamic_ncols=True)
         t0 = time.time()
+        if cfg.eval_async:  # weights a stopped run had queued and not yet scored
+            self.scorer = scoring.resume(self.out)
         while self.step < last:
             stats = self.train_step()
             if bar:
@@ -473,7 +488,9 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == 1:
                 log.write(json.dumps({"step": self.step, "time": round(time.time() - t0, 1), **stats}) + "\n")
                 log.flush()
-            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.heldout:
+            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.heldout and cfg.eval_async:
+                self.scorer = scoring.queue(self, self.scorer)
+            elif cfg.eval_every and self.step % cfg.eval_every == 0 and self.heldout:
                 self.last_heldout = self.evaluate_row()
                 log.write(json.dumps(self.last_heldout) + "\n")
                 log.flush()
@@ -487,6 +504,8 @@ class Trainer:
         if bar:
             bar.close()
         log.close()
+        if self.scorer is not None:
+            self.scorer.wait()
 
 
 def consecutive_passes(sizes: list[int], most: int) -> list[list[int]]:
