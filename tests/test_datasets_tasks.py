@@ -631,3 +631,22 @@ def test_wide_word_pool_is_dictionary_words_of_one_token_and_of_several(default_
     if not ww.DICTIONARY.is_file():
         pytest.skip("no English dictionary (Debian wamerican): the rebuild is not compared")
     assert ww.build(ww.DICTIONARY.read_text()) == list(pool)
+
+
+def test_more_questions_join_the_pool_only_when_asked():
+    """`task_more_questions`: the replies to the added questions are in the packaged pool, after the
+    others, and a pool loaded without the switch is the one before them (so every hold-out and a run
+    without it draw as before); none of the questions is one of the QA check's."""
+    from vllm_d2l.datasets import short_questions as SQ
+    from vllm_d2l.datasets.tasks import load_replies, make_record
+    from vllm_d2l.evaluation.tasks import QA_CHECK
+
+    base, more = load_replies(), load_replies(more_questions=True)
+    added = {q for q, _ in SQ.more_questions()}
+    assert more[:len(base)] == base and {r["prompt"] for r in more[len(base):]} == added
+    assert all(r.get("short") and r["reply"].strip() for r in more[len(base):])
+    asked = [q["q"] for q in SQ.questions(more=True)]
+    assert len(set(asked)) == len(asked) == len(SQ.questions()) + len(added) and len(added) >= 150
+    assert not set(asked) & {q for q, _ in QA_CHECK}
+    drawn = {x["q"] for i in range(200) for x in make_record(0, i, more)["qa"]}
+    assert drawn & added and not {x["q"] for i in range(200) for x in make_record(0, i, base)["qa"]} & added

@@ -54,15 +54,82 @@ _MISC = [("What is the largest ocean on Earth?", "Pacific"), ("What is the talle
          ("What instrument has black and white keys?", "piano"), ("What is the currency of the United States?", "dollar")]
 
 
+# More questions (`task_more_questions`, from step 9600): with 122 questions the adapters kept the
+# answers of those, and on the evaluation's QA check turned "New Delhi" into "Mumbai" and a hexagon's
+# 6 sides into 12 (of the questions the base model answers right, 57 % stayed right at step 9500).
+# A wider spread of facts asks the adapters to leave facts alone in general, not these.
+_MORE_CAPITALS = [("Finland", "Helsinki"), ("Denmark", "Copenhagen"), ("Belgium", "Brussels"),
+                  ("the Netherlands", "Amsterdam"), ("Switzerland", "Bern"), ("Hungary", "Budapest"),
+                  ("the Czech Republic", "Prague"), ("Turkey", "Ankara"), ("Iran", "Tehran"), ("Iraq", "Baghdad"),
+                  ("Saudi Arabia", "Riyadh"), ("Pakistan", "Islamabad"), ("Bangladesh", "Dhaka"), ("Vietnam", "Hanoi"),
+                  ("Indonesia", "Jakarta"), ("the Philippines", "Manila"), ("Malaysia", "Kuala Lumpur"),
+                  ("Nigeria", "Abuja"), ("Ghana", "Accra"), ("Ethiopia", "Addis Ababa"), ("Morocco", "Rabat"),
+                  ("Colombia", "Bogota|Bogotá"), ("Chile", "Santiago"), ("Venezuela", "Caracas"), ("Ukraine", "Kyiv|Kiev"),
+                  ("Romania", "Bucharest"), ("Bulgaria", "Sofia"), ("Serbia", "Belgrade"), ("Iceland", "Reykjavik"),
+                  ("New Zealand", "Wellington"), ("Afghanistan", "Kabul"), ("Nepal", "Kathmandu"),
+                  ("Jamaica", "Kingston"), ("Scotland", "Edinburgh"), ("Wales", "Cardiff")]
+_MORE_LANGUAGES = [("Japan", "Japanese"), ("South Korea", "Korean"), ("Finland", "Finnish"), ("Hungary", "Hungarian"),
+                   ("Iran", "Persian|Farsi"), ("Vietnam", "Vietnamese"), ("Thailand", "Thai"), ("Israel", "Hebrew"),
+                   ("Denmark", "Danish"), ("Norway", "Norwegian"), ("Indonesia", "Indonesian"),
+                   ("Argentina", "Spanish"), ("Austria", "German")]
+_MORE_OPPOSITES = [("tall", "short"), ("hard", "soft|easy"), ("rich", "poor"), ("cheap", "expensive"), ("clean", "dirty"),
+                   ("strong", "weak"), ("loud", "quiet|soft"), ("thick", "thin"), ("push", "pull"), ("buy", "sell"),
+                   ("first", "last"), ("inside", "outside"), ("love", "hate"), ("true", "false")]
+_PLURALS = [("mouse", "mice"), ("child", "children"), ("foot", "feet"), ("tooth", "teeth"), ("goose", "geese"),
+            ("man", "men"), ("woman", "women"), ("person", "people"), ("box", "boxes"), ("leaf", "leaves"),
+            ("knife", "knives"), ("city", "cities")]
+_PAST = [("go", "went"), ("eat", "ate"), ("run", "ran"), ("see", "saw"), ("write", "wrote"), ("swim", "swam"),
+         ("sing", "sang"), ("take", "took"), ("give", "gave"), ("buy", "bought"), ("think", "thought"), ("catch", "caught")]
+_YOUNG = [("cow", "calf"), ("sheep", "lamb"), ("horse", "foal"), ("frog", "tadpole"), ("bear", "cub"),
+          ("duck", "duckling"), ("kangaroo", "joey"), ("goose", "gosling"), ("deer", "fawn"), ("goat", "kid")]
+_SOUNDS = [("cow", "moo"), ("dog", "bark|woof"), ("cat", "meow|miaow"), ("duck", "quack"), ("sheep", "baa|bleat"),
+           ("pig", "oink|grunt"), ("horse", "neigh"), ("owl", "hoot"), ("snake", "hiss"), ("lion", "roar")]
+_MIXES = [("red", "white", "pink"), ("red", "yellow", "orange"), ("blue", "red", "purple|violet"),
+          ("black", "white", "gray|grey")]
+_MORE_MISC = [("How many sides does a pentagon have?", "five|5"), ("How many sides does an octagon have?", "eight|8"),
+              ("How many degrees are in a right angle?", "90|ninety"), ("How many degrees are in a full circle?", "360"),
+              ("What is the largest continent?", "Asia"), ("Which ocean lies between Europe and North America?", "Atlantic"),
+              ("What is the longest river in South America?", "Amazon"), ("What do you call a group of wolves?", "pack"),
+              ("Who invented the telephone?", "Bell"), ("Who discovered penicillin?", "Fleming"),
+              ("Who developed the theory of relativity?", "Einstein"), ("Who painted The Starry Night?", "van Gogh|Gogh"),
+              ("Which country is shaped like a boot?", "Italy"), ("In which country is the Eiffel Tower?", "France"),
+              ("In which city is the Statue of Liberty?", "New York"), ("What is the largest country in South America?", "Brazil")]
+_WEEK = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"]
+# sums, products and differences the other lists and the QA check do not ask (5 + 3, 6 + 6, 9 x 3, 10 - 4)
+_MORE_SUMS = [(1, 1), (4, 4), (5, 5), (8, 2), (3, 9), (11, 4), (6, 3), (7, 8), (2, 13), (14, 6), (25, 25), (30, 12)]
+_MORE_PRODUCTS = [(2, 2), (3, 5), (4, 4), (6, 6), (5, 5), (2, 9), (7, 3), (8, 8), (9, 9), (11, 2)]
+_DIFFERENCES = [(9, 2), (15, 5), (20, 8), (7, 7), (12, 3), (30, 10), (50, 25), (18, 9)]
+
+
+def more_questions() -> list[tuple[str, str]]:
+    """The questions `task_more_questions` adds: (question, accepted answers)."""
+    qs = [(f"What is the capital of {c}?", a) for c, a in _MORE_CAPITALS]
+    qs += [(f"What language is mainly spoken in {c}?", a) for c, a in _MORE_LANGUAGES]
+    qs += [(f"What is the opposite of {x}?", a) for x, a in _MORE_OPPOSITES]
+    qs += [(f"What is the plural of {x}?", a) for x, a in _PLURALS]
+    qs += [(f"What is the past tense of {x}?", a) for x, a in _PAST]
+    qs += [(f"What is a baby {x} called?", a) for x, a in _YOUNG]
+    qs += [(f"What sound does a {x} make?", a) for x, a in _SOUNDS]
+    qs += [(f"What color do you get by mixing {x} and {y}?", a) for x, y, a in _MIXES]
+    qs += [(f"What day comes after {d}?", _WEEK[(i + 1) % 7]) for i, d in enumerate(_WEEK)]
+    qs += [(f"What month comes after {m}?", _MONTHS[(i + 1) % 12]) for i, m in enumerate(_MONTHS)]
+    qs += [(f"What is {a} plus {b}?", str(a + b)) for a, b in _MORE_SUMS]
+    qs += [(f"What is {a} times {b}?", str(a * b)) for a, b in _MORE_PRODUCTS]
+    qs += [(f"What is {a} minus {b}?", str(a - b)) for a, b in _DIFFERENCES]
+    return qs + _MORE_MISC
+
+
 def _short(answer: str) -> str:
     """The answer as a reply of its own: the first accepted form, capitalised, with a full stop."""
     first = answer.split("|")[0]
     return first[0].upper() + first[1:] + "."
 
 
-def questions() -> list[dict]:
+def questions(more: bool = False) -> list[dict]:
     """Every training question: `{"q", "answers"}` (accepted forms, "|"-separated) and `short`,
-    the answer as a one- or two-word reply."""
+    the answer as a one- or two-word reply; with `more`, `more_questions()` after them."""
     qs = [(f"What is the capital of {c}?", a) for c, a in _CAPITALS]
     qs += [(f"What language is mainly spoken in {c}?", a) for c, a in _LANGUAGES]
     qs += [(f"How many legs does a {x} have?", a) for x, a in _LEGS]
@@ -73,5 +140,5 @@ def questions() -> list[dict]:
     qs += [(f"What is the chemical symbol for {e}?", a) for e, a in _SYMBOLS]
     qs += [(f"What is {a} plus {b}?", str(a + b)) for a, b in _SUMS]
     qs += [(f"What is {a} times {b}?", str(a * b)) for a, b in _PRODUCTS]
-    qs += _MISC
+    qs += _MISC + (more_questions() if more else [])
     return [{"q": q, "answers": a, "short": _short(a)} for q, a in qs]

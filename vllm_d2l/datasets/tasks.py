@@ -1245,7 +1245,7 @@ def write_base_replies(out: Path | str, model_dir: str | None = None, max_new_to
     out = Path(out)
     kept = [json.loads(l) for l in out.read_text().splitlines() if l.strip()] if out.is_file() else []
     have = {r["prompt"] for r in kept}
-    shorts = {q["q"]: q["short"] for q in short_questions.questions()}
+    shorts = {q["q"]: q["short"] for q in short_questions.questions(more=True)}
     asked = [p for p in prompts("train") + list(shorts) if p not in have]
     if asked:
         model_path = Path(model_dir) if model_dir else ensure_default_model()
@@ -1264,14 +1264,17 @@ def write_base_replies(out: Path | str, model_dir: str | None = None, max_new_to
     return len(kept)
 
 
-def load_replies(path: Path | str | None = None) -> list[dict]:
-    """The packaged replies pool (or another one), checked for what a record needs."""
+def load_replies(path: Path | str | None = None, more_questions: bool = False) -> list[dict]:
+    """The packaged replies pool (or another one), checked for what a record needs. The replies to
+    `short_questions.more_questions()` are in the pool only with `more_questions`, so that a run (and
+    every hold-out) without it draws its records as before."""
     path = Path(path) if path else Path(__file__).with_name(REPLIES_FILE)
     if not path.is_file():
         raise FileNotFoundError(f"no base replies at {path}; write them with "
                                 "`python -m vllm_d2l.datasets.tasks replies --out FILE`")
     rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-    rows = [r for r in rows if r.get("prompt") and r.get("reply", "").strip()]
+    more = set() if more_questions else {q for q, _ in short_questions.more_questions()}
+    rows = [r for r in rows if r.get("prompt") and r.get("reply", "").strip() and r["prompt"] not in more]
     if len(rows) < PROMPTS_PER_RECORD:
         raise ValueError(f"{path} has {len(rows)} usable replies; a record needs {PROMPTS_PER_RECORD}")
     return rows

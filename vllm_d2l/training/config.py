@@ -103,6 +103,10 @@ class TrainConfig:
     # (`datasets.wide_words`) rather than 189 nouns, so a value cannot be guessed from a learnt set
     # and must be read; the rest of each record is as without it. Off: the stream as before
     task_wide_words: bool = False
+    # the streamed records' short questions come from 297 rather than 122
+    # (`datasets.short_questions.more_questions`): the adapters kept the answers of the questions
+    # they trained on and changed others'. Off: the stream as before; the hold-out never has them
+    task_more_questions: bool = False
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0

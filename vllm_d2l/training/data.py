@@ -193,7 +193,7 @@ class RecordStream:
     def _tasks(cfg: TrainConfig, seed: int, tokenizer):
         from ..datasets import tasks
 
-        replies = tasks.load_replies(cfg.task_replies)
+        replies = tasks.load_replies(cfg.task_replies, more_questions=cfg.task_more_questions)
         return lambda i: tasks.make_record(seed, i, replies, families=cfg.task_families or None,
                                              composed=cfg.task_composed_wordings, open_params=cfg.task_open_params,
                                              wide=cfg.task_wide_wordings, extra=cfg.task_extra_families,
