@@ -94,7 +94,7 @@ def score(cfg: TrainConfig, folders: list[Path]) -> list[dict]:
     for folder in folders:
         meta = json.loads((folder / "state.json").read_text())
         if trainer is None:
-            trainer = Trainer(cfg, scoring=folder / "weights")
+            trainer = Trainer(cfg, scoring_weights=folder / "weights")
         else:
             _load(trainer, folder / "weights")
         trainer.step = meta["step"]

@@ -61,8 +61,8 @@ def group_of(name: str, p: torch.nn.Parameter) -> str:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, scoring: Path | None = None):
-        """`scoring`: a folder of weights written for a scorer process (`training.scoring`): the
+    def __init__(self, cfg: TrainConfig, scoring_weights: Path | None = None):
+        """`scoring_weights`: a folder of weights written for a scorer process (`training.scoring`): the
         network comes from it, and nothing a training step needs is loaded (the record stream, the
         run's checkpoint and optimizer, the weight average)."""
         self.cfg = cfg
@@ -78,7 +78,8 @@ class Trainer:
         model_dir = Path(cfg.model_dir) if cfg.model_dir else ensure_default_model()
         self.device = torch.device(cfg.device)
         self.model, self.tok = load_model_and_tokenizer(model_dir, dtype=getattr(torch, cfg.dtype), device=cfg.device)
-        source = scoring or cfg.init_from or cfg.branch_from
+        scoring_only = scoring_weights is not None
+        source = scoring_weights or cfg.init_from or cfg.branch_from
         if source:  # the network of that checkpoint, with this config's changes
             self.net = HypernetBase.load(source, self.model.config, overrides=cfg.hypernet)
         else:
@@ -90,11 +91,11 @@ class Trainer:
                              "which is 0: set hypernet.chunk_overlap (a token-kind field)")
         self.encoder = Encoder(self.model, self.net.config.source_layers, self.net.capture)
         self.train_set, self.heldout = load_records(cfg, self.tok)
-        self.stream = RecordStream(cfg, self.tok) if cfg.stream and not scoring else None
+        self.stream = RecordStream(cfg, self.tok) if cfg.stream and not scoring_only else None
         self.passages = load_passages(cfg, self.tok)
         ckpt = self.out / "checkpoint"
-        parent = ckpt if (ckpt / "state.json").is_file() else Path(cfg.branch_from) if cfg.branch_from else None
-        parent = None if scoring else parent
+        parent = None if scoring_only else ckpt if (ckpt / "state.json").is_file() \
+            else Path(cfg.branch_from) if cfg.branch_from else None
         self.opt = torch.optim.AdamW(self.param_groups(first=checkpoint.group_names(parent) if parent else ()), lr=cfg.lr)
         self.step = 0
         self.teacher_cache: dict[str, list] = {}
@@ -110,11 +111,11 @@ class Trainer:
             self.step = loaded["step"]
             own = loaded if parent == ckpt else {}
             self.apply_rate_multipliers()
-        elif cfg.resume_from and not scoring:  # a committed snapshot: weights and step, optimizer started afresh
+        elif cfg.resume_from and not scoring_only:  # a committed snapshot: weights and step, optimizer started afresh
             self.step = self.warm_from = checkpoint.load_snapshot(Path(cfg.resume_from), self.net)
         # a running average of the weights, scored beside them (`ema_decay`): it starts at the
         # loaded weights, or continues the one saved in the run's own checkpoint
-        self.average = WeightAverage(self.net, cfg.ema_decay) if cfg.ema_decay and not scoring else None
+        self.average = WeightAverage(self.net, cfg.ema_decay) if cfg.ema_decay and not scoring_only else None
         self.scorer = None  # the scorer process of the latest evaluation (`eval_async`)
         if self.average is not None and "average" in own and (ckpt / "average.safetensors").is_file():
             self.average.load(load_file(str(ckpt / "average.safetensors")), own["average"])
@@ -489,7 +490,7 @@ class Trainer:
                 log.write(json.dumps({"step": self.step, "time": round(time.time() - t0, 1), **stats}) + "\n")
                 log.flush()
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.heldout and cfg.eval_async:
-                self.scorer = scoring.queue(self, self.scorer)
+                self.scorer = scoring.queue(self, self.scorer)  # scored in another process
             elif cfg.eval_every and self.step % cfg.eval_every == 0 and self.heldout:
                 self.last_heldout = self.evaluate_row()
                 log.write(json.dumps(self.last_heldout) + "\n")
