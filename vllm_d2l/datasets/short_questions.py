@@ -103,22 +103,32 @@ _MORE_PRODUCTS = [(2, 2), (3, 5), (4, 4), (6, 6), (5, 5), (2, 9), (7, 3), (8, 8)
 _DIFFERENCES = [(9, 2), (15, 5), (20, 8), (7, 7), (12, 3), (30, 10), (50, 25), (18, 9)]
 
 
+def _asked(table: list[tuple[str, list[tuple]]]) -> list[tuple[str, str]]:
+    """(question, answers) for every entry of every (template, entries) row: an entry fills the
+    template's blanks and its last field is the answer."""
+    return [(template.format(*entry[:-1]), entry[-1]) for template, entries in table for entry in entries]
+
+
+def _arithmetic(pairs: list[tuple[int, int]], op) -> list[tuple[int, int, str]]:
+    return [(a, b, str(op(a, b))) for a, b in pairs]
+
+
+def _following(names: list[str]) -> list[tuple[str, str]]:
+    return [(n, names[(i + 1) % len(names)]) for i, n in enumerate(names)]
+
+
 def more_questions() -> list[tuple[str, str]]:
     """The questions `task_more_questions` adds: (question, accepted answers)."""
-    qs = [(f"What is the capital of {c}?", a) for c, a in _MORE_CAPITALS]
-    qs += [(f"What language is mainly spoken in {c}?", a) for c, a in _MORE_LANGUAGES]
-    qs += [(f"What is the opposite of {x}?", a) for x, a in _MORE_OPPOSITES]
-    qs += [(f"What is the plural of {x}?", a) for x, a in _PLURALS]
-    qs += [(f"What is the past tense of {x}?", a) for x, a in _PAST]
-    qs += [(f"What is a baby {x} called?", a) for x, a in _YOUNG]
-    qs += [(f"What sound does a {x} make?", a) for x, a in _SOUNDS]
-    qs += [(f"What color do you get by mixing {x} and {y}?", a) for x, y, a in _MIXES]
-    qs += [(f"What day comes after {d}?", _WEEK[(i + 1) % 7]) for i, d in enumerate(_WEEK)]
-    qs += [(f"What month comes after {m}?", _MONTHS[(i + 1) % 12]) for i, m in enumerate(_MONTHS)]
-    qs += [(f"What is {a} plus {b}?", str(a + b)) for a, b in _MORE_SUMS]
-    qs += [(f"What is {a} times {b}?", str(a * b)) for a, b in _MORE_PRODUCTS]
-    qs += [(f"What is {a} minus {b}?", str(a - b)) for a, b in _DIFFERENCES]
-    return qs + _MORE_MISC
+    return _asked([
+        ("What is the capital of {}?", _MORE_CAPITALS), ("What language is mainly spoken in {}?", _MORE_LANGUAGES),
+        ("What is the opposite of {}?", _MORE_OPPOSITES), ("What is the plural of {}?", _PLURALS),
+        ("What is the past tense of {}?", _PAST), ("What is a baby {} called?", _YOUNG),
+        ("What sound does a {} make?", _SOUNDS), ("What color do you get by mixing {} and {}?", _MIXES),
+        ("What day comes after {}?", _following(_WEEK)), ("What month comes after {}?", _following(_MONTHS)),
+        ("What is {} plus {}?", _arithmetic(_MORE_SUMS, int.__add__)),
+        ("What is {} times {}?", _arithmetic(_MORE_PRODUCTS, int.__mul__)),
+        ("What is {} minus {}?", _arithmetic(_DIFFERENCES, int.__sub__)),
+    ]) + _MORE_MISC
 
 
 def _short(answer: str) -> str:
@@ -130,15 +140,12 @@ def _short(answer: str) -> str:
 def questions(more: bool = False) -> list[dict]:
     """Every training question: `{"q", "answers"}` (accepted forms, "|"-separated) and `short`,
     the answer as a one- or two-word reply; with `more`, `more_questions()` after them."""
-    qs = [(f"What is the capital of {c}?", a) for c, a in _CAPITALS]
-    qs += [(f"What language is mainly spoken in {c}?", a) for c, a in _LANGUAGES]
-    qs += [(f"How many legs does a {x} have?", a) for x, a in _LEGS]
-    qs += [(f"What color is {x}?", a) for x, a in _COLOURS]
-    qs += [(f"What is the opposite of {x}?", a) for x, a in _OPPOSITES]
-    qs += [(f"Who wrote {b}?", a) for b, a in _AUTHORS]
-    qs += [(f"How many {u} are in {w}?", a) for u, w, a in _UNITS]
-    qs += [(f"What is the chemical symbol for {e}?", a) for e, a in _SYMBOLS]
-    qs += [(f"What is {a} plus {b}?", str(a + b)) for a, b in _SUMS]
-    qs += [(f"What is {a} times {b}?", str(a * b)) for a, b in _PRODUCTS]
+    qs = _asked([
+        ("What is the capital of {}?", _CAPITALS), ("What language is mainly spoken in {}?", _LANGUAGES),
+        ("How many legs does a {} have?", _LEGS), ("What color is {}?", _COLOURS),
+        ("What is the opposite of {}?", _OPPOSITES), ("Who wrote {}?", _AUTHORS), ("How many {} are in {}?", _UNITS),
+        ("What is the chemical symbol for {}?", _SYMBOLS), ("What is {} plus {}?", _arithmetic(_SUMS, int.__add__)),
+        ("What is {} times {}?", _arithmetic(_PRODUCTS, int.__mul__)),
+    ])
     qs += _MISC + (more_questions() if more else [])
     return [{"q": q, "answers": a, "short": _short(a)} for q, a in qs]
