@@ -103,27 +103,23 @@ def qa_check(generator, factors_by_task: dict, max_new_tokens: int = 32, batch_s
     runs = {"base": answered(model, tok, QA_CHECK, None, max_new_tokens, batch_size)}
     runs.update({t: answered(model, tok, QA_CHECK, f, max_new_tokens, batch_size) for t, f in factors_by_task.items()})
     known = [i for i, ok in enumerate(runs["base"][0]) if ok]
-    accuracy = {t: sum(ok) / len(ok) for t, (ok, _) in runs.items()}
-    base = accuracy.pop("base")
-    mean = sum(accuracy.values()) / len(accuracy) if accuracy else None
     # "kept" compares accuracies, so an adapter that gets right what the base model got wrong makes up
     # for one it breaks; "retained" counts only the base model's right answers that stay right
     retained = {t: sum(ok[i] for i in known) / len(known) for t, (ok, _) in runs.items() if t != "base" and known}
-    return {"questions": len(QA_CHECK), "base_accuracy": base, "adapter_accuracy": mean,
-            "kept": mean / base if mean is not None and base else None, "per_task": accuracy,
-            "retained": sum(retained.values()) / len(retained) if retained else None,
-            "retained_per_task": retained, "first": _first_questions(runs),
-            "outputs": {t: out for t, (_, out) in runs.items()}}
+    first = _accuracies(runs, FIRST_QA)  # the figures earlier snapshots were measured on
+    first.pop("per_task")
+    return {**_accuracies(runs), "retained": sum(retained.values()) / len(retained) if retained else None,
+            "retained_per_task": retained, "first": first, "outputs": {t: out for t, (_, out) in runs.items()}}
 
 
-def _first_questions(runs: dict) -> dict:
-    """Base accuracy, mean adapter accuracy and kept on the check's first `FIRST_QA` questions alone,
-    the figures earlier snapshots were measured on."""
-    acc = {t: sum(ok[:FIRST_QA]) / FIRST_QA for t, (ok, _) in runs.items()}
+def _accuracies(runs: dict, n: int | None = None) -> dict:
+    """On the first n questions (None: all), the base model's accuracy, each adapter's, their mean,
+    and the mean as a share of the base model's ("kept")."""
+    acc = {t: sum(ok[:n]) / len(ok[:n]) for t, (ok, _) in runs.items()}
     base = acc.pop("base")
     mean = sum(acc.values()) / len(acc) if acc else None
-    return {"questions": FIRST_QA, "base_accuracy": base, "adapter_accuracy": mean,
-            "kept": mean / base if mean is not None and base else None}
+    return {"questions": len(runs["base"][0][:n]), "base_accuracy": base, "adapter_accuracy": mean,
+            "kept": mean / base if mean is not None and base else None, "per_task": acc}
 
 
 def default_tasks(which: str) -> int:
