@@ -52,10 +52,10 @@ def write_pending(trainer) -> Path:
 
 def spawn(out: Path, folders: list[Path]) -> subprocess.Popen:
     """A scorer process for `folders`, in that order; its output goes to `scorer.out` in the run."""
-    log = open(out / "scorer.out", "a")
     cmd = [sys.executable, "-m", "vllm_d2l.training.scoring", "--config", str(out / "config.json"),
            *map(str, folders)]
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    with open(out / "scorer.out", "a") as log:  # the child keeps its own copy of the handle
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def queue(trainer, previous: subprocess.Popen | None) -> subprocess.Popen:

@@ -489,9 +489,10 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == 1:
                 log.write(json.dumps({"step": self.step, "time": round(time.time() - t0, 1), **stats}) + "\n")
                 log.flush()
-            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.heldout and cfg.eval_async:
+            due = cfg.eval_every and self.step % cfg.eval_every == 0 and self.heldout
+            if due and cfg.eval_async:
                 self.scorer = scoring.queue(self, self.scorer)  # scored in another process
-            elif cfg.eval_every and self.step % cfg.eval_every == 0 and self.heldout:
+            elif due:
                 self.last_heldout = self.evaluate_row()
                 log.write(json.dumps(self.last_heldout) + "\n")
                 log.flush()
