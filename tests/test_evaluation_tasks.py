@@ -96,6 +96,10 @@ def test_cli_refuses_bad_arguments():
         main(["--conditions", "none,teacher"])
     with pytest.raises(SystemExit):
         main(["--prompts", "0"])
+    with pytest.raises(SystemExit):
+        main(["--qa-check", "2", "--qa-conditions", "adapter,none"])
+    with pytest.raises(SystemExit):
+        main(["--set", "qa"])  # the QA check alone, without saying how many tasks
 
 
 def test_qa_check_scores_base_and_each_adapter(tiny_model_dir, tmp_path):
@@ -112,6 +116,9 @@ def test_qa_check_scores_base_and_each_adapter(tiny_model_dir, tmp_path):
     assert all("|" not in q and a for q, a in QA_CHECK) and len({q for q, _ in QA_CHECK}) == len(QA_CHECK)
     assert 0 <= res["first"]["base_accuracy"] <= 1 and res["first"]["questions"] == 20 < len(QA_CHECK)
     assert res["retained"] is None or 0 <= res["retained"] == res["retained_per_task"]["brief"] <= 1
+    told = qa_check(gen, {}, max_new_tokens=4, described={"brief": "Answer in at most 4 words."},
+                    conditions=("system",))["prompted"]["system"]
+    assert told["outputs"]["base"] == res["outputs"]["base"] and len(told["outputs"]["brief"]) == len(QA_CHECK)
 
 
 def test_qa_check_retained_counts_only_what_the_base_model_got_right(monkeypatch):
@@ -130,6 +137,35 @@ def test_qa_check_retained_counts_only_what_the_base_model_got_right(monkeypatch
     assert res["base_accuracy"] == 0.5 and res["adapter_accuracy"] == 0.75 and res["kept"] == 1.5
     assert res["retained"] == 0.5  # it broke half the base model's right answers, whatever it gained
     assert res["first"]["questions"] == T.FIRST_QA and res["first"]["kept"] == 1.5
+
+
+def test_qa_check_scores_the_base_model_told_each_description(monkeypatch):
+    """The prompted conditions ask the same questions with the description in the chat, and are
+    scored against the same bare base run as the adapters."""
+    from vllm_d2l.evaluation import tasks as T
+
+    questions = [(f"q{i}?", "a") for i in range(8)]
+    monkeypatch.setattr(T, "QA_CHECK", questions)
+    seen = []
+
+    def answered(m, t, qs, f, n, b, condition="none", description=""):
+        seen.append((condition, description, f is not None))
+        if condition == "user":  # told in the user message: the base model's right answers, one lost
+            return [i % 2 == 0 and i != 0 for i in range(len(qs))], [description] * len(qs)
+        return [i % 2 == 0 for i in range(len(qs))], ["x"] * len(qs)
+
+    monkeypatch.setattr(T, "answered", answered)
+
+    class Gen:
+        model = tokenizer = None
+
+    res = T.qa_check(Gen(), {}, described={"r": "Be brief."}, conditions=("user",))
+    assert res["adapter_accuracy"] is None and res["kept"] is None  # no adapters asked
+    told = res["prompted"]["user"]
+    assert told["base_accuracy"] == 0.5 and told["adapter_accuracy"] == 0.375 and told["retained"] == 0.75
+    assert told["outputs"]["r"] == ["Be brief."] * 8
+    assert seen == [("none", "", False), ("user", "Be brief.", False)]  # the bare run is asked once
+    assert "prompted" not in T.qa_check(Gen(), {"r": object()})
 
 
 def test_copy_set_is_every_held_out_phrase_in_every_held_out_wording_that_puts_it_first():

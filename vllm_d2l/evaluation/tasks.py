@@ -86,22 +86,41 @@ FIRST_QA = 20  # the check's size up to step 9500
 
 
 def answered(model, tok, questions: list[tuple[str, str]], factors: dict | None = None,
-             max_new_tokens: int = 32, batch_size: int = 8) -> tuple[list[bool], list[str]]:
-    """Greedy replies to bare questions (with one adapter's factors, or none) and whether each
-    contains its answer (any "|"-separated form, case-insensitive, on word boundaries)."""
+             max_new_tokens: int = 32, batch_size: int = 8, condition: str = "none",
+             description: str = "") -> tuple[list[bool], list[str]]:
+    """Greedy replies to the questions (bare, with one adapter's factors, or with a description as
+    `condition` sends it) and whether each contains its answer (any "|"-separated form,
+    case-insensitive, on word boundaries)."""
     from .metrics import contains
 
-    prompts = [render(tok, task_messages("none", "", q)) for q, _ in questions]
+    prompts = [render(tok, task_messages(condition, description, q)) for q, _ in questions]
     outputs = generate(model, tok, prompts, max_new_tokens, batch_size, factors)
     return [any(contains(o, a) for a in gold.split("|")) for o, (_, gold) in zip(outputs, questions)], outputs
 
 
-def qa_check(generator, factors_by_task: dict, max_new_tokens: int = 32, batch_size: int = 8) -> dict:
+def qa_check(generator, factors_by_task: dict, max_new_tokens: int = 32, batch_size: int = 8,
+             described: dict[str, str] | None = None, conditions: tuple[str, ...] = ()) -> dict:
     """Accuracy on `QA_CHECK` without an adapter and with each task's adapter, and the adapters'
-    mean as a share of the base model's."""
+    mean as a share of the base model's. With `described` (task -> description) and prompted
+    `conditions` ("system", "user"), the same figures for the base model told each description
+    that way, under "prompted": a prompt changes answers too, and that is what an adapter replaces."""
     model, tok = generator.model, generator.tokenizer
-    runs = {"base": answered(model, tok, QA_CHECK, None, max_new_tokens, batch_size)}
+    base = answered(model, tok, QA_CHECK, None, max_new_tokens, batch_size)
+    runs = {"base": base}
     runs.update({t: answered(model, tok, QA_CHECK, f, max_new_tokens, batch_size) for t, f in factors_by_task.items()})
+    result = _summary(runs)
+    prompted = {}
+    for condition in conditions:
+        told = {"base": base}
+        told.update({t: answered(model, tok, QA_CHECK, None, max_new_tokens, batch_size, condition, d)
+                     for t, d in (described or {}).items()})
+        prompted[condition] = _summary(told)
+    return {**result, "prompted": prompted} if prompted else result
+
+
+def _summary(runs: dict) -> dict:
+    """Accuracies, kept and retained of every run against runs["base"], on all questions and on
+    the first `FIRST_QA`, with the replies."""
     known = [i for i, ok in enumerate(runs["base"][0]) if ok]
     # "kept" compares accuracies, so an adapter that gets right what the base model got wrong makes up
     # for one it breaks; "retained" counts only the base model's right answers that stay right
@@ -251,10 +270,11 @@ def draw_results(results: dict, path: Path | str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-d2l eval --tasks", description=__doc__.splitlines()[0])
-    p.add_argument("--set", choices=ALL_SETS + ("both", "all", "copy", "readings"), default="both",
+    p.add_argument("--set", choices=ALL_SETS + ("both", "all", "copy", "readings", "qa"), default="both",
                    help="held-out wordings, families, both, seen wordings (training wordings and values), fresh "
-                   "wordings (written apart from training, every family), all, only the copy scores (--copy), or "
-                   "which training rule each held-out description's adapter is nearest to (`evaluation.readings`)")
+                   "wordings (written apart from training, every family), all, only the copy scores (--copy), "
+                   "which training rule each held-out description's adapter is nearest to (`evaluation.readings`), "
+                   "or only the QA check (--qa-check)")
     p.add_argument("--n-tasks", type=int, help="tasks per set (default: one per training family; fresh: two "
                    "wordings of every family)")
     p.add_argument("--prompts", type=int, default=10, help="prompts per task")
@@ -269,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="write a PNG bar chart")
     p.add_argument("--qa-check", type=int, default=0, metavar="N",
                    help="also ask N tasks' adapters (held-out wordings) the ordinary questions of QA_CHECK")
+    p.add_argument("--qa-conditions", default="adapter", metavar="LIST",
+                   help="conditions of the QA check: adapter, and system or user (the base model told each "
+                        "description that way; default %(default)s)")
     p.add_argument("--copy", action="store_true",
                    help="also score, teacher-forced, how exactly the adapters write held-out phrases "
                    "(`evaluation.copying`)")
@@ -288,13 +311,18 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown conditions {sorted(unknown)}; choose from {', '.join(CONDITIONS)}")
     if (args.n_tasks is not None and args.n_tasks < 1) or args.prompts < 1 or args.prompts > len(prompts("eval")):
         p.error(f"--n-tasks must be >= 1 and --prompts from 1 to {len(prompts('eval'))}")
-    if args.set == "copy" and args.plot:
-        p.error("--plot draws the compliance sets, and --set copy runs none")
+    qa_conditions = [c.strip() for c in args.qa_conditions.split(",") if c.strip()]
+    if set(qa_conditions) - {"adapter", "system", "user"} or not qa_conditions:
+        p.error("--qa-conditions takes adapter, system and user")
+    if args.set in ("copy", "qa") and args.plot:
+        p.error(f"--plot draws the compliance sets, and --set {args.set} runs none")
+    if args.set == "qa" and not args.qa_check:
+        p.error("--set qa runs only the QA check: give --qa-check N")
     from ..generator import Generator, default_task_hypernet_dir
 
     generator = Generator.load(args.hypernet or default_task_hypernet_dir(), args.model)
     results = {}
-    chosen = {"both": SETS, "all": ALL_SETS, "copy": (), "readings": ()}.get(args.set, (args.set,))
+    chosen = {"both": SETS, "all": ALL_SETS, "copy": (), "readings": (), "qa": ()}.get(args.set, (args.set,))
     for which in chosen:
         items = build_items(which, args.n_tasks or default_tasks(which), args.prompts, args.seed)
         res = evaluate_tasks(generator, items, conditions, args.max_new_tokens, args.batch_size,
@@ -323,18 +351,18 @@ def main(argv: list[str] | None = None) -> int:
             print("  " + format_line(r, family, "values"))
     if args.qa_check:
         items = build_items("wordings", args.qa_check, 1, args.seed)
-        factors = {f"{it['task']}: {it['description']}": factors_of(generator.internalize(it["description"]).weights,
-                                                                    args.adapter_scale)
-                   for it in items}
-        check = qa_check(generator, factors, batch_size=args.batch_size)
-        print(f"answers stay answers ({check['questions']} questions): base {check['base_accuracy']:.0%}, "
-              f"with a task adapter {check['adapter_accuracy']:.0%} on average"
-              + (f" ({check['kept']:.0%} kept; {check['retained']:.0%} of the base model's right answers "
-                 f"stay right)" if check["kept"] is not None else ""))
-        first = check["first"]
-        if first["kept"] is not None:
-            print(f"  the first {first['questions']} questions alone: base {first['base_accuracy']:.0%}, "
-                  f"with a task adapter {first['adapter_accuracy']:.0%} ({first['kept']:.0%} kept)")
+        described = {f"{it['task']}: {it['description']}": it["description"] for it in items}
+        factors = {t: factors_of(generator.internalize(d).weights, args.adapter_scale)
+                   for t, d in described.items()} if "adapter" in qa_conditions else {}
+        check = qa_check(generator, factors, batch_size=args.batch_size, described=described,
+                         conditions=tuple(c for c in qa_conditions if c != "adapter"))
+        print(f"answers stay answers ({check['questions']} questions): base {check['base_accuracy']:.0%}")
+        for name, r in [("with a task adapter", check)] + [(f"told the description ({c})", r)
+                                                            for c, r in check.get("prompted", {}).items()]:
+            if r["kept"] is not None:
+                print(f"  {name}: {r['adapter_accuracy']:.0%} on average ({r['kept']:.0%} kept; "
+                      f"{r['retained']:.0%} of the base model's right answers stay right; the first "
+                      f"{r['first']['questions']} questions alone {r['first']['kept']:.0%} kept)")
         results["qa_check"] = check
     from .qa import write_outputs
 
