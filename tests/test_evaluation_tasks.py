@@ -159,13 +159,20 @@ def test_qa_check_scores_the_base_model_told_each_description(monkeypatch):
     class Gen:
         model = tokenizer = None
 
-    res = T.qa_check(Gen(), {}, described={"r": "Be brief."}, conditions=("user",))
+    res = T.qa_check(Gen(), {}, described={"r": "Be brief."}, conditions=("user",),
+                     checks={"r": lambda reply: reply.endswith(".")})
     assert res["adapter_accuracy"] is None and res["kept"] is None  # no adapters asked
     told = res["prompted"]["user"]
     assert told["base_accuracy"] == 0.5 and told["adapter_accuracy"] == 0.375 and told["retained"] == 0.75
+    assert told["complied"] == 1.0 and told["complied_per_task"] == {"r": 1.0}  # the base run has no rule
+    assert told["retained_complying"] == 0.75
     assert told["outputs"]["r"] == ["Be brief."] * 8
     assert seen == [("none", "", False), ("user", "Be brief.", False)]  # the bare run is asked once
-    assert "prompted" not in T.qa_check(Gen(), {"r": object()})
+    plain = T.qa_check(Gen(), {"r": object()}, checks={"r": lambda reply: reply == "y"})
+    assert "prompted" not in plain and plain["complied"] == 0.0 and plain["retained_complying"] == 0.0
+    half = T.qa_check(Gen(), {"r": object()}, checks={"r": lambda reply: reply == "y"},
+                      described={"r": "Be brief."}, conditions=("user",))["prompted"]["user"]
+    assert half["retained_complying"] == 0.0  # right but never following: nothing counts
 
 
 def test_copy_set_is_every_held_out_phrase_in_every_held_out_wording_that_puts_it_first():

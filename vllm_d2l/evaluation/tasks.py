@@ -99,36 +99,49 @@ def answered(model, tok, questions: list[tuple[str, str]], factors: dict | None 
 
 
 def qa_check(generator, factors_by_task: dict, max_new_tokens: int = 32, batch_size: int = 8,
-             described: dict[str, str] | None = None, conditions: tuple[str, ...] = ()) -> dict:
+             described: dict[str, str] | None = None, conditions: tuple[str, ...] = (),
+             checks: dict | None = None) -> dict:
     """Accuracy on `QA_CHECK` without an adapter and with each task's adapter, and the adapters'
     mean as a share of the base model's. With `described` (task -> description) and prompted
     `conditions` ("system", "user"), the same figures for the base model told each description
-    that way, under "prompted": a prompt changes answers too, and that is what an adapter replaces."""
+    that way, under "prompted": a prompt changes answers too, and that is what an adapter replaces.
+    With `checks` (task -> its rule's checker), also the share of these replies that follow the
+    rule: an answer kept by ignoring the rule is no better than the bare model's."""
     model, tok = generator.model, generator.tokenizer
     base = answered(model, tok, QA_CHECK, None, max_new_tokens, batch_size)
     runs = {"base": base}
     runs.update({t: answered(model, tok, QA_CHECK, f, max_new_tokens, batch_size) for t, f in factors_by_task.items()})
-    result = _summary(runs)
+    result = _summary(runs, checks)
     prompted = {}
     for condition in conditions:
         told = {"base": base}
         told.update({t: answered(model, tok, QA_CHECK, None, max_new_tokens, batch_size, condition, d)
                      for t, d in (described or {}).items()})
-        prompted[condition] = _summary(told)
+        prompted[condition] = _summary(told, checks)
     return {**result, "prompted": prompted} if prompted else result
 
 
-def _summary(runs: dict) -> dict:
+def _summary(runs: dict, checks: dict | None = None) -> dict:
     """Accuracies, kept and retained of every run against runs["base"], on all questions and on
-    the first `FIRST_QA`, with the replies."""
+    the first `FIRST_QA`, with the replies; with `checks`, the share of each run's replies that
+    follow its task's rule."""
     known = [i for i, ok in enumerate(runs["base"][0]) if ok]
     # "kept" compares accuracies, so an adapter that gets right what the base model got wrong makes up
     # for one it breaks; "retained" counts only the base model's right answers that stay right
     retained = {t: sum(ok[i] for i in known) / len(known) for t, (ok, _) in runs.items() if t != "base" and known}
     first = _accuracies(runs, FIRST_QA)  # the figures earlier snapshots were measured on
     first.pop("per_task")
-    return {**_accuracies(runs), "retained": sum(retained.values()) / len(retained) if retained else None,
-            "retained_per_task": retained, "first": first, "outputs": {t: out for t, (_, out) in runs.items()}}
+    out = {**_accuracies(runs), "retained": sum(retained.values()) / len(retained) if retained else None,
+           "retained_per_task": retained, "first": first}
+    if checks:
+        follows = {t: [bool(checks[t](o)) for o in outs] for t, (_, outs) in runs.items() if t in checks}
+        complied = {t: sum(f) / len(f) for t, f in follows.items()}
+        # of the base model's right answers, the share that stay right in a reply that follows the
+        # rule: a prompt the model ignores retains much and follows little, an adapter the reverse
+        both = {t: sum(runs[t][0][i] and f[i] for i in known) / len(known) for t, f in follows.items() if known}
+        out |= {"complied": sum(complied.values()) / len(complied) if complied else None, "complied_per_task": complied,
+                "retained_complying": sum(both.values()) / len(both) if both else None}
+    return out | {"outputs": {t: outs for t, (_, outs) in runs.items()}}
 
 
 def _accuracies(runs: dict, n: int | None = None) -> dict:
@@ -352,17 +365,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.qa_check:
         items = build_items("wordings", args.qa_check, 1, args.seed)
         described = {f"{it['task']}: {it['description']}": it["description"] for it in items}
+        checks = {f"{it['task']}: {it['description']}": it["_task"].check for it in items}
         factors = {t: factors_of(generator.internalize(d).weights, args.adapter_scale)
                    for t, d in described.items()} if "adapter" in qa_conditions else {}
         check = qa_check(generator, factors, batch_size=args.batch_size, described=described,
-                         conditions=tuple(c for c in qa_conditions if c != "adapter"))
+                         conditions=tuple(c for c in qa_conditions if c != "adapter"), checks=checks)
         print(f"answers stay answers ({check['questions']} questions): base {check['base_accuracy']:.0%}")
         for name, r in [("with a task adapter", check)] + [(f"told the description ({c})", r)
                                                             for c, r in check.get("prompted", {}).items()]:
             if r["kept"] is not None:
                 print(f"  {name}: {r['adapter_accuracy']:.0%} on average ({r['kept']:.0%} kept; "
                       f"{r['retained']:.0%} of the base model's right answers stay right; the first "
-                      f"{r['first']['questions']} questions alone {r['first']['kept']:.0%} kept)")
+                      f"{r['first']['questions']} questions alone {r['first']['kept']:.0%} kept); "
+                      f"{r['complied']:.0%} of the replies follow the rule, and {r['retained_complying']:.0%} of "
+                      f"the base model's right answers stay right in a reply that does")
         results["qa_check"] = check
     from .qa import write_outputs
 
