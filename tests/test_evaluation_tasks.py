@@ -121,6 +121,22 @@ def test_qa_check_scores_base_and_each_adapter(tiny_model_dir, tmp_path):
     assert told["outputs"]["base"] == res["outputs"]["base"] and len(told["outputs"]["brief"]) == len(QA_CHECK)
 
 
+def test_cli_runs_the_qa_check_alone_under_adapters_and_prompts(tiny_model_dir, tmp_path, capsys):
+    from vllm_d2l.evaluation.tasks import main
+
+    hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
+    out = tmp_path / "qa.json"
+    assert main(["--set", "qa", "--qa-check", "2", "--qa-conditions", "adapter,user", "--hypernet", str(hn),
+                 "--model", str(tiny_model_dir), "--out", str(out), "--no-progress"]) == 0
+    res = json.loads(out.read_text())
+    assert set(res) == {"qa_check"}  # no compliance set was run
+    qa = res["qa_check"]
+    assert len(qa["per_task"]) == 2 and set(qa["prompted"]) == {"user"}
+    for r in (qa, qa["prompted"]["user"]):
+        assert set(r["complied_per_task"]) == set(qa["per_task"]) and 0 <= r["complied"] <= 1
+    assert "told the description (user)" in capsys.readouterr().out
+
+
 def test_qa_check_retained_counts_only_what_the_base_model_got_right(monkeypatch):
     from vllm_d2l.evaluation import tasks as T
 

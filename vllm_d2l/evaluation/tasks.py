@@ -373,12 +373,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"answers stay answers ({check['questions']} questions): base {check['base_accuracy']:.0%}")
         for name, r in [("with a task adapter", check)] + [(f"told the description ({c})", r)
                                                             for c, r in check.get("prompted", {}).items()]:
-            if r["kept"] is not None:
-                print(f"  {name}: {r['adapter_accuracy']:.0%} on average ({r['kept']:.0%} kept; "
-                      f"{r['retained']:.0%} of the base model's right answers stay right; the first "
-                      f"{r['first']['questions']} questions alone {r['first']['kept']:.0%} kept); "
-                      f"{r['complied']:.0%} of the replies follow the rule, and {r['retained_complying']:.0%} of "
-                      f"the base model's right answers stay right in a reply that does")
+            if r["adapter_accuracy"] is not None:
+                pct = lambda x: "n/a" if x is None else f"{x:.0%}"  # noqa: E731 (no right answer to keep)
+                print(f"  {name}: {pct(r['adapter_accuracy'])} on average ({pct(r['kept'])} kept; "
+                      f"{pct(r['retained'])} of the base model's right answers stay right; the first "
+                      f"{r['first']['questions']} questions alone {pct(r['first']['kept'])} kept); "
+                      f"{pct(r['complied'])} of the replies follow the rule, and {pct(r['retained_complying'])} "
+                      f"of the base model's right answers stay right in a reply that does")
         results["qa_check"] = check
     from .qa import write_outputs
 
