@@ -364,17 +364,18 @@ def main(argv: list[str] | None = None) -> int:
             print("  " + format_line(r, family, "values"))
     if args.qa_check:
         items = build_items("wordings", args.qa_check, 1, args.seed)
-        described = {f"{it['task']}: {it['description']}": it["description"] for it in items}
-        checks = {f"{it['task']}: {it['description']}": it["_task"].check for it in items}
+        named = {f"{it['task']}: {it['description']}": it for it in items}
+        described = {t: it["description"] for t, it in named.items()}
+        checks = {t: it["_task"].check for t, it in named.items()}
         factors = {t: factors_of(generator.internalize(d).weights, args.adapter_scale)
                    for t, d in described.items()} if "adapter" in qa_conditions else {}
         check = qa_check(generator, factors, batch_size=args.batch_size, described=described,
                          conditions=tuple(c for c in qa_conditions if c != "adapter"), checks=checks)
         print(f"answers stay answers ({check['questions']} questions): base {check['base_accuracy']:.0%}")
+        pct = lambda x: "n/a" if x is None else f"{x:.0%}"  # noqa: E731 (None: nothing to compare with)
         for name, r in [("with a task adapter", check)] + [(f"told the description ({c})", r)
                                                             for c, r in check.get("prompted", {}).items()]:
             if r["adapter_accuracy"] is not None:
-                pct = lambda x: "n/a" if x is None else f"{x:.0%}"  # noqa: E731 (no right answer to keep)
                 print(f"  {name}: {pct(r['adapter_accuracy'])} on average ({pct(r['kept'])} kept; "
                       f"{pct(r['retained'])} of the base model's right answers stay right; the first "
                       f"{r['first']['questions']} questions alone {pct(r['first']['kept'])} kept); "
