@@ -650,3 +650,59 @@ def test_more_questions_join_the_pool_only_when_asked():
     assert not set(asked) & {q for q, _ in QA_CHECK}
     drawn = {x["q"] for i in range(200) for x in make_record(0, i, more)["qa"]}
     assert drawn & added and not {x["q"] for i in range(200) for x in make_record(0, i, base)["qa"]} & added
+
+
+def test_word_phrases_are_single_words_and_pair_with_a_one_word_reply():
+    """With `word_phrases` that share of training openings and sign-offs is one word, never an eval
+    pool's, and its rewrite follows the rule; with `pairs` such a record's partner is a one-word
+    reply on the same prompts; records of other families are the same as without it."""
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.datasets.tasks import make_record
+
+    replies = [{"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is broad. It has parts."} for i in range(8)]
+    replies += [{"prompt": f"Question {i}?", "reply": f"The answer is answer {i}.", "short": f"Answer{i}."}
+                for i in range(6)]
+    single = partners = 0
+    for index in range(600):
+        on = make_record(5, index, replies, pairs=True, word_phrases=0.5, open_params=True)
+        off = make_record(5, index, replies, pairs=True, open_params=True)
+        family = on["genre"].split(":")[1]
+        if family in ("opening", "signoff") and len(on["params"]["phrase"].split()) == 1:
+            single += 1
+            assert on["params"]["phrase"].lower().strip("!.,:") not in tasks._EVAL_WORDS
+            task = tasks.Task(family, -1, on["params"], "{phrase}")
+            assert all(task.check(qa["a"]) for qa in on["qa"]), on
+            if index % 2 == 0:
+                partner = make_record(5, index + 1, replies, pairs=True, word_phrases=0.5, open_params=True)
+                assert partner["genre"] == "task:one_word"
+                assert [qa["q"] for qa in partner["qa"]] == [qa["q"] for qa in on["qa"]]
+                partners += 1
+        elif off["genre"].split(":")[1] not in ("opening", "signoff") and family != "one_word":
+            assert on == off
+    assert single > 10 and partners > 5
+
+
+def test_known_answers_keep_one_word_targets_to_answers_the_base_model_gave():
+    """With `known_answers` a one-word or word-limit record draws only short questions whose base
+    reply holds the answer; without it some targets name an answer the reply got wrong; other
+    families' records are the same either way. The packaged pool knows Berlin and not Madrid."""
+    from vllm_d2l.datasets.tasks import SHORT_TARGETS, knows_answer, load_replies, make_record
+
+    replies = [{"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is broad. It has parts."} for i in range(8)]
+    replies += [{"prompt": f"Question {i}?", "reply": f"The answer is {'answer' if i % 2 else 'guess'} {i}.",
+                 "short": f"Answer {i}."} for i in range(8)]
+    known = {r["prompt"] for r in replies if knows_answer(r)}
+    assert len(known) == 8 + 4
+    unknown_off = 0
+    for index in range(400):
+        on = make_record(4, index, replies, known_answers=True)
+        off = make_record(4, index, replies)
+        if on["genre"].split(":")[1] not in SHORT_TARGETS:
+            assert on == off
+            continue
+        assert all(qa["q"] in known for qa in on["qa"]), on
+        unknown_off += sum(qa["q"] not in known for qa in off["qa"])
+    assert unknown_off
+    pool = {r["prompt"]: r for r in load_replies()}
+    assert knows_answer(pool["What is the capital of Germany?"])
+    assert not knows_answer(pool["What is the capital of Spain?"])

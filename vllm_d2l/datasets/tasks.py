@@ -269,6 +269,27 @@ def _free_phrase(rng: random.Random) -> str:
 _FREE_MAKERS: dict[str, Callable[[random.Random], object]] = {"phrase": _free_phrase, "signoff": _free_phrase}
 
 
+# One-word phrases (`task_word_phrases`). Every training opening and sign-off had two words or
+# more, and the one-word rule was the only one whose target is a single capitalised word with a
+# stop: told to open with "Certainly.", the 9500 adapters answered 9 of 60 questions with a bare
+# "Yes." or "Certainly." and nothing after it. A one-word phrase is an interjection or an open word
+# with a closing mark, never a word of an eval value.
+_INTERJECTIONS = [w for w in ("Absolutely", "Sure", "Indeed", "Okay", "Naturally", "Definitely", "Gladly", "Hi",
+                              "Welcome", "Hey", "Right", "Understood", "Noted", "Great", "Splendid", "Fantastic",
+                              "Hooray", "Bravo", "Excellent", "Wonderful", "Greetings", "Howdy", "Alright", "Agreed",
+                              "Roger", "Done", "Cheers", "Yes", "Gosh", "Wow", "Behold", "Voila", "Salutations",
+                              "Onward", "Anyway", "So", "Well", "Listen", "Look", "Honestly", "Basically", "Sincerely",
+                              "Thanks", "Bye", "Farewell", "Later", "Ciao", "Enjoy", "Amen", "Fin", "Ta-da")
+                  if w.lower() not in _EVAL_WORDS]
+_WORD_ENDS = [".", "!", ",", ":", "..."]
+
+
+def _word_phrase(rng: random.Random) -> str:
+    """One word and a closing mark: an interjection half the time, else a capitalised open word."""
+    word = rng.choice(_INTERJECTIONS) if rng.random() < 0.5 else _open_word(rng).capitalize()
+    return word + rng.choice(_WORD_ENDS)
+
+
 _TRAINING_DRAWS = ("open", "near", "free")
 _SPLIT_MAKERS = {"near": _NEAR_MAKERS, "free": _FREE_MAKERS}
 
@@ -1296,10 +1317,14 @@ CONTRASTS = {"opening": "signoff", "signoff": "opening", "upper": "title_case", 
 _PAIR_PARAMS = {("heading", "summary_line"): {"heading": "lead"}, ("summary_line", "heading"): {"lead": "heading"}}
 
 
-def _contrast(task: Task, rng: random.Random, **draw) -> Task:
+def _contrast(task: Task, rng: random.Random, word_phrases: bool = False, **draw) -> Task:
     """`task`'s partner in a minimal pair: the contrasting family, worded by its own draw, with
-    `task`'s values (renamed where the families name them apart); `task` if it has no partner."""
+    `task`'s values (renamed where the families name them apart); `task` if it has no partner.
+    `word_phrases`: an opening or sign-off of one word pairs with a one-word reply instead, on the
+    same prompts: one word quoted in a description is a phrase to add, not the length of the reply."""
     partner = CONTRASTS.get(task.family)
+    if word_phrases and task.family in ("opening", "signoff") and len(task.params["phrase"].split()) == 1:
+        return draw_task(rng, "train", family="one_word", **draw)
     if partner is None:
         return task
     worded = draw_task(rng, "train", family=partner, **draw)
@@ -1312,7 +1337,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 families: list[str] | None = None, composed: bool = False, open_params: bool = False,
                 wide: bool = False, extra: bool = False, near_miss: bool = False, free_phrases: bool = False,
                 include_frames: bool = False, pairs: bool = False, synonyms: float = 0.0, labels: bool = False,
-                context: float = 0.0, whole_limits: bool = False, wide_words: bool = False) -> dict:
+                context: float = 0.0, whole_limits: bool = False, wide_words: bool = False,
+                word_phrases: float = 0.0, known_answers: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1329,22 +1355,30 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     `labels`: `draw_task`'s. `context`: this share of training descriptions is set among sentences
     that change nothing (`in_context`: a persona, a courtesy), again from a generator of its own.
     `whole_limits`: `_record`'s. `wide_words`: half the pools' draws of the record's values are composed
-    too, and half their open words come from thousands (`_param`, `_open_word`)."""
+    too, and half their open words come from thousands (`_param`, `_open_word`). `word_phrases`: this
+    share of training openings and sign-offs is one word (`_word_phrase`, from a generator of its
+    own), and with `pairs` such a record's partner is a one-word reply. `known_answers`: `_record`'s."""
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     draw = {"composed": composed, "open_params": open_params, "wide": wide, "extra": extra, "near_miss": near_miss,
             "free_phrases": free_phrases, "labels": labels}
     with _wide_words(random.Random(f"d2l-task-wide:{seed}:{first}") if wide_words else None):
         task = draw_task(rng, split, family=rng.choice(families) if families else None, **draw)
+        if word_phrases and split == "train" and task.family in ("opening", "signoff"):
+            word_rng = random.Random(f"d2l-task-word:{seed}:{first}")
+            if word_rng.random() < word_phrases:
+                task = Task(task.family, task.wording, {**task.params, "phrase": _word_phrase(word_rng)}, task.template)
         if first != index:
-            task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), **draw)
+            task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), word_phrases=word_phrases > 0,
+                             **draw)
     if synonyms and task.template:
         task = _respelt(task, random.Random(f"d2l-task-words:{seed}:{index}"), synonyms)
     if context and split == "train":
         context_rng = random.Random(f"d2l-task-context:{seed}:{index}")
         if context_rng.random() < context:
             task = in_context(task, context_rng)
-    return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task", include_frames, whole_limits)
+    return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task", include_frames, whole_limits,
+                   known_answers)
 
 
 @functools.cache
@@ -1419,18 +1453,45 @@ def pick_replies(rng: random.Random, replies: list[dict]) -> list[dict]:
     return rng.sample(replies, PROMPTS_PER_RECORD)
 
 
+# Families whose target for a short question is its answer on its own ("Madrid."), not the base
+# model's reply rewritten: where that reply got the answer wrong, the target is a fact the base model
+# does not hold, which no description can give the adapter.
+SHORT_TARGETS = ("one_word", "max_words")
+
+
+@functools.cache
+def _answers() -> dict[str, str]:
+    """Question -> its accepted answers ("|"-separated), every short question."""
+    return {q["q"]: q["answers"] for q in short_questions.questions(more=True)}
+
+
+def knows_answer(row: dict) -> bool:
+    """Whether the base model's reply to a short question holds its answer (any accepted form, on
+    word boundaries, as the QA check scores); True for an open prompt, which has none."""
+    from ..evaluation.metrics import contains
+
+    if not row.get("short"):
+        return True
+    answers = _answers().get(row["prompt"]) or row["short"].rstrip(".!?")
+    return any(contains(row["reply"], a) for a in answers.split("|"))
+
+
 def _record(rng: random.Random, task: Task, replies: list[dict], rid: str, source: str,
-            include_frames: bool = False, whole_limits: bool = False) -> dict:
+            include_frames: bool = False, whole_limits: bool = False, known_answers: bool = False) -> dict:
     """A task's record: its description, and prompts whose answers are replies rewritten to follow it.
     The frame comes from its own generator, seeded by the record's id, so every other draw of the
     record is the same with `include_frames` on or off. `whole_limits`: a word limit's record draws
-    only replies it can keep whole (`_whole_within`), never a sentence cut at the limit."""
+    only replies it can keep whole (`_whole_within`), never a sentence cut at the limit.
+    `known_answers`: a `SHORT_TARGETS` record draws only short questions the base model answered
+    right, so that its one-word target is the model's own answer said first."""
     if include_frames and task.family == "include_word":
         frame = random.Random(f"d2l-task-frame:{rid}").randrange(len(INCLUDE_FRAMES))
         task = Task(task.family, task.wording, {**task.params, "frame": frame}, task.template)
     if whole_limits and task.family == "max_words":
         whole = [r for r in replies if _whole_within(r["reply"], {**task.params, "short": r.get("short")}) is not None]
         replies = whole if len(whole) >= PROMPTS_PER_RECORD else replies
+    if known_answers and task.family in SHORT_TARGETS:
+        replies = [r for r in replies if knows_answer(r)]
     qa = [{"q": r["prompt"], "a": task.comply(r["reply"], r.get("short"))} for r in pick_replies(rng, replies)]
     return {"id": rid, "genre": f"{source}:{task.family}", "text": task.description, "qa": qa, "params": task.params}
 

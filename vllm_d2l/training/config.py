@@ -107,6 +107,16 @@ class TrainConfig:
     # (`datasets.short_questions.more_questions`): the adapters kept the answers of the questions
     # they trained on and changed others'. Off: the stream as before; the hold-out never has them
     task_more_questions: bool = False
+    # this share of streamed openings and sign-offs is a single word ("Indeed.", "Lantern!"), and
+    # with `task_pairs` such a record's partner is a one-word reply on the same prompts
+    # (`datasets.tasks._word_phrase`): every training phrase had two words or more, and told to open
+    # with "Certainly." the adapters replied "Yes." and stopped. 0: the stream as before
+    task_word_phrases: float = 0.0
+    # the records whose target for a short question is its answer alone (one word, a word limit)
+    # draw only questions the base model's reply answers right (`datasets.tasks.knows_answer`): the
+    # others asked the adapter for facts the model lacks, and it learnt to name any plausible word
+    # ("Genealogy." for the capital of France). Off: the stream as before
+    task_known_answers: bool = False
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0

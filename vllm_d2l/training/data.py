@@ -201,7 +201,9 @@ class RecordStream:
                                              include_frames=cfg.task_include_frames,
                                              pairs=cfg.task_pairs, synonyms=cfg.task_synonyms,
                                              labels=cfg.task_labels, context=cfg.task_context,
-                                             whole_limits=cfg.task_whole_limits, wide_words=cfg.task_wide_words)
+                                             whole_limits=cfg.task_whole_limits, wide_words=cfg.task_wide_words,
+                                             word_phrases=cfg.task_word_phrases,
+                                             known_answers=cfg.task_known_answers)
 
     @staticmethod
     def _instructions(cfg: TrainConfig, seed: int, tokenizer):
