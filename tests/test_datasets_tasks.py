@@ -706,3 +706,51 @@ def test_known_answers_keep_one_word_targets_to_answers_the_base_model_gave():
     pool = {r["prompt"]: r for r in load_replies()}
     assert knows_answer(pool["What is the capital of Germany?"])
     assert not knows_answer(pool["What is the capital of Spain?"])
+
+
+def test_plain_wordings_share_verbs_and_stay_apart_from_reserved_wordings():
+    """Every training family has plain wordings; verbs are shared (one verb names several families);
+    none starts like, or shares most words with, a wording kept for evaluation of its family, so
+    the held-out "Use bullets for everything you say." and its close neighbours are never drawn."""
+    from vllm_d2l.datasets.plain_wordings import near, plain_wordings
+    from vllm_d2l.datasets.tasks import ALL_FAMILIES, Task, families, reserved_wordings
+
+    names = families("train", extra=True, labels=True)
+    verbs: dict[str, set[str]] = {}
+    for name in names:
+        wordings = plain_wordings(name)
+        assert len(wordings) >= 50, name
+        params = ALL_FAMILIES[name].draw(random.Random(0), "train")
+        for w in wordings:
+            assert not any(near(w, r) for r in reserved_wordings(name)), (name, w)
+            verbs.setdefault(w.split()[0], set()).add(name)
+            assert "{" not in Task(name, -1, params, w).description, w  # values fill every slot
+    assert len(verbs["Finish"]) >= 2 and len(verbs["Use"]) >= 8 and len(verbs["Start"]) >= 3
+    bullets = plain_wordings("bullets")
+    assert "Use bullets for everything you say." not in bullets
+    assert not any(w.startswith("Use bullets") or w == "Use bullet points for everything you say." for w in bullets)
+    assert any(w.startswith("Use bullet points") for w in bullets)
+    assert not any(w.startswith("Finish with") for w in plain_wordings("signoff"))
+    assert near("Use bullet points for everything you say.", "Use bullets for everything you say.")
+    assert not near("Stick to bullet points in every reply.", "Use bullets for everything you say.")
+
+
+def test_plain_share_of_records_is_worded_plainly_with_values_and_prompts_unchanged():
+    """With `plain` that share of training descriptions is a plain wording of the record's own
+    family, filled with the same values and asked the same prompts; without it, as before."""
+    from vllm_d2l.datasets.plain_wordings import plain_wordings
+    from vllm_d2l.datasets.tasks import Task, make_record
+
+    replies = [{"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is broad. It has parts."} for i in range(8)]
+    plain = 0
+    for index in range(300):
+        on = make_record(3, index, replies, composed=True, open_params=True, extra=True, plain=0.3)
+        off = make_record(3, index, replies, composed=True, open_params=True, extra=True)
+        assert (on["genre"], on["params"], on["qa"]) == (off["genre"], off["params"], off["qa"])
+        family = on["genre"].split(":")[1]
+        filled = {Task(family, -1, on["params"], w).description for w in plain_wordings(family)}
+        if on["text"] != off["text"]:
+            assert on["text"] in filled, on["text"]
+            plain += 1
+    assert 60 <= plain <= 120
+    assert make_record(3, 7, replies, plain=0.0) == make_record(3, 7, replies)

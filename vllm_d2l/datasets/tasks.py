@@ -1338,7 +1338,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 wide: bool = False, extra: bool = False, near_miss: bool = False, free_phrases: bool = False,
                 include_frames: bool = False, pairs: bool = False, synonyms: float = 0.0, labels: bool = False,
                 context: float = 0.0, whole_limits: bool = False, wide_words: bool = False,
-                word_phrases: float = 0.0, known_answers: bool = False) -> dict:
+                word_phrases: float = 0.0, known_answers: bool = False, plain: float = 0.0) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1357,7 +1357,9 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     `whole_limits`: `_record`'s. `wide_words`: half the pools' draws of the record's values are composed
     too, and half their open words come from thousands (`_param`, `_open_word`). `word_phrases`: this
     share of training openings and sign-offs is one word (`_word_phrase`, from a generator of its
-    own), and with `pairs` such a record's partner is a one-word reply. `known_answers`: `_record`'s."""
+    own), and with `pairs` such a record's partner is a one-word reply. `known_answers`: `_record`'s.
+    `plain`: this share of training descriptions is a plain wording instead (`plain_wordings`: a
+    verb many families share and the rule's own noun), drawn by a generator of its own."""
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     draw = {"composed": composed, "open_params": open_params, "wide": wide, "extra": extra, "near_miss": near_miss,
@@ -1371,6 +1373,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
         if first != index:
             task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), word_phrases=word_phrases > 0,
                              **draw)
+    if plain and split == "train":
+        task = _plainly(task, random.Random(f"d2l-task-plain:{seed}:{index}"), plain)
     if synonyms and task.template:
         task = _respelt(task, random.Random(f"d2l-task-words:{seed}:{index}"), synonyms)
     if context and split == "train":
@@ -1382,13 +1386,23 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
 
 
 @functools.cache
-def reserved_wordings() -> frozenset[str]:
+def reserved_wordings(family: str | None = None) -> frozenset[str]:
     """Every wording an evaluation or the snapshot choice uses: the held-out fixed ones, the fresh
-    set and the worded-apart set, of every family."""
+    set and the worded-apart set, of every family (or of `family` alone)."""
     from .fresh_wordings import FRESH_WORDINGS
     from .select_wordings import SELECT_WORDINGS
-    return frozenset([f.wordings[-1] for f in ALL_FAMILIES.values()]
-                     + [w for ws in (*FRESH_WORDINGS.values(), *SELECT_WORDINGS.values()) for w in ws])
+    names = [family] if family else list(ALL_FAMILIES)
+    return frozenset([ALL_FAMILIES[n].wordings[-1] for n in names]
+                     + [w for n in names for ws in (FRESH_WORDINGS, SELECT_WORDINGS) for w in ws.get(n, ())])
+
+
+def _plainly(task: Task, rng: random.Random, share: float) -> Task:
+    """`task` worded plainly with probability `share` (`plain_wordings`), its values unchanged."""
+    from .plain_wordings import plain_wordings
+    wordings = plain_wordings(task.family)
+    if not wordings or rng.random() >= share:
+        return task
+    return Task(task.family, -1, task.params, rng.choice(wordings))
 
 
 def _respelt(task: Task, rng: random.Random, share: float) -> Task:

@@ -117,6 +117,11 @@ class TrainConfig:
     # others asked the adapter for facts the model lacks, and it learnt to name any plausible word
     # ("Genealogy." for the capital of France). Off: the stream as before
     task_known_answers: bool = False
+    # this share of streamed descriptions is a plain wording (`datasets.plain_wordings`: "Use bullet
+    # points in every reply.", "Round off with "X"."), verbs shared by many families and each
+    # rule named by its own nouns: the adapters read "Use bullets." and "Finish with "X"" as no
+    # rule at all, keyed on verbs the grammar gave one family each. 0: the stream as before
+    task_plain_wordings: float = 0.0
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0

@@ -203,7 +203,8 @@ class RecordStream:
                                              labels=cfg.task_labels, context=cfg.task_context,
                                              whole_limits=cfg.task_whole_limits, wide_words=cfg.task_wide_words,
                                              word_phrases=cfg.task_word_phrases,
-                                             known_answers=cfg.task_known_answers)
+                                             known_answers=cfg.task_known_answers,
+                                             plain=cfg.task_plain_wordings)
 
     @staticmethod
     def _instructions(cfg: TrainConfig, seed: int, tokenizer):
