@@ -754,3 +754,29 @@ def test_plain_share_of_records_is_worded_plainly_with_values_and_prompts_unchan
             plain += 1
     assert 60 <= plain <= 120
     assert make_record(3, 7, replies, plain=0.0) == make_record(3, 7, replies)
+
+
+def test_null_pairs_give_unpartnered_families_a_description_that_asks_nothing():
+    """With `null_pairs` the partner of a family without a minimal pair is a description of no
+    rule on the same prompts, its targets the replies as they are; every other record, and every
+    even one, is the same as without it."""
+    from vllm_d2l.datasets.tasks import CONTRASTS, NO_RULE, make_record
+
+    replies = [{"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is broad. It has parts."} for i in range(8)]
+    replies += [{"prompt": f"Question {i}?", "reply": f"The answer is {i}.", "short": f"Answer {i}."} for i in range(6)]
+    by_prompt = {r["prompt"]: r["reply"] for r in replies}
+    nulls = 0
+    for index in range(200):
+        on = make_record(6, index, replies, pairs=True, null_pairs=True, composed=True, context=0.3)
+        off = make_record(6, index, replies, pairs=True, composed=True, context=0.3)
+        lead = make_record(6, index - index % 2, replies, pairs=True, composed=True, context=0.3)
+        unpartnered = lead["genre"].split(":")[1] not in CONTRASTS
+        if index % 2 and unpartnered:
+            nulls += 1
+            assert on["genre"] == f"task:{NO_RULE.name}" and on["params"] == {}
+            assert [qa["q"] for qa in on["qa"]] == [qa["q"] for qa in lead["qa"]]
+            assert all(qa["a"] == by_prompt[qa["q"]] for qa in on["qa"])
+            assert not re.search(r"\b(words?|sentences?|capital|bullet|JSON|list)\b", on["text"], re.I), on["text"]
+        else:
+            assert on == off
+    assert nulls > 20

@@ -876,7 +876,16 @@ LABELLED = Family(
      "Give a list labelled {l1}, {l2}, {l3}, one item per line.",
      "Mark the lines of your list {l1}, {l2}, {l3}."),
     _labels_draw, _labelled_check, _labelled_comply)
-ALL_FAMILIES: dict[str, Family] = {**FAMILIES, **_EXTRA, LABELLED.name: LABELLED}  # what a task's name looks up
+# A description that asks for nothing a reply could be checked by ("Be friendly.", a role): its
+# targets are the base model's replies as they are (`task_null_pairs`). Every adapter carries the
+# network's always-on block, the same whatever the description, and on the QA check that block
+# alone (the memory's rows zeroed) kept 61 % of the base model's right answers where the memory
+# alone kept 90-94 % (step 9620): the average of the rules, applied to every question. A rule and
+# no rule on the same prompts make the description, not the block, carry the change.
+NO_RULE = Family("no_rule", ("Be friendly.", "Be helpful.", "Answer the question you are asked."),
+                 lambda rng, split: {}, lambda r, p: bool(r.strip()), lambda r, p: r)
+ALL_FAMILIES: dict[str, Family] = {**FAMILIES, **_EXTRA, LABELLED.name: LABELLED,
+                                   NO_RULE.name: NO_RULE}  # what a task's name looks up
 
 # Composed wordings for training: a frame ("Always {core}.") around one of the family's cores (an
 # imperative phrase). A handful of fixed sentences per family teaches the generator those
@@ -1317,20 +1326,29 @@ CONTRASTS = {"opening": "signoff", "signoff": "opening", "upper": "title_case", 
 _PAIR_PARAMS = {("heading", "summary_line"): {"heading": "lead"}, ("summary_line", "heading"): {"lead": "heading"}}
 
 
-def _contrast(task: Task, rng: random.Random, word_phrases: bool = False, **draw) -> Task:
+def _contrast(task: Task, rng: random.Random, word_phrases: bool = False, null: bool = False, **draw) -> Task:
     """`task`'s partner in a minimal pair: the contrasting family, worded by its own draw, with
     `task`'s values (renamed where the families name them apart); `task` if it has no partner.
     `word_phrases`: an opening or sign-off of one word pairs with a one-word reply instead, on the
-    same prompts: one word quoted in a description is a phrase to add, not the length of the reply."""
+    same prompts: one word quoted in a description is a phrase to add, not the length of the reply.
+    `null`: a family without a partner pairs with a description that asks for nothing (`NO_RULE`)."""
     partner = CONTRASTS.get(task.family)
     if word_phrases and task.family in ("opening", "signoff") and len(task.params["phrase"].split()) == 1:
         return draw_task(rng, "train", family="one_word", **draw)
     if partner is None:
-        return task
+        return no_rule(rng) if null else task
     worded = draw_task(rng, "train", family=partner, **draw)
     names = _PAIR_PARAMS.get((task.family, partner), {})
     params = {names.get(k, k): v for k, v in task.params.items() if k != "frame"}
     return Task(partner, worded.wording, params, worded.template)
+
+
+def no_rule(rng: random.Random) -> Task:
+    """A description that asks for nothing checkable: a role, courtesies, or both."""
+    shape = rng.randrange(3)
+    courtesies = " ".join(rng.sample(_COURTESIES, rng.randint(1, 2)))
+    text = {0: f"{_persona(rng)}.", 1: courtesies, 2: f"{_persona(rng)}. {courtesies}"}[shape]
+    return Task(NO_RULE.name, -1, {}, text)
 
 
 def make_record(seed: int, index: int, replies: list[dict], split: str = "train",
@@ -1338,7 +1356,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 wide: bool = False, extra: bool = False, near_miss: bool = False, free_phrases: bool = False,
                 include_frames: bool = False, pairs: bool = False, synonyms: float = 0.0, labels: bool = False,
                 context: float = 0.0, whole_limits: bool = False, wide_words: bool = False,
-                word_phrases: float = 0.0, known_answers: bool = False, plain: float = 0.0) -> dict:
+                word_phrases: float = 0.0, known_answers: bool = False, plain: float = 0.0,
+                null_pairs: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1359,7 +1378,9 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     share of training openings and sign-offs is one word (`_word_phrase`, from a generator of its
     own), and with `pairs` such a record's partner is a one-word reply. `known_answers`: `_record`'s.
     `plain`: this share of training descriptions is a plain wording instead (`plain_wordings`: a
-    verb many families share and the rule's own noun), drawn by a generator of its own."""
+    verb many families share and the rule's own noun), drawn by a generator of its own.
+    `null_pairs` (with `pairs`): a family without a minimal pair is paired with a description that
+    asks for nothing (`no_rule`), its targets the base model's replies, rather than with itself."""
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     draw = {"composed": composed, "open_params": open_params, "wide": wide, "extra": extra, "near_miss": near_miss,
@@ -1372,12 +1393,12 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 task = Task(task.family, task.wording, {**task.params, "phrase": _word_phrase(word_rng)}, task.template)
         if first != index:
             task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), word_phrases=word_phrases > 0,
-                             **draw)
+                             null=null_pairs, **draw)
     if plain and split == "train":
         task = _plainly(task, random.Random(f"d2l-task-plain:{seed}:{index}"), plain)
     if synonyms and task.template:
         task = _respelt(task, random.Random(f"d2l-task-words:{seed}:{index}"), synonyms)
-    if context and split == "train":
+    if context and split == "train" and task.family != NO_RULE.name:
         context_rng = random.Random(f"d2l-task-context:{seed}:{index}")
         if context_rng.random() < context:
             task = in_context(task, context_rng)

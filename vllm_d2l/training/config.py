@@ -122,6 +122,10 @@ class TrainConfig:
     # rule named by its own nouns: the adapters read "Use bullets." and "Finish with "X"" as no
     # rule at all, keyed on verbs the grammar gave one family each. 0: the stream as before
     task_plain_wordings: float = 0.0
+    # with `task_pairs`, a family without a minimal pair is paired with a description that asks
+    # for nothing, its targets the base model's own replies (`datasets.tasks.no_rule`), rather
+    # than with a copy of itself: every adapter's always-on block changed answers on its own
+    task_null_pairs: bool = False
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0
