@@ -91,6 +91,25 @@ def test_adapter_scale_zero_is_the_bare_model_and_one_is_the_adapter(tiny_model_
     assert run("adapter", 1.0) != run("none", 1.0)
 
 
+def test_always_on_scale_touches_only_the_block_every_description_shares(tiny_model_dir, tmp_path):
+    """`--always-on-scale` multiplies the last `always_on` rank rows of B alone: at 0 they are zero
+    and the description's own rows are as generated; at 1 the factors are the adapter's."""
+    from vllm_d2l.evaluation.generation import factors_of
+
+    hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
+    gen = Generator.load(hn, tiny_model_dir, encoder_dtype=torch.float32)
+    w = gen.internalize("Answer in capitals.").weights
+    r = w.meta["layout"]["always_on"]
+    assert r > 0
+    for k, (a, b) in factors_of(w, always_on=0.0).items():
+        assert torch.equal(a, w.a[k]) and torch.equal(b[:, :-r], w.b[k][:, :-r])
+        assert not b[:, -r:].any() and w.b[k][:, -r:].any()
+    halved = factors_of(w, scale=2.0, always_on=0.5)
+    for k, (a, b) in factors_of(w).items():
+        assert torch.equal(b, w.b[k])
+        assert torch.allclose(halved[k][1][:, -r:], b[:, -r:]) and torch.allclose(halved[k][1][:, :-r], 2 * b[:, :-r])
+
+
 def test_cli_refuses_bad_arguments():
     with pytest.raises(SystemExit):
         main(["--conditions", "none,teacher"])

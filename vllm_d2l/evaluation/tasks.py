@@ -186,9 +186,9 @@ MAX_NEW_TOKENS = 160
 
 
 def evaluate_tasks(generator, items: list[dict], conditions=CONDITIONS, max_new_tokens: int = MAX_NEW_TOKENS,
-                   batch_size: int = 8, progress: bool = True, scale: float = 1.0) -> dict:
+                   batch_size: int = 8, progress: bool = True, scale: float = 1.0, always_on: float = 1.0) -> dict:
     """Replies and compliance per condition; the adapter of each description is generated once
-    (its update multiplied by `scale`)."""
+    (its update multiplied by `scale`, its always-on block by `always_on`)."""
     model, tok = generator.model, generator.tokenizer
     bar = None
     if progress:
@@ -201,7 +201,7 @@ def evaluate_tasks(generator, items: list[dict], conditions=CONDITIONS, max_new_
             for it in items:
                 by_task[it["task"]].append(it)
             for group in by_task.values():
-                factors = factors_of(generator.internalize(group[0]["description"]).weights, scale)
+                factors = factors_of(generator.internalize(group[0]["description"]).weights, scale, always_on)
                 ps = [render(tok, task_messages(cond, "", it["prompt"])) for it in group]
                 for it, out in zip(group, generate(model, tok, ps, max_new_tokens, batch_size, factors, tick)):
                     it.setdefault("outputs", {})[cond] = out
@@ -311,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter-scale", type=float, default=1.0, metavar="S",
                    help="multiply each generated update by S (the QA check's too): how compliance and kept "
                         "answers trade as adapters are turned up or down")
+    p.add_argument("--always-on-scale", type=float, default=1.0, metavar="S",
+                   help="multiply each adapter's always-on block (the rows every description shares) by S, "
+                        "the QA check's too: what that block does, apart from what the description's own rows do")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -339,9 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     for which in chosen:
         items = build_items(which, args.n_tasks or default_tasks(which), args.prompts, args.seed)
         res = evaluate_tasks(generator, items, conditions, args.max_new_tokens, args.batch_size,
-                             progress=not args.no_progress, scale=args.adapter_scale)
+                             progress=not args.no_progress, scale=args.adapter_scale,
+                             always_on=args.always_on_scale)
         results[which] = {"set": which, "model": generator.base_model_name, "hypernet": generator.fingerprint,
-                          "adapter_scale": args.adapter_scale,
+                          "adapter_scale": args.adapter_scale, "always_on_scale": args.always_on_scale,
                           "dtype": str(generator.model.dtype).removeprefix("torch."),  # greedy replies move with it
                           "held_out_families": list(HELD_OUT_FAMILIES), **res}
         print(format_table(results[which]))
@@ -367,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         named = {f"{it['task']}: {it['description']}": it for it in items}
         described = {t: it["description"] for t, it in named.items()}
         checks = {t: it["_task"].check for t, it in named.items()}
-        factors = {t: factors_of(generator.internalize(d).weights, args.adapter_scale)
+        factors = {t: factors_of(generator.internalize(d).weights, args.adapter_scale, args.always_on_scale)
                    for t, d in described.items()} if "adapter" in qa_conditions else {}
         check = qa_check(generator, factors, batch_size=args.batch_size, described=described,
                          conditions=tuple(c for c in qa_conditions if c != "adapter"), checks=checks)
