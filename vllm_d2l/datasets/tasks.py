@@ -882,7 +882,7 @@ LABELLED = Family(
 # alone (the memory's rows zeroed) kept 61 % of the base model's right answers where the memory
 # alone kept 90-94 % (step 9620): the average of the rules, applied to every question. A rule and
 # no rule on the same prompts make the description, not the block, carry the change.
-NO_RULE = Family("no_rule", ("Be friendly.", "Be helpful.", "Answer the question you are asked."),
+NO_RULE = Family("no_rule", ("Answer as you normally would.", "Reply as you usually do."),  # never drawn: `no_rule` writes each
                  lambda rng, split: {}, lambda r, p: bool(r.strip()), lambda r, p: r)
 ALL_FAMILIES: dict[str, Family] = {**FAMILIES, **_EXTRA, LABELLED.name: LABELLED,
                                    NO_RULE.name: NO_RULE}  # what a task's name looks up
