@@ -17,13 +17,13 @@ def factors_of(weights, scale: float = 1.0, always_on: float = 1.0) -> dict:
     every update (B), to see how compliance and kept answers trade as an adapter is turned up or down.
     `always_on` multiplies the always-on block alone (the last `layout["always_on"]` rank rows, the
     same for every text), to tell what it does from what the text's own rows do."""
-    r = weights.meta.get("layout", {}).get("always_on", 0) if always_on != 1.0 else 0
+    r = weights.meta.get("layout", {}).get("always_on", 0)
     if always_on != 1.0 and not r:
         raise ValueError("this adapter has no always-on block to scale")
 
     def b(k):
         out = weights.b[k] if scale == 1.0 else weights.b[k] * scale
-        if r:
+        if always_on != 1.0:
             out = torch.cat([out[:, :-r], out[:, -r:] * always_on], dim=1)  # [d_out, R]
         return out
     return {k: (weights.a[k], b(k)) for k in weights.a}
