@@ -156,6 +156,35 @@ def test_cli_runs_the_qa_check_alone_under_adapters_and_prompts(tiny_model_dir, 
     assert "told the description (user)" in capsys.readouterr().out
 
 
+def test_null_descriptions_are_written_apart_from_trainings_roles_and_courtesies():
+    import random
+
+    from vllm_d2l.datasets import tasks as D
+    from vllm_d2l.evaluation.tasks import NULL_DESCRIPTIONS
+
+    assert len(set(NULL_DESCRIPTIONS)) == len(NULL_DESCRIPTIONS) >= 8
+    pieces = [*D._ROLES, *(p for p in D._PLACES if p), *D._COURTESIES]
+    for text in NULL_DESCRIPTIONS:
+        assert not [p for p in pieces if p.lower() in text.lower()], text
+        assert text not in D.reserved_wordings()
+    rng = random.Random(0)
+    drawn = {D.no_rule(rng).description for _ in range(3000)}
+    assert not drawn & set(NULL_DESCRIPTIONS)
+
+
+def test_cli_runs_the_qa_check_under_descriptions_that_ask_for_nothing(tiny_model_dir, tmp_path, capsys):
+    from vllm_d2l.evaluation.tasks import NULL_DESCRIPTIONS, main
+
+    hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
+    out = tmp_path / "qa.json"
+    assert main(["--set", "qa", "--qa-null", "--hypernet", str(hn), "--model", str(tiny_model_dir),
+                 "--out", str(out), "--no-progress"]) == 0
+    res = json.loads(out.read_text())
+    assert set(res) == {"qa_null"}
+    assert set(res["qa_null"]["per_task"]) == set(NULL_DESCRIPTIONS)
+    assert "descriptions that ask for nothing" in capsys.readouterr().out
+
+
 def test_qa_check_retained_counts_only_what_the_base_model_got_right(monkeypatch):
     from vllm_d2l.evaluation import tasks as T
 

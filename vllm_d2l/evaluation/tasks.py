@@ -15,6 +15,7 @@ the training grammar and never trained on), a held-out wording set nobody shaped
     vllm-d2l eval --tasks --set families --n-tasks 12 --prompts 10
     vllm-d2l eval --tasks --set copy   # how exactly held-out phrases are copied, teacher-forced (`copying`)
     vllm-d2l eval --tasks --set readings --plot r.png  # which rule each adapter was read as (`readings`)
+    vllm-d2l eval --tasks --set qa --qa-check 14 --qa-null  # do answers stay answers under adapters
 """
 from __future__ import annotations
 
@@ -83,6 +84,22 @@ QA_CHECK = [
     ("Which shape has three sides?", "triangle"), ("Which metal is liquid at room temperature?", "mercury"),
 ]
 FIRST_QA = 20  # the check's size up to step 9500
+
+# Descriptions that ask for nothing a reply could be checked by: who the assistant is and whom it
+# serves, as a real system prompt says before (or instead of) its rules. An adapter read from one
+# should leave the answers as the bare model gives them. Written apart from training's roles,
+# places and courtesies (`datasets.tasks.no_rule`, `in_context`; tested), so `--qa-null` scores
+# descriptions of a kind the reader may have seen but never these words.
+NULL_DESCRIPTIONS = (
+    "This assistant answers questions from visitors to a railway museum.",
+    "You are talking with people who are planning a vegetable patch for the first time.",
+    "Our company makes accounting software; whoever writes to you may be a customer or a colleague.",
+    "You are the voice of a regional weather service's telephone line.",
+    "Most people who use this chat are students revising for their exams.",
+    "You represent a family-run bakery, and customers ask you all sorts of things.",
+    "The person you are chatting with is a retired engineer who enjoys trivia.",
+    "You support the front-desk staff of a veterinary clinic.",
+)
 
 
 def answered(model, tok, questions: list[tuple[str, str]], factors: dict | None = None,
@@ -302,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="write a PNG bar chart")
     p.add_argument("--qa-check", type=int, default=0, metavar="N",
                    help="also ask N tasks' adapters (held-out wordings) the ordinary questions of QA_CHECK")
+    p.add_argument("--qa-null", action="store_true",
+                   help="also ask the QA questions under the adapters of descriptions that ask for nothing "
+                        "(NULL_DESCRIPTIONS, a role or an audience only): what an adapter costs the answers "
+                        "when there is no rule to follow")
     p.add_argument("--qa-conditions", default="adapter", metavar="LIST",
                    help="conditions of the QA check: adapter, and system or user (the base model told each "
                         "description that way; default %(default)s)")
@@ -332,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--qa-conditions takes adapter, system and user")
     if args.set in ("copy", "qa") and args.plot:
         p.error(f"--plot draws the compliance sets, and --set {args.set} runs none")
-    if args.set == "qa" and not args.qa_check:
-        p.error("--set qa runs only the QA check: give --qa-check N")
+    if args.set == "qa" and not (args.qa_check or args.qa_null):
+        p.error("--set qa runs only the QA check: give --qa-check N or --qa-null")
     from ..generator import Generator, default_task_hypernet_dir
 
     generator = Generator.load(args.hypernet or default_task_hypernet_dir(), args.model)
@@ -366,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_line(results["copy"]["values"], "copy, values inside", "values"))
         for family, r in results["copy"]["values"]["families"].items():
             print("  " + format_line(r, family, "values"))
+    pct = lambda x: "n/a" if x is None else f"{x:.0%}"  # noqa: E731 (None: nothing to compare with)
     if args.qa_check:
         items = build_items("wordings", args.qa_check, 1, args.seed)
         named = {f"{it['task']}: {it['description']}": it for it in items}
@@ -376,7 +398,6 @@ def main(argv: list[str] | None = None) -> int:
         check = qa_check(generator, factors, batch_size=args.batch_size, described=described,
                          conditions=tuple(c for c in qa_conditions if c != "adapter"), checks=checks)
         print(f"answers stay answers ({check['questions']} questions): base {check['base_accuracy']:.0%}")
-        pct = lambda x: "n/a" if x is None else f"{x:.0%}"  # noqa: E731 (None: nothing to compare with)
         for name, r in [("with a task adapter", check)] + [(f"told the description ({c})", r)
                                                             for c, r in check.get("prompted", {}).items()]:
             if r["adapter_accuracy"] is not None:
@@ -386,6 +407,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"{pct(r['complied'])} of the replies follow the rule, and {pct(r['retained_complying'])} "
                       f"of the base model's right answers stay right in a reply that does")
         results["qa_check"] = check
+    if args.qa_null:
+        factors = {d: factors_of(generator.internalize(d).weights, args.adapter_scale, args.always_on_scale)
+                   for d in NULL_DESCRIPTIONS}
+        check = qa_check(generator, factors, batch_size=args.batch_size)
+        print(f"answers under descriptions that ask for nothing ({len(factors)} adapters, {check['questions']} "
+              f"questions): base {pct(check['base_accuracy'])}, adapters {pct(check['adapter_accuracy'])} on average "
+              f"({pct(check['kept'])} kept; {pct(check['retained'])} of the base model's right answers stay right)")
+        results["qa_null"] = check
     from .qa import write_outputs
 
     write_outputs(results, args.out, args.plot, draw_results)
