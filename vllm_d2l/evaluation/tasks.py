@@ -117,15 +117,16 @@ def answered(model, tok, questions: list[tuple[str, str]], factors: dict | None 
 
 def qa_check(generator, factors_by_task: dict, max_new_tokens: int = 32, batch_size: int = 8,
              described: dict[str, str] | None = None, conditions: tuple[str, ...] = (),
-             checks: dict | None = None) -> dict:
+             checks: dict | None = None, base: tuple[list[bool], list[str]] | None = None) -> dict:
     """Accuracy on `QA_CHECK` without an adapter and with each task's adapter, and the adapters'
     mean as a share of the base model's. With `described` (task -> description) and prompted
     `conditions` ("system", "user"), the same figures for the base model told each description
     that way, under "prompted": a prompt changes answers too, and that is what an adapter replaces.
     With `checks` (task -> its rule's checker), also the share of these replies that follow the
-    rule: an answer kept by ignoring the rule is no better than the bare model's."""
+    rule: an answer kept by ignoring the rule is no better than the bare model's. `base`: the bare
+    model's `answered` result when the caller has it already (it is the same for every check)."""
     model, tok = generator.model, generator.tokenizer
-    base = answered(model, tok, QA_CHECK, None, max_new_tokens, batch_size)
+    base = base or answered(model, tok, QA_CHECK, None, max_new_tokens, batch_size)
     runs = {"base": base}
     runs.update({t: answered(model, tok, QA_CHECK, f, max_new_tokens, batch_size) for t, f in factors_by_task.items()})
     result = _summary(runs, checks)
@@ -388,15 +389,17 @@ def main(argv: list[str] | None = None) -> int:
         for family, r in results["copy"]["values"]["families"].items():
             print("  " + format_line(r, family, "values"))
     pct = lambda x: "n/a" if x is None else f"{x:.0%}"  # noqa: E731 (None: nothing to compare with)
+    adapter = lambda d: factors_of(generator.internalize(d).weights, args.adapter_scale, args.always_on_scale)  # noqa: E731
+    bare = answered(generator.model, generator.tokenizer, QA_CHECK, batch_size=args.batch_size) \
+        if args.qa_check or args.qa_null else None  # once for both checks
     if args.qa_check:
         items = build_items("wordings", args.qa_check, 1, args.seed)
         named = {f"{it['task']}: {it['description']}": it for it in items}
         described = {t: it["description"] for t, it in named.items()}
         checks = {t: it["_task"].check for t, it in named.items()}
-        factors = {t: factors_of(generator.internalize(d).weights, args.adapter_scale, args.always_on_scale)
-                   for t, d in described.items()} if "adapter" in qa_conditions else {}
+        factors = {t: adapter(d) for t, d in described.items()} if "adapter" in qa_conditions else {}
         check = qa_check(generator, factors, batch_size=args.batch_size, described=described,
-                         conditions=tuple(c for c in qa_conditions if c != "adapter"), checks=checks)
+                         conditions=tuple(c for c in qa_conditions if c != "adapter"), checks=checks, base=bare)
         print(f"answers stay answers ({check['questions']} questions): base {check['base_accuracy']:.0%}")
         for name, r in [("with a task adapter", check)] + [(f"told the description ({c})", r)
                                                             for c, r in check.get("prompted", {}).items()]:
@@ -408,9 +411,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"of the base model's right answers stay right in a reply that does")
         results["qa_check"] = check
     if args.qa_null:
-        factors = {d: factors_of(generator.internalize(d).weights, args.adapter_scale, args.always_on_scale)
-                   for d in NULL_DESCRIPTIONS}
-        check = qa_check(generator, factors, batch_size=args.batch_size)
+        factors = {d: adapter(d) for d in NULL_DESCRIPTIONS}
+        check = qa_check(generator, factors, batch_size=args.batch_size, base=bare)
         print(f"answers under descriptions that ask for nothing ({len(factors)} adapters, {check['questions']} "
               f"questions): base {pct(check['base_accuracy'])}, adapters {pct(check['adapter_accuracy'])} on average "
               f"({pct(check['kept'])} kept; {pct(check['retained'])} of the base model's right answers stay right)")
