@@ -682,6 +682,36 @@ def test_word_phrases_are_single_words_and_pair_with_a_one_word_reply():
     assert single > 10 and partners > 5
 
 
+def test_exclamations_swap_a_long_word_into_a_stock_phrase():
+    """With `exclamations` that share of training openings and sign-offs is a stock exclamation
+    with one later word swapped for a long one, never an eval word and never starting as an eval
+    phrase does; the rewrite follows the rule; word phrases and other families are as without it."""
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.datasets.tasks import make_record
+
+    replies = [{"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is broad. It has parts."} for i in range(8)]
+    stock = {tuple(p.split()) for p in tasks._STOCK_EXCLAMATIONS}
+    swapped = 0
+    for index in range(600):
+        kw = {"pairs": True, "word_phrases": 0.3, "open_params": True}
+        on, off = make_record(6, index, replies, exclamations=0.5, **kw), make_record(6, index, replies, **kw)
+        family = on["genre"].split(":")[1]
+        if on == off:
+            continue
+        assert family in ("opening", "signoff")
+        words = on["params"]["phrase"].split()
+        twins = [s for s in stock if len(s) == len(words) and s[0] == words[0]
+                 and sum(a != b for a, b in zip(s, words)) == 1]
+        assert twins, words
+        new = next(w for s in twins for w, old in zip(words, s) if w != old).strip("!?.,:'").lower()
+        assert len(new) >= tasks._LONG_LETTERS and new not in tasks._EVAL_WORDS
+        assert words[0].lower().strip("!?.,:") not in tasks._FIRST_EVAL_WORDS
+        task = tasks.Task(family, -1, on["params"], "{phrase}")
+        assert all(task.check(qa["a"]) for qa in on["qa"]), on
+        swapped += 1
+    assert swapped > 10
+
+
 def test_known_answers_keep_one_word_targets_to_answers_the_base_model_gave():
     """With `known_answers` a one-word or word-limit record draws only short questions whose base
     reply holds the answer; without it some targets name an answer the reply got wrong; other

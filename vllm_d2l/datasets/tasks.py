@@ -290,6 +290,47 @@ def _word_phrase(rng: random.Random) -> str:
     return word + rng.choice(_WORD_ENDS)
 
 
+# Exclamations with a long word in them (`task_exclamations`). Told to say "Holy guacamole!", the
+# 9600 adapters wrote "Holy gazap!", "Happy gacinos!" and "Holy Gator!": the phrase's first word
+# came out and the long word after it was guessed from its first letters, while "Jolly good!",
+# every token a common one, was copied 10 times in 10. No training phrase asked for that copy: the
+# free phrases' words are short ones nine times in ten, and no stock exclamation is among them. Here a
+# stock exclamation has one later word swapped for a long dictionary word ("Great balls of
+# anchovies!", "Oh my stalactites!"): it starts as the model expects and ends as only the
+# description says. None starts with the first word of an eval phrase, and no long word is an
+# eval word (`_wide_pool`).
+_STOCK_EXCLAMATIONS = [p for p in (
+    "Oh my goodness!", "Great balls of fire!", "Heavens above!", "Well I never!", "Goodness gracious!", "Oh boy!",
+    "Hot diggity dog!", "Cool beans!", "Sweet mother of pearl!", "Gee whiz!", "Golly gosh!", "Oh dear me!",
+    "Shiver me timbers!", "Hold your horses!", "Well, butter my biscuit!", "Great googly moogly!",
+    "Saints preserve us!", "Jeepers creepers!", "Leaping lizards!", "Thundering typhoons!", "Mamma mia!",
+    "By golly!", "Oh snap!", "Heck yes!", "Easy peasy!", "Okey dokey!", "Top of the morning!", "Howdy partner!",
+    "Hip hip hooray!", "Bon voyage!", "Blow me down!", "Strike me pink!", "Stone the crows!", "Gadzooks!",
+    "Sweet heavens!", "Great Caesar's ghost!", "Oh la la!", "What in the world!", "Knock on wood!",
+    "Break a leg!", "Rise and shine!", "Bottoms up!", "Land ahoy!", "Holy smokes!", "Wowee zowee!",
+    "Yippee ki yay!", "Rats and bother!", "Blistering barnacles!", "Oh for crying out loud!", "Fancy that!")
+    if len(p.split()) > 1 and p.split()[0].lower().strip("!?.,:") not in _FIRST_EVAL_WORDS]
+_LONG_LETTERS = 8  # most words this long are three tokens or more after a space
+
+
+@functools.cache
+def _long_words() -> tuple[str, ...]:
+    """The wide words of eight letters or more (no eval word among them)."""
+    return tuple(w for w in _wide_pool() if len(w) >= _LONG_LETTERS and w.isalpha())
+
+
+def _exclamation(rng: random.Random) -> str:
+    """A stock exclamation with one later word (the last, seven times in ten) swapped for a long
+    word, keeping the swapped word's capital and punctuation."""
+    words = rng.choice(_STOCK_EXCLAMATIONS).split()
+    i = len(words) - 1 if rng.random() < 0.7 else rng.randrange(1, len(words))
+    core = re.match(r"^([A-Za-z']+)(.*)$", words[i])
+    new = rng.choice(_long_words())
+    head, tail = (core.group(1), core.group(2)) if core else ("", words[i])
+    words[i] = (new.capitalize() if head[:1].isupper() else new) + tail
+    return " ".join(words)
+
+
 _TRAINING_DRAWS = ("open", "near", "free")
 _SPLIT_MAKERS = {"near": _NEAR_MAKERS, "free": _FREE_MAKERS}
 
@@ -1357,7 +1398,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 include_frames: bool = False, pairs: bool = False, synonyms: float = 0.0, labels: bool = False,
                 context: float = 0.0, whole_limits: bool = False, wide_words: bool = False,
                 word_phrases: float = 0.0, known_answers: bool = False, plain: float = 0.0,
-                null_pairs: bool = False) -> dict:
+                null_pairs: bool = False, exclamations: float = 0.0) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1380,17 +1421,23 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     `plain`: this share of training descriptions is a plain wording instead (`plain_wordings`: a
     verb many families share and the rule's own noun), drawn by a generator of its own.
     `null_pairs` (with `pairs`): a family without a minimal pair is paired with a description that
-    asks for nothing (`no_rule`), its targets the base model's replies, rather than with itself."""
+    asks for nothing (`no_rule`), its targets the base model's replies, rather than with itself.
+    `exclamations`: this share of the training openings and sign-offs that `word_phrases` left as
+    they were is a stock exclamation with a long word in it (`_exclamation`, a generator of its own)."""
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     draw = {"composed": composed, "open_params": open_params, "wide": wide, "extra": extra, "near_miss": near_miss,
             "free_phrases": free_phrases, "labels": labels}
     with _wide_words(random.Random(f"d2l-task-wide:{seed}:{first}") if wide_words else None):
         task = draw_task(rng, split, family=rng.choice(families) if families else None, **draw)
-        if word_phrases and split == "train" and task.family in ("opening", "signoff"):
+        if split == "train" and task.family in ("opening", "signoff"):
             word_rng = random.Random(f"d2l-task-word:{seed}:{first}")
-            if word_rng.random() < word_phrases:
+            exclaim_rng = random.Random(f"d2l-task-exclaim:{seed}:{first}")
+            if word_phrases and word_rng.random() < word_phrases:
                 task = Task(task.family, task.wording, {**task.params, "phrase": _word_phrase(word_rng)}, task.template)
+            elif exclamations and exclaim_rng.random() < exclamations:
+                task = Task(task.family, task.wording, {**task.params, "phrase": _exclamation(exclaim_rng)},
+                            task.template)
         if first != index:
             task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), word_phrases=word_phrases > 0,
                              null=null_pairs, **draw)

@@ -126,6 +126,10 @@ class TrainConfig:
     # for nothing, its targets the base model's own replies (`datasets.tasks.no_rule`), rather
     # than with a copy of itself: every adapter's always-on block changed answers on its own
     task_null_pairs: bool = False
+    # this share of streamed openings and sign-offs is a stock exclamation with a long word swapped
+    # in ("Great balls of anchovies!"; `datasets.tasks._exclamation`): a held-out "Holy guacamole!"
+    # came out as "Holy gazap!". 0: the stream as before
+    task_exclamations: float = 0.0
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0

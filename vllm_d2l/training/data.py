@@ -204,7 +204,8 @@ class RecordStream:
                                              whole_limits=cfg.task_whole_limits, wide_words=cfg.task_wide_words,
                                              word_phrases=cfg.task_word_phrases,
                                              known_answers=cfg.task_known_answers,
-                                             plain=cfg.task_plain_wordings, null_pairs=cfg.task_null_pairs)
+                                             plain=cfg.task_plain_wordings, null_pairs=cfg.task_null_pairs,
+                                             exclamations=cfg.task_exclamations)
 
     @staticmethod
     def _instructions(cfg: TrainConfig, seed: int, tokenizer):
