@@ -293,21 +293,21 @@ def _word_phrase(rng: random.Random) -> str:
 # Exclamations with a long word in them (`task_exclamations`). Told to say "Holy guacamole!", the
 # 9600 adapters wrote "Holy gazap!", "Happy gacinos!" and "Holy Gator!": the phrase's first word
 # came out and the long word after it was guessed from its first letters, while "Jolly good!",
-# every token a common one, was copied 10 times in 10. No training phrase asked for that copy: the
-# free phrases' words are short ones nine times in ten, and no stock exclamation is among them. Here a
-# stock exclamation has one later word swapped for a long dictionary word ("Great balls of
-# anchovies!", "Oh my stalactites!"): it starts as the model expects and ends as only the
-# description says. None starts with the first word of an eval phrase, and no long word is an
-# eval word (`_wide_pool`).
+# every token a common one, was copied 10 times in 10. A free phrase has a long word in one of five
+# later places too, but after a first word that predicts nothing; a stock phrase's first word
+# predicts its own ending. Here a stock exclamation has one later word swapped for a long
+# dictionary word ("Great balls of anchovies!", "Oh my stalactites!"): it starts as the model
+# expects and ends as only the description says. None starts with the first word of an eval
+# phrase (the filter below guards it), and no long word is an eval word (`_wide_pool`).
 _STOCK_EXCLAMATIONS = [p for p in (
     "Oh my goodness!", "Great balls of fire!", "Heavens above!", "Well I never!", "Goodness gracious!", "Oh boy!",
     "Hot diggity dog!", "Cool beans!", "Sweet mother of pearl!", "Gee whiz!", "Golly gosh!", "Oh dear me!",
     "Shiver me timbers!", "Hold your horses!", "Well, butter my biscuit!", "Great googly moogly!",
     "Saints preserve us!", "Jeepers creepers!", "Leaping lizards!", "Thundering typhoons!", "Mamma mia!",
     "By golly!", "Oh snap!", "Heck yes!", "Easy peasy!", "Okey dokey!", "Top of the morning!", "Howdy partner!",
-    "Hip hip hooray!", "Bon voyage!", "Blow me down!", "Strike me pink!", "Stone the crows!", "Gadzooks!",
+    "Hip hip hooray!", "Bon voyage!", "Blow me down!", "Strike me pink!", "Stone the crows!",
     "Sweet heavens!", "Great Caesar's ghost!", "Oh la la!", "What in the world!", "Knock on wood!",
-    "Break a leg!", "Rise and shine!", "Bottoms up!", "Land ahoy!", "Holy smokes!", "Wowee zowee!",
+    "Break a leg!", "Rise and shine!", "Bottoms up!", "Land ahoy!", "Wowee zowee!",
     "Yippee ki yay!", "Rats and bother!", "Blistering barnacles!", "Oh for crying out loud!", "Fancy that!")
     if len(p.split()) > 1 and p.split()[0].lower().strip("!?.,:") not in _FIRST_EVAL_WORDS]
 _LONG_LETTERS = 8  # most words this long are three tokens or more after a space
