@@ -123,7 +123,26 @@ def test_compose_refuses_mismatched_parts():
     c = LoRAWeights({"m.y": torch.ones(1, 4)}, {"m.y": torch.ones(4, 1)}, "one")
     with pytest.raises(ModelMismatch):
         compose([a, b])
-    with pytest.raises(ModelMismatch):
-        compose([a, c])
     with pytest.raises(ValueError):
         compose([])
+    both = compose([a, c])  # other modules of one model: each part updates its own
+    assert set(both.a) == {"m.x", "m.y"} and both.rank == 2
+    torch.testing.assert_close(both.delta("m.x"), a.delta("m.x"))
+    torch.testing.assert_close(both.delta("m.y"), c.delta("m.y"))
+
+
+@pytest.mark.parametrize("read", ["sum", "ridge"])
+def test_copy_path_composes_as_the_sum_of_its_parts(tiny_model_dir, tmp_path, read):
+    """A task generator's copy path updates the LM head, which a document's adapter leaves alone:
+    with one, the composite's head is that part's; two of one checkpoint add their rows."""
+    docs = generator(tiny_model_dir, tmp_path / "docs", kind="token", key_dim=6, bias_rank=2)
+    tasks = generator(tiny_model_dir, tmp_path / "tasks", kind="token", key_dim=6, bias_rank=2, memory_read=read,
+                      pointer_rank=4)
+    wd = docs.internalize(DOC_A).weights
+    wa, wb = (tasks.internalize(t).weights for t in (DOC_B, DOC_C))
+    assert "lm_head" in wa.a and "lm_head" not in wd.a
+    mixed = compose([wd, wa])
+    torch.testing.assert_close(mixed.delta("lm_head"), wa.delta("lm_head"))
+    pair = compose([wa, wb])
+    assert pair.rank == wa.rank
+    torch.testing.assert_close(pair.delta("lm_head"), wa.delta("lm_head") + wb.delta("lm_head"), atol=1e-5, rtol=1e-4)

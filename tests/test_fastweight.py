@@ -376,14 +376,17 @@ def test_a_checkpoint_loads_with_a_new_read(tiny_model_dir, tmp_path, model):
         HypernetBase.load(folder, model.config, overrides={"key_dim": 4})
 
 
-@pytest.mark.parametrize("read, gate, pooled, embed", [("sum", False, 0, False), ("ridge", False, 0, False),
-                                                       ("ridge", True, 0, False), ("ridge", True, 3, False),
-                                                       ("ridge", True, 0, True)])
-def test_generation_equals_training_path_and_rank_is_fixed(tiny_model_dir, tmp_path, read, gate, pooled, embed):
+@pytest.mark.parametrize("read, gate, pooled, embed, pointer", [
+    ("sum", False, 0, False, 0), ("ridge", False, 0, False, 0), ("ridge", True, 0, False, 0),
+    ("ridge", True, 3, False, 0), ("ridge", True, 0, True, 0), ("ridge", True, 0, False, 4)])
+def test_generation_equals_training_path_and_rank_is_fixed(tiny_model_dir, tmp_path, read, gate, pooled, embed,
+                                                           pointer):
     """The generator folds chunk memories one micro-batch at a time; training sums them in one
-    batch. Both must give the same adapter, and its rank must not depend on the length."""
+    batch. Both must give the same adapter, and its rank must not depend on the length (the copy
+    path's factors padded with zeros to it)."""
     folder = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6, bias_rank=2,
-                                 memory_read=read, write_gate=gate, pooled_rank=pooled, value_embed=embed)
+                                 memory_read=read, write_gate=gate, pooled_rank=pooled, value_embed=embed,
+                                 pointer_rank=pointer)
     gen = Generator.load(folder, tiny_model_dir, encoder_dtype=torch.float32, adapter_dtype=torch.float32,
                          chunk_tokens=16, batch_tokens=16)
     ids = gen.tokenize(TEXT)
@@ -401,9 +404,12 @@ def test_generation_equals_training_path_and_rank_is_fixed(tiny_model_dir, tmp_p
         mask[i, :len(c)] = True
     with torch.no_grad():
         batched = gen.hypernet.batch_factors(gen.encoder(x, mask.long()), mask, [0] * len(chunks), 1)
+    assert batched.keys() == set(long.weights.a) and ("lm_head" in batched) == bool(pointer)
     for path, (a, b) in batched.items():
-        torch.testing.assert_close(long.weights.a[path], a[0], atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(long.weights.b[path], b[0], atol=1e-4, rtol=1e-3)
+        r = a.shape[1]
+        torch.testing.assert_close(long.weights.a[path][:r], a[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(long.weights.b[path][:, :r], b[0], atol=1e-4, rtol=1e-3)
+        assert not long.weights.a[path][r:].any() and not long.weights.b[path][:, r:].any()
 
 
 def test_adapter_changes_outputs_and_checkpoint_round_trips(tiny_model_dir, tmp_path, model):
@@ -463,3 +469,54 @@ def test_chunk_overlap_is_checked(model):
     with pytest.raises(ModelMismatch):
         HypernetConfig.for_base_model(model.config, base_model="tiny", chunk_overlap=8).validate()  # a Perceiver
     assert token_net(model.config, chunk_tokens=64, chunk_overlap=32).config.chunk_overlap == 32
+
+
+def test_copy_path_raises_exactly_the_next_tokens_logits_and_starts_as_without(model):
+    """With `pointer_rank` the head gets B A with B = gain sum_t e_{x_{t+1}} (g_t (a_t - mean a))^T:
+    only tokens that followed a stored state get a row, each row the sum of its own keys. The
+    residual-stream adapters are those of the network without it, and a zero gain is no path."""
+    net = token_net(model.config, pointer_rank=3, memory_read="ridge", write_gate=True).open_(seed=3)
+    net.train()  # the scale of the head's inputs is measured by the first text training reads
+    plain = token_net(model.config, memory_read="ridge", write_gate=True)
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("pointer")})
+    enc, mask = encode(model, net)
+    with torch.no_grad():
+        net.pointer_write.normal_()  # gates that differ from token to token
+        net.pointer_gain.fill_(1.7)
+        factors = net.batch_factors(enc, mask, [0, 1], 2)
+        without = plain.batch_factors(enc, mask, [0, 1], 2)
+    assert factors.keys() == without.keys() | {"lm_head"}
+    for path, (a, b) in without.items():
+        torch.testing.assert_close(factors[path][1], b)
+    a, b = factors["lm_head"]
+    ids = random_ids()
+    z_all = model.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # the head's input
+    rms = net.pointer_rms
+    assert 0 < rms < 10
+    x = torch.randn(5, model.config.hidden_size)
+    for d, n_tok in enumerate((12, 9)):
+        z = z_all[d, :n_tok - 1].float() / rms
+        g = 2 * torch.sigmoid(z @ net.pointer_write + net.pointer_write_bias)
+        keys = z @ net.pointer_key.T / net.config.pointer_rank ** 0.5
+        keys = keys - (g[:, None] * keys).sum(0) / g.sum()
+        q = (x / rms) @ net.pointer_key.T
+        direct = torch.zeros(5, model.config.vocab_size)
+        direct.index_add_(1, ids[d, 1:n_tok], 1.7 * (q @ (g[:, None] * keys).T))
+        torch.testing.assert_close(x @ a[d].T @ b[d].T, direct.detach(), atol=1e-4, rtol=1e-4)
+        rows = b[d].abs().sum(1).nonzero().flatten()
+        assert set(rows.tolist()) == set(ids[d, 1:n_tok].tolist())  # a row per token that came next
+    with torch.no_grad():
+        net.pointer_gain.zero_()
+        assert not net.batch_factors(enc, mask, [0, 1], 2)["lm_head"][1].any()
+    assert token_net(model.config, pointer_rank=3).is_noop()
+
+
+def test_copy_path_reads_the_final_states_when_no_target_layer_does(model):
+    net = token_net(model.config, pointer_rank=3, target_layers=[0]).open_(seed=3)
+    n = model.config.num_hidden_layers
+    assert net.config.source_layers == [1, n] and net.config.pointer_source == 1
+    enc, mask = encode(model, net)
+    factors = net.batch_factors(enc, mask, [0, 1], 2)
+    assert factors.keys() == {"model.layers.0.mlp.down_proj", "lm_head"}
+    with pytest.raises(ModelMismatch):  # the head's rows need the vocabulary's size
+        HypernetConfig(kind="token", key_dim=6, pointer_rank=3).validate()

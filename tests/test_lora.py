@@ -102,6 +102,10 @@ def test_validate_names_mismatches(tiny):
                       {"model.layers.9.mlp.down_proj": torch.zeros(64, 2)})
     with pytest.raises(ModelMismatch, match="only 2 layers"):
         bad.validate(tiny.config)
+    h, v = tiny.config.hidden_size, tiny.config.vocab_size
+    LoRAWeights({"lm_head": torch.zeros(2, h)}, {"lm_head": torch.zeros(v, 2)}).validate(tiny.config)  # the copy path
+    with pytest.raises(ModelMismatch, match=f"lm_head: adapter is {h}->7"):
+        LoRAWeights({"lm_head": torch.zeros(2, h)}, {"lm_head": torch.zeros(7, 2)}).validate(tiny.config)
 
 
 def test_rejects_inconsistent_ranks():

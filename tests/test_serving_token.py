@@ -32,7 +32,7 @@ def env(tmp_path_factory):
     hypernet = build_tiny_hypernet(model, root / "hypernet", opened=True, kind="token", key_dim=KEY_DIM,
                                    bias_rank=BIAS, chunk_tokens=32, memory_read="ridge")
     task_hypernet = build_tiny_hypernet(model, root / "task-hypernet", opened=False, kind="token", key_dim=KEY_DIM,
-                                        bias_rank=BIAS, chunk_tokens=32)
+                                        bias_rank=BIAS, chunk_tokens=32, pointer_rank=4)  # with the copy path
     from vllm_d2l.hypernet import HypernetBase
     HypernetBase.load(task_hypernet).open_(seed=5).save(task_hypernet)  # other weights than the document one
     return {"root": root, "model": model, "hypernet": hypernet, "task_hypernet": task_hypernet, "store": root / "store"}
@@ -62,7 +62,7 @@ def http(server):
 def served_tokens(http, model: str, prompt: list[int]) -> list[int]:
     r = http.post("/v1/completions", json={"model": model, "prompt": prompt, "max_tokens": N_TOKENS,
                                            "temperature": 0, "ignore_eos": True, "return_token_ids": True})
-    r.raise_for_status()
+    assert r.status_code == 200, r.text
     return r.json()["choices"][0]["token_ids"]
 
 
@@ -207,7 +207,8 @@ def test_task_routes_and_served_task_adapter(env, http):
 
     store = AdapterStore(env["store"])
     tw, dw = store.load(task["id"])[1], store.load(doc["id"])[1]
-    assert any(not torch.equal(tw.b[k], dw.b[k]) for k in tw.b)  # each kind has its own hypernetwork
+    assert any(not torch.equal(tw.b[k], dw.b[k]) for k in dw.b)  # each kind has its own hypernetwork
+    assert tw.b["lm_head"].shape[1] == KEY_DIM + BIAS and tw.b["lm_head"].any()  # the copy path, padded
 
     assert [t["id"] for t in http.get("/v1/tasks").json()["data"]] == [task["id"]]
     assert task["id"] not in {d["id"] for d in http.get("/v1/documents").json()["data"]}

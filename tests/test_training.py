@@ -337,9 +337,11 @@ def test_best_snapshot_is_kept_when_a_later_evaluation_is_worse_than_it(tiny_mod
     assert json.loads((run / "best" / "state.json").read_text()) == kept
 
 
-def test_shared_prefix_and_buckets_equal_one_padded_batch(tiny_model_dir):
+@pytest.mark.parametrize("head", [False, True])
+def test_shared_prefix_and_buckets_equal_one_padded_batch(tiny_model_dir, head):
     """The student runs each document's prompt header once and its questions in length buckets;
-    logits and gradients must equal one padded batch with every example's full prompt."""
+    logits and gradients must equal one padded batch with every example's full prompt (with
+    `head`, a LoRA on the LM head too: the copy path, added on the answer rows)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from vllm_d2l.apply import lora_applied
@@ -353,11 +355,19 @@ def test_shared_prefix_and_buckets_equal_one_padded_batch(tiny_model_dir):
     factors = {f"model.layers.{l}.mlp.down_proj": (torch.randn(3, 4, 128, generator=g).requires_grad_(),
                                                    torch.randn(3, 64, 4, generator=g).requires_grad_())
                for l in range(2)}
+    body = dict(factors)
+    if head:  # one A for every document, as the generator's
+        factors["lm_head"] = (torch.randn(3, 64, generator=g).requires_grad_(),
+                              torch.randn(3, model.config.vocab_size, 3, generator=g).requires_grad_())
     logits, labels, sizes = student_logits(model, tok.pad_token_id, examples, factors, bucket=2)
     ids, attn, target = pad_batch(examples, tok.pad_token_id)
     doc = torch.tensor([e.doc for e in examples])
-    with lora_applied(model, {k: (a[doc], b[doc]) for k, (a, b) in factors.items()}):
+    with lora_applied(model, {k: (a[doc], b[doc]) for k, (a, b) in body.items()}):
         ref = target_logits(model, ids, attn, target)
+        if head:
+            a, b = factors["lm_head"]
+            hidden = model.model(input_ids=ids, attention_mask=attn).last_hidden_state  # [N, T, H]
+            ref = ref + torch.cat([hidden[i][target[i]] @ a.T @ b[d].T for i, d in enumerate(doc.tolist())])
     assert sizes == target.sum(1).tolist()
     assert torch.equal(labels, ids[:, 1:][target[:, :-1]])
     torch.testing.assert_close(logits, ref, atol=1e-4, rtol=1e-4)
@@ -593,7 +603,8 @@ def test_resumed_run_takes_its_rates_from_the_config(tiny_model_dir, tmp_path):
 
 @pytest.mark.parametrize("part, group, zero", [({"own_write_keys": True}, "doc_key", "doc_key"),
                                                ({"value_embed": True}, "embed_value", "embed_value"),
-                                               ({"pooled_rank": 2, "pooled_basis": 3}, "pooled", "pool_mix")])
+                                               ({"pooled_rank": 2, "pooled_basis": 3}, "pooled", "pool_mix"),
+                                               ({"pointer_rank": 2}, "pointer", "pointer_gain")])
 def test_a_branch_adds_parts_and_keeps_the_parents_optimizer_step_and_data(tiny_model_dir, tmp_path, part, group, zero):
     """A branch continues another run's checkpoint with a part switched on that starts as a no-op
     (`zero`, the tensor that starts at zero): the parent's weights, optimizer state and step carry
@@ -607,20 +618,21 @@ def test_a_branch_adds_parts_and_keeps_the_parents_optimizer_step_and_data(tiny_
                             hypernet={**net, **part}))
     assert branch.step == 3 and [g["name"] for g in branch.opt.param_groups][-1] == group
     old = dict(parent.net.named_parameters())
+    started_at_zero = lambda net: getattr(net, zero)["down_proj"] if zero != "pointer_gain" else net.pointer_gain  # noqa: E731
     for name, p in branch.net.named_parameters():
         if name not in old:
             assert group_of(name, p) == group and p not in branch.opt.state  # no optimizer state yet
-            assert not name.startswith(zero + ".") or not p.any()
+            assert name.split(".")[0] != zero or not p.any()
         else:
             torch.testing.assert_close(p, old[name])
             for key, val in parent.opt.state[old[name]].items():
                 torch.testing.assert_close(branch.opt.state[p][key], val)
     assert branch.train_step()["ce"] == pytest.approx(parent.train_step()["ce"], rel=1e-5)
-    assert getattr(branch.net, zero)["down_proj"].any()  # and from then on the new part learns
+    assert started_at_zero(branch.net).any()  # and from then on the new part learns
     parent.save()  # a run resumed with the part switched on in its own config grows the same way
     grown = Trainer(config(tmp_path / "p", tiny_model_dir, steps=6, hypernet={**net, **part}))
     assert grown.step == 4 and [g["name"] for g in grown.opt.param_groups][-1] == group
-    assert not getattr(grown.net, zero)["down_proj"].any()
+    assert not started_at_zero(grown.net).any()
     branch.save()
     with pytest.raises(ModelMismatch, match="unexpected"):  # a branch may add parts, never drop them
         Trainer(config(tmp_path / "c", tiny_model_dir, steps=6, branch_from=str(tmp_path / "b" / "run" / "checkpoint"),

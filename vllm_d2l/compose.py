@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import torch
 
-from .lora import LoRAWeights
+from .lora import HEAD, LoRAWeights
 
 _NORMS = {"sqrt": lambda n: n ** 0.5, "mean": lambda n: n, "none": lambda n: 1.0}
 
 
 def compose(parts: list[LoRAWeights]) -> LoRAWeights:
-    """The composite adapter of `parts` (at least one); its meta sums tokens and chunks."""
+    """The composite adapter of `parts` (at least one); its meta sums tokens and chunks. A module
+    only some parts update (a task generator's copy path on the LM head) is a zero update in the others."""
+    parts = _on_every_module(parts)
     LoRAWeights.check_addable(parts, "compose")
     groups: dict[tuple, list[LoRAWeights]] = {}
     for i, p in enumerate(parts):
@@ -43,6 +45,21 @@ def compose(parts: list[LoRAWeights]) -> LoRAWeights:
     meta = {**out.meta, "tokens": sum(int(p.meta.get("tokens", 0)) for p in parts),
             "chunks": sum(int(p.meta.get("chunks", 0)) for p in parts)}
     return LoRAWeights(out.a, out.b, out.base_model, meta)  # a new object: the parts stay as they were
+
+
+def _on_every_module(parts: list[LoRAWeights]) -> list[LoRAWeights]:
+    """`parts`, each given zero factors at its own rank for the modules that only others update."""
+    shapes = {k: (p.a[k].shape[1], p.b[k].shape[0], p.a[k].dtype) for p in parts for k in p.a}
+    out = []
+    for p in parts:
+        missing = shapes.keys() - p.a.keys()
+        if not missing:
+            out.append(p)
+            continue
+        a = dict(p.a) | {k: torch.zeros(p.rank, shapes[k][0], dtype=shapes[k][2]) for k in missing}
+        b = dict(p.b) | {k: torch.zeros(shapes[k][1], p.rank, dtype=shapes[k][2]) for k in missing}
+        out.append(LoRAWeights(a, b, p.base_model, p.meta))
+    return out
 
 
 def _layout(w: LoRAWeights) -> dict | None:
@@ -74,6 +91,7 @@ def _compose_group(group: list[LoRAWeights]) -> LoRAWeights:
         if layout["combine"] == "sum":
             norm = _NORMS[layout["norm"]]
             total = sum(float(p.meta["layout"]["tokens"]) for p in group)
+            norm = norm if k != HEAD else _NORMS["none"]  # the copy path's rows are plain sums
             summed = sum(b_i.float() * (norm(float(p.meta["layout"]["tokens"])) / norm(total))
                          for p, (_, b_i) in zip(group, own))  # [d_out, r]
             a_doc, b_doc = own[0][0], summed.to(own[0][1].dtype)

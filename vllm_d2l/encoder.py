@@ -18,6 +18,13 @@ class Encoded:
 
     hidden: torch.Tensor  # [N, L_src, T, H] residual streams at the source layers
     inputs: torch.Tensor | None = None  # [N, L_cap, T, d_in] inputs of the captured modules
+    ids: torch.Tensor | None = None  # [N, T] the tokens read (the copy path stores which token came next)
+
+    def cut(self, rows, width: int) -> "Encoded":
+        """Some chunks' rows, their first `width` tokens."""
+        pick = lambda t: None if t is None else t[rows][..., :width, :]  # noqa: E731
+        return Encoded(self.hidden[rows][..., :width, :], pick(self.inputs),
+                       None if self.ids is None else self.ids[rows][:, :width])
 
     @staticmethod
     def concat(parts: list["Encoded"], masks: list[torch.Tensor]) -> tuple["Encoded", torch.Tensor]:
@@ -26,8 +33,10 @@ class Encoded:
         grow = lambda t: torch.nn.functional.pad(t, (0, 0, 0, width - t.shape[-2]))  # noqa: E731
         hidden = torch.cat([grow(p.hidden) for p in parts])
         inputs = torch.cat([grow(p.inputs) for p in parts]) if parts[0].inputs is not None else None
+        ids = torch.cat([torch.nn.functional.pad(p.ids, (0, width - p.ids.shape[1])) for p in parts]) \
+            if parts[0].ids is not None else None
         mask = torch.cat([torch.nn.functional.pad(m, (0, width - m.shape[1])) for m in masks])
-        return Encoded(hidden, inputs), mask
+        return Encoded(hidden, inputs, ids), mask
 
 
 def read_behind(doc: list[list[int]], overlap: int) -> list[tuple[list[int], int]]:
@@ -87,4 +96,4 @@ class Encoder:
         hs = out.hidden_states
         hidden = torch.stack([hs[i] for i in self.source_layers], dim=1)
         inputs = torch.stack(seen, dim=1) if self._modules else None  # type: ignore[arg-type]
-        return Encoded(hidden, inputs)
+        return Encoded(hidden, inputs, input_ids)

@@ -37,6 +37,14 @@ question (the task mode's "reply in upper case").
 With `value_embed` each value is [h_t ; e_t], e_t the stored token's input embedding (RMS-normalised),
 read through [V_l, E_l] with E_l zero at the start: the memory holds 2H-wide values, still summed.
 
+With `pointer_rank` k_p a copy path joins them, a LoRA on `lm_head` (see `HypernetConfig.pointer_rank`):
+    key   a_t = P z~_t / sqrt(k_p)   (z~ = z / z_rms, z_t the final normed state at t, P [k_p, H] learned)
+    query q   = P z~                 (z the head's input at query time)
+    B_head    = gain_p sum_t e_{x_{t+1}} (g_t (a_t - mean a))^T      [vocab, k_p]
+so a reply state that matches a stored state raises the logit of the token that followed it there,
+and of no other token. Its memory is that [vocab, k_p] sum (with the tokens' weighed counts and
+keys, for the centring); documents and chunks still combine by adding.
+
 With `write_gate` every token's terms (and its count in n) are weighed by g_t = 2 sigmoid(u . m~_t
 + c), read from the same input as its key: the memory becomes a weighted one, chunks still sum.
 """
@@ -48,7 +56,7 @@ import torch
 import torch.nn as nn
 
 from .hypernet import HypernetBase, HypernetConfig
-from .lora import module_path
+from .lora import HEAD, module_path
 
 
 class FastWeightNet(HypernetBase):
@@ -90,6 +98,15 @@ class FastWeightNet(HypernetBase):
         if c.value_embed:  # E, the map of the stored token's embedding: zero, likewise last
             self.embed_value = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_layers, h, h))
                                                  for m, (_, h) in self.shapes.items()})
+        if c.pointer_rank:  # the copy path: P, its write gate (u, c: every g 1) and its gain (zero: none)
+            hidden = c.base_hidden_size
+            self.pointer_key = nn.Parameter(torch.randn(c.pointer_rank, hidden) / hidden ** 0.5)
+            self.pointer_write = nn.Parameter(torch.zeros(hidden))
+            self.pointer_write_bias = nn.Parameter(torch.zeros(()))
+            self.pointer_gain = nn.Parameter(torch.zeros(()))
+            # RMS of the head's inputs, measured on the first text the path reads (0: not yet), so a
+            # path switched on in a trained run needs no calibration pass
+            self.register_buffer("pointer_rms", torch.zeros(()))
 
     @property
     def capture(self) -> list[str]:
@@ -137,15 +154,52 @@ class FastWeightNet(HypernetBase):
                 out["kk"].append(torch.einsum("nltk,nltj->nlkj", keys * wt[..., None], keys))  # [N, L, k, k]
         mem = {k: torch.stack(v, 1) for k, v in out.items()}
         mem["n"] = w.sum(1)  # [N]: tokens stored (the adapter's meta counts these)
+        if c.pointer_rank:
+            mem |= self.pointer_memory(enc, mask, write)
         return mem
 
+    def pointer_memory(self, enc, mask: torch.Tensor, write: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """The copy path's sums over the stored pairs (key at t, the token at t+1): P [N, V, k_p]
+        (each key added into its next token's row), pc [N, V] and pk [N, k_p] (the weighed counts
+        and keys, which centre the read)."""
+        c = self.config
+        if enc.ids is None:
+            raise ValueError("the copy path needs the tokens read (`Encoded.ids`)")
+        z = enc.hidden[:, c.pointer_source].float()  # [N, T, H]: what the LM head sees
+        w = mask.float() if write is None else (mask & write).float()
+        z, nxt, w = z[:, :-1], enc.ids[:, 1:], mask[:, :-1].float() * w[:, 1:]  # pairs (t, t+1) [N, T-1]
+        if self.training and not self.pointer_rms:  # never while serving: every replica reads alike
+            with torch.no_grad():
+                self.pointer_rms.copy_((z.pow(2).mean(-1) * w).sum().div(w.sum().clamp_min(1)).sqrt().clamp_min(1e-6))
+        z = z / self.head_rms()
+        w = w * 2 * torch.sigmoid(z @ self.pointer_write + self.pointer_write_bias)  # [N, T-1]
+        keys = (z @ self.pointer_key.T) * (w / c.pointer_rank ** 0.5)[..., None]  # [N, T-1, k_p], weighed
+        n, t = nxt.shape
+        vocab = c.base_vocab_size
+        rows = (nxt + torch.arange(n, device=nxt.device)[:, None] * vocab).reshape(-1)  # [N*(T-1)]
+        p = keys.new_zeros(n * vocab, c.pointer_rank).index_add(0, rows, keys.reshape(n * t, -1))
+        pc = w.new_zeros(n * vocab).index_add(0, rows, w.reshape(-1))
+        return {"P": p.view(n, vocab, -1), "pc": pc.view(n, vocab), "pk": keys.sum(1)}
+
+    def pointer_factors(self, mem: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The copy path's LoRA on the head from D summed memories: A [k_p, H], B [D, V, k_p]."""
+        n = mem["pc"].sum(1).clamp_min(1.0)  # [D]: the weighed pairs stored
+        b = mem["P"] - mem["pc"][..., None] * (mem["pk"] / n[:, None])[:, None, :]  # centred keys
+        return self.pointer_key / self.head_rms(), b * self.pointer_gain
+
+    def head_rms(self) -> torch.Tensor:
+        """The scale of the head's inputs: measured by training, 1 for a network that never trained the path."""
+        return torch.where(self.pointer_rms > 0, self.pointer_rms, torch.ones_like(self.pointer_rms))
+
     def values_from(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Encoder states [N, L(+1), T, H] (the embeddings last, with `value_embed`) -> each layer's
-        RMS-normalised values [N, L, T, H], or [h ; e] [N, L, T, 2H] with the embeddings."""
-        h = hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + 1e-6)
+        """Encoder states [N, L(+2), T, H] (the target layers' first, the embeddings last, with
+        `value_embed`) -> each layer's RMS-normalised values [N, L, T, H], or [h ; e] [N, L, T, 2H]
+        with the embeddings."""
+        n_layers = len(self.config.layers)
+        keep = torch.cat([hidden[:, :n_layers], hidden[:, -1:]], 1) if self.config.value_embed else hidden[:, :n_layers]
+        h = keep * torch.rsqrt(keep.pow(2).mean(-1, keepdim=True) + 1e-6)
         if not self.config.value_embed:
             return h
-        n_layers = len(self.config.layers)
         return torch.cat([h[:, :n_layers], h[:, n_layers:].expand(-1, n_layers, -1, -1)], -1)
 
     def value_map(self, m: str) -> torch.Tensor:
@@ -186,6 +240,9 @@ class FastWeightNet(HypernetBase):
                 a, b = torch.cat([a, pa], 1), torch.cat([b, pb], -1)
             for i, path in enumerate(self.paths[m]):
                 out[path] = (a[i].expand(b.shape[0], -1, -1), b[:, i])
+        if c.pointer_rank:
+            a, b = self.pointer_factors(mem)
+            out[HEAD] = (a.expand(b.shape[0], -1, -1), b)
         return out
 
     def pooled(self, m: str, h_bar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -222,7 +279,12 @@ class FastWeightNet(HypernetBase):
 
     def emit(self, part: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         one = {k: v[None] for k, v in part.items()}
-        return self._with_bias({k: (a[0], b[0]) for k, (a, b) in self.factors(one).items()}, batched=False)
+        out = self._with_bias({k: (a[0], b[0]) for k, (a, b) in self.factors(one).items()}, batched=False)
+        if HEAD in out:  # an adapter has one rank for every module (PEFT's `r`): the head's pads with zeros
+            a, b = out[HEAD]
+            pad = self.config.adapter_rank() - a.shape[0]
+            out[HEAD] = (torch.cat([a, a.new_zeros(pad, a.shape[1])]), torch.cat([b, b.new_zeros(b.shape[0], pad)], 1))
+        return out
 
     def batch_factors(self, enc, mask: torch.Tensor, owner: list[int], n_docs: int) -> dict:
         mem = self.memory(enc, mask)
@@ -249,6 +311,9 @@ class FastWeightNet(HypernetBase):
             return factors
         out = {}
         for k, (a, b) in factors.items():
+            if k not in bias:  # the copy path has no always-on block
+                out[k] = (a, b)
+                continue
             ba, bb = bias[k]
             if batched:
                 bb = bb.expand(b.shape[0], -1, -1)
@@ -275,7 +340,8 @@ class FastWeightNet(HypernetBase):
         maps = [*self.value.values(), *getattr(self, "embed_value", {}).values()]
         values = all(not v.any() for v in maps) or not self.gain.any()
         pooled = all(not w.any() for w in getattr(self, "pool_mix", {}).values())
-        return bool(values and pooled and self.bias_is_zero())
+        pointer = not self.config.pointer_rank or not self.pointer_gain.any()
+        return bool(values and pooled and pointer and self.bias_is_zero())
 
     @torch.no_grad()
     def open_(self, seed: int = 0) -> "FastWeightNet":
@@ -292,4 +358,6 @@ class FastWeightNet(HypernetBase):
         for p in getattr(self, "pool_mix", {}).values():  # a pooled block that depends on the document
             p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5)
         self.gain.fill_(1.0)
+        if self.config.pointer_rank:
+            self.pointer_gain.fill_(1.0)
         return self

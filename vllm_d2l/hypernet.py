@@ -134,6 +134,17 @@ class HypernetConfig:
     # with tied embeddings E = cI would put exactly that token on top of the logits. (Measured from
     # step 9100 of the document run: the hold-out got worse over 500 steps; the README's ablations.)
     value_embed: bool = False
+    # token kind: a copy path on the LM head, of rank `pointer_rank` (0: none). Every stored pair
+    # writes its key, read from the final normed state at token t (what the head sees), into the
+    # row of token t+1 itself: B_head = gain sum_t e_{x_{t+1}} (g_t a_t)^T, a [vocab, k] matrix
+    # with a row per distinct token of the document. A reply state that matches a stored one then
+    # raises exactly that next token's logit, and no other (an induction head written as a LoRA on
+    # `lm_head`). Why: the residual-stream values name a token only through the tied embedding, in
+    # which a rare token's neighbours score nearly as high, and the adapters wrote near misses of
+    # phrases and keys they had read ("Holy gazibre!" for "Holy guacamole!", "texture" for the key
+    # "text"). The gain starts at zero: the network without it, so a trained run can switch it on.
+    pointer_rank: int = 0
+    base_vocab_size: int = 0  # the head's width; needed with `pointer_rank`
 
     def adapter_rank(self, chunks: int = 1) -> int:
         """Rank of a document's adapter: Perceiver chunks concatenate along rank; the token kind's
@@ -147,9 +158,17 @@ class HypernetConfig:
 
     @property
     def source_layers(self) -> list[int]:
-        """hidden_states indices the encoder keeps: one per target layer, then the embeddings (0)
-        when values carry them."""
-        return [l + self.source_offset for l in self.layers] + ([0] if self.value_embed else [])
+        """hidden_states indices the encoder keeps: one per target layer, then the final normed
+        states (the LM head's input, `base_num_layers`) for the copy path when no target reads
+        them already, then the embeddings (0) when values carry them."""
+        own = [l + self.source_offset for l in self.layers]
+        head = [self.base_num_layers] if self.pointer_rank and self.base_num_layers not in own else []
+        return own + head + ([0] if self.value_embed else [])
+
+    @property
+    def pointer_source(self) -> int:
+        """Where the copy path's states sit among `source_layers`."""
+        return self.source_layers.index(self.base_num_layers)
 
     def shapes(self) -> dict[str, tuple[int, int]]:
         return module_shapes(self._as_hf(), self.target_modules)
@@ -166,7 +185,8 @@ class HypernetConfig:
                    base_num_layers=hf_config.num_hidden_layers,
                    base_intermediate_size=hf_config.intermediate_size,
                    base_num_heads=hf_config.num_attention_heads,
-                   base_num_kv_heads=hf_config.num_key_value_heads, **overrides)
+                   base_num_kv_heads=hf_config.num_key_value_heads, base_vocab_size=hf_config.vocab_size,
+                   **overrides)
 
     def check_base_model(self, hf_config) -> None:
         """Raise `ModelMismatch` listing every field where the base model differs."""
@@ -176,7 +196,7 @@ class HypernetConfig:
             "intermediate_size": (self.base_intermediate_size, hf_config.intermediate_size),
             "num_attention_heads": (self.base_num_heads, hf_config.num_attention_heads),
             "num_key_value_heads": (self.base_num_kv_heads, hf_config.num_key_value_heads),
-        }
+        } | ({"vocab_size": (self.base_vocab_size, hf_config.vocab_size)} if self.base_vocab_size else {})
         diff = [f"{k}: hypernetwork {a}, model {b}" for k, (a, b) in pairs.items() if a != b]
         if diff:
             raise ModelMismatch(f"hypernetwork was trained for '{self.base_model}', which differs from "
@@ -211,6 +231,10 @@ class HypernetConfig:
             if self.write_gate and self.memory_read != "ridge":  # a summed read composes by token counts
                 raise ModelMismatch("write_gate needs memory_read='ridge' (documents composed by a plain "
                                     "sum read pool their token counts, which a gate makes per layer)")
+            rows = self.adapter_rank() - self.bias_rank  # the head's factors pad to the rank, clear of the always-on rows
+            if self.pointer_rank < 0 or (self.pointer_rank and (self.base_vocab_size < 1 or self.pointer_rank > rows)):
+                raise ModelMismatch(f"bad copy path pointer_rank={self.pointer_rank} (at most {rows}, the adapter's "
+                                    f"rows before its always-on block), base_vocab_size={self.base_vocab_size}")
             if self.pooled_rank < 0 or self.pooled_basis < 1:
                 raise ModelMismatch(f"bad pooled block pooled_rank={self.pooled_rank}, pooled_basis={self.pooled_basis}")
             if len(self.target_modules) != 1:
@@ -313,6 +337,8 @@ class HypernetBase(nn.Module):
         config = HypernetConfig.from_json((folder / CONFIG_NAME).read_text())
         if overrides:
             config = HypernetConfig(**{**asdict(config), **overrides})
+        if hf_config is not None and config.pointer_rank and not config.base_vocab_size:  # saved before the field
+            config = HypernetConfig(**{**asdict(config), "base_vocab_size": hf_config.vocab_size})
         if hf_config is not None:
             config.check_base_model(hf_config)
         net = build(config)

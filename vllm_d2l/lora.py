@@ -43,6 +43,9 @@ def module_shapes(hf_config, modules: list[str]) -> dict[str, tuple[int, int]]:
     return {m: table[m] for m in modules}
 
 
+HEAD = "lm_head"  # the LM head's path: the token generator's copy path writes there (`HypernetConfig.pointer_rank`)
+
+
 def module_path(layer: int, module: str) -> str:
     """Dotted path of a projection inside a Llama-style `*ForCausalLM`."""
     group = "self_attn" if module in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
@@ -146,6 +149,11 @@ class LoRAWeights:
         problems = []
         n_layers = hf_config.num_hidden_layers
         for name in self.modules:
+            if name == HEAD:  # the copy path: hidden -> vocabulary
+                got, want = (self.a[name].shape[1], self.b[name].shape[0]), (hf_config.hidden_size, hf_config.vocab_size)
+                if got != want:
+                    problems.append(f"{name}: adapter is {got[0]}->{got[1]}, model is {want[0]}->{want[1]}")
+                continue
             parts = name.split(".")
             try:
                 layer, short = int(parts[2]), parts[-1]

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-from ..encoder import Encoded
 
 LENGTHS = (40, 80, 120, 160, 240, 480, 960)
 
@@ -62,7 +61,7 @@ def measure(generator, first: str, filler: list[str], lengths=LENGTHS, probe: in
     rows = []
     for n in lengths:
         t = max(n, probe + 1)
-        enc = Encoded(full.hidden[..., :t, :], full.inputs[..., :t, :])
+        enc = full.cut(slice(None), t)
         r = read_back(generator.hypernet, enc, torch.ones(1, t, dtype=torch.bool), probe)
         rows.append({"tokens": t, "own": sum(r["own"]) / len(r["own"]),
                      "other": sum(r["other"]) / len(r["other"]), "own_by_layer": r["own"]})

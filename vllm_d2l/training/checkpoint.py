@@ -113,7 +113,7 @@ READING = ("chunk_overlap",)
 # switches that add a part starting as a no-op (the network without it, exactly: the pooled block's
 # mixing map, like the others' tensors, starts at zero): a config may turn one on over a snapshot
 # taken without it, as a resumed run may over its own checkpoint
-SWITCHES = ("write_gate", "own_write_keys", "value_embed", "pooled_rank")
+SWITCHES = ("write_gate", "own_write_keys", "value_embed", "pooled_rank", "pointer_rank")
 
 
 def load_snapshot(folder: Path, net: Hypernet) -> int:
@@ -125,7 +125,7 @@ def load_snapshot(folder: Path, net: Hypernet) -> int:
     loaded = Hypernet.load(folder / "hypernet")
     mine, theirs = asdict(net.config), asdict(loaded.config)
     switched = {k for k in SWITCHES if mine.get(k) and not theirs.get(k)}
-    free = ("base_model", *READING, *switched)
+    free = ("base_model", "base_vocab_size", *READING, *switched)  # the vocabulary: checked against the model
     if {k: v for k, v in mine.items() if k not in free} != {k: v for k, v in theirs.items() if k not in free}:
         raise ValueError(f"snapshot {folder} was trained with another hypernetwork config")
     net.load_state_dict(loaded.state_dict(), strict=not switched)  # the switched parts keep their zeros

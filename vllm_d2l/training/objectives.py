@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 
 from ..apply import lora_applied
+from ..lora import HEAD
 from ..prompts import context_messages, described_messages, question_messages, render
 
 RECONSTRUCT_PROMPT = "Repeat the document you have memorised, word for word."
@@ -215,8 +216,10 @@ def _buckets(lengths: list[int], most: int) -> list[list[int]]:
 
 
 def first_adapted_layer(factors: dict) -> int:
-    """The lowest decoder layer any factor's module sits in ("model.layers.15.mlp.down_proj" -> 15)."""
-    return min(int(re.search(r"layers\.(\d+)\.", path).group(1)) for path in factors)
+    """The lowest decoder layer any factor's module sits in ("model.layers.15.mlp.down_proj" -> 15;
+    the LM head sits after them all)."""
+    return min((int(found.group(1)) for path in factors if (found := re.search(r"layers\.(\d+)\.", path))),
+               default=10 ** 9)
 
 
 def student_logits(model, pad_id: int, examples: list[Example], factors: dict,
@@ -237,6 +240,7 @@ def student_logits(model, pad_id: int, examples: list[Example], factors: dict,
     # fast-weight generator's) is taken once: picked apart per pass, its gradient went through a
     # zero-filled [D, r, d_in] per pass and layer (4 s of a CPU step of 16 descriptions).
     factors = {k: (a[0] if a.dim() == 3 and a.stride(0) == 0 else a, b) for k, (a, b) in factors.items()}
+    head = factors.pop(HEAD, None)  # the copy path: added to the logits below, on the answer rows only
     shared = _common_prefix([e.prompt for e in examples])
     start = first_adapted_layer(factors)
     upper = (start > 0 and all(e.lower is not None for e in examples)
@@ -280,6 +284,12 @@ def student_logits(model, pad_id: int, examples: list[Example], factors: dict,
         logits = model.lm_head(hidden[target]).float()
         labels = ids[:, 1:][target[:, :-1]]
         sizes = target.sum(1).tolist()
+        if head is not None:  # A [r, H] (shared) or [D, r, H], B [D, V, r]: x A^T B^T per example's document
+            a, b = head
+            rows = doc.repeat_interleave(torch.tensor(sizes, device=device))  # [P]
+            low = torch.einsum("ph,prh->pr", hidden[target].float(), a.index_select(0, rows)) if a.dim() == 3 \
+                else hidden[target].float() @ a.T  # [P, r]
+            logits = logits + torch.cat([lw @ b[d].T for lw, d in zip(low.split(sizes), doc.tolist())])
         for i, lg, lb in zip(group, logits.split(sizes), labels.split(sizes)):
             per_example[i] = (lg, lb)
     return (torch.cat([lg for lg, _ in per_example]), torch.cat([lb for _, lb in per_example]),

@@ -43,6 +43,8 @@ def is_common_answer(answer: str) -> bool:
 def group_of(name: str, p: torch.nn.Parameter) -> str:
     """The optimizer group of a hypernetwork parameter. Groups are made in order of first
     appearance, so a checkpoint's optimizer state is indexed by this grouping."""
+    if name.startswith("pointer_"):  # the copy path: switched on in a trained run, a group of its own
+        return "pointer"
     if name.startswith("bias_"):
         return "bias"
     if name.startswith("value."):
@@ -129,7 +131,7 @@ class Trainer:
                 "pooled": (1.0, 0.0),
                 "embed_value": (cfg.value_lr_mult if cfg.embed_value_lr_mult is None else cfg.embed_value_lr_mult,
                                 cfg.weight_decay),
-                "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
+                "pointer": (1.0, 0.0), "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
 
     def param_groups(self, first: tuple[str, ...] | list[str] = ()) -> list[dict]:
         """Optimizer groups, those named in `first` (a checkpoint's, in its order) ahead of the rest:
@@ -174,8 +176,7 @@ class Trainer:
             row = 0
             for d in group:
                 rows, w = slice(row, row + len(chunked[d])), max(len(c) for c, _ in chunked[d])
-                inputs = seen.inputs[rows, :, :w] if seen.inputs is not None else None
-                parts.append((Encoded(seen.hidden[rows, :, :w], inputs), mask[rows, :w], write[rows, :w]))
+                parts.append((seen.cut(rows, w), mask[rows, :w], write[rows, :w]))
                 row += len(chunked[d])
         if self.step == 0 and self.net.training and not (self.cfg.init_from or self.cfg.resume_from
                                                          or self.cfg.branch_from):
