@@ -238,6 +238,10 @@ class TrainConfig:
     # whose V has had thousands of steps; at V's rate it reached a tenth of V's size in 100 steps.
     embed_value_lr_mult: float | None = None
     ridge_lr_mult: float = 1.0  # the token kind's whitening strengths' rate (memory_read: ridge)
+    # the copy path's gain (`hypernet.pointer_rank`), relative to lr: one number that starts at zero,
+    # which Adam moves by about the rate a step, so at the base rate the path would take thousands of
+    # steps to open (a matched state raises its token by gain * sqrt(pointer_rank) nats)
+    pointer_gain_lr_mult: float = 30.0
     warmup: int = 100
     weight_decay: float = 0.01
     grad_clip: float = 1.0

@@ -43,7 +43,9 @@ def is_common_answer(answer: str) -> bool:
 def group_of(name: str, p: torch.nn.Parameter) -> str:
     """The optimizer group of a hypernetwork parameter. Groups are made in order of first
     appearance, so a checkpoint's optimizer state is indexed by this grouping."""
-    if name.startswith("pointer_"):  # the copy path: switched on in a trained run, a group of its own
+    if name == "pointer_gain":  # the copy path, switched on in a trained run: its gain at its own rate
+        return "pointer_gain"
+    if name.startswith("pointer_"):  # and the rest of it
         return "pointer"
     if name.startswith("bias_"):
         return "bias"
@@ -131,7 +133,7 @@ class Trainer:
                 "pooled": (1.0, 0.0),
                 "embed_value": (cfg.value_lr_mult if cfg.embed_value_lr_mult is None else cfg.embed_value_lr_mult,
                                 cfg.weight_decay),
-                "pointer": (1.0, 0.0), "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
+                "pointer": (1.0, 0.0), "pointer_gain": (cfg.pointer_gain_lr_mult, 0.0), "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
 
     def param_groups(self, first: tuple[str, ...] | list[str] = ()) -> list[dict]:
         """Optimizer groups, those named in `first` (a checkpoint's, in its order) ahead of the rest:
@@ -350,6 +352,8 @@ class Trainer:
         self.step += 1
         gate = getattr(self.net, "gate", None)
         totals["gate"] = (gate if gate is not None else self.net.gain).detach().abs().mean().item()
+        if getattr(self.net.config, "pointer_rank", 0):  # how far the copy path has opened
+            totals["pointer_gain"] = self.net.pointer_gain.item()
         return totals
 
     @torch.no_grad()
