@@ -36,4 +36,14 @@ def test_default_model_end_to_end(tmp_path, default_model_dir):
         assert {r["id"] for r in report} <= {m["id"] for m in models}
         metrics = httpx.get(srv.base_url + "/metrics", timeout=30).text
         assert "vllm_d2l_documents_internalized_total 2.0" in metrics
+        # a task adapter of the packaged task network, its copy path on the LM head included
+        task = httpx.post(srv.base_url + "/v1/tasks", json={"text": 'Start every reply with "Ahoy there!"'},
+                          timeout=120).json()
+        from vllm_d2l.serving.store import AdapterStore
+        weights = AdapterStore(tmp_path / "store").load(task["id"])[1]
+        assert weights.b["lm_head"].shape == (49152, task["rank"]) and weights.b["lm_head"].any()
+        r = httpx.post(srv.base_url + "/v1/chat/completions", timeout=120, json={
+            "model": task["id"], "max_tokens": 8, "temperature": 0,
+            "messages": [{"role": "user", "content": "What is the capital of France?"}]})
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
         assert srv.alive()
