@@ -104,8 +104,8 @@ class FastWeightNet(HypernetBase):
             self.pointer_write = nn.Parameter(torch.zeros(hidden))
             self.pointer_write_bias = nn.Parameter(torch.zeros(()))
             self.pointer_gain = nn.Parameter(torch.zeros(()))
-            # RMS of the head's inputs, measured on the first text the path reads (0: not yet), so a
-            # path switched on in a trained run needs no calibration pass
+            # RMS of the head's inputs, measured on the first text training reads (0: not yet, and 1 is
+            # used), so a path switched on in a trained run needs no calibration pass
             self.register_buffer("pointer_rms", torch.zeros(()))
 
     @property

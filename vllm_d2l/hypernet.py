@@ -136,7 +136,7 @@ class HypernetConfig:
     value_embed: bool = False
     # token kind: a copy path on the LM head, of rank `pointer_rank` (0: none). Every stored pair
     # writes its key, read from the final normed state at token t (what the head sees), into the
-    # row of token t+1 itself: B_head = gain sum_t e_{x_{t+1}} (g_t a_t)^T, a [vocab, k] matrix
+    # row of token t+1 itself: B_head = gain sum_t e_{x_{t+1}} (g_t a_t)^T (keys centred), a [vocab, k] matrix
     # with a row per distinct token of the document. A reply state that matches a stored one then
     # raises exactly that next token's logit, and no other (an induction head written as a LoRA on
     # `lm_head`). Why: the residual-stream values name a token only through the tied embedding, in
