@@ -56,6 +56,21 @@ def test_gap_closure():
     assert metrics.gap_closure(adapter=0.3, context=0.1, none=0.1) is None
 
 
+def test_cluster_interval_widens_when_groups_pass_or_fail_together():
+    """Seven tasks passing all five replies and seven failing all five hold the same 50 % as
+    fourteen tasks each half right, but only the first says little about the next task."""
+    together = [[1.0] * 5] * 7 + [[0.0] * 5] * 7
+    mixed = [[1.0, 0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0, 0.0]] * 7
+    lo_t, hi_t = metrics.cluster_interval(together)
+    lo_m, hi_m = metrics.cluster_interval(mixed)
+    assert lo_t < 0.5 < hi_t and lo_m <= 0.5 <= hi_m
+    assert hi_t - lo_t > 2 * (hi_m - lo_m)
+    assert metrics.cluster_interval([[1.0, 1.0], [1.0]]) == (1.0, 1.0)  # nothing to vary
+    assert metrics.cluster_interval(together, seed=3) == metrics.cluster_interval(together, seed=3)
+    with pytest.raises(ValueError):
+        metrics.cluster_interval([[], []])
+
+
 def test_needle_insertion():
     from vllm_d2l.evaluation.needle import insert_at_depth, make_needle
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from vllm_d2l.datasets.tasks import _PHRASES, _SIGNOFFS, FAMILIES, HELD_OUT_FAMILIES
-from vllm_d2l.evaluation.tasks import CONDITIONS, build_items, evaluate_tasks, main, task_messages, tasks_chart
+from vllm_d2l.evaluation.tasks import (CONDITIONS, build_items, evaluate_tasks, format_table, main, task_messages,
+                                      tasks_chart)
 from vllm_d2l.generator import Generator
 from tiny import build_tiny_hypernet
 
@@ -72,7 +73,8 @@ def test_evaluate_scores_every_reply(tiny_model_dir, tmp_path):
         assert set(it["outputs"]) == set(it["complied"]) == set(CONDITIONS)
         assert "_task" not in it
     json.dumps(res)  # everything it returns can be written out
-    assert all(0 <= v["compliance"] <= 1 for v in res["conditions"].values())
+    assert all(v["interval"][0] <= v["compliance"] <= v["interval"][1] for v in res["conditions"].values())
+    assert "%" in format_table({"set": "wordings", **res}).splitlines()[0].split("(")[2]  # the interval printed
     tasks_chart({"wordings": {"set": "wordings", **res}}, tmp_path / "t.png")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -108,6 +110,28 @@ def test_always_on_scale_touches_only_the_block_every_description_shares(tiny_mo
     for k, (a, b) in factors_of(w).items():
         assert torch.equal(b, w.b[k])
         assert torch.allclose(halved[k][1][:, -r:], b[:, -r:]) and torch.allclose(halved[k][1][:, :-r], 2 * b[:, :-r])
+
+
+def test_head_scale_touches_only_the_copy_path(tiny_model_dir, tmp_path):
+    """`--head-scale` multiplies the LM head's update alone: at 0 copying is off and every other
+    module is as generated; an adapter without a copy path refuses it."""
+    from vllm_d2l.evaluation.generation import factors_of
+    from vllm_d2l.lora import HEAD
+
+    hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6, pointer_rank=3)
+    gen = Generator.load(hn, tiny_model_dir, encoder_dtype=torch.float32)
+    w = gen.internalize("Always open with 'Quite so.'").weights
+    assert w.b[HEAD].any()
+    off, tripled = factors_of(w, head=0.0), factors_of(w, scale=2.0, head=1.5)
+    assert not off[HEAD][1].any()
+    assert torch.allclose(tripled[HEAD][1], 3 * w.b[HEAD])
+    for k in w.b:
+        if k != HEAD:
+            assert torch.equal(off[k][1], w.b[k]) and torch.allclose(tripled[k][1], 2 * w.b[k])
+    plain = build_tiny_hypernet(tiny_model_dir, tmp_path / "plain", opened=True, kind="token", key_dim=6)
+    bare = Generator.load(plain, tiny_model_dir, encoder_dtype=torch.float32).internalize("Be brief.").weights
+    with pytest.raises(ValueError, match="copy path"):
+        factors_of(bare, head=0.5)
 
 
 def test_cli_refuses_bad_arguments():
@@ -409,3 +433,26 @@ def test_cli_reads_every_held_out_description_against_the_training_families(tiny
     assert res["summary"]["families"]["read_as_own"] is None
     assert sum(res["summary"]["families"]["held_out_read_as"]["lower"].values()) == 1
     assert png.stat().st_size > 0
+
+
+def test_compare_pairs_replies_and_reads_gzipped_results(tmp_path, capsys):
+    """`--compare` scores the difference on the replies both runs wrote (a reply only one holds
+    is left out), per family too, and reads archived .gz results beside plain ones."""
+    import gzip
+
+    def run(passes: dict[tuple[int, str], bool]) -> dict:
+        items = [{"task": t, "family": f"fam{t % 2}", "description": f"d{t}", "prompt": p,
+                  "complied": {"adapter": ok}} for (t, p), ok in passes.items()]
+        return {"note": "x", "wordings": {"set": "wordings", "items": items}, "qa_check": {"kept": 0.7}}
+
+    old = run({(t, p): t < 2 for t in range(4) for p in "ab"})
+    new = run({(t, p): t < 3 for t in range(4) for p in "ab"} | {(9, "a"): True})  # task 9: only in new
+    with gzip.open(tmp_path / "old.json.gz", "wt") as f:
+        json.dump(old, f)
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    assert main(["--compare", str(tmp_path / "old.json.gz"), str(tmp_path / "new.json")]) == 0
+    out = capsys.readouterr().out
+    assert "wordings (4 tasks, 8 replies): 50.0% -> 75.0%, +25.0 points" in out and "fam0 +50" in out
+    assert "fam1" not in out  # tasks 1 and 3: unchanged
+    with pytest.raises(SystemExit):
+        main(["--compare", str(tmp_path / "old.json.gz"), str(tmp_path / "missing.json")])

@@ -10,19 +10,25 @@ from typing import Callable
 import torch
 
 from ..apply import lora_applied
+from ..lora import HEAD
 
 
-def factors_of(weights, scale: float = 1.0, always_on: float = 1.0) -> dict:
+def factors_of(weights, scale: float = 1.0, always_on: float = 1.0, head: float = 1.0) -> dict:
     """`LoRAWeights` -> the {module: (A, B)} mapping that `lora_applied` takes; `scale` multiplies
     every update (B), to see how compliance and kept answers trade as an adapter is turned up or down.
     `always_on` multiplies the always-on block alone (the last `layout["always_on"]` rank rows, the
-    same for every text), to tell what it does from what the text's own rows do."""
+    same for every text), to tell what it does from what the text's own rows do; `head` multiplies
+    the LM head's update alone (the copy path), to tell what copying does from what the rest does."""
     r = weights.meta.get("layout", {}).get("always_on", 0)
     if always_on != 1.0 and not r:
         raise ValueError("this adapter has no always-on block to scale")
+    if head != 1.0 and HEAD not in weights.b:
+        raise ValueError("this adapter has no update on the LM head (no copy path) to scale")
 
     def b(k):
         out = weights.b[k] if scale == 1.0 else weights.b[k] * scale
+        if k == HEAD:
+            return out if head == 1.0 else out * head  # its rows past the path's rank are zero pads
         if always_on != 1.0:
             out = torch.cat([out[:, :-r], out[:, -r:] * always_on], dim=1)  # [d_out, R]
         return out

@@ -6,6 +6,7 @@ is terse. F1 is reported next to it because containment alone rewards rambling.
 """
 from __future__ import annotations
 
+import random
 import re
 import string
 from collections import Counter
@@ -63,3 +64,22 @@ def gap_closure(adapter: float, context: float, none: float) -> float | None:
     if gap <= 1e-9:
         return None
     return (adapter - none) / gap
+
+
+def cluster_interval(groups: list[list[float]], level: float = 0.95, draws: int = 2000,
+                     seed: int = 0) -> tuple[float, float]:
+    """A percentile bootstrap interval for the mean over every score in `groups`, resampling whole
+    groups. Replies to one description share its adapter, so they pass or fail together more often
+    than independent replies would: a binomial interval over replies would be too narrow, and two
+    checkpoints a few replies apart would look different when they are not."""
+    groups = [g for g in groups if g]
+    if not groups:
+        raise ValueError("no scores to resample")
+    rng = random.Random(seed)
+    means = []
+    for _ in range(draws):
+        pick = [groups[rng.randrange(len(groups))] for _ in groups]
+        means.append(sum(map(sum, pick)) / sum(map(len, pick)))
+    means.sort()
+    tail = (1 - level) / 2
+    return means[int(tail * (draws - 1))], means[int(round((1 - tail) * (draws - 1)))]

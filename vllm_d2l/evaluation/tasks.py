@@ -30,6 +30,7 @@ from ..datasets.tasks import FAMILIES, HELD_OUT_FAMILIES, Task, draw_task, famil
 from ..prompts import described_messages, render
 from .copying import copy_fidelity, copy_items, format_line, value_fidelity, value_items
 from .generation import factors_of, generate
+from .metrics import cluster_interval
 
 CONDITIONS = ("none", "system", "user", "adapter")
 SETS = ("wordings", "families")  # what `--set both` runs: the targets' sets
@@ -204,9 +205,10 @@ MAX_NEW_TOKENS = 160
 
 
 def evaluate_tasks(generator, items: list[dict], conditions=CONDITIONS, max_new_tokens: int = MAX_NEW_TOKENS,
-                   batch_size: int = 8, progress: bool = True, scale: float = 1.0, always_on: float = 1.0) -> dict:
+                   batch_size: int = 8, progress: bool = True, scale: float = 1.0, always_on: float = 1.0,
+                   head: float = 1.0) -> dict:
     """Replies and compliance per condition; the adapter of each description is generated once
-    (its update multiplied by `scale`, its always-on block by `always_on`)."""
+    (its update multiplied by `scale`, its always-on block by `always_on`, its copy path by `head`)."""
     model, tok = generator.model, generator.tokenizer
     bar = None
     if progress:
@@ -219,7 +221,7 @@ def evaluate_tasks(generator, items: list[dict], conditions=CONDITIONS, max_new_
             for it in items:
                 by_task[it["task"]].append(it)
             for group in by_task.values():
-                factors = factors_of(generator.internalize(group[0]["description"]).weights, scale, always_on)
+                factors = factors_of(generator.internalize(group[0]["description"]).weights, scale, always_on, head)
                 ps = [render(tok, task_messages(cond, "", it["prompt"])) for it in group]
                 for it, out in zip(group, generate(model, tok, ps, max_new_tokens, batch_size, factors, tick)):
                     it.setdefault("outputs", {})[cond] = out
@@ -236,25 +238,39 @@ def evaluate_tasks(generator, items: list[dict], conditions=CONDITIONS, max_new_
 
 
 def summarize(items: list[dict], conditions) -> dict:
+    """Compliance per condition (with a 95 % interval from resampling whole tasks) and per family."""
     n = len(items)
     per_family: dict[str, dict] = defaultdict(lambda: {c: 0 for c in conditions} | {"n": 0})
+    by_task: dict[int, list[dict]] = defaultdict(list)
     for it in items:
+        by_task[it["task"]].append(it)
         row = per_family[it["family"]]
         row["n"] += 1
         for c in conditions:
             row[c] += it["complied"][c]
-    return {"n_replies": n, "n_tasks": len({it["task"] for it in items}),
-            "conditions": {c: {"compliance": sum(it["complied"][c] for it in items) / n if n else 0.0}
-                           for c in conditions},
+
+    def condition(c: str) -> dict:
+        if not n:
+            return {"compliance": 0.0}
+        groups = [[float(it["complied"][c]) for it in group] for group in by_task.values()]
+        return {"compliance": sum(it["complied"][c] for it in items) / n, "interval": list(cluster_interval(groups))}
+    return {"n_replies": n, "n_tasks": len(by_task),
+            "conditions": {c: condition(c) for c in conditions},
             "families": {f: {c: row[c] / row["n"] for c in conditions} | {"n": row["n"]}
                          for f, row in sorted(per_family.items())},
             "items": items}
 
 
+def _interval(row: dict) -> str:
+    lo_hi = row.get("interval")  # absent from results written before it was kept
+    return f" ({lo_hi[0]:.0%}-{lo_hi[1]:.0%})" if lo_hi else ""
+
+
 def format_table(results: dict) -> str:
     conds = list(results["conditions"])
     lines = [f"{results['set']} ({results['n_tasks']} tasks, {results['n_replies']} replies): "
-             + ", ".join(f"{c} {results['conditions'][c]['compliance']:.1%}" for c in conds)]
+             + ", ".join(f"{c} {results['conditions'][c]['compliance']:.1%}{_interval(results['conditions'][c])}"
+                         for c in conds)]
     for fam, row in results["families"].items():
         lines.append(f"  {fam:<14} " + "  ".join(f"{c} {row[c]:.0%}" for c in conds) + f"  (n={row['n']})")
     return "\n".join(lines)
@@ -272,16 +288,20 @@ def tasks_chart(all_results: dict, path: Path | str) -> None:
     labels = {"none": "no description", "system": "as system message", "user": "in the user message",
               "adapter": "generated adapter"}
     for j, c in enumerate(conds):
-        vals = [all_results[s]["conditions"][c]["compliance"] for s in sets]
+        rows = [all_results[s]["conditions"][c] for s in sets]
+        vals = [r["compliance"] for r in rows]
         xs = [i + (j - (len(conds) - 1) / 2) * width for i in range(len(sets))]
         ax.bar(xs, vals, width, label=labels.get(c, c))
+        if all("interval" in r for r in rows):  # 95 %, resampling whole tasks
+            err = [[v - r["interval"][0] for v, r in zip(vals, rows)], [r["interval"][1] - v for v, r in zip(vals, rows)]]
+            ax.errorbar(xs, vals, yerr=err, fmt="none", ecolor="0.25", elinewidth=0.8, capsize=2)
         for x, v in zip(xs, vals):
             ax.text(x, v + 0.01, f"{v:.0%}", ha="center", fontsize=7)
     names = {"seen": "seen wordings"}
     ax.set_xticks(range(len(sets)), [f"{names.get(s, 'held-out ' + s)}\n({all_results[s]['n_replies']} replies)"
                                      for s in sets])
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("replies that follow the description")
+    ax.set_ylabel("replies that follow the description\n(bars: 95 %, resampling tasks)")
     ax.legend(fontsize=8, loc="upper right")
     ax.set_title("Task descriptions: compliance by where the description is", fontsize=10)
     fig.tight_layout()
@@ -336,6 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--always-on-scale", type=float, default=1.0, metavar="S",
                    help="multiply each adapter's always-on block (the rows every description shares) by S, "
                         "the QA check's too: what that block does, apart from what the description's own rows do")
+    p.add_argument("--head-scale", type=float, default=1.0, metavar="S",
+                   help="multiply each adapter's update on the LM head (the copy path) by S, the QA check's "
+                        "too: what copying the description's words does, apart from the rest (0: none)")
+    p.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"),
+                   help="read two --out files (plain or .gz) and print, for each compliance set both hold, the "
+                        "difference on the replies both wrote with a 95 %% interval from resampling tasks; "
+                        "generates nothing")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -343,6 +370,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
+    if args.compare:
+        from .task_compare import compare_sets, format_comparison, load_results
+
+        try:
+            old, new = (load_results(f) for f in args.compare)
+        except (OSError, ValueError) as e:
+            p.error(f"--compare: {e}")
+        print(format_comparison(compare_sets(old, new), *args.compare))
+        return 0
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     unknown = set(conditions) - set(CONDITIONS)
     if unknown or not conditions:
@@ -365,10 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         items = build_items(which, args.n_tasks or default_tasks(which), args.prompts, args.seed)
         res = evaluate_tasks(generator, items, conditions, args.max_new_tokens, args.batch_size,
                              progress=not args.no_progress, scale=args.adapter_scale,
-                             always_on=args.always_on_scale)
+                             always_on=args.always_on_scale, head=args.head_scale)
         results[which] = {"set": which, "model": generator.base_model_name, "hypernet": generator.fingerprint,
                           "adapter_scale": args.adapter_scale, "always_on_scale": args.always_on_scale,
-                          "dtype": str(generator.model.dtype).removeprefix("torch."),  # greedy replies move with it
+                          "head_scale": args.head_scale, "dtype": str(generator.model.dtype).removeprefix("torch."),  # greedy replies move with it
                           "held_out_families": list(HELD_OUT_FAMILIES), **res}
         print(format_table(results[which]))
     if args.set == "readings":
@@ -389,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         for family, r in results["copy"]["values"]["families"].items():
             print("  " + format_line(r, family, "values"))
     pct = lambda x: "n/a" if x is None else f"{x:.0%}"  # noqa: E731 (None: nothing to compare with)
-    adapter = lambda d: factors_of(generator.internalize(d).weights, args.adapter_scale, args.always_on_scale)  # noqa: E731
+    adapter = lambda d: factors_of(generator.internalize(d).weights, args.adapter_scale,  # noqa: E731
+                                     args.always_on_scale, args.head_scale)
     bare = answered(generator.model, generator.tokenizer, QA_CHECK, batch_size=args.batch_size) \
         if args.qa_check or args.qa_null else None  # once for both checks
     if args.qa_check:
