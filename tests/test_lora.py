@@ -54,6 +54,38 @@ def test_bytes_and_folder_round_trip(tiny, tmp_path):
             assert torch.equal(back.a[k], w.a[k]) and torch.equal(back.b[k], w.b[k])
 
 
+def test_zero_padded_module_is_written_at_its_own_rank(tiny, tiny_model_dir, tmp_path):
+    """A module whose last rank rows are zero (as the copy path's head block is) goes to disk at
+    its used rank through `rank_pattern` / `alpha_pattern`, loads back padded and equal, and PEFT
+    reads the folder to the same forward."""
+    import json
+
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    w = random_lora(tiny.config, rank=4)
+    k = module_path(0, "q_proj")
+    w.a[k][2:] = 0
+    w.b[k][:, 2:] = 0
+    assert w.stored_ranks() == {k: 2}
+    folder = w.save_peft(tmp_path / "x")
+    cfg = json.loads((folder / "adapter_config.json").read_text())
+    assert cfg["r"] == 4 and list(cfg["rank_pattern"].values()) == [2] == list(cfg["alpha_pattern"].values())
+    saved = load_file(folder / "adapter_model.safetensors")
+    assert saved[f"base_model.model.{k}.lora_A.weight"].shape[0] == 2
+    assert saved[f"base_model.model.{module_path(1, 'q_proj')}.lora_A.weight"].shape[0] == 4
+    for back in (LoRAWeights.load_peft(folder), LoRAWeights.from_safetensors_bytes(w.to_safetensors_bytes())):
+        assert back.rank == 4 and all(torch.equal(back.a[m], w.a[m]) and torch.equal(back.b[m], w.b[m]) for m in w.a)
+    ids = torch.tensor([[5, 17, 42, 99, 3, 250]])
+    with torch.no_grad(), lora_applied(tiny, {m: (w.a[m], w.b[m]) for m in w.a}):
+        ours = tiny(ids).logits
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32),
+                                           folder).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(ours, peft_model(ids).logits, atol=1e-4, rtol=1e-4)
+
+
 def test_foreign_alpha_is_folded_into_b(tiny, tmp_path):
     w = random_lora(tiny.config, rank=2)
     folder = w.save_peft(tmp_path / "x")

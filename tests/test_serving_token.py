@@ -4,6 +4,7 @@ descriptions (`/v1/tasks`, their own hypernetwork), and the server evaluation mo
 (`vllm-d2l eval --server`)."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -209,6 +210,8 @@ def test_task_routes_and_served_task_adapter(env, http):
     tw, dw = store.load(task["id"])[1], store.load(doc["id"])[1]
     assert any(not torch.equal(tw.b[k], dw.b[k]) for k in dw.b)  # each kind has its own hypernetwork
     assert tw.b["lm_head"].shape[1] == KEY_DIM + BIAS and tw.b["lm_head"].any()  # the copy path, padded
+    written = json.loads((store.folder(task["id"]) / "adapter_config.json").read_text())
+    assert written["rank_pattern"] == {"lm_head": 4}  # on disk and in vLLM at the path's own rank
 
     assert [t["id"] for t in http.get("/v1/tasks").json()["data"]] == [task["id"]]
     assert task["id"] not in {d["id"] for d in http.get("/v1/documents").json()["data"]}

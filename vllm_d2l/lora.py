@@ -4,12 +4,15 @@ Convention: for every target module (a dotted path such as `model.layers.3.mlp.d
 update is `delta_W = B @ A` with `A: [r, d_in]`, `B: [d_out, r]`, and the scaling already folded
 into B. Folding keeps concatenation trivial (chunks and documents just stack along rank) and makes
 the PEFT export exact with `lora_alpha = r` (PEFT and vLLM both scale by `alpha / r` = 1).
-All modules share one rank, because PEFT's config has one `r` (per-module ranks would need a
-`rank_pattern`, which vLLM does not read).
+In memory all modules share one rank. On disk a module whose last rank rows are zero in A and B
+alike (the copy path's head block, padded to the adapter's rank) is written at its own smaller rank
+through PEFT's `rank_pattern` and `alpha_pattern`, which PEFT and vLLM (0.32) both read; loading
+pads it back.
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,7 +175,20 @@ class LoRAWeights:
                                 + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
 
     # ----------------------------------------------------------------------------- PEFT format
+    def stored_ranks(self) -> dict[str, int]:
+        """The modules written below the adapter's rank, and at what rank: their rank rows past it
+        are zero in both factors. The head block of the copy path is [vocab, r] with only its first
+        `pointer_rank` columns used; written whole it was most of a task adapter's bytes."""
+        out = {}
+        for k in self.a:
+            used = (self.a[k].ne(0).any(1) | self.b[k].ne(0).any(0)).nonzero()  # [rank rows in use, 1]
+            r = int(used.max()) + 1 if len(used) else 1
+            if r < self.rank:
+                out[k] = r
+        return out
+
     def peft_config(self) -> dict:
+        trimmed = {re.escape(k): r for k, r in self.stored_ranks().items()}
         return {
             "peft_type": "LORA",
             "task_type": "CAUSAL_LM",
@@ -186,13 +202,16 @@ class LoRAWeights:
             "use_dora": False,
             "target_modules": self.target_modules,
             "inference_mode": True,
+            **({"rank_pattern": trimmed, "alpha_pattern": dict(trimmed)} if trimmed else {}),  # scaling 1 there too
         }
 
     def peft_state_dict(self) -> dict[str, torch.Tensor]:
+        ranks = self.stored_ranks()
         out = {}
         for k in self.a:
-            out[f"{_PEFT_PREFIX}{k}.lora_A.weight"] = self.a[k].contiguous()
-            out[f"{_PEFT_PREFIX}{k}.lora_B.weight"] = self.b[k].contiguous()
+            r = ranks.get(k, self.rank)
+            out[f"{_PEFT_PREFIX}{k}.lora_A.weight"] = self.a[k][:r].contiguous()  # [r_k, d_in]
+            out[f"{_PEFT_PREFIX}{k}.lora_B.weight"] = self.b[k][:, :r].contiguous()  # [d_out, r_k]
         return out
 
     def to_safetensors_bytes(self) -> bytes:
@@ -236,12 +255,27 @@ class LoRAWeights:
                 a[name[: -len(".lora_A.weight")]] = t
             elif name.endswith(".lora_B.weight"):
                 b[name[: -len(".lora_B.weight")]] = t
-        r = config.get("r")
-        alpha = config.get("lora_alpha", r)
-        if r and alpha and alpha != r:  # foreign adapter: fold its scaling into B
-            scale = alpha / (r ** 0.5 if config.get("use_rslora") else r)
-            b = {k: v * scale for k, v in b.items()}
+        for k in list(b):  # fold each module's scaling into B (1 for ours; a foreign adapter's may differ)
+            r_k = b[k].shape[1]  # its own rank, `rank_pattern`'s where it has one
+            alpha = _pattern_value(config.get("alpha_pattern"), k, config.get("lora_alpha") or r_k)
+            if alpha != r_k:
+                b[k] = b[k] * (alpha / (r_k ** 0.5 if config.get("use_rslora") else r_k))
+        width = max(t.shape[0] for t in a.values()) if a else 0
+        for k in set(a) & set(b):  # modules written at a smaller rank: zero rows back up to the adapter's
+            pad = width - a[k].shape[0]
+            if pad and b[k].shape[1] == a[k].shape[0]:
+                a[k] = torch.cat([a[k], a[k].new_zeros(pad, a[k].shape[1])])
+                b[k] = torch.cat([b[k], b[k].new_zeros(b[k].shape[0], pad)], 1)
         return cls(a, b, config.get("base_model_name_or_path", ""), meta)
+
+
+def _pattern_value(pattern: dict | None, module: str, default):
+    """A PEFT `rank_pattern` / `alpha_pattern` entry for `module`, matched as PEFT and vLLM match
+    them (the key, a regex, ends the module's dotted path); `default` where none does."""
+    for key, value in (pattern or {}).items():
+        if re.match(rf"(.*\.)?({key})$", module):
+            return value
+    return default
 
 
 def _without_layout(meta: dict) -> dict:
