@@ -454,5 +454,12 @@ def test_compare_pairs_replies_and_reads_gzipped_results(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "wordings (4 tasks, 8 replies): 50.0% -> 75.0%, +25.0 points" in out and "fam0 +50" in out
     assert "fam1" not in out  # tasks 1 and 3: unchanged
+    assert "not known to be the same kind of machine" in out  # neither says where it ran
+    for run_ in (old, new):
+        run_["wordings"] |= {"dtype": "float32", "cpu_capability": "AVX2"}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    main(["--compare", str(tmp_path / "old.json"), str(tmp_path / "new.json")])
+    assert "not known to be the same" not in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["--compare", str(tmp_path / "old.json.gz"), str(tmp_path / "missing.json")])

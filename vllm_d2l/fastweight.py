@@ -280,7 +280,8 @@ class FastWeightNet(HypernetBase):
     def emit(self, part: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         one = {k: v[None] for k, v in part.items()}
         out = self._with_bias({k: (a[0], b[0]) for k, (a, b) in self.factors(one).items()}, batched=False)
-        if HEAD in out:  # an adapter has one rank for every module (PEFT's `r`): the head's pads with zeros
+        if HEAD in out:  # in memory every module has the adapter's rank: the head's pads with zeros
+            # (which the PEFT folder leaves out, `LoRAWeights.stored_ranks`)
             a, b = out[HEAD]
             pad = self.config.adapter_rank() - a.shape[0]
             out[HEAD] = (torch.cat([a, a.new_zeros(pad, a.shape[1])]), torch.cat([b, b.new_zeros(b.shape[0], pad)], 1))

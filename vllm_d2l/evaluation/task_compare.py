@@ -44,7 +44,9 @@ def compare_sets(old: dict, new: dict, condition: str = "adapter") -> dict[str, 
             by_task[y["task"]].append(d)
             by_family[y["family"]].append(d)
         n = len(pairs)
-        out[name] = {"replies": n, "tasks": len(by_task),
+        machines = [{k: r.get(k) for k in ("dtype", "cpu_capability")} for r in (a, b)]
+        same = machines[0] == machines[1] and machines[0]["cpu_capability"] is not None
+        out[name] = {"replies": n, "tasks": len(by_task), "same_machine": same,
                      "old": sum(x["complied"][condition] for x, _ in pairs) / n,
                      "new": sum(y["complied"][condition] for _, y in pairs) / n,
                      "difference": sum(map(sum, by_task.values())) / n,
@@ -61,6 +63,9 @@ def format_comparison(rows: dict[str, dict], old_name: str, new_name: str) -> st
         lo, hi = r["interval"]
         lines.append(f"{name} ({r['tasks']} tasks, {r['replies']} replies): {r['old']:.1%} -> {r['new']:.1%}, "
                      f"{100 * r['difference']:+.1f} points (95 %: {100 * lo:+.0f} to {100 * hi:+.0f})")
+        if not r["same_machine"]:
+            lines.append("  not known to be the same kind of machine and dtype (`machine` in each result): "
+                         "greedy replies differ by machine as well as by weights")
         moved = {f: d for f, d in r["families"].items() if d}
         if moved:
             lines.append("  " + ", ".join(f"{f} {100 * d:+.0f}" for f, d in moved.items()))

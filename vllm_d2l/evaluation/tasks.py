@@ -293,7 +293,8 @@ def tasks_chart(all_results: dict, path: Path | str) -> None:
         xs = [i + (j - (len(conds) - 1) / 2) * width for i in range(len(sets))]
         ax.bar(xs, vals, width, label=labels.get(c, c))
         if all("interval" in r for r in rows):  # 95 %, resampling whole tasks
-            err = [[v - r["interval"][0] for v, r in zip(vals, rows)], [r["interval"][1] - v for v, r in zip(vals, rows)]]
+            err = [[v - r["interval"][0] for v, r in zip(vals, rows)],
+                   [r["interval"][1] - v for v, r in zip(vals, rows)]]
             ax.errorbar(xs, vals, yerr=err, fmt="none", ecolor="0.25", elinewidth=0.8, capsize=2)
         for x, v in zip(xs, vals):
             ax.text(x, v + 0.01, f"{v:.0%}", ha="center", fontsize=7)
@@ -367,6 +368,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def machine(generator) -> dict:
+    """What greedy replies depend on beside the weights: the base model's dtype, and the CPU's
+    vector instructions and threads. The same fp32 base model answered 23 of the 60 QA questions
+    differently on two machines (base accuracy 52 and 57 %), so results from two machines differ
+    by more than their weights."""
+    import torch
+
+    return {"dtype": str(generator.model.dtype).removeprefix("torch."),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
@@ -404,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                              always_on=args.always_on_scale, head=args.head_scale)
         results[which] = {"set": which, "model": generator.base_model_name, "hypernet": generator.fingerprint,
                           "adapter_scale": args.adapter_scale, "always_on_scale": args.always_on_scale,
-                          "head_scale": args.head_scale, "dtype": str(generator.model.dtype).removeprefix("torch."),  # greedy replies move with it
+                          "head_scale": args.head_scale, **machine(generator),
                           "held_out_families": list(HELD_OUT_FAMILIES), **res}
         print(format_table(results[which]))
     if args.set == "readings":
@@ -446,14 +458,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['first']['questions']} questions alone {pct(r['first']['kept'])} kept); "
                       f"{pct(r['complied'])} of the replies follow the rule, and {pct(r['retained_complying'])} "
                       f"of the base model's right answers stay right in a reply that does")
-        results["qa_check"] = check
+        results["qa_check"] = {**check, **machine(generator)}
     if args.qa_null:
         factors = {d: adapter(d) for d in NULL_DESCRIPTIONS}
         check = qa_check(generator, factors, batch_size=args.batch_size, base=bare)
         print(f"answers under descriptions that ask for nothing ({len(factors)} adapters, {check['questions']} "
               f"questions): base {pct(check['base_accuracy'])}, adapters {pct(check['adapter_accuracy'])} on average "
               f"({pct(check['kept'])} kept; {pct(check['retained'])} of the base model's right answers stay right)")
-        results["qa_null"] = check
+        results["qa_null"] = {**check, **machine(generator)}
     from .qa import write_outputs
 
     write_outputs(results, args.out, args.plot, draw_results)
