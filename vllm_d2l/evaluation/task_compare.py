@@ -1,7 +1,8 @@
 """Two runs of `vllm-d2l eval --tasks` side by side, reply for reply.
 
 Two checkpoints a few replies apart on 70 replies are usually not different at all: the replies to
-one description rise and fall together, and bf16 rounding alone has moved a set by several points.
+one description rise and fall together, and the same weights on two kinds of machine write
+different greedy replies.
 So the difference is scored on the replies both runs wrote (the same task, prompt and condition),
 and its interval comes from resampling whole tasks (`metrics.cluster_interval`) over the paired
 differences, which cancels what the two runs share.
