@@ -187,8 +187,10 @@ class LoRAWeights:
                 out[k] = r
         return out
 
-    def peft_config(self) -> dict:
-        trimmed = {re.escape(k): r for k, r in self.stored_ranks().items()}
+    def peft_config(self, ranks: dict[str, int] | None = None) -> dict:
+        """PEFT's `adapter_config.json`; `ranks` is `stored_ranks()` where the caller has it already."""
+        ranks = self.stored_ranks() if ranks is None else ranks
+        trimmed = {re.escape(k): r for k, r in ranks.items()}
         return {
             "peft_type": "LORA",
             "task_type": "CAUSAL_LM",
@@ -205,8 +207,8 @@ class LoRAWeights:
             **({"rank_pattern": trimmed, "alpha_pattern": dict(trimmed)} if trimmed else {}),  # scaling 1 there too
         }
 
-    def peft_state_dict(self) -> dict[str, torch.Tensor]:
-        ranks = self.stored_ranks()
+    def peft_state_dict(self, ranks: dict[str, int] | None = None) -> dict[str, torch.Tensor]:
+        ranks = self.stored_ranks() if ranks is None else ranks
         out = {}
         for k in self.a:
             r = ranks.get(k, self.rank)
@@ -214,9 +216,10 @@ class LoRAWeights:
             out[f"{_PEFT_PREFIX}{k}.lora_B.weight"] = self.b[k][:, :r].contiguous()  # [d_out, r_k]
         return out
 
-    def to_safetensors_bytes(self) -> bytes:
+    def to_safetensors_bytes(self, ranks: dict[str, int] | None = None) -> bytes:
         """Weights as safetensors bytes with the PEFT config in the header metadata."""
-        return st_save(self.peft_state_dict(), metadata={"peft_config": json.dumps(self.peft_config()),
+        ranks = self.stored_ranks() if ranks is None else ranks
+        return st_save(self.peft_state_dict(ranks), metadata={"peft_config": json.dumps(self.peft_config(ranks)),
                                                           "vllm_d2l": json.dumps(self.meta)})
 
     @classmethod
@@ -229,8 +232,9 @@ class LoRAWeights:
         """Write a PEFT folder atomically (temp folder + rename), so readers never see half of one."""
         folder = Path(folder)
         with atomic_folder(folder) as tmp:
-            (tmp / WEIGHTS_NAME).write_bytes(self.to_safetensors_bytes())
-            (tmp / CONFIG_NAME).write_text(json.dumps(self.peft_config(), indent=2))
+            ranks = self.stored_ranks()  # one scan of the factors for both files
+            (tmp / WEIGHTS_NAME).write_bytes(self.to_safetensors_bytes(ranks))
+            (tmp / CONFIG_NAME).write_text(json.dumps(self.peft_config(ranks), indent=2))
             (tmp / META_NAME).write_text(json.dumps(self.meta, indent=2))
         return folder
 

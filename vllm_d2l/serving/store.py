@@ -162,8 +162,9 @@ class AdapterStore:
         Returns the record now in the store and whether it is ours (False: another writer won).
         """
         final = self.folder(record.id)
-        data = weights.to_safetensors_bytes()
-        config = json.dumps(weights.peft_config(), indent=2).encode()
+        ranks = weights.stored_ranks()  # one scan of the factors for both files
+        data = weights.to_safetensors_bytes(ranks)
+        config = json.dumps(weights.peft_config(ranks), indent=2).encode()
         record.sha256 = {WEIGHTS_NAME: _sha256(data), CONFIG_NAME: _sha256(config)}
         record.bytes = weights.nbytes
         mem = _memory_bytes(memory) if memory else None
