@@ -67,3 +67,10 @@ def test_internalize_a_task_description(tiny_model_dir, tmp_path, monkeypatch):
     assert all(torch.equal(from_file.b[k], from_text.b[k]) for k in from_file.b)
     res = run_cli("internalize", desc, "--task", "x")
     assert res.returncode == 2 and "one of them" in res.stderr
+    res = run_cli("internalize", "--task", desc, "--model", tiny_model_dir, "--hypernet", hn, "--out", tmp_path / "g",
+                  "--guidance", 2)
+    assert res.returncode == 0, res.stderr
+    guided = LoRAWeights.load_peft(tmp_path / "g")
+    assert guided.meta["guidance"] == 2.0 and any(not torch.equal(guided.b[k], from_file.b[k]) for k in guided.b)
+    res = run_cli("internalize", "--task", desc, "--hypernet", hn, "--guidance", 0)
+    assert res.returncode == 2 and "--guidance must be > 0" in res.stderr

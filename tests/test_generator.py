@@ -6,7 +6,7 @@ import torch
 
 from vllm_d2l.apply import lora_applied
 from vllm_d2l.errors import BadDocument, MissingModel, ModelMismatch
-from vllm_d2l.generator import Generator, default_hypernet_dir
+from vllm_d2l.generator import GUIDANCE_ANCHORS, Generator, default_hypernet_dir
 from tiny import build_tiny_hypernet as tiny_hypernet
 from vllm_d2l.hypernet import Hypernet, HypernetBase
 from vllm_d2l.paths import package_data_dir
@@ -161,3 +161,32 @@ def test_the_encoder_reads_in_bf16_only_where_the_cpu_multiplies_in_it(native, m
     assert preferred_dtype() == want and preferred_dtype("cuda") == torch.bfloat16
     g = Generator.load(tiny_hypernet(tiny_model_dir, tmp_path / "hn"), tiny_model_dir)
     assert next(g.model.parameters()).dtype == want
+
+
+def test_guided_adapter_turns_up_what_a_text_adds_over_the_anchors(tiny_model_dir, tmp_path):
+    """Guidance s writes B_anchor + s (B - B_anchor) with the shared A: one adapter of the same
+    rank, its always-on block untouched, under an id of its own."""
+    folder = tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6, bias_rank=2)
+    kw = dict(encoder_dtype=torch.float32, adapter_dtype=torch.float32)
+    plain = Generator.load(folder, tiny_model_dir, **kw)
+    guided = Generator.load(folder, tiny_model_dir, guidance=2.5, **kw)
+    anchors = [r.weights for r in plain.internalize_many(list(GUIDANCE_ANCHORS))]
+    one, two = plain.internalize(TEXT).weights, guided.internalize(TEXT).weights
+    assert two.rank == one.rank and two.meta["guidance"] == 2.5 and "guidance" not in one.meta
+    for k in one.a:
+        anchor = torch.stack([w.b[k] for w in anchors]).mean(0)
+        assert torch.equal(two.a[k], one.a[k])
+        torch.testing.assert_close(two.b[k], anchor + 2.5 * (one.b[k] - anchor))
+        torch.testing.assert_close(two.b[k][:, -2:], one.b[k][:, -2:])  # the always-on block
+        assert not torch.allclose(two.b[k], one.b[k])
+    assert guided.fingerprint != plain.fingerprint and plain.fingerprint in guided.fingerprint
+    assert Generator.load(folder, tiny_model_dir, guidance=1.0, **kw).fingerprint == plain.fingerprint
+
+
+def test_guidance_is_refused_where_it_cannot_apply(tiny_model_dir, tmp_path):
+    token = tiny_hypernet(tiny_model_dir, tmp_path / "token", kind="token", key_dim=6)
+    with pytest.raises(ValueError, match="guidance must be > 0"):
+        Generator.load(token, tiny_model_dir, encoder_dtype=torch.float32, guidance=0.0)
+    perceiver = tiny_hypernet(tiny_model_dir, tmp_path / "perceiver")  # writes A per text
+    with pytest.raises(ValueError, match="cannot be guided"):
+        Generator.load(perceiver, tiny_model_dir, encoder_dtype=torch.float32, guidance=2.0)

@@ -64,6 +64,10 @@ def fingerprint_of(hypernet_dir: Path, model_dir: Path | str) -> str:
     return f"{checkpoint_fingerprint(hypernet_dir)}:{Path(model_dir).resolve().name}"
 
 
+# Descriptions that ask for nothing: the point a guided task adapter is measured from (`Generator.guidance`).
+GUIDANCE_ANCHORS = ("You are a helpful assistant.", "Answer the question you are asked.", "Be clear and accurate.")
+
+
 def decode_text(text: str | bytes) -> str:
     """Accept str or UTF-8 bytes; refuse what cannot be a document, naming why."""
     if isinstance(text, (bytes, bytearray)):
@@ -102,7 +106,8 @@ class Generator:
 
     def __init__(self, model, tokenizer, hypernet: HypernetBase, base_model_name: str, fingerprint: str = "",
                  chunk_tokens: int | None = None, batch_tokens: int | None = None,
-                 adapter_dtype: torch.dtype = torch.bfloat16, chunk_overlap: int | None = None):
+                 adapter_dtype: torch.dtype = torch.bfloat16, chunk_overlap: int | None = None,
+                 guidance: float = 1.0):
         hypernet.config.check_base_model(model.config)
         self.model, self.tokenizer, self.hypernet = model, tokenizer, hypernet.eval()
         self.encoder = Encoder(model, hypernet.config.source_layers, hypernet.capture)
@@ -115,6 +120,19 @@ class Generator:
         if self.chunk_overlap and not hypernet.keeps_memory:
             raise ValueError(f"a {hypernet.config.kind} hypernetwork reads chunks without context (chunk_overlap=0)")
         self.adapter_dtype = adapter_dtype
+        # Guidance s > 1 writes B_anchor + s (B - B_anchor): the part of an adapter that this text
+        # adds over a text asking for nothing, turned up, as classifier-free guidance does with
+        # logits. Exact in weight space because every text's adapter shares its A factors. Off (1) by
+        # default: on the task sets it carried out more sign-offs and opening phrases, but broke JSON
+        # keys and cost answers (README, "Guided adapters").
+        if not guidance > 0:
+            raise ValueError(f"guidance must be > 0, got {guidance}")
+        if guidance != 1.0 and not hypernet.keeps_memory:
+            raise ValueError(f"a {hypernet.config.kind} hypernetwork writes A per text, so its adapters cannot be guided")
+        self.guidance = guidance
+        if guidance != 1.0:  # a guided adapter is another adapter: its id must differ
+            self.fingerprint = f"{fingerprint}:guidance={guidance:g}"
+        self._anchor: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @classmethod
     def load(cls, hypernet_dir: Path | str | None = None, model_dir: Path | str | None = None,
@@ -207,9 +225,27 @@ class Generator:
     def assemble(self, part: dict, meta: dict) -> LoRAWeights:
         """A document's folded part (plus the always-on block) as adapter weights."""
         factors = self.hypernet.emit(part)
+        if self.guidance != 1.0:
+            factors = self.guided(factors)
+            meta = {**meta, "guidance": self.guidance}
         a = {k: v[0].to(self.adapter_dtype).contiguous() for k, v in factors.items()}
         b = {k: v[1].to(self.adapter_dtype).contiguous() for k, v in factors.items()}
         return LoRAWeights(a, b, self.base_model_name, meta)
+
+    def guided(self, factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """{module: (A, B)} -> (A, B_anchor + s (B - B_anchor)), B_anchor the mean of the anchors' B.
+        The always-on block is the same in every adapter, so it is left as it is."""
+        if self._anchor is None:
+            docs = [self.split(self.tokenize(t)) for t in GUIDANCE_ANCHORS]
+            anchors = [self.hypernet.emit(p) for p in self.document_parts(docs)]
+            self._anchor = {k: (anchors[0][k][0], torch.stack([f[k][1] for f in anchors]).mean(0)) for k in anchors[0]}
+        out = {}
+        for k, (a, b) in factors.items():
+            a0, b0 = self._anchor[k]
+            if not torch.equal(a, a0):
+                raise ValueError(f"{k}: this adapter's A differs from the anchors', so it cannot be guided")
+            out[k] = (a, b0 + self.guidance * (b - b0))  # [d_out, R]
+        return out
 
     # ----------------------------------------------------------------------------- public API
     def internalize(self, text: str | bytes, chunk_tokens: int | None = None, max_rank: int | None = None,

@@ -20,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rank", type=int, help="recompress the adapter to at most this rank (truncated SVD)")
     p.add_argument("--hypernet", type=Path, help="hypernetwork checkpoint folder (default: the shipped one)")
     p.add_argument("--model", type=Path, help="base model folder (default: SmolLM2-135M-Instruct)")
+    p.add_argument("--guidance", type=float, default=1.0, metavar="S",
+                   help="write a guided adapter: what the text adds over texts that ask for nothing, times S "
+                        "(token kind only; default 1: as generated)")
     return p
 
 
@@ -49,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         from .generator import default_task_hypernet_dir
 
         hypernet = default_task_hypernet_dir()  # None: the document hypernetwork reads it
-    gen = Generator.load(hypernet, args.model, chunk_tokens=args.chunk_tokens)
+    if not args.guidance > 0:
+        parser.error(f"--guidance must be > 0, got {args.guidance}")
+    gen = Generator.load(hypernet, args.model, chunk_tokens=args.chunk_tokens, guidance=args.guidance)
     result = gen.internalize(text, max_rank=args.max_rank, progress=True)
     result.weights.meta["sha256"] = hashlib.sha256(text.encode()).hexdigest()
     result.weights.save_peft(out)

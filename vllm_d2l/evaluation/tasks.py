@@ -360,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head-scale", type=float, default=1.0, metavar="S",
                    help="multiply each adapter's update on the LM head (the copy path) by S, the QA check's "
                         "too: what copying the description's words does, apart from the rest (0: none)")
+    p.add_argument("--guidance", type=float, default=1.0, metavar="S",
+                   help="guided adapters (`Generator.guidance`): what each description adds over descriptions "
+                        "that ask for nothing, times S (1: as generated)")
     p.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"),
                    help="read two --out files (plain or .gz) and print, for each compliance set both hold, the "
                         "difference on the replies both wrote with a 95 %% interval from resampling tasks; "
@@ -406,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--set qa runs only the QA check: give --qa-check N or --qa-null")
     from ..generator import Generator, default_task_hypernet_dir
 
-    generator = Generator.load(args.hypernet or default_task_hypernet_dir(), args.model)
+    generator = Generator.load(args.hypernet or default_task_hypernet_dir(), args.model, guidance=args.guidance)
     results = {}
     chosen = {"both": SETS, "all": ALL_SETS, "copy": (), "readings": (), "qa": ()}.get(args.set, (args.set,))
     for which in chosen:
@@ -416,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                              always_on=args.always_on_scale, head=args.head_scale)
         results[which] = {"set": which, "model": generator.base_model_name, "hypernet": generator.fingerprint,
                           "adapter_scale": args.adapter_scale, "always_on_scale": args.always_on_scale,
-                          "head_scale": args.head_scale, **machine(generator),
+                          "head_scale": args.head_scale, "guidance": generator.guidance, **machine(generator),
                           "held_out_families": list(HELD_OUT_FAMILIES), **res}
         print(format_table(results[which]))
     if args.set == "readings":
