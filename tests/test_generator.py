@@ -188,5 +188,5 @@ def test_guidance_is_refused_where_it_cannot_apply(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="guidance must be > 0"):
         Generator.load(token, tiny_model_dir, encoder_dtype=torch.float32, guidance=0.0)
     perceiver = tiny_hypernet(tiny_model_dir, tmp_path / "perceiver")  # writes A per text
-    with pytest.raises(ValueError, match="cannot be guided"):
+    with pytest.raises(ModelMismatch, match="cannot be guided"):
         Generator.load(perceiver, tiny_model_dir, encoder_dtype=torch.float32, guidance=2.0)

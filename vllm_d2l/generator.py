@@ -17,7 +17,7 @@ import torch
 
 from .base_model import ensure_default_model, load_model_and_tokenizer, preferred_dtype
 from .encoder import Encoder, pack_chunks, read_behind
-from .errors import BadDocument, MissingModel
+from .errors import BadDocument, MissingModel, ModelMismatch
 from .hypernet import Hypernet, HypernetBase, HypernetConfig, checkpoint_fingerprint
 from .lora import LoRAWeights
 from .paths import cache_root, package_data_dir
@@ -128,7 +128,7 @@ class Generator:
         if not guidance > 0:
             raise ValueError(f"guidance must be > 0, got {guidance}")
         if guidance != 1.0 and not hypernet.keeps_memory:
-            raise ValueError(f"a {hypernet.config.kind} hypernetwork writes A per text, so its adapters cannot be guided")
+            raise ModelMismatch(f"a {hypernet.config.kind} hypernetwork writes A per text, so its adapters cannot be guided")
         self.guidance = guidance
         if guidance != 1.0:  # a guided adapter is another adapter: its id must differ
             self.fingerprint = f"{fingerprint}:guidance={guidance:g}"
