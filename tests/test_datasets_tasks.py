@@ -810,3 +810,36 @@ def test_null_pairs_give_unpartnered_families_a_description_that_asks_nothing():
         else:
             assert on == off
     assert nulls > 20
+
+
+def test_stub_keys_put_a_one_token_word_into_json_records(default_model_dir):
+    """With `stub_keys` that share of training JSON records has one key from the stub pool, one
+    token between quotes that longer words begin with and never an eval word; the description
+    names it, the rewrites use it and follow the rule, and the other records are as without it."""
+    from transformers import AutoTokenizer
+
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.datasets.tasks import make_record
+
+    tok = AutoTokenizer.from_pretrained(default_model_dir)
+    pool = tasks.stub_words(tok)
+    assert len(pool) > 500 and "head" in pool and "text" not in pool  # "text" is an eval key
+    assert not set(pool) & tasks._EVAL_WORDS
+    assert all(len(tok(f' "{w}"', add_special_tokens=False)["input_ids"]) == 3 for w in pool[:200])
+    replies = [{"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is broad. It has parts."} for i in range(8)]
+    stubbed = 0
+    for index in range(800):
+        kw = {"pairs": True, "open_params": True, "wide_words": True}
+        on = make_record(3, index, replies, stub_keys=0.5, stub_pool=pool, **kw)
+        off = make_record(3, index, replies, **kw)
+        if on == off:
+            continue
+        assert on["genre"] == "task:json" and off["genre"] == "task:json"
+        new = [k for k in on["params"]["keys"] if k not in off["params"]["keys"]]
+        assert len(new) == 1 and new[0] in pool and f"{new[0]}" in on["text"]
+        task = tasks.Task("json", -1, on["params"], "{k0} {k1}")
+        assert all(task.check(qa["a"]) and f'"{new[0]}"' in qa["a"] for qa in on["qa"]), on
+        stubbed += 1
+    assert stubbed > 5
+    with pytest.raises(ValueError, match="stub_pool"):
+        make_record(3, 0, replies, stub_keys=0.5)

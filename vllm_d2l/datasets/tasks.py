@@ -331,6 +331,32 @@ def _exclamation(rng: random.Random) -> str:
     return " ".join(words)
 
 
+# Keys that end where the model would go on (`task_stub_keys`). Told to use the keys "headline" and
+# "text", the 9900 adapters wrote "texture" or "text_text" in 10 of 10 replies: after the key's
+# one token the model's own continuation ("ure", "_") beat the closing quote. In the description
+# that token is followed by the merged `".`, which no JSON reply writes, so the copy path offers
+# nothing there, and most composed keys are several tokens long, so the adapters had learnt to go
+# on after a key's first token. A stub is one token between quotes and the start of longer words
+# ("head", "access", "alpha"): a reply must close the key where the description's quote closes it.
+_STUB_WORDS: dict[str, tuple[str, ...]] = {}
+
+
+def stub_words(tokenizer) -> tuple[str, ...]:
+    """The wide words (no eval word among them) that are one token between quotes and begin at
+    least two longer wide words, for `tokenizer` (kept per tokenizer name)."""
+    name = getattr(tokenizer, "name_or_path", "") or str(id(tokenizer))
+    if name not in _STUB_WORDS:
+        pool = _wide_pool()
+        starts: dict[str, int] = {}
+        for w in pool:
+            for i in range(3, len(w)):
+                starts[w[:i]] = starts.get(w[:i], 0) + 1
+        _STUB_WORDS[name] = tuple(
+            w for w in pool if w.isalpha() and starts.get(w, 0) >= 2
+            and len(tokenizer(f' "{w}"', add_special_tokens=False)["input_ids"]) == 3)  # ' "', w, '"'
+    return _STUB_WORDS[name]
+
+
 _TRAINING_DRAWS = ("open", "near", "free")
 _SPLIT_MAKERS = {"near": _NEAR_MAKERS, "free": _FREE_MAKERS}
 
@@ -1398,7 +1424,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 include_frames: bool = False, pairs: bool = False, synonyms: float = 0.0, labels: bool = False,
                 context: float = 0.0, whole_limits: bool = False, wide_words: bool = False,
                 word_phrases: float = 0.0, known_answers: bool = False, plain: float = 0.0,
-                null_pairs: bool = False, exclamations: float = 0.0) -> dict:
+                null_pairs: bool = False, exclamations: float = 0.0, stub_keys: float = 0.0,
+                stub_pool: tuple[str, ...] = ()) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1423,7 +1450,12 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     `null_pairs` (with `pairs`): a family without a minimal pair is paired with a description that
     asks for nothing (`no_rule`), its targets the base model's replies, rather than with itself.
     `exclamations`: this share of the training openings and sign-offs that `word_phrases` left as
-    they were is a stock exclamation with a long word in it (`_exclamation`, a generator of its own)."""
+    they were is a stock exclamation with a long word in it (`_exclamation`, a generator of its own).
+    `stub_keys`: in this share of training JSON records one key is a word of `stub_pool`
+    (`stub_words`: one token that longer words begin with), drawn by a generator of its own; with
+    `pairs` the partner keeps the same keys."""
+    if stub_keys and not stub_pool:
+        raise ValueError("stub_keys needs a stub_pool (`stub_words(tokenizer)`)")
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     draw = {"composed": composed, "open_params": open_params, "wide": wide, "extra": extra, "near_miss": near_miss,
@@ -1438,6 +1470,13 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
             elif exclamations and exclaim_rng.random() < exclamations:
                 task = Task(task.family, task.wording, {**task.params, "phrase": _exclamation(exclaim_rng)},
                             task.template)
+        if split == "train" and task.family == "json" and stub_keys:
+            stub_rng = random.Random(f"d2l-task-stub:{seed}:{first}")
+            if stub_rng.random() < stub_keys:
+                keys = list(task.params["keys"])
+                i = stub_rng.randrange(len(keys))
+                keys[i] = stub_rng.choice([w for w in stub_pool if w not in keys])
+                task = Task(task.family, task.wording, {**task.params, "keys": keys}, task.template)
         if first != index:
             task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), word_phrases=word_phrases > 0,
                              null=null_pairs, **draw)

@@ -130,6 +130,10 @@ class TrainConfig:
     # in ("Great balls of anchovies!"; `datasets.tasks._exclamation`): a held-out "Holy guacamole!"
     # came out as "Holy gazap!". 0: the stream as before
     task_exclamations: float = 0.0
+    # in this share of streamed JSON records one key is a stub, one token that longer words begin
+    # with ("head", "access"; `datasets.tasks.stub_words`): a held-out key "text" came out as
+    # "texture". 0: the stream as before
+    task_stub_keys: float = 0.0
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0

@@ -194,6 +194,7 @@ class RecordStream:
         from ..datasets import tasks
 
         replies = tasks.load_replies(cfg.task_replies, more_questions=cfg.task_more_questions)
+        stub_pool = tasks.stub_words(tokenizer) if cfg.task_stub_keys else ()
         return lambda i: tasks.make_record(seed, i, replies, families=cfg.task_families or None,
                                              composed=cfg.task_composed_wordings, open_params=cfg.task_open_params,
                                              wide=cfg.task_wide_wordings, extra=cfg.task_extra_families,
@@ -205,7 +206,8 @@ class RecordStream:
                                              word_phrases=cfg.task_word_phrases,
                                              known_answers=cfg.task_known_answers,
                                              plain=cfg.task_plain_wordings, null_pairs=cfg.task_null_pairs,
-                                             exclamations=cfg.task_exclamations)
+                                             exclamations=cfg.task_exclamations, stub_keys=cfg.task_stub_keys,
+                                             stub_pool=stub_pool)
 
     @staticmethod
     def _instructions(cfg: TrainConfig, seed: int, tokenizer):
