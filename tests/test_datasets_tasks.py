@@ -843,3 +843,59 @@ def test_stub_keys_put_a_one_token_word_into_json_records(default_model_dir):
     assert stubbed > 5
     with pytest.raises(ValueError, match="stub_pool"):
         make_record(3, 0, replies, stub_keys=0.5)
+
+
+def test_negations_pair_a_rule_with_its_negation_on_the_same_prompts():
+    """With `negations` that share of the partners of negatable rules forbids the rule itself, with
+    its values, on the same prompts; the targets are the base replies as they are and keep clear of
+    the rule; synonyms never respell a negation; other records are as without it."""
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.datasets.tasks import NEGATABLE, NEGATED, HELD_OUT_FAMILIES, load_replies, make_record
+
+    assert not set(NEGATABLE) & set(HELD_OUT_FAMILIES)
+    replies = load_replies(None, more_questions=True)
+    negations = 0
+    for index in range(1, 400, 2):
+        kw = {"pairs": True, "open_params": True, "composed": True, "wide": True, "extra": True,
+              "null_pairs": True, "synonyms": 0.5}
+        on = make_record(4, index, replies, negations=0.5, **kw)
+        off = make_record(4, index, replies, **kw)
+        rule = make_record(4, index - 1, replies, negations=0.5, **kw)
+        assert rule == make_record(4, index - 1, replies, **kw)  # the even record is untouched
+        if on == off:
+            continue
+        assert on["genre"] == f"task:{NEGATED.name}" and on["params"]["of"] == rule["genre"].split(":")[1]
+        assert on["params"]["of"] in NEGATABLE
+        assert {k: v for k, v in on["params"].items() if k != "of"} == rule["params"]
+        kept = [q == r for q, r in zip([qa["q"] for qa in on["qa"]], [qa["q"] for qa in rule["qa"]])]
+        assert sum(kept) >= len(kept) - 1  # a base reply that breaks the negation makes way for another
+        by_prompt = {r["prompt"]: r["reply"] for r in replies}
+        assert all(qa["a"] == by_prompt[qa["q"]] for qa in on["qa"])
+        task = tasks.Task(NEGATED.name, -1, on["params"], "{of}")
+        assert all(task.check(qa["a"]) for qa in on["qa"])
+        assert not any(tasks.ALL_FAMILIES[on["params"]["of"]].check(qa["a"], on["params"]) for qa in on["qa"])
+        assert re.search(r"\b(not|never|don't|no)\b", on["text"], re.I), on["text"]
+        negations += 1
+    assert negations > 20
+    with pytest.raises(ValueError, match="pairs"):
+        make_record(4, 1, replies, negations=0.5)
+
+
+def test_held_out_negations_are_worded_apart_and_reserved():
+    """No training negation (a frame around a core) is a held-out one, every held-out negation is
+    reserved and fills with eval values, and its rule's own rewrite breaks it."""
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.datasets.tasks import _CORES, _NEGATION_FRAMES, NEGATED, NEGATION_WORDINGS, Task
+
+    trained = {f.format(core=c) for fam in tasks.NEGATABLE for f in _NEGATION_FRAMES for c in _CORES[fam]}
+    reserved = tasks.reserved_wordings()
+    rng = random.Random(0)
+    for family, wordings in NEGATION_WORDINGS.items():
+        assert family in tasks.NEGATABLE
+        for w in wordings:
+            assert w not in trained and w in reserved
+            params = {**tasks.ALL_FAMILIES[family].draw(rng, "eval"), "of": family}
+            task = Task(NEGATED.name, -1, params, w)
+            assert "{" not in task.description
+            reply = "The sky is blue because air scatters blue light. It looks brighter at noon."
+            assert task.check(reply) and not task.check(tasks.ALL_FAMILIES[family].comply(reply, params))

@@ -463,3 +463,22 @@ def test_compare_pairs_replies_and_reads_gzipped_results(tmp_path, capsys):
     assert "not known to be the same" not in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["--compare", str(tmp_path / "old.json.gz"), str(tmp_path / "missing.json")])
+
+
+def test_negated_set_forbids_training_rules_in_held_out_wordings():
+    """`--set negated`: one task per held-out negation, grouped by the rule it forbids; a plain
+    reply keeps clear of every one of them and the rule's own rewrite of it does not."""
+    from vllm_d2l.datasets.tasks import ALL_FAMILIES, NEGATION_WORDINGS, reserved_wordings
+    from vllm_d2l.evaluation.tasks import build_items, default_tasks
+
+    n = default_tasks("negated")
+    assert n == sum(len(w) for w in NEGATION_WORDINGS.values())
+    items = build_items("negated", n, 2)
+    assert len(items) == 2 * n and len({it["task"] for it in items}) == n
+    assert {it["family"] for it in items} == {f"not_{f}" for f in NEGATION_WORDINGS}
+    plain = "Tides rise and fall twice a day. The moon pulls the water toward it."
+    for it in items:
+        task = it["_task"]
+        assert "{" not in it["description"] and task.unfilled in reserved_wordings()
+        assert task.check(plain)
+        assert not task.check(ALL_FAMILIES[task.params["of"]].comply(plain, task.params))

@@ -951,8 +951,61 @@ LABELLED = Family(
 # no rule on the same prompts make the description, not the block, carry the change.
 NO_RULE = Family("no_rule", ("Answer as you normally would.", "Reply as you usually do."),  # never drawn: `no_rule` writes each
                  lambda rng, split: {}, lambda r, p: bool(r.strip()), lambda r, p: r)
+# A description that forbids what a training rule asks ("Do not use bullet points."; `task_negations`).
+# System prompts are full of them, and the 9900 adapters did the forbidden thing: told "Do not use
+# bullet points." 5 of 5 replies were bullet lists, "Please do not label your points a), b), c)."
+# 5 of 5 lettered lists, "No exclamation marks, please." 4 of 5 exclaimed, where the base model
+# did none of it. The reader had learnt each rule's words and never met a "not" in front of them.
+# A negation's targets are the base model's replies as they are, drawn among those that already
+# keep clear of the rule; with `pairs` it is the partner of a record of the rule itself, on the
+# same prompts, so that only the "not" tells the two apart. Held-out families are never negated.
+NEGATABLE = ("bullets", "lettered", "upper", "title_case", "json", "exclaim", "end_question", "opening", "signoff",
+             "one_word", "quoted", "line_prefix", "heading", "summary_line", "bold", "tagged")  # not the separator:
+# a one-sentence reply follows it, and 23 % of the base model's replies would break their own negation
+_NEGATION_FRAMES = ("Do not {core}.", "Don't {core}.", "Never {core}.", "Please do not {core}.", "You must not {core}.",
+                    "Do not ever {core}.", "Rule: never {core}.", "Whatever the question, do not {core}.",
+                    "I don't want you to {core}.", "Please never {core}.", "Make sure you never {core}.",
+                    "Remember: do not {core}.", "You should never {core}.", "Under no circumstances {core}!",
+                    "Please don't {core}.", "Never, ever {core}.")
+
+
+def _negated_check(r: str, p: dict) -> bool:
+    return bool(_words(r)) and not ALL_FAMILIES[p["of"]].check(r, p)
+
+
+NEGATED = Family("negated", ("Do not do what the rule asks.", "Keep clear of the rule."),  # never drawn: `negated` writes each
+                 lambda rng, split: {}, _negated_check, lambda r, p: r)
+
+
+# Held-out negations for evaluation (`vllm-d2l eval --tasks --set negated`), worded apart from the
+# training frames and cores (tested): the share of replies that keep clear of the rule.
+NEGATION_WORDINGS: dict[str, tuple[str, ...]] = {
+    "bullets": ("Bullet points are not welcome here; write in plain paragraphs.",
+                "Please avoid bulleted lists in your replies."),
+    "lettered": ("No lettered lists like a), b), c) in your answers.",),
+    "upper": ("Avoid typing your answers in all caps.", "Capital letters throughout? No, write in normal case."),
+    "title_case": ("Don't give Every Word A Capital Letter; ordinary sentence case is fine.",),
+    "json": ("Your replies should never be JSON objects.",),
+    "exclaim": ("Keep exclamation marks out of your replies.", "Exclamation points are banned."),
+    "end_question": ("Don't finish your answers by asking the user something.",),
+    "opening": ("Replies must not open with the words \"{phrase}\".",),
+    "signoff": ("Leave out any closing line such as \"{phrase}\".",),
+    "one_word": ("One-word answers are not allowed; reply in full sentences.",),
+    "tagged": ("No <{tag}> tags around your replies, please.",),
+}
+
+
+def negated(task: Task, rng: random.Random) -> Task:
+    """A description forbidding `task`'s rule with its values ("Never start your reply with "X"."):
+    one of the rule's cores in a negative frame."""
+    if task.family not in NEGATABLE:
+        raise ValueError(f"{task.family} has no negation")
+    text = rng.choice(_NEGATION_FRAMES).format(core=rng.choice(_CORES[task.family]))
+    return Task(NEGATED.name, -1, {**task.params, "of": task.family}, text)
+
+
 ALL_FAMILIES: dict[str, Family] = {**FAMILIES, **_EXTRA, LABELLED.name: LABELLED,
-                                   NO_RULE.name: NO_RULE}  # what a task's name looks up
+                                   NO_RULE.name: NO_RULE, NEGATED.name: NEGATED}  # what a task's name looks up
 
 # Composed wordings for training: a frame ("Always {core}.") around one of the family's cores (an
 # imperative phrase). A handful of fixed sentences per family teaches the generator those
@@ -1425,7 +1478,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 context: float = 0.0, whole_limits: bool = False, wide_words: bool = False,
                 word_phrases: float = 0.0, known_answers: bool = False, plain: float = 0.0,
                 null_pairs: bool = False, exclamations: float = 0.0, stub_keys: float = 0.0,
-                stub_pool: tuple[str, ...] = ()) -> dict:
+                stub_pool: tuple[str, ...] = (), negations: float = 0.0) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1453,9 +1506,12 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     they were is a stock exclamation with a long word in it (`_exclamation`, a generator of its own).
     `stub_keys`: in this share of training JSON records one key is a word of `stub_pool`
     (`stub_words`: one token that longer words begin with), drawn by a generator of its own; with
-    `pairs` the partner keeps the same keys."""
+    `pairs` the partner keeps the same keys. `negations` (with `pairs`): this share of the partners
+    of `NEGATABLE` rules is the rule's negation (`negated`) instead, drawn by a generator of its own."""
     if stub_keys and not stub_pool:
         raise ValueError("stub_keys needs a stub_pool (`stub_words(tokenizer)`)")
+    if negations and not pairs:
+        raise ValueError("negations are minimal pairs' partners: they need pairs")
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     draw = {"composed": composed, "open_params": open_params, "wide": wide, "extra": extra, "near_miss": near_miss,
@@ -1478,11 +1534,15 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 keys[i] = stub_rng.choice([w for w in stub_pool if w not in keys])
                 task = Task(task.family, task.wording, {**task.params, "keys": keys}, task.template)
         if first != index:
-            task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), word_phrases=word_phrases > 0,
-                             null=null_pairs, **draw)
+            negation_rng = random.Random(f"d2l-task-negation:{seed}:{index}")
+            if negations and task.family in NEGATABLE and negation_rng.random() < negations:
+                task = negated(task, negation_rng)
+            else:
+                task = _contrast(task, random.Random(f"d2l-task-pair:{seed}:{index}"), word_phrases=word_phrases > 0,
+                                 null=null_pairs, **draw)
     if plain and split == "train":
         task = _plainly(task, random.Random(f"d2l-task-plain:{seed}:{index}"), plain)
-    if synonyms and task.template:
+    if synonyms and task.template and task.family != NEGATED.name:  # a synonym for "do" or "never" undoes it
         task = _respelt(task, random.Random(f"d2l-task-words:{seed}:{index}"), synonyms)
     if context and split == "train" and task.family != NO_RULE.name:
         context_rng = random.Random(f"d2l-task-context:{seed}:{index}")
@@ -1494,12 +1554,13 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
 
 @functools.cache
 def reserved_wordings(family: str | None = None) -> frozenset[str]:
-    """Every wording an evaluation or the snapshot choice uses: the held-out fixed ones, the fresh
-    set and the worded-apart set, of every family (or of `family` alone)."""
+    """Every wording an evaluation or the snapshot choice uses: the held-out fixed ones, the
+    held-out negations, the fresh set and the worded-apart set, of every family (or of `family` alone)."""
     from .fresh_wordings import FRESH_WORDINGS
     from .select_wordings import SELECT_WORDINGS
     names = [family] if family else list(ALL_FAMILIES)
     return frozenset([ALL_FAMILIES[n].wordings[-1] for n in names]
+                     + [w for n in names for w in NEGATION_WORDINGS.get(n, ())]
                      + [w for n in names for ws in (FRESH_WORDINGS, SELECT_WORDINGS) for w in ws.get(n, ())])
 
 
@@ -1613,7 +1674,12 @@ def _record(rng: random.Random, task: Task, replies: list[dict], rid: str, sourc
         replies = whole if len(whole) >= PROMPTS_PER_RECORD else replies
     if known_answers and task.family in SHORT_TARGETS:
         replies = [r for r in replies if knows_answer(r)]
-    qa = [{"q": r["prompt"], "a": task.comply(r["reply"], r.get("short"))} for r in pick_replies(rng, replies)]
+    picked = pick_replies(rng, replies)
+    if task.family == NEGATED.name:  # a reply that breaks the negation (about 1 in 100 bold) makes way
+        clear = [r for r in replies if task.check(r["reply"])]  # for one that keeps clear of the rule
+        spare = random.Random(f"d2l-task-clear:{rid}")
+        picked = [r if task.check(r["reply"]) else spare.choice(clear) for r in picked]
+    qa = [{"q": r["prompt"], "a": task.comply(r["reply"], r.get("short"))} for r in picked]
     return {"id": rid, "genre": f"{source}:{task.family}", "text": task.description, "qa": qa, "params": task.params}
 
 

@@ -26,7 +26,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..datasets.fresh_wordings import FRESH_WORDINGS
-from ..datasets.tasks import FAMILIES, HELD_OUT_FAMILIES, Task, draw_task, families, prompts
+from ..datasets.tasks import (ALL_FAMILIES, FAMILIES, HELD_OUT_FAMILIES, NEGATED, NEGATION_WORDINGS, Task, draw_task,
+                              families, prompts)
 from ..prompts import described_messages, render
 from .copying import copy_fidelity, copy_items, format_line, value_fidelity, value_items
 from .generation import factors_of, generate
@@ -34,7 +35,7 @@ from .metrics import cluster_interval
 
 CONDITIONS = ("none", "system", "user", "adapter")
 SETS = ("wordings", "families")  # what `--set both` runs: the targets' sets
-DIAGNOSTIC_SETS = ("seen", "fresh")
+DIAGNOSTIC_SETS = ("seen", "fresh", "negated")
 ALL_SETS = SETS + DIAGNOSTIC_SETS
 
 
@@ -175,6 +176,8 @@ def _accuracies(runs: dict, n: int | None = None) -> dict:
 
 def default_tasks(which: str) -> int:
     """Tasks per set unless asked: one per training family; the fresh set, two wordings of every family."""
+    if which == "negated":
+        return sum(len(w) for w in NEGATION_WORDINGS.values())
     return 2 * len(FAMILIES) if which == "fresh" else len(families("train"))
 
 
@@ -183,6 +186,8 @@ def build_items(which: str, n_tasks: int, prompts_per_task: int, seed: int = 0) 
     if which not in ALL_SETS:
         raise ValueError(f"set must be one of {ALL_SETS}, got {which!r}")
     rng = random.Random(f"tasks/{which}/{seed}")
+    if which == "negated":
+        return _negated_items(rng, n_tasks, prompts_per_task)
     split = "train" if which == "seen" else "eval"  # seen: training wordings and values
     names = list(FAMILIES) if which == "fresh" else families(split, held_out=which == "families")
     pool = prompts("eval")
@@ -195,6 +200,21 @@ def build_items(which: str, n_tasks: int, prompts_per_task: int, seed: int = 0) 
         for prompt in rng.sample(pool, prompts_per_task):
             items.append({"task": i, "family": task.family, "description": task.description,
                           "params": task.params, "wording": task.wording, "prompt": prompt, "_task": task})
+    return items
+
+
+def _negated_items(rng: random.Random, n_tasks: int, prompts_per_task: int) -> list[dict]:
+    """The held-out negations ("Please avoid bulleted lists in your replies."), each forbidding a
+    training rule with values from the eval pools; compliance is keeping clear of the rule."""
+    wordings = [(f, w) for f, ws in NEGATION_WORDINGS.items() for w in ws]
+    pool = prompts("eval")
+    items = []
+    for i in range(n_tasks):
+        family, wording = wordings[i % len(wordings)]
+        task = Task(NEGATED.name, -1, {**ALL_FAMILIES[family].draw(rng, "eval"), "of": family}, wording)
+        for prompt in rng.sample(pool, prompts_per_task):
+            items.append({"task": i, "family": f"not_{family}", "description": task.description,
+                          "params": task.params, "wording": -1, "prompt": prompt, "_task": task})
     return items
 
 
@@ -324,11 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-d2l eval --tasks", description=__doc__.splitlines()[0])
     p.add_argument("--set", choices=ALL_SETS + ("both", "all", "copy", "readings", "qa"), default="both",
                    help="held-out wordings, families, both, seen wordings (training wordings and values), fresh "
-                   "wordings (written apart from training, every family), all, only the copy scores (--copy), "
+                   "wordings (written apart from training, every family), negated (held-out descriptions that forbid a "
+                   "training rule: compliance is keeping clear of it), all, only the copy scores (--copy), "
                    "which training rule each held-out description's adapter is nearest to (`evaluation.readings`), "
                    "or only the QA check (--qa-check)")
     p.add_argument("--n-tasks", type=int, help="tasks per set (default: one per training family; fresh: two "
-                   "wordings of every family)")
+                   "wordings of every family; negated: one per held-out negation)")
     p.add_argument("--prompts", type=int, default=10, help="prompts per task")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hypernet", help="hypernetwork folder for the adapter condition (default: the task one)")

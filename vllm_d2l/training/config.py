@@ -134,6 +134,10 @@ class TrainConfig:
     # with ("head", "access"; `datasets.tasks.stub_words`): a held-out key "text" came out as
     # "texture". 0: the stream as before
     task_stub_keys: float = 0.0
+    # with `task_pairs`, this share of the partners of a rule that can be forbidden is its negation
+    # ("Never reply with bullet points."; `datasets.tasks.negated`), the base model's replies as
+    # targets: told "Do not use bullet points." the adapters wrote bullet lists. 0: the stream as before
+    task_negations: float = 0.0
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0

@@ -207,7 +207,8 @@ class RecordStream:
                                              known_answers=cfg.task_known_answers,
                                              plain=cfg.task_plain_wordings, null_pairs=cfg.task_null_pairs,
                                              exclamations=cfg.task_exclamations, stub_keys=cfg.task_stub_keys,
-                                             stub_pool=stub_pool)
+                                             stub_pool=stub_pool,
+                                             negations=cfg.task_negations)
 
     @staticmethod
     def _instructions(cfg: TrainConfig, seed: int, tokenizer):
