@@ -318,7 +318,7 @@ def tasks_chart(all_results: dict, path: Path | str) -> None:
             ax.errorbar(xs, vals, yerr=err, fmt="none", ecolor="0.25", elinewidth=0.8, capsize=2)
         for x, v in zip(xs, vals):
             ax.text(x, v + 0.01, f"{v:.0%}", ha="center", fontsize=7)
-    names = {"seen": "seen wordings"}
+    names = {"seen": "seen wordings", "negated": "held-out negations"}  # a negation followed: kept clear of its rule
     ax.set_xticks(range(len(sets)), [f"{names.get(s, 'held-out ' + s)}\n({all_results[s]['n_replies']} replies)"
                                      for s in sets])
     ax.set_ylim(0, 1.05)
