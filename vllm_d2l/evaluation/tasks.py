@@ -175,7 +175,8 @@ def _accuracies(runs: dict, n: int | None = None) -> dict:
 
 
 def default_tasks(which: str) -> int:
-    """Tasks per set unless asked: one per training family; the fresh set, two wordings of every family."""
+    """Tasks per set unless asked: one per training family; the fresh set, two wordings of every
+    family; the negated set, one per held-out negation."""
     if which == "negated":
         return sum(len(w) for w in NEGATION_WORDINGS.values())
     return 2 * len(FAMILIES) if which == "fresh" else len(families("train"))
