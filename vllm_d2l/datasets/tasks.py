@@ -1675,10 +1675,11 @@ def _record(rng: random.Random, task: Task, replies: list[dict], rid: str, sourc
     if known_answers and task.family in SHORT_TARGETS:
         replies = [r for r in replies if knows_answer(r)]
     picked = pick_replies(rng, replies)
-    if task.family == NEGATED.name:  # a reply that breaks the negation (about 1 in 100 bold) makes way
-        clear = [r for r in replies if task.check(r["reply"])]  # for one that keeps clear of the rule
+    broken = [not task.check(r["reply"]) for r in picked] if task.family == NEGATED.name else []
+    if any(broken):  # a reply that breaks the negation (about 1 in 100 bold) makes way for one that keeps
+        clear = [r for r in replies if task.check(r["reply"])]  # clear of the rule; the pool is read only then
         spare = random.Random(f"d2l-task-clear:{rid}")
-        picked = [r if task.check(r["reply"]) else spare.choice(clear) for r in picked]
+        picked = [spare.choice(clear) if b else r for r, b in zip(picked, broken)]
     qa = [{"q": r["prompt"], "a": task.comply(r["reply"], r.get("short"))} for r in picked]
     return {"id": rid, "genre": f"{source}:{task.family}", "text": task.description, "qa": qa, "params": task.params}
 
