@@ -899,3 +899,41 @@ def test_held_out_negations_are_worded_apart_and_reserved():
             assert "{" not in task.description
             reply = "The sky is blue because air scatters blue light. It looks brighter at noon."
             assert task.check(reply) and not task.check(tasks.ALL_FAMILIES[family].comply(reply, params))
+
+
+def test_affirmations_ask_for_the_rule_through_a_not_with_targets_unchanged():
+    """With `affirmations` that share of training records of negatable rules is worded through a
+    negation (a double negative, or the minimal-pair neighbour forbidden first) while the values,
+    prompts and targets stay the rule's; never a reserved wording; other records are as without it."""
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.datasets.tasks import NEGATABLE, load_replies, make_record
+
+    replies = load_replies(None, more_questions=True)
+    kw = {"pairs": True, "open_params": True, "composed": True, "wide": True, "extra": True,
+          "null_pairs": True, "synonyms": 0.5, "negations": 0.3, "plain": 0.25}
+    changed, instead = 0, 0
+    for index in range(300):
+        on = make_record(5, index, replies, affirmations=0.3, **kw)
+        off = make_record(5, index, replies, **kw)
+        if on == off:
+            continue
+        family = on["genre"].split(":")[1]
+        assert family in NEGATABLE and off["genre"] == on["genre"]
+        assert on["params"] == off["params"] and on["qa"] == off["qa"] and on["text"] != off["text"]
+        assert re.search(r"\b(not|never|don't|no)\b", on["text"], re.I), on["text"]
+        task = tasks.Task(family, -1, on["params"], "x")
+        assert all(task.check(qa["a"]) for qa in on["qa"] if qa["a"].strip())
+        partner = tasks.CONTRASTS.get(family)
+        if partner and any(c.split("{")[0] in on["text"] for c in tasks._CORES[partner]):
+            instead += 1
+        changed += 1
+    assert changed > 15 and instead > 2
+    rng = random.Random(1)
+    reserved = tasks.reserved_wordings()
+    for family in NEGATABLE:
+        params = tasks.ALL_FAMILIES[family].draw(rng, "train")
+        for _ in range(20):
+            task = tasks.affirmed(tasks.Task(family, -1, params, "x"), rng)
+            assert task.unfilled not in reserved and "{" not in task.description
+    with pytest.raises(ValueError, match="forbidden"):
+        tasks.affirmed(tasks.Task("max_words", -1, {"n": 5}, "x"), rng)

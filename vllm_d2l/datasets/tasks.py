@@ -25,6 +25,7 @@ import functools
 import json
 import random
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -1004,6 +1005,38 @@ def negated(task: Task, rng: random.Random) -> Task:
     return Task(NEGATED.name, -1, {**task.params, "of": task.family}, text)
 
 
+# Rules asked for through a "not" (`task_affirmations`). With negations in the stream, every "not"
+# a training description held came before the rule it forbade, so any "not" could come to mean "the
+# base reply" however it was placed; real system prompts ask for things that way too ("Don't forget
+# to ...", and among the fresh wordings "Do not answer in paragraphs or with numbers; give a list with
+# items labelled a), b), c)."). These word a rule that can be forbidden as a double negative, or as
+# its minimal-pair neighbour forbidden and the rule itself asked for, so that what a "not" covers,
+# not that there is one, tells a negation from a rule. The targets are the rule's own.
+_AFFIRM_FRAMES = ("Don't forget to {core}.", "Never forget to {core}.", "Do not fail to {core}.",
+                  "Never fail to {core}.", "No exceptions: {core}.", "Do not skip this: {core}.",
+                  "Not optional: {core}.", "Don't ever forget: {core}.", "No reply is finished until you {core}.")
+_INSTEAD_FRAMES = ("Don't {alt}; {core} instead.", "Do not {alt}. Instead, {core}.", "Never {alt}: {core}.",
+                   "You must not {alt}; please {core}.", "Please don't {alt}. {Core}.")
+
+
+def affirmed(task: Task, rng: random.Random) -> Task:
+    """`task` asked for through a negation, its values unchanged: a double negative ("Never forget
+    to end your reply with "X".") or, half the time where its neighbour (`CONTRASTS`) can be worded
+    with the same values, that neighbour forbidden first ("Don't write in title case; answer in all
+    caps instead."). `task` as it was if the wording happens to be one kept for evaluation."""
+    if task.family not in NEGATABLE:
+        raise ValueError(f"{task.family} is not a rule that can be forbidden")
+    core = rng.choice(_CORES[task.family])
+    partner = CONTRASTS.get(task.family)
+    fits = lambda c: {f for _, f, _, _ in string.Formatter().parse(c) if f} <= set(task.params)  # noqa: E731
+    alts = [c for c in _CORES[partner] if fits(c)] if partner in NEGATABLE else []
+    if alts and rng.random() < 0.5:
+        text = rng.choice(_INSTEAD_FRAMES).format(alt=rng.choice(alts), core=core, Core=core[0].upper() + core[1:])
+    else:
+        text = rng.choice(_AFFIRM_FRAMES).format(core=core)
+    return task if text in reserved_wordings() else Task(task.family, -1, task.params, text)
+
+
 ALL_FAMILIES: dict[str, Family] = {**FAMILIES, **_EXTRA, LABELLED.name: LABELLED,
                                    NO_RULE.name: NO_RULE, NEGATED.name: NEGATED}  # what a task's name looks up
 
@@ -1478,7 +1511,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 context: float = 0.0, whole_limits: bool = False, wide_words: bool = False,
                 word_phrases: float = 0.0, known_answers: bool = False, plain: float = 0.0,
                 null_pairs: bool = False, exclamations: float = 0.0, stub_keys: float = 0.0,
-                stub_pool: tuple[str, ...] = (), negations: float = 0.0) -> dict:
+                stub_pool: tuple[str, ...] = (), negations: float = 0.0, affirmations: float = 0.0) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1507,7 +1540,9 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     `stub_keys`: in this share of training JSON records one key is a word of `stub_pool`
     (`stub_words`: one token that longer words begin with), drawn by a generator of its own; with
     `pairs` the partner keeps the same keys. `negations` (with `pairs`): this share of the partners
-    of `NEGATABLE` rules is the rule's negation (`negated`) instead, drawn by a generator of its own."""
+    of `NEGATABLE` rules is the rule's negation (`negated`) instead, drawn by a generator of its own.
+    `affirmations`: this share of training records of `NEGATABLE` rules asks for the rule through a
+    negation (`affirmed`), drawn by a generator of its own; the values and targets are unchanged."""
     if stub_keys and not stub_pool:
         raise ValueError("stub_keys needs a stub_pool (`stub_words(tokenizer)`)")
     if negations and not pairs:
@@ -1544,6 +1579,10 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
         task = _plainly(task, random.Random(f"d2l-task-plain:{seed}:{index}"), plain)
     if synonyms and task.template and task.family != NEGATED.name:  # a synonym for "do" or "never" undoes it
         task = _respelt(task, random.Random(f"d2l-task-words:{seed}:{index}"), synonyms)
+    if affirmations and split == "train" and task.family in NEGATABLE:
+        affirm_rng = random.Random(f"d2l-task-affirm:{seed}:{index}")
+        if affirm_rng.random() < affirmations:
+            task = affirmed(task, affirm_rng)
     if context and split == "train" and task.family != NO_RULE.name:
         context_rng = random.Random(f"d2l-task-context:{seed}:{index}")
         if context_rng.random() < context:

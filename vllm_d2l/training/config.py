@@ -138,6 +138,10 @@ class TrainConfig:
     # ("Never reply with bullet points."; `datasets.tasks.negated`), the base model's replies as
     # targets: told "Do not use bullet points." the adapters wrote bullet lists. 0: the stream as before
     task_negations: float = 0.0
+    # this share of streamed records of a rule that can be forbidden asks for it through a "not"
+    # ("Don't forget to ...", "Don't write in title case; answer in all caps instead.";
+    # `datasets.tasks.affirmed`), so that a negation is told apart by what its "not" covers. 0: as before
+    task_affirmations: float = 0.0
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0

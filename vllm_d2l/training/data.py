@@ -208,7 +208,8 @@ class RecordStream:
                                              plain=cfg.task_plain_wordings, null_pairs=cfg.task_null_pairs,
                                              exclamations=cfg.task_exclamations, stub_keys=cfg.task_stub_keys,
                                              stub_pool=stub_pool,
-                                             negations=cfg.task_negations)
+                                             negations=cfg.task_negations,
+                                             affirmations=cfg.task_affirmations)
 
     @staticmethod
     def _instructions(cfg: TrainConfig, seed: int, tokenizer):
