@@ -937,3 +937,35 @@ def test_affirmations_ask_for_the_rule_through_a_not_with_targets_unchanged():
             assert task.unfilled not in reserved and "{" not in task.description
     with pytest.raises(ValueError, match="forbidden"):
         tasks.affirmed(tasks.Task("max_words", -1, {"n": 5}, "x"), rng)
+
+
+def test_word_dropout_leaves_out_one_plain_word_and_keeps_values_and_negations():
+    """With `dropout` that share of training descriptions loses exactly one plain word, never a value,
+    a word of a negation or the last word; negations and descriptions that ask for nothing are whole;
+    values and targets are unchanged."""
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.datasets.tasks import NEGATED, NO_RULE, load_replies, make_record
+
+    replies = load_replies(None, more_questions=True)
+    kw = {"pairs": True, "open_params": True, "composed": True, "wide": True, "extra": True, "null_pairs": True,
+          "negations": 0.3, "affirmations": 0.15}
+    dropped = 0
+    for index in range(300):
+        on = make_record(6, index, replies, dropout=0.5, **kw)
+        off = make_record(6, index, replies, **kw)
+        if on == off:
+            continue
+        assert on["genre"] not in (f"task:{NEGATED.name}", f"task:{NO_RULE.name}")
+        assert on["params"] == off["params"] and on["qa"] == off["qa"]
+        a, b = off["text"].split(), on["text"].split()
+        assert len(b) == len(a) - 1 and a[-1] == b[-1], (off["text"], on["text"])
+        assert [w for w in a if re.search(r'["{}\d]', w)] == [w for w in b if re.search(r'["{}\d]', w)]
+        gone = {re.sub(r"\W", "", w).lower() for w in a} - {re.sub(r"\W", "", w).lower() for w in b}
+        assert not gone & tasks._KEEP_WORDS
+        dropped += 1
+    assert dropped > 30
+    task = tasks.Task("bullets", -1, {}, "Use bullet points.")  # too short to lose a word
+    assert tasks.dropped_word(task, random.Random(0)) is task
+    task = tasks.Task("no_commas", -1, {}, "Do not use any commas at all.")
+    assert {tasks.dropped_word(task, random.Random(s)).description for s in range(30)} == {
+        "Do not any commas at all.", "Do not use commas at all.", "Do not use any at all."}  # "at": too short

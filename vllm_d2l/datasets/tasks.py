@@ -1019,6 +1019,37 @@ _INSTEAD_FRAMES = ("Don't {alt}; {core} instead.", "Do not {alt}. Instead, {core
                    "You must not {alt}; please {core}.", "Please don't {alt}. {Core}.")
 
 
+# Word dropout (`task_dropout`). The reader leans on word pairs: at 10010 "Use bullet points for
+# everything you say." gave a bullet list for every prompt and "Use bullets." or "Use bullets for
+# everything you say." none, though "bullets" alone is in the training grammar; most wordings of the
+# rule say "bullet points" or "bulleted list", so "points" and "list" carried it. Dropping one word
+# of a training description now and then makes every word of a rule's name carry it on its own, as
+# word dropout does for text classifiers. What a description cannot lose is kept: its values (a
+# placeholder, a quote, a digit), every word of a negation, and short descriptions whole.
+_KEEP_WORDS = frozenset({"not", "no", "never", "don't", "do", "does", "doesn't", "nor", "without", "avoid",
+                         "instead", "except", "other", "than", "only", "but", "nothing", "none", "must", "forbidden"})
+_PLAIN_WORD = re.compile(r"([A-Za-z][A-Za-z'-]*)([.,;:!?]?)")  # a word with no value in it, and its mark
+
+
+def dropped_word(task: Task, rng: random.Random) -> Task:
+    """`task` with one plain word of its wording left out (its values unchanged), never the last
+    word, where a rule's noun most often sits ("Do not use any commas."); as it was if the wording
+    has fewer than five words, none that may go, or the result is a reserved wording."""
+    words = task.unfilled.split(" ")
+    free = [i for i, w in enumerate(words[:-1])
+            if (m := _PLAIN_WORD.fullmatch(w)) and len(m[1]) > 2 and m[1].lower() not in _KEEP_WORDS]
+    if len(words) < 5 or not free:
+        return task
+    i = rng.choice(free)
+    mark = _PLAIN_WORD.fullmatch(words[i])[2]  # a comma or stop after the word joins the word before
+    kept = words[:i] + words[i + 1:]
+    if mark and i > 0:
+        kept[i - 1] += mark
+    text = " ".join(kept)
+    text = text[0].upper() + text[1:]
+    return task if text in reserved_wordings() else Task(task.family, -1, task.params, text)
+
+
 def affirmed(task: Task, rng: random.Random) -> Task:
     """`task` asked for through a negation, its values unchanged: a double negative ("Never forget
     to end your reply with "X".") or, half the time where its neighbour (`CONTRASTS`) can be worded
@@ -1511,7 +1542,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 context: float = 0.0, whole_limits: bool = False, wide_words: bool = False,
                 word_phrases: float = 0.0, known_answers: bool = False, plain: float = 0.0,
                 null_pairs: bool = False, exclamations: float = 0.0, stub_keys: float = 0.0,
-                stub_pool: tuple[str, ...] = (), negations: float = 0.0, affirmations: float = 0.0) -> dict:
+                stub_pool: tuple[str, ...] = (), negations: float = 0.0, affirmations: float = 0.0,
+                dropout: float = 0.0) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1542,7 +1574,9 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     `pairs` the partner keeps the same keys. `negations` (with `pairs`): this share of the partners
     of `NEGATABLE` rules is the rule's negation (`negated`) instead, drawn by a generator of its own.
     `affirmations`: this share of training records of `NEGATABLE` rules asks for the rule through a
-    negation (`affirmed`), drawn by a generator of its own; the values and targets are unchanged."""
+    negation (`affirmed`), drawn by a generator of its own; the values and targets are unchanged.
+    `dropout`: this share of the other training descriptions of a rule loses one word
+    (`dropped_word`), drawn by a generator of its own."""
     if stub_keys and not stub_pool:
         raise ValueError("stub_keys needs a stub_pool (`stub_words(tokenizer)`)")
     if negations and not pairs:
@@ -1579,10 +1613,13 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
         task = _plainly(task, random.Random(f"d2l-task-plain:{seed}:{index}"), plain)
     if synonyms and task.template and task.family != NEGATED.name:  # a synonym for "do" or "never" undoes it
         task = _respelt(task, random.Random(f"d2l-task-words:{seed}:{index}"), synonyms)
-    if affirmations and split == "train" and task.family in NEGATABLE:
-        affirm_rng = random.Random(f"d2l-task-affirm:{seed}:{index}")
-        if affirm_rng.random() < affirmations:
-            task = affirmed(task, affirm_rng)
+    affirm_rng = random.Random(f"d2l-task-affirm:{seed}:{index}")
+    if affirmations and split == "train" and task.family in NEGATABLE and affirm_rng.random() < affirmations:
+        task = affirmed(task, affirm_rng)
+    elif dropout and split == "train" and task.family not in (NEGATED.name, NO_RULE.name):
+        drop_rng = random.Random(f"d2l-task-drop:{seed}:{index}")
+        if drop_rng.random() < dropout:
+            task = dropped_word(task, drop_rng)
     if context and split == "train" and task.family != NO_RULE.name:
         context_rng = random.Random(f"d2l-task-context:{seed}:{index}")
         if context_rng.random() < context:

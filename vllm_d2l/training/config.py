@@ -142,6 +142,9 @@ class TrainConfig:
     # ("Don't forget to ...", "Don't write in title case; answer in all caps instead.";
     # `datasets.tasks.affirmed`), so that a negation is told apart by what its "not" covers. 0: as before
     task_affirmations: float = 0.0
+    # this share of the other streamed descriptions of a rule loses one word (`datasets.tasks.dropped_word`;
+    # never a value or a word of a negation), so that each word of a rule's name carries it. 0: as before
+    task_dropout: float = 0.0
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0

@@ -209,7 +209,7 @@ class RecordStream:
                                              exclamations=cfg.task_exclamations, stub_keys=cfg.task_stub_keys,
                                              stub_pool=stub_pool,
                                              negations=cfg.task_negations,
-                                             affirmations=cfg.task_affirmations)
+                                             affirmations=cfg.task_affirmations, dropout=cfg.task_dropout)
 
     @staticmethod
     def _instructions(cfg: TrainConfig, seed: int, tokenizer):
