@@ -1019,9 +1019,9 @@ _INSTEAD_FRAMES = ("Don't {alt}; {core} instead.", "Do not {alt}. Instead, {core
                    "You must not {alt}; please {core}.", "Please don't {alt}. {Core}.")
 
 
-# Word dropout (`task_dropout`). The reader leans on word pairs: at 10010 "Use bullet points for
-# everything you say." gave a bullet list for every prompt and "Use bullets." or "Use bullets for
-# everything you say." none, though "bullets" alone is in the training grammar; most wordings of the
+# Word dropout (`task_dropout`). The reader leans on word pairs: at 9950 "Use bullet points for
+# everything you say." gave bullet lists to 2 of 3 prompts and "Use bullets." or "Use bullets for
+# everything you say." to none, though "bullets" alone is in the training grammar; most wordings of the
 # rule say "bullet points" or "bulleted list", so "points" and "list" carried it. Dropping one word
 # of a training description now and then makes every word of a rule's name carry it on its own, as
 # word dropout does for text classifiers. What a description cannot lose is kept: its values (a
