@@ -482,3 +482,28 @@ def test_negated_set_forbids_training_rules_in_held_out_wordings():
         assert "{" not in it["description"] and task.unfilled in reserved_wordings()
         assert task.check(plain)
         assert not task.check(ALL_FAMILIES[task.params["of"]].comply(plain, task.params))
+
+
+def test_affirmed_set_asks_for_training_rules_through_a_not_in_held_out_wordings():
+    """`--set affirmed`: one task per held-out affirmation, each a training rule's wording with a
+    "not" in it that training never writes; a plain reply breaks it and the rule's rewrite keeps it."""
+    import re
+
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.datasets.tasks import AFFIRMATION_WORDINGS, NEGATABLE, reserved_wordings
+    from vllm_d2l.evaluation.tasks import build_items, default_tasks
+
+    n = default_tasks("affirmed")
+    assert n == sum(len(w) for w in AFFIRMATION_WORDINGS.values())
+    items = build_items("affirmed", n, 2)
+    assert len(items) == 2 * n and {it["family"] for it in items} == set(AFFIRMATION_WORDINGS)
+    assert not set(AFFIRMATION_WORDINGS) & set(tasks.HELD_OUT_FAMILIES)
+    trained = {f.format(core=c, alt=a, Core=c[0].upper() + c[1:]) for fam in NEGATABLE for c in tasks._CORES[fam]
+               for a in tasks._CORES.get(tasks.CONTRASTS.get(fam, ""), ("",))
+               for f in tasks._AFFIRM_FRAMES + tasks._INSTEAD_FRAMES}
+    plain = "Tides rise and fall twice a day. The moon pulls the water toward it."
+    for it in items:
+        task = it["_task"]
+        assert task.unfilled in reserved_wordings() and task.unfilled not in trained
+        assert "{" not in it["description"] and re.search(r"\b(not|never|no|don't)\b", it["description"], re.I)
+        assert not task.check(plain) and task.check(task.comply(plain))

@@ -996,6 +996,25 @@ NEGATION_WORDINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Held-out affirmations for evaluation (`vllm-d2l eval --tasks --set affirmed`): a training rule
+# asked for through a "not", worded apart from the training frames (tested); compliance is the
+# rule's own. Six are fresh wordings (`fresh_wordings`), the rest written for this set.
+AFFIRMATION_WORDINGS: dict[str, tuple[str, ...]] = {
+    "bullets": ("Plain paragraphs are not allowed: put every point on a bulleted line.",),
+    "lettered": ("Do not answer in paragraphs or with numbers; give a list with items labelled a), b), c).",),
+    "upper": ("Do not write a single letter that is not a capital.",),
+    "title_case": ("No word in a response may start with a lowercase letter.",),
+    "json": ('Do not include any keys besides "{k0}" and "{k1}"; the whole reply must be one JSON object.',),
+    "exclaim": ("Never close a sentence with a period; an exclamation mark ends each one.",),
+    "end_question": ("Do not end a reply on a statement; the last line must be a question for the user.",),
+    "opening": ('Do not start a reply with anything other than "{phrase}" as its first words.',),
+    "signoff": ('Never send a reply without "{phrase}" as its very last words.',),
+    "one_word": ("Do not write sentences; your whole answer is one word.",),
+    "include_word": ('No response is complete without the word "{word}" somewhere in it.',),
+    "tagged": ("Don't send anything that is not wrapped in <{tag}> and </{tag}>.",),
+}
+
+
 def negated(task: Task, rng: random.Random) -> Task:
     """A description forbidding `task`'s rule with its values ("Never start your reply with "X"."):
     one of the rule's cores in a negative frame."""
@@ -1631,12 +1650,13 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
 @functools.cache
 def reserved_wordings(family: str | None = None) -> frozenset[str]:
     """Every wording an evaluation or the snapshot choice uses: the held-out fixed ones, the
-    held-out negations, the fresh set and the worded-apart set, of every family (or of `family` alone)."""
+    held-out negations and affirmations, the fresh set and the worded-apart set, of every family (or of `family` alone)."""
     from .fresh_wordings import FRESH_WORDINGS
     from .select_wordings import SELECT_WORDINGS
     names = [family] if family else list(ALL_FAMILIES)
     return frozenset([ALL_FAMILIES[n].wordings[-1] for n in names]
                      + [w for n in names for w in NEGATION_WORDINGS.get(n, ())]
+                     + [w for n in names for w in AFFIRMATION_WORDINGS.get(n, ())]
                      + [w for n in names for ws in (FRESH_WORDINGS, SELECT_WORDINGS) for w in ws.get(n, ())])
 
 

@@ -26,8 +26,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..datasets.fresh_wordings import FRESH_WORDINGS
-from ..datasets.tasks import (ALL_FAMILIES, FAMILIES, HELD_OUT_FAMILIES, NEGATED, NEGATION_WORDINGS, Task, draw_task,
-                              families, prompts)
+from ..datasets.tasks import (AFFIRMATION_WORDINGS, ALL_FAMILIES, FAMILIES, HELD_OUT_FAMILIES, NEGATED, NEGATION_WORDINGS,
+                              Task, draw_task, families, prompts)
 from ..prompts import described_messages, render
 from .copying import copy_fidelity, copy_items, format_line, value_fidelity, value_items
 from .generation import factors_of, generate
@@ -35,7 +35,7 @@ from .metrics import cluster_interval
 
 CONDITIONS = ("none", "system", "user", "adapter")
 SETS = ("wordings", "families")  # what `--set both` runs: the targets' sets
-DIAGNOSTIC_SETS = ("seen", "fresh", "negated")
+DIAGNOSTIC_SETS = ("seen", "fresh", "negated", "affirmed")
 ALL_SETS = SETS + DIAGNOSTIC_SETS
 
 
@@ -176,9 +176,9 @@ def _accuracies(runs: dict, n: int | None = None) -> dict:
 
 def default_tasks(which: str) -> int:
     """Tasks per set unless asked: one per training family; the fresh set, two wordings of every
-    family; the negated set, one per held-out negation."""
-    if which == "negated":
-        return sum(len(w) for w in NEGATION_WORDINGS.values())
+    family; the negated and affirmed sets, one per held-out wording."""
+    if which in ("negated", "affirmed"):
+        return sum(len(w) for w in (NEGATION_WORDINGS if which == "negated" else AFFIRMATION_WORDINGS).values())
     return 2 * len(FAMILIES) if which == "fresh" else len(families("train"))
 
 
@@ -189,6 +189,8 @@ def build_items(which: str, n_tasks: int, prompts_per_task: int, seed: int = 0) 
     rng = random.Random(f"tasks/{which}/{seed}")
     if which == "negated":
         return _negated_items(rng, n_tasks, prompts_per_task)
+    if which == "affirmed":
+        return _affirmed_items(rng, n_tasks, prompts_per_task)
     split = "train" if which == "seen" else "eval"  # seen: training wordings and values
     names = list(FAMILIES) if which == "fresh" else families(split, held_out=which == "families")
     pool = prompts("eval")
@@ -215,6 +217,21 @@ def _negated_items(rng: random.Random, n_tasks: int, prompts_per_task: int) -> l
         task = Task(NEGATED.name, -1, {**ALL_FAMILIES[family].draw(rng, "eval"), "of": family}, wording)
         for prompt in rng.sample(pool, prompts_per_task):
             items.append({"task": i, "family": f"not_{family}", "description": task.description,
+                          "params": task.params, "wording": -1, "prompt": prompt, "_task": task})
+    return items
+
+
+def _affirmed_items(rng: random.Random, n_tasks: int, prompts_per_task: int) -> list[dict]:
+    """The held-out affirmations ("Do not write a single letter that is not a capital."): a training
+    rule asked for through a "not", with values from the eval pools; compliance is the rule's."""
+    wordings = [(f, w) for f, ws in AFFIRMATION_WORDINGS.items() for w in ws]
+    pool = prompts("eval")
+    items = []
+    for i in range(n_tasks):
+        family, wording = wordings[i % len(wordings)]
+        task = Task(family, -1, ALL_FAMILIES[family].draw(rng, "eval"), wording)
+        for prompt in rng.sample(pool, prompts_per_task):
+            items.append({"task": i, "family": family, "description": task.description,
                           "params": task.params, "wording": -1, "prompt": prompt, "_task": task})
     return items
 
@@ -319,7 +336,8 @@ def tasks_chart(all_results: dict, path: Path | str) -> None:
             ax.errorbar(xs, vals, yerr=err, fmt="none", ecolor="0.25", elinewidth=0.8, capsize=2)
         for x, v in zip(xs, vals):
             ax.text(x, v + 0.01, f"{v:.0%}", ha="center", fontsize=7)
-    names = {"seen": "seen wordings", "negated": "held-out negations"}  # a negation followed: kept clear of its rule
+    names = {"seen": "seen wordings", "negated": "held-out negations",  # a negation followed: kept clear of its rule
+             "affirmed": "held-out affirmations"}
     ax.set_xticks(range(len(sets)), [f"{names.get(s, 'held-out ' + s)}\n({all_results[s]['n_replies']} replies)"
                                      for s in sets])
     ax.set_ylim(0, 1.05)
@@ -346,11 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", choices=ALL_SETS + ("both", "all", "copy", "readings", "qa"), default="both",
                    help="held-out wordings, families, both, seen wordings (training wordings and values), fresh "
                    "wordings (written apart from training, every family), negated (held-out descriptions that forbid a "
-                   "training rule: compliance is keeping clear of it), all, only the copy scores (--copy), "
+                   "training rule: compliance is keeping clear of it), affirmed (held-out descriptions that ask for a training "
+                   "rule through a \"not\"), all, only the copy scores (--copy), "
                    "which training rule each held-out description's adapter is nearest to (`evaluation.readings`), "
                    "or only the QA check (--qa-check)")
     p.add_argument("--n-tasks", type=int, help="tasks per set (default: one per training family; fresh: two "
-                   "wordings of every family; negated: one per held-out negation)")
+                   "wordings of every family; negated, affirmed: one per held-out wording)")
     p.add_argument("--prompts", type=int, default=10, help="prompts per task")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hypernet", help="hypernetwork folder for the adapter condition (default: the task one)")
