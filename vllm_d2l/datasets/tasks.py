@@ -1038,6 +1038,24 @@ _INSTEAD_FRAMES = ("Don't {alt}; {core} instead.", "Do not {alt}. Instead, {core
                    "You must not {alt}; please {core}.", "Please don't {alt}. {Core}.")
 
 
+def affirmed(task: Task, rng: random.Random) -> Task:
+    """`task` asked for through a negation, its values unchanged: a double negative ("Never forget
+    to end your reply with "X".") or, half the time where its neighbour (`CONTRASTS`) can be worded
+    with the same values, that neighbour forbidden first ("Don't write in title case; answer in all
+    caps instead."). `task` as it was if the wording happens to be one kept for evaluation."""
+    if task.family not in NEGATABLE:
+        raise ValueError(f"{task.family} is not a rule that can be forbidden")
+    core = rng.choice(_CORES[task.family])
+    partner = CONTRASTS.get(task.family)
+    fits = lambda c: {f for _, f, _, _ in string.Formatter().parse(c) if f} <= set(task.params)  # noqa: E731
+    alts = [c for c in _CORES[partner] if fits(c)] if partner in NEGATABLE else []
+    if alts and rng.random() < 0.5:
+        text = rng.choice(_INSTEAD_FRAMES).format(alt=rng.choice(alts), core=core, Core=core[0].upper() + core[1:])
+    else:
+        text = rng.choice(_AFFIRM_FRAMES).format(core=core)
+    return task if text in reserved_wordings() else Task(task.family, -1, task.params, text)
+
+
 # Word dropout (`task_dropout`). The reader leans on word pairs: at 9950 "Use bullet points for
 # everything you say." gave bullet lists to 2 of 3 prompts and "Use bullets." or "Use bullets for
 # everything you say." to none, though "bullets" alone is in the training grammar; most wordings of the
@@ -1066,24 +1084,6 @@ def dropped_word(task: Task, rng: random.Random) -> Task:
         kept[i - 1] += mark
     text = " ".join(kept)
     text = text[0].upper() + text[1:]
-    return task if text in reserved_wordings() else Task(task.family, -1, task.params, text)
-
-
-def affirmed(task: Task, rng: random.Random) -> Task:
-    """`task` asked for through a negation, its values unchanged: a double negative ("Never forget
-    to end your reply with "X".") or, half the time where its neighbour (`CONTRASTS`) can be worded
-    with the same values, that neighbour forbidden first ("Don't write in title case; answer in all
-    caps instead."). `task` as it was if the wording happens to be one kept for evaluation."""
-    if task.family not in NEGATABLE:
-        raise ValueError(f"{task.family} is not a rule that can be forbidden")
-    core = rng.choice(_CORES[task.family])
-    partner = CONTRASTS.get(task.family)
-    fits = lambda c: {f for _, f, _, _ in string.Formatter().parse(c) if f} <= set(task.params)  # noqa: E731
-    alts = [c for c in _CORES[partner] if fits(c)] if partner in NEGATABLE else []
-    if alts and rng.random() < 0.5:
-        text = rng.choice(_INSTEAD_FRAMES).format(alt=rng.choice(alts), core=core, Core=core[0].upper() + core[1:])
-    else:
-        text = rng.choice(_AFFIRM_FRAMES).format(core=core)
     return task if text in reserved_wordings() else Task(task.family, -1, task.params, text)
 
 

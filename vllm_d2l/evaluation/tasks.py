@@ -187,10 +187,8 @@ def build_items(which: str, n_tasks: int, prompts_per_task: int, seed: int = 0) 
     if which not in ALL_SETS:
         raise ValueError(f"set must be one of {ALL_SETS}, got {which!r}")
     rng = random.Random(f"tasks/{which}/{seed}")
-    if which == "negated":
-        return _negated_items(rng, n_tasks, prompts_per_task)
-    if which == "affirmed":
-        return _affirmed_items(rng, n_tasks, prompts_per_task)
+    if which in ("negated", "affirmed"):
+        return _worded_items(rng, n_tasks, prompts_per_task, negate=which == "negated")
     split = "train" if which == "seen" else "eval"  # seen: training wordings and values
     names = list(FAMILIES) if which == "fresh" else families(split, held_out=which == "families")
     pool = prompts("eval")
@@ -206,32 +204,21 @@ def build_items(which: str, n_tasks: int, prompts_per_task: int, seed: int = 0) 
     return items
 
 
-def _negated_items(rng: random.Random, n_tasks: int, prompts_per_task: int) -> list[dict]:
-    """The held-out negations ("Please avoid bulleted lists in your replies."), each forbidding a
-    training rule with values from the eval pools; compliance is keeping clear of the rule."""
-    wordings = [(f, w) for f, ws in NEGATION_WORDINGS.items() for w in ws]
+def _worded_items(rng: random.Random, n_tasks: int, prompts_per_task: int, negate: bool) -> list[dict]:
+    """Tasks of held-out wordings in turn, with values from the eval pools: the held-out negations
+    ("Please avoid bulleted lists in your replies."; compliance is keeping clear of the rule) or,
+    without `negate`, the held-out affirmations ("Do not write a single letter that is not a
+    capital."; a training rule asked for through a "not", compliance the rule's own)."""
+    table = NEGATION_WORDINGS if negate else AFFIRMATION_WORDINGS
+    wordings = [(f, w) for f, ws in table.items() for w in ws]
     pool = prompts("eval")
     items = []
     for i in range(n_tasks):
         family, wording = wordings[i % len(wordings)]
-        task = Task(NEGATED.name, -1, {**ALL_FAMILIES[family].draw(rng, "eval"), "of": family}, wording)
+        params = ALL_FAMILIES[family].draw(rng, "eval")
+        task = Task(NEGATED.name, -1, {**params, "of": family}, wording) if negate else Task(family, -1, params, wording)
         for prompt in rng.sample(pool, prompts_per_task):
-            items.append({"task": i, "family": f"not_{family}", "description": task.description,
-                          "params": task.params, "wording": -1, "prompt": prompt, "_task": task})
-    return items
-
-
-def _affirmed_items(rng: random.Random, n_tasks: int, prompts_per_task: int) -> list[dict]:
-    """The held-out affirmations ("Do not write a single letter that is not a capital."): a training
-    rule asked for through a "not", with values from the eval pools; compliance is the rule's."""
-    wordings = [(f, w) for f, ws in AFFIRMATION_WORDINGS.items() for w in ws]
-    pool = prompts("eval")
-    items = []
-    for i in range(n_tasks):
-        family, wording = wordings[i % len(wordings)]
-        task = Task(family, -1, ALL_FAMILIES[family].draw(rng, "eval"), wording)
-        for prompt in rng.sample(pool, prompts_per_task):
-            items.append({"task": i, "family": family, "description": task.description,
+            items.append({"task": i, "family": f"not_{family}" if negate else family, "description": task.description,
                           "params": task.params, "wording": -1, "prompt": prompt, "_task": task})
     return items
 
