@@ -32,6 +32,7 @@ from typing import Callable
 
 from . import short_questions
 from . import words as W
+from .fresh_wordings import FRESH_WORDINGS
 
 SPLITS = ("train", "eval")
 _WORD = re.compile(r"[A-Za-z0-9']+")
@@ -998,19 +999,19 @@ NEGATION_WORDINGS: dict[str, tuple[str, ...]] = {
 
 # Held-out affirmations for evaluation (`vllm-d2l eval --tasks --set affirmed`): a training rule
 # asked for through a "not", worded apart from the training frames (tested); compliance is the
-# rule's own. Six are fresh wordings (`fresh_wordings`), the rest written for this set.
+# rule's own. Six are the fresh wordings that ask that way, the rest written for this set.
 AFFIRMATION_WORDINGS: dict[str, tuple[str, ...]] = {
     "bullets": ("Plain paragraphs are not allowed: put every point on a bulleted line.",),
-    "lettered": ("Do not answer in paragraphs or with numbers; give a list with items labelled a), b), c).",),
+    "lettered": (FRESH_WORDINGS["lettered"][3],),
     "upper": ("Do not write a single letter that is not a capital.",),
-    "title_case": ("No word in a response may start with a lowercase letter.",),
-    "json": ('Do not include any keys besides "{k0}" and "{k1}"; the whole reply must be one JSON object.',),
+    "title_case": (FRESH_WORDINGS["title_case"][3],),
+    "json": (FRESH_WORDINGS["json"][3],),
     "exclaim": ("Never close a sentence with a period; an exclamation mark ends each one.",),
-    "end_question": ("Do not end a reply on a statement; the last line must be a question for the user.",),
-    "opening": ('Do not start a reply with anything other than "{phrase}" as its first words.',),
+    "end_question": (FRESH_WORDINGS["end_question"][3],),
+    "opening": (FRESH_WORDINGS["opening"][3],),
     "signoff": ('Never send a reply without "{phrase}" as its very last words.',),
     "one_word": ("Do not write sentences; your whole answer is one word.",),
-    "include_word": ('No response is complete without the word "{word}" somewhere in it.',),
+    "include_word": (FRESH_WORDINGS["include_word"][2],),
     "tagged": ("Don't send anything that is not wrapped in <{tag}> and </{tag}>.",),
 }
 
@@ -1632,8 +1633,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
         task = _plainly(task, random.Random(f"d2l-task-plain:{seed}:{index}"), plain)
     if synonyms and task.template and task.family != NEGATED.name:  # a synonym for "do" or "never" undoes it
         task = _respelt(task, random.Random(f"d2l-task-words:{seed}:{index}"), synonyms)
-    affirm_rng = random.Random(f"d2l-task-affirm:{seed}:{index}")
-    if affirmations and split == "train" and task.family in NEGATABLE and affirm_rng.random() < affirmations:
+    if (affirmations and split == "train" and task.family in NEGATABLE
+            and (affirm_rng := random.Random(f"d2l-task-affirm:{seed}:{index}")).random() < affirmations):
         task = affirmed(task, affirm_rng)
     elif dropout and split == "train" and task.family not in (NEGATED.name, NO_RULE.name):
         drop_rng = random.Random(f"d2l-task-drop:{seed}:{index}")
@@ -1651,7 +1652,6 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
 def reserved_wordings(family: str | None = None) -> frozenset[str]:
     """Every wording an evaluation or the snapshot choice uses: the held-out fixed ones, the
     held-out negations and affirmations, the fresh set and the worded-apart set, of every family (or of `family` alone)."""
-    from .fresh_wordings import FRESH_WORDINGS
     from .select_wordings import SELECT_WORDINGS
     names = [family] if family else list(ALL_FAMILIES)
     return frozenset([ALL_FAMILIES[n].wordings[-1] for n in names]
