@@ -134,6 +134,29 @@ def test_head_scale_touches_only_the_copy_path(tiny_model_dir, tmp_path):
         factors_of(bare, head=0.5)
 
 
+def test_drop_layers_leaves_out_those_layers_updates_only(tiny_model_dir, tmp_path):
+    """`--drop-layers` removes the modules of the named decoder layers and keeps the rest (the copy
+    path on the LM head included) as generated; naming only layers the adapter does not update, or a
+    range upside down, is refused."""
+    from vllm_d2l.evaluation.generation import factors_of
+    from vllm_d2l.evaluation.tasks import _layer_range
+    from vllm_d2l.lora import HEAD
+
+    hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6, pointer_rank=3)
+    gen = Generator.load(hn, tiny_model_dir, encoder_dtype=torch.float32)
+    w = gen.internalize("Always open with 'Quite so.'").weights
+    layer1 = [k for k in w.a if ".layers.1." in k]
+    assert layer1 and len(layer1) < len(w.a) - 1
+    kept = factors_of(w, drop_layers=_layer_range("1"))
+    assert set(kept) == set(w.a) - set(layer1) and HEAD in kept
+    assert all(torch.equal(b, w.b[k]) for k, (_, b) in kept.items())
+    assert _layer_range("25-29") == (25, 26, 27, 28, 29)
+    with pytest.raises(ValueError, match="none of layers"):
+        factors_of(w, drop_layers=(40,))
+    with pytest.raises(SystemExit):
+        main(["--drop-layers", "29-25"])
+
+
 def test_cli_refuses_bad_arguments():
     with pytest.raises(SystemExit):
         main(["--conditions", "none,teacher"])
@@ -201,12 +224,15 @@ def test_cli_runs_the_qa_check_under_descriptions_that_ask_for_nothing(tiny_mode
 
     hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
     out = tmp_path / "qa.json"
-    assert main(["--set", "qa", "--qa-null", "--hypernet", str(hn), "--model", str(tiny_model_dir),
+    assert main(["--set", "qa", "--qa-null", "--qa-drift", "--hypernet", str(hn), "--model", str(tiny_model_dir),
                  "--out", str(out), "--no-progress"]) == 0
     res = json.loads(out.read_text())
     assert set(res) == {"qa_null"}
     assert set(res["qa_null"]["per_task"]) == set(NULL_DESCRIPTIONS)
-    assert "descriptions that ask for nothing" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "descriptions that ask for nothing" in printed and "drift under no rule" in printed
+    null = res["qa_null"]  # read back: exactly the questions the bare model got right
+    assert null["drift"]["questions"] == round(null["base_accuracy"] * null["questions"])
 
 
 def test_qa_check_retained_counts_only_what_the_base_model_got_right(monkeypatch):
@@ -507,3 +533,38 @@ def test_affirmed_set_asks_for_training_rules_through_a_not_in_held_out_wordings
         assert task.unfilled in reserved_wordings() and task.unfilled not in trained
         assert "{" not in it["description"] and re.search(r"\b(not|never|no|don't)\b", it["description"], re.I)
         assert not task.check(plain) and task.check(task.comply(plain))
+
+
+def test_answer_drift_is_zero_for_no_update_and_the_kl_of_the_read_back_replies(tiny_model_dir):
+    """Read back under an adapter that adds nothing, the bare replies drift by nothing; under a
+    random one, the KL equals the bare -> adapted KL summed over the reply's positions (computed here
+    one question at a time) over its tokens, and the log-probability is the adapted model's."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from vllm_d2l.apply import lora_applied
+    from vllm_d2l.evaluation.drift import answer_drift
+    from vllm_d2l.prompts import render
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    questions, replies = ["What is tea?", "Why is the sky blue?"], ["A drink made from leaves.", "Light scatters."]
+    g = torch.Generator().manual_seed(0)
+    zero = {"model.layers.1.mlp.down_proj": (torch.zeros(2, 128), torch.zeros(64, 2))}
+    noisy = {"model.layers.1.mlp.down_proj": (torch.randn(2, 128, generator=g), torch.randn(64, 2, generator=g))}
+    res = answer_drift(model, tok, questions, replies, {"zero": zero, "noisy": noisy}, batch_size=1)
+    assert res["questions"] == 2 and res["per_task"]["zero"]["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert res["per_task"]["zero"]["logprob"] == pytest.approx(res["bare_logprob"], abs=1e-5)
+    kl, lp, n = 0.0, 0.0, 0
+    for q, r in zip(questions, replies):
+        prompt, answer = render(tok, [{"role": "user", "content": q}]), tok(r, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prompt + answer])
+        with torch.no_grad():
+            bare = torch.log_softmax(model(ids).logits[0, len(prompt) - 1:-1], -1)
+            with lora_applied(model, noisy):
+                moved = torch.log_softmax(model(ids).logits[0, len(prompt) - 1:-1], -1)
+        kl += (bare.exp() * (bare - moved)).sum().item()
+        lp += moved.gather(1, torch.tensor(answer)[:, None]).sum().item()
+        n += len(answer)
+    assert res["tokens"] == n and res["per_task"]["noisy"]["kl"] == pytest.approx(kl / n, rel=1e-4) and kl > 0
+    assert res["per_task"]["noisy"]["logprob"] == pytest.approx(lp / n, rel=1e-4)
+    assert res["kl"] == pytest.approx((kl / n) / 2, rel=1e-4)  # the mean over the two adapters

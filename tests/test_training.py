@@ -419,15 +419,18 @@ def test_student_from_the_first_adapted_layer_equals_the_whole_model(tiny_model_
     g = torch.Generator().manual_seed(0)
     factors = {"model.layers.1.mlp.down_proj": (torch.randn(2, 4, 128, generator=g).requires_grad_(),
                                                 torch.randn(2, 64, 4, generator=g).requires_grad_())}
-    whole = student_logits(model, tok.pad_token_id, examples, factors, bucket=2)
+    whole_deltas, upper_deltas = [], []  # the updates' sizes at the answer positions, both ways
+    whole = student_logits(model, tok.pad_token_id, examples, factors, bucket=2, deltas=whole_deltas)
     for e, s in zip(examples, states):
         e.lower = s
     calls = []
     hook = model.model.layers[0].register_forward_hook(lambda *a: calls.append(1))
-    upper = student_logits(model, tok.pad_token_id, examples, factors, bucket=3)
+    upper = student_logits(model, tok.pad_token_id, examples, factors, bucket=3, deltas=upper_deltas)
     hook.remove()
     assert not calls and upper[2] == whole[2] and torch.equal(upper[1], whole[1])
     torch.testing.assert_close(upper[0], whole[0], atol=1e-4, rtol=1e-4)
+    assert upper_deltas[0].shape == upper[1].shape and upper_deltas[0].min() > 0
+    torch.testing.assert_close(upper_deltas[0], whole_deltas[0], atol=1e-3, rtol=1e-4)
     w = torch.randn(whole[0].shape, generator=g)
     params = [t for f in factors.values() for t in f]
     for a, b in zip(torch.autograd.grad((upper[0] * w).sum(), params), torch.autograd.grad((whole[0] * w).sum(), params)):
@@ -501,6 +504,65 @@ def test_edits_objective_scores_departures_from_the_base_model_only(tiny_model_d
     assert margin.item() == pytest.approx(loss.item() + 0.5 * m_stats["edit_margin"], rel=1e-5)
     with pytest.raises(ValueError, match="top-k for every example"):
         batch_loss(model, tok.pad_token_id, qa_examples(tok, qa, 0), zero, 1.0, 1.0, edits=True)
+
+
+def test_delta_weight_charges_the_updates_where_the_reply_is_the_base_models_own(tiny_model_dir):
+    """The "delta" stat is the mean squared size of the adapter's updates, summed over its modules,
+    at the positions whose next token is the teacher's first choice (computed here over one padded
+    batch with hooks of our own); the loss grows by exactly `delta_weight` times it, its gradient
+    reaches the factors, and without edits the term refuses to run."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from vllm_d2l.training.objectives import Example, batch_loss, pad_batch, qa_examples, target_logits, teacher_topk
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    qa = [{"q": "Tell me about tides.", "a": "AHOY THERE! Tides rise and fall twice a day."},
+          {"q": "What is tea?", "a": "A drink."}, {"q": "Why?", "a": "because the quick brown fox said so"}]
+    examples = qa_examples(tok, qa[:2], 0) + qa_examples(tok, qa[2:], 1)
+    for e, t in zip(examples, teacher_topk(model, tok, None, qa, 5)):
+        e.teacher = t
+    # and the base model's own greedy reply, every token its first choice: all left to the KL
+    greedy = model.generate(torch.tensor([examples[1].prompt]), max_new_tokens=6, do_sample=False)[0]
+    own = Example(examples[1].prompt, greedy[len(examples[1].prompt):].tolist(), doc=1)
+    ids, attn, target = pad_batch([own], tok.pad_token_id)
+    with torch.no_grad():
+        vals, idx = torch.log_softmax(target_logits(model, ids, attn, target), -1).topk(5, dim=-1)
+    own.teacher = (idx, vals)
+    examples.append(own)
+    g = torch.Generator().manual_seed(1)
+    factors = {f"model.layers.{l}.mlp.down_proj": (torch.randn(2, 4, 128, generator=g).requires_grad_(),
+                                                   0.1 * torch.randn(2, 64, 4, generator=g).requires_grad_())
+               for l in range(2)}
+    plain, _ = batch_loss(model, tok.pad_token_id, examples, factors, 1.0, 1.0, edits=True, bucket=2)
+    loss, stats = batch_loss(model, tok.pad_token_id, examples, factors, 1.0, 1.0, edits=True,
+                             delta_weight=0.5, bucket=2)
+    # the reference: every update over one padded batch, read at the answer positions
+    ids, attn, target = pad_batch(examples, tok.pad_token_id)
+    doc = torch.tensor([e.doc for e in examples])
+    squared = torch.zeros(target.shape)  # [N, T]
+    modules = dict(model.named_modules())
+    hooks = []
+    for name, (a, b) in factors.items():
+        def hook(mod, inputs, output, a=a, b=b):
+            delta = torch.bmm(torch.bmm(inputs[0], a[doc].transpose(1, 2)), b[doc].transpose(1, 2))  # [N, T, H]
+            squared.add_(delta.pow(2).sum(-1))
+            return output + delta
+        hooks.append(modules[name].register_forward_hook(hook))
+    with torch.no_grad():
+        model(input_ids=ids, attention_mask=attn)
+    for h in hooks:
+        h.remove()
+    labels = ids[:, 1:][target[:, :-1]]
+    first = torch.cat([e.teacher[0][:, 0] for e in examples])
+    kept = labels != first
+    assert 0 < (~kept).sum() < len(labels)  # some edits, some tokens left to the KL
+    expected = squared[target][~kept].mean().item()
+    assert stats["delta"] == pytest.approx(expected, rel=1e-4)
+    assert loss.item() == pytest.approx(plain.item() + 0.5 * expected, rel=1e-5)
+    grads = torch.autograd.grad(loss - plain, [b for _, b in factors.values()])
+    assert all(gr.abs().sum() > 0 for gr in grads)
+    with pytest.raises(ValueError, match="edits objective"):
+        batch_loss(model, tok.pad_token_id, examples, factors, 1.0, 1.0, delta_weight=0.5)
 
 
 def test_topk_kl_with_its_tail_bucket_sees_mass_moved_off_the_teachers_tokens():

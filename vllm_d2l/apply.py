@@ -22,8 +22,9 @@ def _lora_delta(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tens
 
 
 @contextmanager
-def lora_applied(model, factors: Factors):
-    """Within the block, `model(...)` behaves as base model + adapter."""
+def lora_applied(model, factors: Factors, record: list | None = None):
+    """Within the block, `model(...)` behaves as base model + adapter. With `record`, every update
+    the adapter adds is appended to it as computed (with its graph), one tensor per module call."""
     modules = dict(model.named_modules())
     missing = [k for k in factors if k not in modules]
     if missing:
@@ -31,7 +32,10 @@ def lora_applied(model, factors: Factors):
     handles = []
     for name, (a, b) in factors.items():
         def hook(mod, inputs, output, a=a, b=b):
-            return output + _lora_delta(inputs[0], a, b)
+            delta = _lora_delta(inputs[0], a, b)
+            if record is not None:
+                record.append(delta)
+            return output + delta
         handles.append(modules[name].register_forward_hook(hook))
     try:
         yield model

@@ -5,6 +5,7 @@ tokens line up; one batch per call of `model.generate`.
 """
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import torch
@@ -13,12 +14,14 @@ from ..apply import lora_applied
 from ..lora import HEAD
 
 
-def factors_of(weights, scale: float = 1.0, always_on: float = 1.0, head: float = 1.0) -> dict:
+def factors_of(weights, scale: float = 1.0, always_on: float = 1.0, head: float = 1.0,
+               drop_layers: tuple[int, ...] = ()) -> dict:
     """`LoRAWeights` -> the {module: (A, B)} mapping that `lora_applied` takes; `scale` multiplies
     every update (B), to see how compliance and kept answers trade as an adapter is turned up or down.
     `always_on` multiplies the always-on block alone (the last `layout["always_on"]` rank rows, the
     same for every text), to tell what it does from what the text's own rows do; `head` multiplies
-    the LM head's update alone (the copy path), to tell what copying does from what the rest does."""
+    the LM head's update alone (the copy path), to tell what copying does from what the rest does;
+    `drop_layers`: decoder layers whose updates are left out, to tell where an effect lives."""
     r = weights.meta.get("layout", {}).get("always_on", 0)
     if always_on != 1.0 and not r:
         raise ValueError("this adapter has no always-on block to scale")
@@ -32,7 +35,16 @@ def factors_of(weights, scale: float = 1.0, always_on: float = 1.0, head: float 
         if always_on != 1.0:
             out = torch.cat([out[:, :-r], out[:, -r:] * always_on], dim=1)  # [d_out, R]
         return out
-    return {k: (weights.a[k], b(k)) for k in weights.a}
+    dropped = [k for k in weights.a if _layer_of(k) in drop_layers]
+    if drop_layers and not dropped:
+        raise ValueError(f"this adapter updates none of layers {sorted(drop_layers)}")
+    return {k: (weights.a[k], b(k)) for k in weights.a if k not in dropped}
+
+
+def _layer_of(module: str) -> int | None:
+    """"model.layers.17.mlp.down_proj" -> 17; None for a module outside the decoder layers."""
+    found = re.search(r"layers\.(\d+)\.", module)
+    return int(found.group(1)) if found else None
 
 
 @torch.no_grad()

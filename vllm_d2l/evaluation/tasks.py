@@ -16,6 +16,7 @@ the training grammar and never trained on), a held-out wording set nobody shaped
     vllm-d2l eval --tasks --set copy   # how exactly held-out phrases are copied, teacher-forced (`copying`)
     vllm-d2l eval --tasks --set readings --plot r.png  # which rule each adapter was read as (`readings`)
     vllm-d2l eval --tasks --set qa --qa-check 14 --qa-null  # do answers stay answers under adapters
+    vllm-d2l eval --tasks --set qa --qa-check 14 --qa-drift  # ... and how far they drift, teacher-forced
 """
 from __future__ import annotations
 
@@ -231,9 +232,10 @@ MAX_NEW_TOKENS = 160
 
 def evaluate_tasks(generator, items: list[dict], conditions=CONDITIONS, max_new_tokens: int = MAX_NEW_TOKENS,
                    batch_size: int = 8, progress: bool = True, scale: float = 1.0, always_on: float = 1.0,
-                   head: float = 1.0) -> dict:
+                   head: float = 1.0, drop_layers: tuple[int, ...] = ()) -> dict:
     """Replies and compliance per condition; the adapter of each description is generated once
-    (its update multiplied by `scale`, its always-on block by `always_on`, its copy path by `head`)."""
+    (its update multiplied by `scale`, its always-on block by `always_on`, its copy path by `head`,
+    the updates of `drop_layers` left out)."""
     model, tok = generator.model, generator.tokenizer
     bar = None
     if progress:
@@ -246,7 +248,8 @@ def evaluate_tasks(generator, items: list[dict], conditions=CONDITIONS, max_new_
             for it in items:
                 by_task[it["task"]].append(it)
             for group in by_task.values():
-                factors = factors_of(generator.internalize(group[0]["description"]).weights, scale, always_on, head)
+                factors = factors_of(generator.internalize(group[0]["description"]).weights, scale, always_on, head,
+                                     drop_layers)
                 ps = [render(tok, task_messages(cond, "", it["prompt"])) for it in group]
                 for it, out in zip(group, generate(model, tok, ps, max_new_tokens, batch_size, factors, tick)):
                     it.setdefault("outputs", {})[cond] = out
@@ -373,6 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also ask the QA questions under the adapters of descriptions that ask for nothing "
                         "(NULL_DESCRIPTIONS, a role or an audience only): what an adapter costs the answers "
                         "when there is no rule to follow")
+    p.add_argument("--qa-drift", action="store_true",
+                   help="with --qa-check / --qa-null, also read the base model's own right answers back under "
+                        "each adapter, teacher-forced: the KL it adds a token and their log-probability "
+                        "(`evaluation.drift`; continuous, where the greedy check moves in whole answers)")
     p.add_argument("--qa-conditions", default="adapter", metavar="LIST",
                    help="conditions of the QA check: adapter, and system or user (the base model told each "
                         "description that way; default %(default)s)")
@@ -388,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head-scale", type=float, default=1.0, metavar="S",
                    help="multiply each adapter's update on the LM head (the copy path) by S, the QA check's "
                         "too: what copying the description's words does, apart from the rest (0: none)")
+    p.add_argument("--drop-layers", type=_layer_range, default=(), metavar="LO-HI",
+                   help="leave out each adapter's updates in decoder layers LO..HI (the QA check's too): "
+                        "where an effect lives, e.g. 25-29")
     p.add_argument("--guidance", type=float, default=1.0, metavar="S",
                    help="guided adapters (`Generator.guidance`): what each description adds over descriptions "
                         "that ask for nothing, times S (1: as generated)")
@@ -435,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--plot draws the compliance sets, and --set {args.set} runs none")
     if args.set == "qa" and not (args.qa_check or args.qa_null):
         p.error("--set qa runs only the QA check: give --qa-check N or --qa-null")
+    if args.qa_drift and not (args.qa_check or args.qa_null):
+        p.error("--qa-drift reads the QA check's answers: give --qa-check N or --qa-null")
     from ..generator import Generator, default_task_hypernet_dir
 
     generator = Generator.load(args.hypernet or default_task_hypernet_dir(), args.model, guidance=args.guidance)
@@ -444,10 +456,11 @@ def main(argv: list[str] | None = None) -> int:
         items = build_items(which, args.n_tasks or default_tasks(which), args.prompts, args.seed)
         res = evaluate_tasks(generator, items, conditions, args.max_new_tokens, args.batch_size,
                              progress=not args.no_progress, scale=args.adapter_scale,
-                             always_on=args.always_on_scale, head=args.head_scale)
+                             always_on=args.always_on_scale, head=args.head_scale, drop_layers=args.drop_layers)
         results[which] = {"set": which, "model": generator.base_model_name, "hypernet": generator.fingerprint,
                           "adapter_scale": args.adapter_scale, "always_on_scale": args.always_on_scale,
-                          "head_scale": args.head_scale, "guidance": generator.guidance, **machine(generator),
+                          "head_scale": args.head_scale, "drop_layers": list(args.drop_layers),
+                          "guidance": generator.guidance, **machine(generator),
                           "held_out_families": list(HELD_OUT_FAMILIES), **res}
         print(format_table(results[which]))
     if args.set == "readings":
@@ -469,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             print("  " + format_line(r, family, "values"))
     pct = lambda x: "n/a" if x is None else f"{x:.0%}"  # noqa: E731 (None: nothing to compare with)
     adapter = lambda d: factors_of(generator.internalize(d).weights, args.adapter_scale,  # noqa: E731
-                                     args.always_on_scale, args.head_scale)
+                                     args.always_on_scale, args.head_scale, args.drop_layers)
     bare = answered(generator.model, generator.tokenizer, QA_CHECK, batch_size=args.batch_size) \
         if args.qa_check or args.qa_null else None  # once for both checks
     if args.qa_check:
@@ -490,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{pct(r['complied'])} of the replies follow the rule, and {pct(r['retained_complying'])} "
                       f"of the base model's right answers stay right in a reply that does")
         results["qa_check"] = {**check, **machine(generator)}
+        if args.qa_drift and factors:
+            results["qa_check"]["drift"] = _drift(generator, bare, factors, args.batch_size, "rules")
     if args.qa_null:
         factors = {d: adapter(d) for d in NULL_DESCRIPTIONS}
         check = qa_check(generator, factors, batch_size=args.batch_size, base=bare)
@@ -497,10 +512,40 @@ def main(argv: list[str] | None = None) -> int:
               f"questions): base {pct(check['base_accuracy'])}, adapters {pct(check['adapter_accuracy'])} on average "
               f"({pct(check['kept'])} kept; {pct(check['retained'])} of the base model's right answers stay right)")
         results["qa_null"] = {**check, **machine(generator)}
+        if args.qa_drift:
+            results["qa_null"]["drift"] = _drift(generator, bare, factors, args.batch_size, "no rule")
     from .qa import write_outputs
 
     write_outputs(results, args.out, args.plot, draw_results)
     return 0
+
+
+def _layer_range(text: str) -> tuple[int, ...]:
+    """"25-29" -> (25, 26, 27, 28, 29); "22" -> (22,)."""
+    lo, _, hi = text.partition("-")
+    try:
+        first, last = int(lo), int(hi or lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO-HI or one layer, got {text!r}") from None
+    if first < 0 or last < first:
+        raise argparse.ArgumentTypeError(f"expected 0 <= LO <= HI, got {text!r}")
+    return tuple(range(first, last + 1))
+
+
+def _drift(generator, bare: tuple[list[bool], list[str]], factors: dict, batch_size: int, label: str) -> dict:
+    """`drift.answer_drift` over the QA questions the bare model answers right, printed."""
+    from .drift import answer_drift
+
+    right = [i for i, ok in enumerate(bare[0]) if ok]
+    drift = answer_drift(generator.model, generator.tokenizer, [QA_CHECK[i][0] for i in right],
+                         [bare[1][i] for i in right], factors, batch_size)
+    if not drift["tokens"]:
+        print(f"  drift under {label}: the base model answers none of the questions right, nothing to read back")
+    else:
+        print(f"  drift under {label}, teacher-forced on the base model's {drift['questions']} right answers "
+              f"({drift['tokens']} tokens): KL {drift['kl']:.3f} nats a token; log-prob {drift['logprob']:.3f} "
+              f"against the base model's {drift['bare_logprob']:.3f}")
+    return drift
 
 
 if __name__ == "__main__":

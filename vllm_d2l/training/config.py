@@ -215,6 +215,10 @@ class TrainConfig:
     # base model's first choice there by `pair_margin` nats, weighed by `edit_margin_weight` (0: off;
     # `objectives.edit_margin_loss` says why). Training batches only, as the pair term
     edit_margin_weight: float = 0.0
+    # With edits: the mean squared size of the adapter's updates to the residual stream where the
+    # reply is the base model's own, weighed by `delta_weight` (0: off; `objectives.batch_loss` says
+    # why). Training batches only, as the pair term
+    delta_weight: float = 0.0
     pretrain_prob: float = 0.0  # share of steps that use the reconstruction objective
     reconstruct_tokens: int = 48
     # Plain-text corpora (names in `datasets.corpora`) whose passages replace the training document

@@ -304,6 +304,7 @@ class Trainer:
                                      pair_weight=cfg.pair_weight if self.net.training else 0.0,
                                      pair_margin=cfg.pair_margin,
                                      edit_margin_weight=cfg.edit_margin_weight if self.net.training else 0.0,
+                                     delta_weight=cfg.delta_weight if self.net.training else 0.0,
                                      bucket=cfg.pass_rows)
         if cfg.l1_weight:
             l1 = sum(b.abs().mean() for _, b in factors.values()) / len(factors)
