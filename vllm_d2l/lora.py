@@ -55,6 +55,13 @@ def module_path(layer: int, module: str) -> str:
     return f"model.layers.{layer}.{group}.{module}"
 
 
+def layer_of(path: str) -> int | None:
+    """The decoder layer a module path sits in ("model.layers.17.mlp.down_proj" -> 17); None for
+    one outside the layers (the LM head)."""
+    found = re.search(r"layers\.(\d+)\.", path)
+    return int(found.group(1)) if found else None
+
+
 @dataclass
 class LoRAWeights:
     """Low-rank factors for a set of modules of one base model.

@@ -5,13 +5,12 @@ tokens line up; one batch per call of `model.generate`.
 """
 from __future__ import annotations
 
-import re
 from typing import Callable
 
 import torch
 
 from ..apply import lora_applied
-from ..lora import HEAD
+from ..lora import HEAD, layer_of
 
 
 def factors_of(weights, scale: float = 1.0, always_on: float = 1.0, head: float = 1.0,
@@ -35,16 +34,11 @@ def factors_of(weights, scale: float = 1.0, always_on: float = 1.0, head: float 
         if always_on != 1.0:
             out = torch.cat([out[:, :-r], out[:, -r:] * always_on], dim=1)  # [d_out, R]
         return out
-    dropped = [k for k in weights.a if _layer_of(k) in drop_layers]
+    dropped = [k for k in weights.a if layer_of(k) in drop_layers]
     if drop_layers and not dropped:
         raise ValueError(f"this adapter updates none of layers {sorted(drop_layers)}")
     return {k: (weights.a[k], b(k)) for k in weights.a if k not in dropped}
 
-
-def _layer_of(module: str) -> int | None:
-    """"model.layers.17.mlp.down_proj" -> 17; None for a module outside the decoder layers."""
-    found = re.search(r"layers\.(\d+)\.", module)
-    return int(found.group(1)) if found else None
 
 
 @torch.no_grad()

@@ -17,7 +17,6 @@ Logits are computed at answer positions only: the 49k-wide LM head is a fifth of
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 
 from ..apply import lora_applied
-from ..lora import HEAD
+from ..lora import HEAD, layer_of
 from ..prompts import context_messages, described_messages, question_messages, render
 
 RECONSTRUCT_PROMPT = "Repeat the document you have memorised, word for word."
@@ -218,8 +217,7 @@ def _buckets(lengths: list[int], most: int) -> list[list[int]]:
 def first_adapted_layer(factors: dict) -> int:
     """The lowest decoder layer any factor's module sits in ("model.layers.15.mlp.down_proj" -> 15;
     the LM head sits after them all)."""
-    return min((int(found.group(1)) for path in factors if (found := re.search(r"layers\.(\d+)\.", path))),
-               default=10 ** 9)
+    return min((n for path in factors if (n := layer_of(path)) is not None), default=10 ** 9)
 
 
 def student_logits(model, pad_id: int, examples: list[Example], factors: dict,
