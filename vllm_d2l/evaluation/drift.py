@@ -14,25 +14,18 @@ import torch
 
 from ..apply import lora_applied
 from ..prompts import render
+from ..training.objectives import Example, pad_batch, target_logits
 
 
-def _reply_logprobs(model, sequences: list[list[int]], starts: list[int], batch_size: int,
-                    factors: dict | None) -> list[torch.Tensor]:
-    """Log-softmax [n_i, V] at the positions that predict each sequence's tokens from `starts[i]` on."""
+def _reply_logprobs(model, examples: list[Example], batch_size: int, factors: dict | None) -> list[torch.Tensor]:
+    """Log-softmax [n_i, V] at the positions that predict each example's answer tokens."""
     out: list[torch.Tensor] = []
-    pad = 0  # right-padded and causal: no position read sees a pad, so its id does not matter
-    for s in range(0, len(sequences), batch_size):
-        group, first = sequences[s:s + batch_size], starts[s:s + batch_size]
-        width = max(len(q) for q in group)
-        ids = torch.full((len(group), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(group), width), dtype=torch.long)
-        for i, q in enumerate(group):  # right-padded: positions are the sequence's own
-            ids[i, :len(q)] = torch.tensor(q)
-            mask[i, :len(q)] = 1
+    for s in range(0, len(examples), batch_size):
+        group = examples[s:s + batch_size]
+        ids, attn, target = (t.to(model.device) for t in pad_batch(group, 0))  # right-padded: pads never read
         with lora_applied(model, factors or {}):
-            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
-        for i, (q, f) in enumerate(zip(group, first)):
-            out.append(torch.log_softmax(logits[i, f - 1:len(q) - 1].float(), -1).cpu())  # [n_i, V]
+            logits = target_logits(model, ids, attn, target)  # [P, V]
+        out.extend(torch.log_softmax(logits, -1).cpu().split([len(e.answer) for e in group]))
     return out
 
 
@@ -44,22 +37,19 @@ def answer_drift(model, tok, questions: list[str], replies: list[str], factors_b
     bare model's `replies` (its first `max_tokens` tokens) to `questions`."""
     prompts = [render(tok, [{"role": "user", "content": q}]) for q in questions]
     answers = [tok(r, add_special_tokens=False)["input_ids"][:max_tokens] for r in replies]
-    keep = [i for i, a in enumerate(answers) if a]
-    sequences = [prompts[i] + answers[i] for i in keep]
-    starts = [len(prompts[i]) for i in keep]
-    bare = _reply_logprobs(model, sequences, starts, batch_size, None)
-    per_task = {}
-    tokens = sum(len(answers[i]) for i in keep)
+    examples = [Example(p, a) for p, a in zip(prompts, answers) if a]
+    tokens = sum(len(e.answer) for e in examples)
     if not tokens:
         return {"questions": 0, "tokens": 0, "bare_logprob": None, "kl": None, "logprob": None, "per_task": {}}
+    gold = [torch.tensor(e.answer)[:, None] for e in examples]  # [n_i, 1]
+    bare = _reply_logprobs(model, examples, batch_size, None)
+    per_task = {}
     for task, factors in factors_by_task.items():
-        kl, lp, n = 0.0, 0.0, 0
-        for b, a, i in zip(bare, _reply_logprobs(model, sequences, starts, batch_size, factors), keep):
-            kl += (b.exp() * (b - a)).sum().item()  # summed over the reply's tokens
-            lp += a.gather(1, torch.tensor(answers[i])[:, None]).sum().item()
-            n += len(answers[i])
-        per_task[task] = {"kl": kl / n, "logprob": lp / n}
+        moved = _reply_logprobs(model, examples, batch_size, factors)
+        kl = sum((b.exp() * (b - a)).sum().item() for b, a in zip(bare, moved))  # summed over reply tokens
+        lp = sum(a.gather(1, g).sum().item() for a, g in zip(moved, gold))
+        per_task[task] = {"kl": kl / tokens, "logprob": lp / tokens}
     mean = lambda key: sum(r[key] for r in per_task.values()) / len(per_task) if per_task else None  # noqa: E731
-    bare_lp = sum(b.gather(1, torch.tensor(answers[i])[:, None]).sum().item() for b, i in zip(bare, keep))
-    return {"questions": len(keep), "tokens": tokens, "bare_logprob": bare_lp / tokens,
+    bare_lp = sum(b.gather(1, g).sum().item() for b, g in zip(bare, gold))
+    return {"questions": len(examples), "tokens": tokens, "bare_logprob": bare_lp / tokens,
             "kl": mean("kl"), "logprob": mean("logprob"), "per_task": per_task}
