@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from vllm_d2l.datasets.tasks import _PHRASES, _SIGNOFFS, FAMILIES, HELD_OUT_FAMILIES
+from vllm_d2l.evaluation.generation import factors_of
 from vllm_d2l.evaluation.tasks import (CONDITIONS, build_items, evaluate_tasks, format_table, main, task_messages,
                                       tasks_chart)
 from vllm_d2l.generator import Generator
@@ -88,7 +89,7 @@ def test_adapter_scale_zero_is_the_bare_model_and_one_is_the_adapter(tiny_model_
             p.mul_(30.0)
     run = lambda cond, scale: [it["outputs"][cond] for it in evaluate_tasks(  # noqa: E731
         gen, build_items("wordings", 2, 2), [cond], max_new_tokens=6, batch_size=4, progress=False,
-        scale=scale)["items"]]
+        adapter=lambda d: factors_of(gen.internalize(d).weights, scale))["items"]]
     assert run("adapter", 0.0) == run("none", 1.0)
     assert run("adapter", 1.0) != run("none", 1.0)
 
@@ -96,7 +97,6 @@ def test_adapter_scale_zero_is_the_bare_model_and_one_is_the_adapter(tiny_model_
 def test_always_on_scale_touches_only_the_block_every_description_shares(tiny_model_dir, tmp_path):
     """`--always-on-scale` multiplies the last `always_on` rank rows of B alone: at 0 they are zero
     and the description's own rows are as generated; at 1 the factors are the adapter's."""
-    from vllm_d2l.evaluation.generation import factors_of
 
     hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
     gen = Generator.load(hn, tiny_model_dir, encoder_dtype=torch.float32)
@@ -115,7 +115,6 @@ def test_always_on_scale_touches_only_the_block_every_description_shares(tiny_mo
 def test_head_scale_touches_only_the_copy_path(tiny_model_dir, tmp_path):
     """`--head-scale` multiplies the LM head's update alone: at 0 copying is off and every other
     module is as generated; an adapter without a copy path refuses it."""
-    from vllm_d2l.evaluation.generation import factors_of
     from vllm_d2l.lora import HEAD
 
     hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6, pointer_rank=3)
@@ -138,7 +137,6 @@ def test_drop_layers_leaves_out_those_layers_updates_only(tiny_model_dir, tmp_pa
     """`--drop-layers` removes the modules of the named decoder layers and keeps the rest (the copy
     path on the LM head included) as generated; naming only layers the adapter does not update, or a
     range upside down, is refused."""
-    from vllm_d2l.evaluation.generation import factors_of
     from vllm_d2l.evaluation.tasks import _layer_range
     from vllm_d2l.lora import HEAD
 
@@ -169,7 +167,6 @@ def test_cli_refuses_bad_arguments():
 
 
 def test_qa_check_scores_base_and_each_adapter(tiny_model_dir, tmp_path):
-    from vllm_d2l.evaluation.generation import factors_of
     from vllm_d2l.evaluation.tasks import QA_CHECK, qa_check
 
     hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
@@ -307,7 +304,6 @@ def test_copy_set_is_every_held_out_phrase_in_every_held_out_wording_that_puts_i
 def test_copy_scores_every_phrase_token_under_the_tasks_own_adapter(tiny_model_dir, tmp_path):
     from vllm_d2l.apply import lora_applied
     from vllm_d2l.evaluation.copying import copy_fidelity, summarize
-    from vllm_d2l.evaluation.generation import factors_of
     from vllm_d2l.prompts import render
 
     hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)
@@ -361,7 +357,7 @@ def test_value_set_is_every_held_out_value_in_every_held_out_wording_and_finds_i
 def test_value_scores_are_the_value_tokens_after_the_rewrite_before_them(tiny_model_dir, tmp_path):
     from vllm_d2l.apply import lora_applied
     from vllm_d2l.evaluation.copying import value_fidelity, value_items, value_spans
-    from vllm_d2l.evaluation.generation import factors_of, generate
+    from vllm_d2l.evaluation.generation import generate
     from vllm_d2l.prompts import render
 
     hn = build_tiny_hypernet(tiny_model_dir, tmp_path / "hn", opened=True, kind="token", key_dim=6)

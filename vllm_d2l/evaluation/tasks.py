@@ -231,12 +231,12 @@ MAX_NEW_TOKENS = 160
 
 
 def evaluate_tasks(generator, items: list[dict], conditions=CONDITIONS, max_new_tokens: int = MAX_NEW_TOKENS,
-                   batch_size: int = 8, progress: bool = True, scale: float = 1.0, always_on: float = 1.0,
-                   head: float = 1.0, drop_layers: tuple[int, ...] = ()) -> dict:
-    """Replies and compliance per condition; the adapter of each description is generated once
-    (its update multiplied by `scale`, its always-on block by `always_on`, its copy path by `head`,
-    the updates of `drop_layers` left out)."""
+                   batch_size: int = 8, progress: bool = True, adapter=None) -> dict:
+    """Replies and compliance per condition; the adapter of each description is generated once, by
+    `adapter` (description -> LoRA factors; default: the generator's, as generated), so that every
+    set and the QA check shape their adapters the one way the command line asks."""
     model, tok = generator.model, generator.tokenizer
+    adapter = adapter or (lambda d: factors_of(generator.internalize(d).weights))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -248,8 +248,7 @@ def evaluate_tasks(generator, items: list[dict], conditions=CONDITIONS, max_new_
             for it in items:
                 by_task[it["task"]].append(it)
             for group in by_task.values():
-                factors = factors_of(generator.internalize(group[0]["description"]).weights, scale, always_on, head,
-                                     drop_layers)
+                factors = adapter(group[0]["description"])
                 ps = [render(tok, task_messages(cond, "", it["prompt"])) for it in group]
                 for it, out in zip(group, generate(model, tok, ps, max_new_tokens, batch_size, factors, tick)):
                     it.setdefault("outputs", {})[cond] = out
@@ -452,11 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     generator = Generator.load(args.hypernet or default_task_hypernet_dir(), args.model, guidance=args.guidance)
     results = {}
     chosen = {"both": SETS, "all": ALL_SETS, "copy": (), "readings": (), "qa": ()}.get(args.set, (args.set,))
+    adapter = lambda d: factors_of(generator.internalize(d).weights, args.adapter_scale,  # noqa: E731
+                                     args.always_on_scale, args.head_scale, args.drop_layers)
     for which in chosen:
         items = build_items(which, args.n_tasks or default_tasks(which), args.prompts, args.seed)
         res = evaluate_tasks(generator, items, conditions, args.max_new_tokens, args.batch_size,
-                             progress=not args.no_progress, scale=args.adapter_scale,
-                             always_on=args.always_on_scale, head=args.head_scale, drop_layers=args.drop_layers)
+                             progress=not args.no_progress, adapter=adapter)
         results[which] = {"set": which, "model": generator.base_model_name, "hypernet": generator.fingerprint,
                           "adapter_scale": args.adapter_scale, "always_on_scale": args.always_on_scale,
                           "head_scale": args.head_scale, "drop_layers": list(args.drop_layers),
@@ -481,8 +481,6 @@ def main(argv: list[str] | None = None) -> int:
         for family, r in results["copy"]["values"]["families"].items():
             print("  " + format_line(r, family, "values"))
     pct = lambda x: "n/a" if x is None else f"{x:.0%}"  # noqa: E731 (None: nothing to compare with)
-    adapter = lambda d: factors_of(generator.internalize(d).weights, args.adapter_scale,  # noqa: E731
-                                     args.always_on_scale, args.head_scale, args.drop_layers)
     bare = answered(generator.model, generator.tokenizer, QA_CHECK, batch_size=args.batch_size) \
         if args.qa_check or args.qa_null else None  # once for both checks
     if args.qa_check:
