@@ -321,6 +321,13 @@ def test_copy_scores_every_phrase_token_under_the_tasks_own_adapter(tiny_model_d
     assert row["logprob"] == pytest.approx([p[t].item() for p, t in zip(by_hand, phrase)], abs=1e-4)
     assert row["top"] == [int(p.argmax()) == t for p, t in zip(by_hand, phrase)]
     json.dumps(res)
+    # the command line's adapter knobs reach these scores: scaled to nothing, the bare model's
+    with torch.no_grad():
+        bare = gen.model(torch.tensor([prompt + phrase])).logits[0].float().log_softmax(-1)
+    off = copy_fidelity(gen, items, adapter=lambda d: factors_of(gen.internalize(d).weights, scale=0.0))["rows"][0]
+    assert off["logprob"] == pytest.approx([bare[len(prompt) - 1 + i, t].item() for i, t in enumerate(phrase)],
+                                           abs=1e-4)
+    assert row["logprob"] != pytest.approx(off["logprob"], abs=1e-4)  # and the adapter had changed them
 
     rows = [{"logprob": [-1.0, -2.0, -4.0], "top": [True, False, True]}, {"logprob": [-3.0], "top": [True]}]
     assert summarize(rows) == {"first_logprob": -2.0, "first_top": 1.0, "later_logprob": -3.0, "later_top": 0.5,

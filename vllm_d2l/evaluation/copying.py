@@ -67,12 +67,19 @@ def phrase_scores(model, prompt_ids: list[int], phrase_ids: list[int], factors: 
     return lp.gather(-1, target[:, None])[:, 0].tolist(), (lp.argmax(-1) == target).tolist()
 
 
-def copy_fidelity(generator, items: list[dict]) -> dict:
+def _default_adapter(generator):
+    """Description -> its adapter's factors, as generated (the evaluation's `adapter` argument)."""
+    return lambda description: factors_of(generator.internalize(description).weights)
+
+
+def copy_fidelity(generator, items: list[dict], adapter=None) -> dict:
     """Teacher-forced copy scores of the phrase-first tasks among `items` (`tasks.build_items`'s),
-    one adapter per task. Returns the per-reply rows and their means."""
+    one adapter per task, made by `adapter` (description -> factors; default: as generated), so that
+    the command line's adapter knobs reach these scores too. Returns the per-reply rows and their means."""
     from .tasks import task_messages  # here, since `tasks` imports this module
 
     model, tok = generator.model, generator.tokenizer
+    adapter = adapter or _default_adapter(generator)
     by_task: dict[int, list[dict]] = defaultdict(list)
     for it in items:
         if it["family"] in PHRASE_FIRST:
@@ -81,7 +88,7 @@ def copy_fidelity(generator, items: list[dict]) -> dict:
     for group in by_task.values():
         phrase = group[0]["params"]["phrase"]
         phrase_ids = tok(phrase, add_special_tokens=False)["input_ids"]
-        factors = factors_of(generator.internalize(group[0]["description"]).weights)
+        factors = adapter(group[0]["description"])
         for it in group:
             prompt_ids = render(tok, task_messages("adapter", "", it["prompt"]))
             lp, top = phrase_scores(model, prompt_ids, phrase_ids, factors)
@@ -138,13 +145,14 @@ def _value_at(text: str, family: str, value: str) -> int:
     return text.find(value)
 
 
-def value_fidelity(generator, items: list[dict], base_tokens: int = 96) -> dict:
+def value_fidelity(generator, items: list[dict], base_tokens: int = 96, adapter=None) -> dict:
     """Teacher-forced copy scores of the values of `value_items`: each prompt's base reply (greedy,
     no adapter), rewritten by the rule; the tokens that overlap a value are scored under the
-    description's adapter, one row per value."""
+    description's adapter (made by `adapter`, as in `copy_fidelity`), one row per value."""
     from .tasks import task_messages
 
     model, tok = generator.model, generator.tokenizer
+    adapter = adapter or _default_adapter(generator)
     prompts_ = sorted({it["prompt"] for it in items})
     replies = dict(zip(prompts_, generate(model, tok, [render(tok, task_messages("none", "", q)) for q in prompts_],
                                           base_tokens)))
@@ -154,7 +162,7 @@ def value_fidelity(generator, items: list[dict], base_tokens: int = 96) -> dict:
     rows = []
     for group in by_task.values():
         task = group[0]["_task"]
-        factors = factors_of(generator.internalize(task.description).weights)
+        factors = adapter(task.description)
         for it, (frame, target) in ((it, r) for it in group for r in _rewrites(task)):
             text, spans = value_spans(target, replies[it["prompt"]])
             enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)

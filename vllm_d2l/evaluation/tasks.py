@@ -474,8 +474,8 @@ def main(argv: list[str] | None = None) -> int:
                                **read_as(generator, items, seed=args.seed, progress=not args.no_progress)}
         print(format_lines(results["readings"]))
     if args.copy or args.set == "copy":
-        results["copy"] = copy_fidelity(generator, copy_items(seed=args.seed))
-        results["copy"]["values"] = value_fidelity(generator, value_items(seed=args.seed))
+        results["copy"] = copy_fidelity(generator, copy_items(seed=args.seed), adapter=adapter)
+        results["copy"]["values"] = value_fidelity(generator, value_items(seed=args.seed), adapter=adapter)
         print(format_line(results["copy"], "copy, phrases first"))
         print(format_line(results["copy"]["values"], "copy, values inside", "values"))
         for family, r in results["copy"]["values"]["families"].items():
