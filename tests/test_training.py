@@ -701,6 +701,22 @@ def test_a_branch_adds_parts_and_keeps_the_parents_optimizer_step_and_data(tiny_
                        hypernet={switch: type(value)() for switch, value in list(part.items())[:1]}))
 
 
+def test_a_branch_switches_the_copy_paths_embedding_keys_on_over_a_trained_copy_path(tiny_model_dir, tmp_path):
+    """`pointer_embed` over a run that has the copy path: its two key maps start at zero in a group
+    of their own after the saved ones (at `pointer_embed_lr_mult`), the first step computes what
+    the parent's does, and from then on the maps learn."""
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2, "memory_read": "ridge", "write_gate": True, "pointer_rank": 2}
+    parent = Trainer(config(tmp_path / "p", tiny_model_dir, steps=6, hypernet=net, pointer_gain_lr_mult=30.0))
+    parent.run(progress=False, until=3)
+    branch = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6, hypernet={**net, "pointer_embed": True},
+                            branch_from=str(tmp_path / "p" / "run" / "checkpoint"), pointer_embed_lr_mult=4.0))
+    assert branch.step == 3 and branch.opt.param_groups[-1]["name"] == "pointer_embed"
+    assert branch.opt.param_groups[-1]["lr_mult"] == 4.0
+    assert not branch.net.pointer_key_own.any() and not branch.net.pointer_key_embed.any()
+    assert branch.train_step()["ce"] == pytest.approx(parent.train_step()["ce"], rel=1e-5)
+    assert branch.net.pointer_key_own.any() and branch.net.pointer_key_embed.any()
+
+
 def test_a_branch_to_the_whitened_read_puts_its_new_groups_after_the_saved_ones(tiny_model_dir, tmp_path):
     """The whitening strengths and the write gate sit ahead of the value map and the always-on block
     in the network, so their groups would come first by order of appearance: a branch of a plain-sum

@@ -107,6 +107,9 @@ class FastWeightNet(HypernetBase):
             # RMS of the head's inputs, measured on the first text training reads (0: not yet, and 1 is
             # used), so a path switched on in a trained run needs no calibration pass
             self.register_buffer("pointer_rms", torch.zeros(()))
+            if c.pointer_embed:  # the keys' own maps, of the final state and of the token's embedding: zero
+                self.pointer_key_own = nn.Parameter(torch.zeros(c.pointer_rank, hidden))
+                self.pointer_key_embed = nn.Parameter(torch.zeros(c.pointer_rank, hidden))
 
     @property
     def capture(self) -> list[str]:
@@ -173,7 +176,12 @@ class FastWeightNet(HypernetBase):
                 self.pointer_rms.copy_((z.pow(2).mean(-1) * w).sum().div(w.sum().clamp_min(1)).sqrt().clamp_min(1e-6))
         z = z / self.head_rms()
         w = w * 2 * torch.sigmoid(z @ self.pointer_write + self.pointer_write_bias)  # [N, T-1]
-        keys = (z @ self.pointer_key.T) * (w / c.pointer_rank ** 0.5)[..., None]  # [N, T-1, k_p], weighed
+        keys = z @ self.pointer_key.T  # [N, T-1, k_p]
+        if c.pointer_embed:  # the embeddings sit last among the encoder's states
+            e = enc.hidden[:, -1, :-1].float()  # [N, T-1, H]: token t itself
+            e = e * torch.rsqrt(e.pow(2).mean(-1, keepdim=True) + 1e-6)
+            keys = keys + z @ self.pointer_key_own.T + e @ self.pointer_key_embed.T
+        keys = keys * (w / c.pointer_rank ** 0.5)[..., None]  # weighed
         n, t = nxt.shape
         vocab = c.base_vocab_size
         rows = (nxt + torch.arange(n, device=nxt.device)[:, None] * vocab).reshape(-1)  # [N*(T-1)]

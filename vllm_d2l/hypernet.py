@@ -145,6 +145,13 @@ class HypernetConfig:
     # "text"). The gain starts at zero: the network without it, so a trained run can switch it on.
     pointer_rank: int = 0
     base_vocab_size: int = 0  # the head's width; needed with `pointer_rank`
+    # with `pointer_rank`: the copy path's keys also read the stored token's own embedding, through
+    # their own maps: a_t = ((P + P_own) z~_t + P_emb e~_t) / sqrt(k_p), the query still P z~ (both
+    # maps zero at the start: the path without them). Why: a key read from the final state alone
+    # says what the model expects next more than which token it is, so inside "Holy guacamole!" the
+    # reply's state at "Holy" raised " gu" (+1.4) hardly more than '!"' (+1.2) and "am" (+1.1),
+    # and at "ole" the path raised "ac" above "ole": it knew the phrase, not the place in it.
+    pointer_embed: bool = False
 
     def adapter_rank(self, chunks: int = 1) -> int:
         """Rank of a document's adapter: Perceiver chunks concatenate along rank; the token kind's
@@ -163,7 +170,7 @@ class HypernetConfig:
         them already, then the embeddings (0) when values carry them."""
         own = [l + self.source_offset for l in self.layers]
         head = [self.base_num_layers] if self.pointer_rank and self.base_num_layers not in own else []
-        return own + head + ([0] if self.value_embed else [])
+        return own + head + ([0] if self.value_embed or self.pointer_embed else [])
 
     @property
     def pointer_source(self) -> int:
@@ -235,6 +242,8 @@ class HypernetConfig:
             if self.pointer_rank < 0 or (self.pointer_rank and (self.base_vocab_size < 1 or self.pointer_rank > rows)):
                 raise ModelMismatch(f"bad copy path pointer_rank={self.pointer_rank} (at most {rows}, the adapter's "
                                     f"rows before its always-on block), base_vocab_size={self.base_vocab_size}")
+            if self.pointer_embed and not self.pointer_rank:
+                raise ModelMismatch("pointer_embed reads keys for the copy path: it needs pointer_rank")
             if self.pooled_rank < 0 or self.pooled_basis < 1:
                 raise ModelMismatch(f"bad pooled block pooled_rank={self.pooled_rank}, pooled_basis={self.pooled_basis}")
             if len(self.target_modules) != 1:

@@ -45,6 +45,8 @@ def group_of(name: str, p: torch.nn.Parameter) -> str:
     appearance, so a checkpoint's optimizer state is indexed by this grouping."""
     if name == "pointer_gain":  # the copy path, switched on in a trained run: its gain at its own rate
         return "pointer_gain"
+    if name in ("pointer_key_own", "pointer_key_embed"):  # its keys' own maps, switched on later still
+        return "pointer_embed"
     if name.startswith("pointer_"):  # and the rest of it
         return "pointer"
     if name.startswith("bias_"):
@@ -133,7 +135,8 @@ class Trainer:
                 "pooled": (1.0, 0.0),
                 "embed_value": (cfg.value_lr_mult if cfg.embed_value_lr_mult is None else cfg.embed_value_lr_mult,
                                 cfg.weight_decay),
-                "pointer": (1.0, 0.0), "pointer_gain": (cfg.pointer_gain_lr_mult, 0.0), "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
+                "pointer": (1.0, 0.0), "pointer_gain": (cfg.pointer_gain_lr_mult, 0.0),
+                "pointer_embed": (cfg.pointer_embed_lr_mult, 0.0), "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
 
     def param_groups(self, first: tuple[str, ...] | list[str] = ()) -> list[dict]:
         """Optimizer groups, those named in `first` (a checkpoint's, in its order) ahead of the rest:
