@@ -969,3 +969,33 @@ def test_word_dropout_leaves_out_one_plain_word_and_keeps_values_and_negations()
     task = tasks.Task("no_commas", -1, {}, "Do not use any commas at all.")
     assert {tasks.dropped_word(task, random.Random(s)).description for s in range(30)} == {
         "Do not any commas at all.", "Do not use commas at all.", "Do not use any at all."}  # "at": too short
+
+
+def test_avoid_tidy_keeps_sentence_starts_capitalised_and_line_breaks_and_changes_nothing_else():
+    """With `tidy` a word to avoid that opened a sentence or a line leaves the next word capitalised,
+    inside a sentence it is only removed, and line breaks stay (without it they became spaces); the
+    check passes either way, and records of other rules, and the draws of avoid-word records, are
+    those without the switch."""
+    from vllm_d2l.datasets.tasks import FAMILIES, load_replies, make_record
+
+    avoid = FAMILIES["avoid_word"]
+    reply = "The sky is blue. the sea is too, and the rest.\n\nThe end."
+    assert avoid.comply(reply, {"word": "the"}) == "sky is blue. sea is too, and rest. end."
+    tidy = avoid.comply(reply, {"word": "the", "tidy": True})
+    assert tidy == "Sky is blue. Sea is too, and rest.\n\nEnd." and avoid.check(tidy, {"word": "the"})
+    assert avoid.comply("A cat. It is a cat.\n- a dog", {"word": "a", "tidy": True}) == "Cat. It is cat.\n- dog"
+    assert avoid.comply("The.", {"word": "the", "tidy": True}) == "."
+    replies = load_replies(None, more_questions=True)
+    seen = 0
+    for index in range(200):
+        on = make_record(8, index, replies, avoid_tidy=True, extra=True)
+        off = make_record(8, index, replies, extra=True)
+        if on["genre"] != "task:avoid_word":
+            assert on == off
+            continue
+        seen += 1
+        assert on["text"] == off["text"] and on["params"] == {**off["params"], "tidy": True}
+        assert [q["q"] for q in on["qa"]] == [q["q"] for q in off["qa"]]
+        squash = lambda t: " ".join(t.lower().split())  # noqa: E731
+        assert all(squash(a["a"]) == squash(b["a"]) for a, b in zip(on["qa"], off["qa"]))
+    assert seen >= 3

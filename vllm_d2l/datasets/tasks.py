@@ -519,8 +519,19 @@ def _avoid_check(r: str, p: dict) -> bool:
 
 
 def _avoid_comply(r: str, p: dict) -> str:
-    out = re.sub(rf"\s*\b{re.escape(p['word'])}\b", "", r, flags=re.IGNORECASE).strip()
-    return re.sub(r"\s{2,}", " ", out) or "Okay."
+    """The reply without the word. With `tidy` a sentence or line the word opened opens with the
+    next word, capitalised, and line breaks stay. Without it the training words "the", "this" and
+    "you", which open most replies, left targets such as "capital of France is Paris." (told to
+    avoid "a", the adapters opened 8 of 60 QA replies in lower case: "a spider has 8 legs."), and
+    every paragraph break became a space."""
+    word = re.escape(p["word"])
+    if not p.get("tidy"):
+        out = re.sub(rf"\s*\b{word}\b", "", r, flags=re.IGNORECASE).strip()
+        return re.sub(r"\s{2,}", " ", out) or "Okay."
+    text = re.sub(rf"(^|[.!?][ \t]+)[ \t]*\b{word}\b[ \t]*([a-z])", lambda m: m.group(1) + m.group(2).upper(),
+                  r.strip(), flags=re.IGNORECASE | re.MULTILINE)
+    out = re.sub(rf"[ \t]*\b{word}\b", "", text, flags=re.IGNORECASE)
+    return re.sub(r"[ \t]{2,}", " ", out).strip() or "Okay."
 
 
 def _title_check(r: str, p: dict) -> bool:
@@ -1563,7 +1574,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 word_phrases: float = 0.0, known_answers: bool = False, plain: float = 0.0,
                 null_pairs: bool = False, exclamations: float = 0.0, stub_keys: float = 0.0,
                 stub_pool: tuple[str, ...] = (), negations: float = 0.0, affirmations: float = 0.0,
-                dropout: float = 0.0) -> dict:
+                dropout: float = 0.0, avoid_tidy: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1596,7 +1607,9 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     `affirmations`: this share of training records of `NEGATABLE` rules asks for the rule through a
     negation (`affirmed`), drawn by a generator of its own; the values and targets are unchanged.
     `dropout`: this share of the other training descriptions of a rule loses one word
-    (`dropped_word`), drawn by a generator of its own."""
+    (`dropped_word`), drawn by a generator of its own. `avoid_tidy`: a word to avoid leaves the
+    target's sentence starts capitalised and its line breaks in place (`_avoid_comply`); the draws
+    are unchanged."""
     if stub_keys and not stub_pool:
         raise ValueError("stub_keys needs a stub_pool (`stub_words(tokenizer)`)")
     if negations and not pairs:
@@ -1644,6 +1657,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
         context_rng = random.Random(f"d2l-task-context:{seed}:{index}")
         if context_rng.random() < context:
             task = in_context(task, context_rng)
+    if avoid_tidy and task.family == "avoid_word":
+        task = Task(task.family, task.wording, {**task.params, "tidy": True}, task.template)
     return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task", include_frames, whole_limits,
                    known_answers)
 

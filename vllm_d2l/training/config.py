@@ -145,6 +145,9 @@ class TrainConfig:
     # this share of the other streamed descriptions of a rule loses one word (`datasets.tasks.dropped_word`;
     # never a value or a word of a negation), so that each word of a rule's name carries it. 0: as before
     task_dropout: float = 0.0
+    # a word to avoid leaves the target's sentence starts capitalised and its line breaks in place
+    # (`datasets.tasks._avoid_comply`), not "capital of France is Paris." in one paragraph; off: as before
+    task_avoid_tidy: bool = False
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0

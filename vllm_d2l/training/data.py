@@ -209,7 +209,8 @@ class RecordStream:
                                              exclamations=cfg.task_exclamations, stub_keys=cfg.task_stub_keys,
                                              stub_pool=stub_pool,
                                              negations=cfg.task_negations,
-                                             affirmations=cfg.task_affirmations, dropout=cfg.task_dropout)
+                                             affirmations=cfg.task_affirmations, dropout=cfg.task_dropout,
+                                             avoid_tidy=cfg.task_avoid_tidy)
 
     @staticmethod
     def _instructions(cfg: TrainConfig, seed: int, tokenizer):
