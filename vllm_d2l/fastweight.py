@@ -42,7 +42,9 @@ With `pointer_rank` k_p a copy path joins them, a LoRA on `lm_head` (see `Hypern
     query q   = P z~                 (z the head's input at query time)
     B_head    = gain_p sum_t e_{x_{t+1}} (g_t (a_t - mean a))^T      [vocab, k_p]
 so a reply state that matches a stored state raises the logit of the token that followed it there,
-and of no other token. Its memory is that [vocab, k_p] sum (with the tokens' weighed counts and
+and of no other token. With `pointer_embed` the keys have their own maps and read token t's
+embedding too, a_t = ((P + P_own) z~_t + P_emb e~_t) / sqrt(k_p) (e~ RMS-normalised), the query
+unchanged: a key then says which token it was stored at, not only what was expected next. Its memory is that [vocab, k_p] sum (with the tokens' weighed counts and
 keys, for the centring); documents and chunks still combine by adding.
 
 With `write_gate` every token's terms (and its count in n) are weighed by g_t = 2 sigmoid(u . m~_t

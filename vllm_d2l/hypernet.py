@@ -167,7 +167,7 @@ class HypernetConfig:
     def source_layers(self) -> list[int]:
         """hidden_states indices the encoder keeps: one per target layer, then the final normed
         states (the LM head's input, `base_num_layers`) for the copy path when no target reads
-        them already, then the embeddings (0) when values carry them."""
+        them already, then the embeddings (0) when values or the copy path's keys read them."""
         own = [l + self.source_offset for l in self.layers]
         head = [self.base_num_layers] if self.pointer_rank and self.base_num_layers not in own else []
         return own + head + ([0] if self.value_embed or self.pointer_embed else [])
