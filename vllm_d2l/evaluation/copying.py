@@ -33,7 +33,7 @@ from ..apply import lora_applied
 from ..datasets.fresh_wordings import FRESH_WORDINGS
 from ..datasets.tasks import _CATCH, _INCLUDE, _KEYS, _PHRASES, _SIGNOFFS, FAMILIES, INCLUDE_FRAMES, Task, prompts
 from ..prompts import render
-from .generation import factors_of, generate
+from .generation import generate, generated_factors
 
 # Rules whose compliant reply starts with the quoted phrase (`Family.comply` puts it first).
 PHRASE_FIRST = ("opening", "catchphrase")
@@ -67,11 +67,6 @@ def phrase_scores(model, prompt_ids: list[int], phrase_ids: list[int], factors: 
     return lp.gather(-1, target[:, None])[:, 0].tolist(), (lp.argmax(-1) == target).tolist()
 
 
-def _default_adapter(generator):
-    """Description -> its adapter's factors, as generated (the evaluation's `adapter` argument)."""
-    return lambda description: factors_of(generator.internalize(description).weights)
-
-
 def copy_fidelity(generator, items: list[dict], adapter=None) -> dict:
     """Teacher-forced copy scores of the phrase-first tasks among `items` (`tasks.build_items`'s),
     one adapter per task, made by `adapter` (description -> factors; default: as generated), so that
@@ -79,7 +74,7 @@ def copy_fidelity(generator, items: list[dict], adapter=None) -> dict:
     from .tasks import task_messages  # here, since `tasks` imports this module
 
     model, tok = generator.model, generator.tokenizer
-    adapter = adapter or _default_adapter(generator)
+    adapter = adapter or generated_factors(generator)
     by_task: dict[int, list[dict]] = defaultdict(list)
     for it in items:
         if it["family"] in PHRASE_FIRST:
@@ -152,7 +147,7 @@ def value_fidelity(generator, items: list[dict], base_tokens: int = 96, adapter=
     from .tasks import task_messages
 
     model, tok = generator.model, generator.tokenizer
-    adapter = adapter or _default_adapter(generator)
+    adapter = adapter or generated_factors(generator)
     prompts_ = sorted({it["prompt"] for it in items})
     replies = dict(zip(prompts_, generate(model, tok, [render(tok, task_messages("none", "", q)) for q in prompts_],
                                           base_tokens)))

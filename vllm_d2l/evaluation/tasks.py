@@ -31,7 +31,7 @@ from ..datasets.tasks import (AFFIRMATION_WORDINGS, ALL_FAMILIES, FAMILIES, HELD
                               Task, draw_task, families, prompts)
 from ..prompts import described_messages, render
 from .copying import copy_fidelity, copy_items, format_line, value_fidelity, value_items
-from .generation import factors_of, generate
+from .generation import factors_of, generate, generated_factors
 from .metrics import cluster_interval
 
 CONDITIONS = ("none", "system", "user", "adapter")
@@ -236,7 +236,7 @@ def evaluate_tasks(generator, items: list[dict], conditions=CONDITIONS, max_new_
     `adapter` (description -> LoRA factors; default: the generator's, as generated), so that every
     set and the QA check shape their adapters the one way the command line asks."""
     model, tok = generator.model, generator.tokenizer
-    adapter = adapter or (lambda d: factors_of(generator.internalize(d).weights))
+    adapter = adapter or generated_factors(generator)
     bar = None
     if progress:
         from tqdm.auto import tqdm
