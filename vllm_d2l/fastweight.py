@@ -61,6 +61,12 @@ from .hypernet import HypernetBase, HypernetConfig
 from .lora import HEAD, module_path
 
 
+def rms_normed(x: torch.Tensor) -> torch.Tensor:
+    """x over its root mean square along the last dimension: values and embeddings at one scale
+    whatever layer or token they come from."""
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+
 class FastWeightNet(HypernetBase):
     keeps_memory = True  # a document's memory is its sums: fixed size, and documents fold by adding
 
@@ -181,7 +187,7 @@ class FastWeightNet(HypernetBase):
         keys = z @ self.pointer_key.T  # [N, T-1, k_p]
         if c.pointer_embed:  # the embeddings sit last among the encoder's states
             e = enc.hidden[:, -1, :-1].float()  # [N, T-1, H]: token t itself
-            e = e * torch.rsqrt(e.pow(2).mean(-1, keepdim=True) + 1e-6)
+            e = rms_normed(e)
             keys = keys + z @ self.pointer_key_own.T + e @ self.pointer_key_embed.T
         keys = keys * (w / c.pointer_rank ** 0.5)[..., None]  # weighed
         n, t = nxt.shape
@@ -207,7 +213,7 @@ class FastWeightNet(HypernetBase):
         with the embeddings."""
         n_layers = len(self.config.layers)
         keep = torch.cat([hidden[:, :n_layers], hidden[:, -1:]], 1) if self.config.value_embed else hidden[:, :n_layers]
-        h = keep * torch.rsqrt(keep.pow(2).mean(-1, keepdim=True) + 1e-6)
+        h = rms_normed(keep)
         if not self.config.value_embed:
             return h
         return torch.cat([h[:, :n_layers], h[:, n_layers:].expand(-1, n_layers, -1, -1)], -1)

@@ -40,14 +40,13 @@ def factors_of(weights, scale: float = 1.0, always_on: float = 1.0, head: float 
     return {k: (weights.a[k], b(k)) for k in weights.a if k not in dropped}
 
 
-
-@torch.no_grad()
 def generated_factors(generator):
     """Description -> its adapter's factors as generated: what the task evaluations' `adapter`
     argument (a description's adapter, shaped as the command line asks) is when none is given."""
     return lambda description: factors_of(generator.internalize(description).weights)
 
 
+@torch.no_grad()
 def generate(model, tokenizer, prompts: list[list[int]], max_new_tokens: int = 24, batch_size: int = 8,
              factors: dict | None = None, on_batch: Callable[[int], None] | None = None) -> list[str]:
     """Greedy continuations of token-id prompts, decoded and stripped, in input order."""
