@@ -999,3 +999,38 @@ def test_avoid_tidy_keeps_sentence_starts_capitalised_and_line_breaks_and_change
         squash = lambda t: " ".join(t.lower().split())  # noqa: E731
         assert all(squash(a["a"]) == squash(b["a"]) for a, b in zip(on["qa"], off["qa"]))
     assert seen >= 3
+
+
+def test_digits_come_where_they_count_nothing_and_leave_the_rest_of_the_record_alone():
+    """With `digits` a training record's description gains a sentence with a number about the
+    setting (the rest of its text, its values and its targets unchanged), or its opening or sign-off
+    has a number in it that every target writes; no fact names what a limit or a list counts, no
+    digit is a list label, and evaluation records are those without the switch."""
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.datasets.tasks import FAMILIES, load_replies, make_record
+
+    assert not any(re.search(r"word|sentence|line|point|item|step|list|number|label", f, re.I) for f in tasks._FACTS)
+    replies = load_replies(None, more_questions=True)
+    kw = dict(extra=True, composed=True, open_params=True, free_phrases=True, pairs=True, labels=True)
+    facts = phrases = 0
+    for index in range(600):
+        on = make_record(3, index, replies, digits=0.3, **kw)
+        off = make_record(3, index, replies, **kw)
+        assert [q["q"] for q in on["qa"]] == [q["q"] for q in off["qa"]]
+        if on["params"] != off["params"]:  # an opening or sign-off with a number in it
+            phrases += 1
+            family = on["genre"].removeprefix("task:")
+            assert family in ("opening", "signoff") and re.search(r"\d", on["params"]["phrase"])
+            assert all(on["params"]["phrase"] in q["a"] and FAMILIES[family].check(q["a"], on["params"])
+                       for q in on["qa"])
+            continue
+        assert [q["a"] for q in on["qa"]] == [q["a"] for q in off["qa"]]
+        if on["text"] != off["text"]:
+            facts += 1
+            added = on["text"].replace(off["text"], "").strip()
+            assert added != on["text"] and re.search(r"\d", added) and added.endswith(".")
+            assert any(re.fullmatch(re.sub(r"\\\{\w+\\\}", r"\\d+", re.escape(f)), added) for f in tasks._FACTS), added
+    assert facts > 120 and phrases >= 3
+    assert all(make_record(3, i, replies, split="eval", digits=0.3, **kw) == make_record(3, i, replies, split="eval", **kw)
+               for i in range(40))
+    assert re.search(r"\d", tasks._digit_phrase(random.Random(1)))

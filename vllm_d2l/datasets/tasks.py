@@ -333,6 +333,51 @@ def _exclamation(rng: random.Random) -> str:
     return " ".join(words)
 
 
+# Digits that count nothing (`task_digits`). The only digits a training description held were a
+# word or sentence limit's, so a digit had come to mean "keep it short": told "Break every answer
+# into steps: 1., 2., 3." or "Label your points 1., 2., 3." the 10200 adapters answered in one or
+# two sentences and gave "1" no more weight than the bare model did (at the first token, 0.1 %),
+# where "steps: (i), (ii), (iii)" opened 4 replies of 4 with "(". Here digits come where they limit
+# nothing: inside an opening or sign-off, which the reply must then copy ("Back at 5, Ada!"), and in
+# a sentence about the setting beside the rule ("The shop opens at 9."), which changes nothing. No
+# fact names words, sentences, lines, points, items, steps or a list, and no digit is ever a list
+# label, so the numbered family stays held out.
+_FACTS = ("The shop opens at {h}.", "Our team has {n} people.", "The library has {d} floors.",
+          "Our office is in room {n}.", "We have been in business since {year}.", "Orders over {n} dollars ship free.",
+          "Call extension {n} for billing.", "The museum closes at {h} on Sundays.", "Tickets cost {n} euros.",
+          "The bus leaves from gate {n}.", "Our support desk is open {d} days a week.", "The club was founded in {year}.",
+          "The hotel has {n} rooms.", "Parking is on level {d}.", "The class meets at {h} every Monday.",
+          "Most users are between {d}0 and {d}9 years old.")
+
+
+def _number(rng: random.Random) -> str:
+    """A number as people write one in passing: a digit, two or three digits, or a year."""
+    return str(rng.choice((rng.randint(2, 9), rng.randint(10, 99), rng.randint(100, 999), rng.randint(1950, 2030))))
+
+
+def _fact(rng: random.Random) -> str:
+    """A sentence about the setting with a number in it, asking nothing of a reply."""
+    return rng.choice(_FACTS).format(n=_number(rng), d=rng.randint(2, 9), h=f"{rng.randint(1, 12)}",
+                                     year=rng.randint(1950, 2030))
+
+
+def _digit_phrase(rng: random.Random) -> str:
+    """A free phrase with one word after the first made a number: "Back at 5, Ada!"."""
+    words = _free_phrase(rng).split()
+    i = rng.randrange(1, len(words))
+    tail = re.match(r"^[A-Za-z'-]*(.*)$", words[i]).group(1)
+    words[i] = _number(rng) + tail
+    return " ".join(words)
+
+
+def with_fact(task: Task, rng: random.Random) -> Task:
+    """`task` with a sentence about the setting (`_fact`) before or after its description; the values,
+    and so the targets, unchanged."""
+    fact = _fact(rng)
+    text = f"{fact} {task.unfilled}" if rng.random() < 0.5 else f"{task.unfilled} {fact}"
+    return task if text in reserved_wordings() else Task(task.family, task.wording, task.params, text)
+
+
 # Keys that end where the model would go on (`task_stub_keys`). Told to use the keys "headline" and
 # "text", the 9900 adapters wrote "texture" or "text_text" in 10 of 10 replies: after the key's
 # one token the model's own continuation ("ure", "_") beat the closing quote. In the description
@@ -1574,7 +1619,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 word_phrases: float = 0.0, known_answers: bool = False, plain: float = 0.0,
                 null_pairs: bool = False, exclamations: float = 0.0, stub_keys: float = 0.0,
                 stub_pool: tuple[str, ...] = (), negations: float = 0.0, affirmations: float = 0.0,
-                dropout: float = 0.0, avoid_tidy: bool = False) -> dict:
+                dropout: float = 0.0, avoid_tidy: bool = False, digits: float = 0.0) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1609,7 +1654,10 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     `dropout`: this share of the other training descriptions of a rule loses one word
     (`dropped_word`), drawn by a generator of its own. `avoid_tidy`: a word to avoid leaves the
     target's sentence starts capitalised and its line breaks in place (`_avoid_comply`); the draws
-    are unchanged."""
+    are unchanged. `digits`: this share of the training openings and sign-offs left as they were is
+    a free phrase with a number in it (`_digit_phrase`), and this share of training descriptions
+    has a sentence with a number about the setting beside it (`with_fact`), each drawn by a
+    generator of its own."""
     if stub_keys and not stub_pool:
         raise ValueError("stub_keys needs a stub_pool (`stub_words(tokenizer)`)")
     if negations and not pairs:
@@ -1627,6 +1675,9 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 task = Task(task.family, task.wording, {**task.params, "phrase": _word_phrase(word_rng)}, task.template)
             elif exclamations and exclaim_rng.random() < exclamations:
                 task = Task(task.family, task.wording, {**task.params, "phrase": _exclamation(exclaim_rng)},
+                            task.template)
+            elif digits and (digit_rng := random.Random(f"d2l-task-digit:{seed}:{first}")).random() < digits:
+                task = Task(task.family, task.wording, {**task.params, "phrase": _digit_phrase(digit_rng)},
                             task.template)
         if split == "train" and task.family == "json" and stub_keys:
             stub_rng = random.Random(f"d2l-task-stub:{seed}:{first}")
@@ -1657,6 +1708,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
         context_rng = random.Random(f"d2l-task-context:{seed}:{index}")
         if context_rng.random() < context:
             task = in_context(task, context_rng)
+    if digits and split == "train" and (fact_rng := random.Random(f"d2l-task-fact:{seed}:{index}")).random() < digits:
+        task = with_fact(task, fact_rng)
     if avoid_tidy and task.family == "avoid_word":
         task = Task(task.family, task.wording, {**task.params, "tidy": True}, task.template)
     return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task", include_frames, whole_limits,

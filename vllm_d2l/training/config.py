@@ -148,6 +148,11 @@ class TrainConfig:
     # a word to avoid leaves the target's sentence starts capitalised and its line breaks in place
     # (`datasets.tasks._avoid_comply`), not "capital of France is Paris." in one paragraph; off: as before
     task_avoid_tidy: bool = False
+    # this share of streamed openings and sign-offs has a number in it ("Back at 5, Ada!"), and this
+    # share of streamed descriptions a sentence with a number that asks nothing ("The shop opens at
+    # 9."; `datasets.tasks.with_fact`): a limit's were the only digits, and "steps: 1., 2., 3." was
+    # read as "keep it short". 0: the stream as before
+    task_digits: float = 0.0
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0
