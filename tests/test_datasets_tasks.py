@@ -1034,3 +1034,37 @@ def test_digits_come_where_they_count_nothing_and_leave_the_rest_of_the_record_a
     assert all(make_record(3, i, replies, split="eval", digits=0.3, **kw) == make_record(3, i, replies, split="eval", **kw)
                for i in range(40))
     assert re.search(r"\d", tasks._digit_phrase(random.Random(1)))
+
+
+def test_answer_cuts_end_a_word_limits_short_answer_at_the_answer_and_change_nothing_else():
+    """With `answer_cuts` a word limit's short question whose reply has no whole sentence that fits
+    is answered with the reply's first line cut just after it names the answer (when that fits the
+    limit) instead of the bare answer; every target keeps the limit, and the draws and other rules'
+    records are those without the switch."""
+    from vllm_d2l.datasets.tasks import FAMILIES, _answers, answer_cut, load_replies, make_record
+    from vllm_d2l.evaluation.metrics import contains
+
+    row = {"prompt": "What language is spoken in Mexico?", "short": "Spanish.",
+           "reply": "The language spoken in Mexico is Spanish, which is the official language.\n\nMore."}
+    assert answer_cut(row) == "The language spoken in Mexico is Spanish."
+    assert answer_cut({**row, "reply": "Mexicans speak many languages."}) is None
+    assert answer_cut({**row, "reply": 'The word is "Spanish, mostly".'}) is None  # a quote left open
+    assert answer_cut({**row, "short": None}) is None
+    replies = load_replies(None, more_questions=True)
+    kw = dict(extra=True, composed=True, open_params=True, whole_limits=True, known_answers=True)
+    cut = 0
+    for index in range(2000):
+        on, off = make_record(5, index, replies, answer_cuts=True, **kw), make_record(5, index, replies, **kw)
+        assert (on["text"], on["params"], [q["q"] for q in on["qa"]]) == (off["text"], off["params"], [q["q"] for q in off["qa"]])
+        if on["genre"] != "task:max_words":
+            assert on == off
+            continue
+        assert all(FAMILIES["max_words"].check(q["a"], on["params"]) for q in on["qa"])
+        for a, b in zip(on["qa"], off["qa"]):
+            if a != b:
+                cut += 1
+                row = next(r for r in replies if r["prompt"] == a["q"])
+                assert b["a"] == row["short"] and a["a"] == answer_cut(row) and row["reply"].startswith(a["a"][:-1])
+                assert len(a["a"].split()) > len(b["a"].split())
+                assert any(contains(a["a"], x) for x in _answers()[a["q"]].split("|"))
+    assert cut >= 5

@@ -1619,7 +1619,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 word_phrases: float = 0.0, known_answers: bool = False, plain: float = 0.0,
                 null_pairs: bool = False, exclamations: float = 0.0, stub_keys: float = 0.0,
                 stub_pool: tuple[str, ...] = (), negations: float = 0.0, affirmations: float = 0.0,
-                dropout: float = 0.0, avoid_tidy: bool = False, digits: float = 0.0) -> dict:
+                dropout: float = 0.0, avoid_tidy: bool = False, digits: float = 0.0,
+                answer_cuts: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1657,7 +1658,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     are unchanged. `digits`: this share of the training openings and sign-offs left as they were is
     a free phrase with a number in it (`_digit_phrase`), and this share of training descriptions
     has a sentence with a number about the setting beside it (`with_fact`), each drawn by a
-    generator of its own."""
+    generator of its own. `answer_cuts`: `_record`'s `cut_answers`."""
     if stub_keys and not stub_pool:
         raise ValueError("stub_keys needs a stub_pool (`stub_words(tokenizer)`)")
     if negations and not pairs:
@@ -1713,7 +1714,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     if avoid_tidy and task.family == "avoid_word":
         task = Task(task.family, task.wording, {**task.params, "tidy": True}, task.template)
     return _record(rng, task, replies, f"task-{seed}-{index:06d}", "task", include_frames, whole_limits,
-                   known_answers)
+                   known_answers, answer_cuts)
 
 
 @functools.cache
@@ -1822,19 +1823,47 @@ def knows_answer(row: dict) -> bool:
     return any(contains(row["reply"], a) for a in answers.split("|"))
 
 
+def answer_cut(row: dict) -> str | None:
+    """The first line of the base model's reply to a short question up to the first place it names
+    the answer, with a full stop: "The language spoken in Mexico is Spanish." from "... is Spanish,
+    which is the official language ...". None where the line never names it, or the cut would leave
+    a quote open."""
+    if not row.get("short"):
+        return None
+    first = row["reply"].strip().split("\n")[0]
+    answers = (_answers().get(row["prompt"]) or row["short"].rstrip(".!?")).split("|")
+    ends = [m.end() for a in answers if (m := re.search(rf"(?<!\w){re.escape(a)}(?!\w)", first, re.I))]
+    if not ends:
+        return None
+    cut = first[:min(ends)].rstrip(" ,;:") + "."
+    return None if cut.count('"') % 2 else cut
+
+
+def _limit_short(row: dict, n: int) -> str | None:
+    """What a word limit of `n` answers a short question with where no whole sentence of the reply
+    fits (`task_answer_cut`): the reply cut at its answer when that fits, else the bare answer."""
+    cut = answer_cut(row)
+    return cut if cut and len(cut.split()) <= n else row.get("short")
+
+
 def _record(rng: random.Random, task: Task, replies: list[dict], rid: str, source: str,
-            include_frames: bool = False, whole_limits: bool = False, known_answers: bool = False) -> dict:
+            include_frames: bool = False, whole_limits: bool = False, known_answers: bool = False,
+            cut_answers: bool = False) -> dict:
     """A task's record: its description, and prompts whose answers are replies rewritten to follow it.
     The frame comes from its own generator, seeded by the record's id, so every other draw of the
     record is the same with `include_frames` on or off. `whole_limits`: a word limit's record draws
     only replies it can keep whole (`_whole_within`), never a sentence cut at the limit.
     `known_answers`: a `SHORT_TARGETS` record draws only short questions the base model answered
-    right, so that its one-word target is the model's own answer said first."""
+    right, so that its one-word target is the model's own answer said first. `cut_answers`: a word
+    limit answers a short question whose reply has no whole sentence that fits with the reply cut at
+    its answer where that fits (`_limit_short`), rather than the bare answer."""
+    short = (lambda r: _limit_short(r, task.params["n"])) if cut_answers and task.family == "max_words" else (
+        lambda r: r.get("short"))
     if include_frames and task.family == "include_word":
         frame = random.Random(f"d2l-task-frame:{rid}").randrange(len(INCLUDE_FRAMES))
         task = Task(task.family, task.wording, {**task.params, "frame": frame}, task.template)
     if whole_limits and task.family == "max_words":
-        whole = [r for r in replies if _whole_within(r["reply"], {**task.params, "short": r.get("short")}) is not None]
+        whole = [r for r in replies if _whole_within(r["reply"], {**task.params, "short": short(r)}) is not None]
         replies = whole if len(whole) >= PROMPTS_PER_RECORD else replies
     if known_answers and task.family in SHORT_TARGETS:
         replies = [r for r in replies if knows_answer(r)]
@@ -1844,7 +1873,7 @@ def _record(rng: random.Random, task: Task, replies: list[dict], rid: str, sourc
         clear = [r for r in replies if task.check(r["reply"])]  # clear of the rule; the pool is read only then
         spare = random.Random(f"d2l-task-clear:{rid}")
         picked = [spare.choice(clear) if b else r for r, b in zip(picked, broken)]
-    qa = [{"q": r["prompt"], "a": task.comply(r["reply"], r.get("short"))} for r in picked]
+    qa = [{"q": r["prompt"], "a": task.comply(r["reply"], short(r))} for r in picked]
     return {"id": rid, "genre": f"{source}:{task.family}", "text": task.description, "qa": qa, "params": task.params}
 
 

@@ -153,6 +153,10 @@ class TrainConfig:
     # 9."; `datasets.tasks.with_fact`): a limit's were the only digits, and "steps: 1., 2., 3." was
     # read as "keep it short". 0: the stream as before
     task_digits: float = 0.0
+    # a word limit's short question whose reply has no whole sentence that fits is answered with the
+    # reply cut just after it names the answer ("The language spoken in Mexico is Spanish."), where
+    # that fits, rather than the bare answer (`datasets.tasks.answer_cut`); off: as before
+    task_answer_cuts: bool = False
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0

@@ -210,7 +210,8 @@ class RecordStream:
                                              stub_pool=stub_pool,
                                              negations=cfg.task_negations,
                                              affirmations=cfg.task_affirmations, dropout=cfg.task_dropout,
-                                             avoid_tidy=cfg.task_avoid_tidy, digits=cfg.task_digits)
+                                             avoid_tidy=cfg.task_avoid_tidy, digits=cfg.task_digits,
+                                             answer_cuts=cfg.task_answer_cuts)
 
     @staticmethod
     def _instructions(cfg: TrainConfig, seed: int, tokenizer):
