@@ -1841,7 +1841,7 @@ def answer_cut(row: dict) -> str | None:
 
 def _limit_short(row: dict, n: int) -> str | None:
     """What a word limit of `n` answers a short question with where no whole sentence of the reply
-    fits (`task_answer_cut`): the reply cut at its answer when that fits, else the bare answer."""
+    fits (`task_answer_cuts`): the reply cut at its answer when that fits, else the bare answer."""
     cut = answer_cut(row)
     return cut if cut and len(cut.split()) <= n else row.get("short")
 
