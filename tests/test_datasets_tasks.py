@@ -1068,3 +1068,32 @@ def test_answer_cuts_end_a_word_limits_short_answer_at_the_answer_and_change_not
                 assert len(a["a"].split()) > len(b["a"].split())
                 assert any(contains(a["a"], x) for x in _answers()[a["q"]].split("|"))
     assert cut >= 5
+
+
+def test_open_labels_draw_styles_of_their_own_without_digits_and_change_no_other_record():
+    """With `open_labels` half the labelled lists' styles are a counter in a wrapping of its own
+    ("<I>", "§α", "a -"): never a digit, the lettered family's "a)" or an evaluation style; every
+    target continues the description's labels, and records of other rules are unchanged."""
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.datasets.tasks import load_replies, make_record
+
+    assert tasks.label("[α]", 3) == "[γ]" and tasks.label("<I>", 4) == "<IV>" and tasks.label("{a}", 2) == "{b}"
+    styles = {tasks._open_style(random.Random(s)) for s in range(3000)}
+    assert len(styles) > 80 and not styles & {"a)", *tasks._LABEL_STYLES["eval"]}
+    assert not any(c.isdigit() for st in styles for c in st)
+    replies = load_replies(None, more_questions=True)
+    kw = dict(extra=True, composed=True, open_params=True, free_phrases=True, pairs=True, labels=True)
+    fixed, opened = set(tasks._LABEL_STYLES["train"]), set()
+    for index in range(1200):
+        on, off = make_record(2, index, replies, open_labels=True, **kw), make_record(2, index, replies, **kw)
+        if on["genre"] != "task:labelled":  # a lettered partner carries its labelled neighbour's values, unused
+            assert {**on, "params": {}} == {**off, "params": {}} and ("style" in on["params"] or on == off)
+            continue
+        style = on["params"]["style"]
+        assert [q["q"] for q in on["qa"]] == [q["q"] for q in off["qa"]]
+        assert tasks.label(style, 1) in on["text"] and tasks.label(style, 2) in on["text"]
+        assert all(tasks.LABELLED.check(q["a"], on["params"]) and q["a"].startswith(tasks.label(style, 1) + " ")
+                   for q in on["qa"])
+        if style not in fixed:
+            opened.add(style)
+    assert len(opened) >= 5

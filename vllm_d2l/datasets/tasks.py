@@ -976,8 +976,44 @@ def label(style: str, i: int) -> str:
     return style.replace(counter, _COUNTERS[counter](i), 1)
 
 
+# Open labels (`task_open_labels`). With fourteen styles the adapters had learnt the styles as a
+# set, not to copy a marker: at 10200, told "Mark the lines of your list x), y), z)." every reply
+# opened with "a", told "α., β., γ." with "A", and "#a, #b, #c" with "(". Here half the training
+# draws make a style of their own, a counter (Latin, Roman or Greek letters) in one of twenty
+# wrappings, so that only the description says which it is. Still no digit, and neither "a)" nor
+# an evaluation style.
+_GREEK = "αβγδεζηθικλμνξοπρστυφχψω"
+_COUNTERS["α"] = lambda i: _GREEK[(i - 1) % len(_GREEK)]
+_OPEN_COUNTERS = ("a", "A", "i", "I", "α")
+_OPEN_WRAPS = ("{}.", "({})", "[{}]", "{}:", "{})", "<{}>", "{{{}}}", "#{}", "{}/", "{}>", "§{}", "{} -", "*{}*",
+               "{}|", "~{}", "{}]", "({}.)", "{}=", "@{}", "{}.)")
+OPEN_LABEL_SHARE = 0.5
+_OPEN_LABELS: contextvars.ContextVar[random.Random | None] = contextvars.ContextVar("d2l_task_open_labels",
+                                                                                   default=None)
+
+
+@contextlib.contextmanager
+def _open_labels(rng: random.Random | None):
+    """Within the block, half the training label styles are open ones, drawn by `rng` (None: never)."""
+    token = _OPEN_LABELS.set(rng)
+    try:
+        yield
+    finally:
+        _OPEN_LABELS.reset(token)
+
+
+def _open_style(rng: random.Random) -> str:
+    """A label style of a counter and a wrapping: "§α", "<I>", "a -"; never "a)" or an eval style."""
+    while (style := rng.choice(_OPEN_WRAPS).format(rng.choice(_OPEN_COUNTERS))) in ("a)", *_LABEL_STYLES["eval"]):
+        pass
+    return style
+
+
 def _labels_draw(rng: random.Random, split: str) -> dict:
     style = rng.choice(_pool(_LABEL_STYLES, split))
+    own = _OPEN_LABELS.get()
+    if own is not None and split != "eval" and own.random() < OPEN_LABEL_SHARE:
+        style = _open_style(own)
     return {"style": style, **{f"l{i}": label(style, i) for i in (1, 2, 3)}}
 
 
@@ -1620,7 +1656,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 null_pairs: bool = False, exclamations: float = 0.0, stub_keys: float = 0.0,
                 stub_pool: tuple[str, ...] = (), negations: float = 0.0, affirmations: float = 0.0,
                 dropout: float = 0.0, avoid_tidy: bool = False, digits: float = 0.0,
-                answer_cuts: bool = False) -> dict:
+                answer_cuts: bool = False, open_labels: bool = False) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1658,7 +1694,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     are unchanged. `digits`: this share of the training openings and sign-offs left as they were is
     a free phrase with a number in it (`_digit_phrase`), and this share of training descriptions
     has a sentence with a number about the setting beside it (`with_fact`), each drawn by a
-    generator of its own. `answer_cuts`: `_record`'s `cut_answers`."""
+    generator of its own. `answer_cuts`: `_record`'s `cut_answers`. `open_labels` (with `labels`):
+    half the labelled lists' styles are open ones (`_open_style`), drawn by a generator of its own."""
     if stub_keys and not stub_pool:
         raise ValueError("stub_keys needs a stub_pool (`stub_words(tokenizer)`)")
     if negations and not pairs:
@@ -1667,7 +1704,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     rng = random.Random(f"d2l-task:{seed}:{first}")
     draw = {"composed": composed, "open_params": open_params, "wide": wide, "extra": extra, "near_miss": near_miss,
             "free_phrases": free_phrases, "labels": labels}
-    with _wide_words(random.Random(f"d2l-task-wide:{seed}:{first}") if wide_words else None):
+    with (_wide_words(random.Random(f"d2l-task-wide:{seed}:{first}") if wide_words else None),
+          _open_labels(random.Random(f"d2l-task-labels:{seed}:{first}") if open_labels else None)):
         task = draw_task(rng, split, family=rng.choice(families) if families else None, **draw)
         if split == "train" and task.family in ("opening", "signoff"):
             word_rng = random.Random(f"d2l-task-word:{seed}:{first}")

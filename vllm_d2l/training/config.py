@@ -157,6 +157,10 @@ class TrainConfig:
     # reply cut just after it names the answer ("The language spoken in Mexico is Spanish."), where
     # that fits, rather than the bare answer (`datasets.tasks.answer_cut`); off: as before
     task_answer_cuts: bool = False
+    # with `task_labels`, half the labelled lists' styles are a counter in a wrapping of their own
+    # ("<I>", "§α"; `datasets.tasks._open_style`): with fourteen styles the adapters wrote the nearest
+    # trained style for any other. off: as before
+    task_open_labels: bool = False
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0

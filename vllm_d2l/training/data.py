@@ -211,7 +211,7 @@ class RecordStream:
                                              negations=cfg.task_negations,
                                              affirmations=cfg.task_affirmations, dropout=cfg.task_dropout,
                                              avoid_tidy=cfg.task_avoid_tidy, digits=cfg.task_digits,
-                                             answer_cuts=cfg.task_answer_cuts)
+                                             answer_cuts=cfg.task_answer_cuts, open_labels=cfg.task_open_labels)
 
     @staticmethod
     def _instructions(cfg: TrainConfig, seed: int, tokenizer):
