@@ -128,13 +128,16 @@ _WIDE: contextvars.ContextVar[random.Random | None] = contextvars.ContextVar("d2
 
 
 @contextlib.contextmanager
-def _wide_words(rng: random.Random | None):
-    """Within the block, open words are swapped for wide ones by `rng`'s draws (None: never)."""
-    token = _WIDE.set(rng)
+def _drawing(var: contextvars.ContextVar, rng: random.Random | None):
+    """Within the block, the switch `var` (wide words, open labels) draws with `rng` (None: off)."""
+    token = var.set(rng)
     try:
         yield
     finally:
-        _WIDE.reset(token)
+        var.reset(token)
+
+
+_wide_words = functools.partial(_drawing, _WIDE)
 
 
 @functools.cache
@@ -990,16 +993,7 @@ _OPEN_WRAPS = ("{}.", "({})", "[{}]", "{}:", "{})", "<{}>", "{{{}}}", "#{}", "{}
 OPEN_LABEL_SHARE = 0.5
 _OPEN_LABELS: contextvars.ContextVar[random.Random | None] = contextvars.ContextVar("d2l_task_open_labels",
                                                                                    default=None)
-
-
-@contextlib.contextmanager
-def _open_labels(rng: random.Random | None):
-    """Within the block, half the training label styles are open ones, drawn by `rng` (None: never)."""
-    token = _OPEN_LABELS.set(rng)
-    try:
-        yield
-    finally:
-        _OPEN_LABELS.reset(token)
+_open_labels = functools.partial(_drawing, _OPEN_LABELS)
 
 
 def _open_style(rng: random.Random) -> str:
