@@ -502,6 +502,12 @@ def test_edits_objective_scores_departures_from_the_base_model_only(tiny_model_d
                                  edit_margin_weight=0.5)
     assert m_stats["edit_win"] == 0.0 and m_stats["edit_margin"] > math.log1p(math.e)
     assert margin.item() == pytest.approx(loss.item() + 0.5 * m_stats["edit_margin"], rel=1e-5)
+    # the base model misses every edit (its first choice is not the target there): a miss rate of 1
+    # for each example with edits, None for its own reply, which has none
+    misses = []
+    batch_loss(model, tok.pad_token_id, examples, zero, 1.0, 1.0, edits=True, edit_misses=misses)
+    sizes = [len(e.answer) for e in examples]
+    assert misses == [1.0 if own_edits.any() else None for own_edits in edit.split(sizes)] and misses[-1] is None
     with pytest.raises(ValueError, match="top-k for every example"):
         batch_loss(model, tok.pad_token_id, qa_examples(tok, qa, 0), zero, 1.0, 1.0, edits=True)
 
@@ -1276,3 +1282,45 @@ def test_a_scorer_process_writes_the_rows_and_best_snapshot_the_trainer_would(ti
     trainer.run(progress=False)
     assert [r["step"] for r in trainer._log_rows() if "heldout_ce" in r] == [2, 4, 6]
     assert not any((tmp_path / "True" / "run" / scoring.PENDING).iterdir())
+
+
+def test_family_balance_draws_the_missed_families_more_and_resumes_with_its_rates(tiny_model_dir, tmp_path):
+    """`task_balance`: each family's miss rate is a running mean of its examples' edit misses, the
+    draw probabilities are (1 - share) / N + share * miss / sum, families never drawn from are
+    ignored, and a run resumed from its checkpoint continues the rates it saved."""
+    from vllm_d2l.datasets.tasks import families, make_record
+    from vllm_d2l.training.balance import FamilyBalance
+
+    bal = FamilyBalance(["a", "b", "c", "d"], share=0.5, decay=0.5)
+    assert bal.weights() == {f: 0.25 for f in "abcd"}
+    bal.update([("a", 1.0), ("b", 0.0), ("a", 0.0), ("negated", 1.0)])
+    assert bal.miss == {"a": 0.5, "b": 0.0}  # c and d unseen: they count as the mean, 0.25
+    w = bal.weights()
+    assert w == pytest.approx({"a": 0.125 + 0.5 * 0.5, "b": 0.125, "c": 0.125 + 0.5 * 0.25, "d": 0.125 + 0.5 * 0.25})
+    again = FamilyBalance(["a", "b", "c", "d"], share=0.5, decay=0.5)
+    again.load(json.loads(json.dumps(bal.state())))
+    assert again.weights() == w
+    with pytest.raises(ValueError, match="share"):
+        FamilyBalance(["a"], share=1.5)
+    # the record maker draws the family from the weights, and only from those with weight
+    replies = [{"prompt": f"Tell me about topic {i}.", "reply": f"Topic {i} is fine, and more."} for i in range(6)]
+    drawn = {make_record(0, i, replies, family_weights={"upper": 0.0, "bullets": 1.0})["genre"] for i in range(12)}
+    assert drawn == {"task:bullets"}
+    # a tiny run: the rates move, are logged, saved, and restored on resume
+    cfg = dict(jsonl=[], stream={"tasks": 1.0}, task_replies=str(growing_replies(tmp_path)), heldout_tasks=0,
+               edits=True, kl_weight=1.0, batch_docs=4, task_balance=0.5, steps=4, save_every=2,
+               hypernet={"kind": "token", "key_dim": 8, "bias_rank": 2, "target_layers": [1]})
+    first = Trainer(config(tmp_path / "b", tiny_model_dir, **cfg))
+    assert first.stream.balance.families == families("train")
+    first.run(progress=False, until=2)
+    saved = dict(first.stream.balance.miss)
+    assert saved and all(0.0 <= m <= 1.0 for m in saved.values())
+    logged = [json.loads(l) for l in (tmp_path / "b" / "run" / "log.jsonl").read_text().splitlines()]
+    assert logged[-1]["family_miss"] == {f: round(m, 3) for f, m in sorted(saved.items())}
+    resumed = Trainer(config(tmp_path / "b", tiny_model_dir, **cfg))
+    assert resumed.step == 2 and resumed.stream.balance.miss == saved
+    from vllm_d2l.evaluation.plots import training_chart
+    training_chart(tmp_path / "b" / "run" / "log.jsonl", tmp_path / "curves.png")  # with the miss-rate panel
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="task_families"):
+        Trainer(config(tmp_path / "c", tiny_model_dir, **{**cfg, "task_families": ["opening"]}))

@@ -1650,7 +1650,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 null_pairs: bool = False, exclamations: float = 0.0, stub_keys: float = 0.0,
                 stub_pool: tuple[str, ...] = (), negations: float = 0.0, affirmations: float = 0.0,
                 dropout: float = 0.0, avoid_tidy: bool = False, digits: float = 0.0,
-                answer_cuts: bool = False, open_labels: bool = False) -> dict:
+                answer_cuts: bool = False, open_labels: bool = False,
+                family_weights: dict[str, float] | None = None) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1689,7 +1690,9 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     a free phrase with a number in it (`_digit_phrase`), and this share of training descriptions
     has a sentence with a number about the setting beside it (`with_fact`), each drawn by a
     generator of its own. `answer_cuts`: `_record`'s `cut_answers`. `open_labels` (with `labels`):
-    half the labelled lists' styles are open ones (`_open_style`), drawn by a generator of its own."""
+    half the labelled lists' styles are open ones (`_open_style`), drawn by a generator of its own.
+    `family_weights` (instead of `families`): the family is drawn with these probabilities
+    (`training.balance`), from the same generator as before."""
     if stub_keys and not stub_pool:
         raise ValueError("stub_keys needs a stub_pool (`stub_words(tokenizer)`)")
     if negations and not pairs:
@@ -1700,7 +1703,11 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
             "free_phrases": free_phrases, "labels": labels}
     with (_wide_words(random.Random(f"d2l-task-wide:{seed}:{first}") if wide_words else None),
           _open_labels(random.Random(f"d2l-task-labels:{seed}:{first}") if open_labels else None)):
-        task = draw_task(rng, split, family=rng.choice(families) if families else None, **draw)
+        if family_weights:
+            family = rng.choices(list(family_weights), list(family_weights.values()))[0]
+        else:
+            family = rng.choice(families) if families else None
+        task = draw_task(rng, split, family=family, **draw)
         if split == "train" and task.family in ("opening", "signoff"):
             word_rng = random.Random(f"d2l-task-word:{seed}:{first}")
             exclaim_rng = random.Random(f"d2l-task-exclaim:{seed}:{first}")

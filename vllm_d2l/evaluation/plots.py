@@ -110,14 +110,24 @@ def multi_chart(results: dict, path: Path | str) -> None:
 
 def training_chart(log_path: Path | str, path: Path | str) -> None:
     """A run's `log.jsonl`: training losses, and held-out answer loss with the document's own
-    adapter against another document's (the gap between the two is carried content)."""
+    adapter against another document's (the gap between the two is carried content); with
+    `task_balance`, a third panel of each family's latest miss rate, the rules still to learn."""
     import json
 
     plt = _pyplot()
     rows = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
     train = [r for r in rows if "loss" in r]
     held = [r for r in rows if "heldout_ce" in r]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    balanced = [r for r in train if r.get("family_miss")]
+    fig, axes = plt.subplots(1, 3 if balanced else 2, figsize=(15 if balanced else 10, 4))
+    left, right = axes[:2]
+    if balanced:
+        last = balanced[-1]
+        misses = sorted(last["family_miss"].items(), key=lambda kv: kv[1])
+        axes[2].barh([f for f, _ in misses], [m for _, m in misses])
+        axes[2].tick_params(axis="y", labelsize=7)
+        axes[2].set_xlabel("edit tokens not the first choice (running mean)")
+        axes[2].set_title(f"miss rate per family at step {last['step']}")
     for key, label in (("ce", "answer CE"), ("kl", "KL to teacher"), ("rec", "reconstruction CE")):
         pts = [(r["step"], r[key]) for r in train if key in r]
         if pts:

@@ -161,6 +161,11 @@ class TrainConfig:
     # ("<I>", "§α"; `datasets.tasks._open_style`): with fourteen styles the adapters wrote the nearest
     # trained style for any other. off: as before
     task_open_labels: bool = False
+    # this share of the stream's family draws follows each family's running miss rate on its edit
+    # tokens, the rest uniform (`training.balance`: a rule learnt takes fewer records than one still
+    # missed); `task_balance_decay` is the rate's per-observation decay. 0: every family equally
+    task_balance: float = 0.0
+    task_balance_decay: float = 0.98
     # this share of streamed descriptions is set among a persona and courtesies that ask for
     # nothing (`datasets.tasks.in_context`); 0: the stream as before
     task_context: float = 0.0

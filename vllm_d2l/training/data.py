@@ -147,6 +147,15 @@ class RecordStream:
         if cfg.open_values > 0:  # the held-out records stay closed: only the stream opens
             from ..datasets.values import OpenValues, vocabulary_words
             self.open_values = OpenValues(cfg.open_values, vocabulary_words(tokenizer) if tokenizer else None)
+        self.balance = None  # the tasks' family draws by miss rate (`task_balance`), updated by the trainer
+        if cfg.task_balance > 0 and "tasks" in self.names:
+            from ..datasets.tasks import families
+            from .balance import FamilyBalance
+
+            if cfg.task_families:
+                raise ValueError("task_balance draws among all training families: leave task_families empty")
+            self.balance = FamilyBalance(families("train", extra=cfg.task_extra_families, labels=cfg.task_labels),
+                                         cfg.task_balance, cfg.task_balance_decay)
         self.makers = {n: getattr(self, f"_{n}")(cfg, self.seed, tokenizer) for n in self.names}
 
     def record(self, index: int) -> dict:
@@ -189,8 +198,7 @@ class RecordStream:
         return needles.make_stream(seed, tokenizer=tokenizer, open_values=self.open_values,
                                    composed=cfg.needle_composed, everyday=cfg.needle_everyday)
 
-    @staticmethod
-    def _tasks(cfg: TrainConfig, seed: int, tokenizer):
+    def _tasks(self, cfg: TrainConfig, seed: int, tokenizer):
         from ..datasets import tasks
 
         replies = tasks.load_replies(cfg.task_replies, more_questions=cfg.task_more_questions)
@@ -211,7 +219,8 @@ class RecordStream:
                                              negations=cfg.task_negations,
                                              affirmations=cfg.task_affirmations, dropout=cfg.task_dropout,
                                              avoid_tidy=cfg.task_avoid_tidy, digits=cfg.task_digits,
-                                             answer_cuts=cfg.task_answer_cuts, open_labels=cfg.task_open_labels)
+                                             answer_cuts=cfg.task_answer_cuts, open_labels=cfg.task_open_labels,
+                                             family_weights=self.balance.weights() if self.balance else None)
 
     @staticmethod
     def _instructions(cfg: TrainConfig, seed: int, tokenizer):

@@ -433,7 +433,7 @@ def read_logprobs(logits: torch.Tensor, places: list[tuple[torch.Tensor, torch.T
 def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_weight: float,
                ce_weight: float, edits: bool = False, kl_tail: bool = False, pair_weight: float = 0.0,
                pair_margin: float = 1.0, edit_margin_weight: float = 0.0, delta_weight: float = 0.0,
-               bucket: int = 4) -> tuple[torch.Tensor, dict]:
+               bucket: int = 4, edit_misses: list | None = None) -> tuple[torch.Tensor, dict]:
     """Loss of a batch; `factors` hold one adapter per document: A [D, R, d_in], B [D, d_out, R].
 
     `edits`: the examples' teachers are the base model on the bare question; cross-entropy only on
@@ -453,6 +453,8 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
     the 9950 task adapters, they left about 11 points more of the QA check's right answers right for
     about 2 points less compliance, outside the one family that needs them (a word to include).
     `bucket`: answers a forward pass (`student_logits`).
+    `edit_misses` (with `edits`): a list that gets, per example, the share of its edit tokens that
+    are not the student's first choice (None where it has none): what `training.balance` draws by.
     """
     if delta_weight > 0 and not edits:
         raise ValueError("delta_weight needs the edits objective (it weighs the tokens left to the KL)")
@@ -501,6 +503,10 @@ def batch_loss(model, pad_id: int, examples: list[Example], factors: dict, kl_we
     exact = [bool(hit.all()) for hit, e in zip(firsts, examples) if not e.reconstruct]
     if exact:
         stats["exact"] = sum(exact) / len(exact)
+    if edit_misses is not None and edits:
+        for hit, own_edits in zip(firsts, edit.split(sizes)):
+            n = int(own_edits.sum())
+            edit_misses.append(1.0 - float(hit[own_edits].float().mean()) if n else None)
     if scored.any():
         w = torch.cat([torch.full((n,), e.weight) for n, e in zip(sizes, examples)]).to(device)[scored]  # [S]
         ce = (nll[scored] * w).sum() / w.sum()

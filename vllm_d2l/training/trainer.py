@@ -115,6 +115,8 @@ class Trainer:
             # config may switch a zero-started part on
             loaded = checkpoint.load(parent, self.net, self.opt, grow=True)
             self.step = loaded["step"]
+            if self.stream and self.stream.balance and "family_balance" in loaded:
+                self.stream.balance.load(loaded["family_balance"])
             own = loaded if parent == ckpt else {}
             self.apply_rate_multipliers()
         elif cfg.resume_from and not scoring_only:  # a committed snapshot: weights and step, optimizer started afresh
@@ -266,9 +268,11 @@ class Trainer:
         return out
 
     def batch_loss(self, recs: list[dict], rng: random.Random, pretrain: list[bool],
-                   adapter_from: list[dict] | None = None) -> tuple[torch.Tensor, dict]:
+                   adapter_from: list[dict] | None = None,
+                   edit_misses: list | None = None) -> tuple[torch.Tensor, dict]:
         """Loss of the records' questions, each scored with the adapter of its own document (or of
-        `adapter_from[i]`'s document: the wrong-document control of `evaluate`)."""
+        `adapter_from[i]`'s document: the wrong-document control of `evaluate`). `edit_misses`: gets
+        (record index, miss rate) per example with edits (`objectives.batch_loss`)."""
         cfg = self.cfg
         docs = [self.tok(r["text"], add_special_tokens=False)["input_ids"] for r in adapter_from or recs]
         n_chunks = [self.served_chunks(ids) if rec.get("as_read")
@@ -301,6 +305,7 @@ class Trainer:
             examples.extend(mine)
         with record_function("factors"):
             factors = self.batch_factors(docs, n_chunks)
+        misses: list = []
         with record_function("loss"):
             loss, stats = batch_loss(self.model, self.tok.pad_token_id or 0, examples, factors,
                                      cfg.kl_weight, cfg.ce_weight, edits=cfg.edits, kl_tail=cfg.kl_tail,
@@ -308,7 +313,9 @@ class Trainer:
                                      pair_margin=cfg.pair_margin,
                                      edit_margin_weight=cfg.edit_margin_weight if self.net.training else 0.0,
                                      delta_weight=cfg.delta_weight if self.net.training else 0.0,
-                                     bucket=cfg.pass_rows)
+                                     bucket=cfg.pass_rows, edit_misses=misses if edit_misses is not None else None)
+        if edit_misses is not None:
+            edit_misses.extend((e.doc, m) for e, m in zip(examples, misses) if m is not None)
         if cfg.l1_weight:
             l1 = sum(b.abs().mean() for _, b in factors.values()) / len(factors)
             loss = loss + cfg.l1_weight * l1
@@ -344,7 +351,11 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step) * g.get("lr_mult", 1.0)
         self.opt.zero_grad(set_to_none=True)
-        loss, totals = self.batch_loss(recs, rng, pretrain)
+        balance = self.stream.balance if self.stream else None
+        misses: list | None = [] if balance else None
+        loss, totals = self.batch_loss(recs, rng, pretrain, edit_misses=misses)
+        if balance:
+            balance.update([(str(recs[d].get("genre", "")).split(":", 1)[-1], m) for d, m in misses])
         with record_function("backward"):
             loss.backward()
         totals["loss"] = loss.item()
@@ -426,6 +437,8 @@ class Trainer:
 
     def save(self) -> None:
         state, tensors = {"step": self.step}, None
+        if self.stream and self.stream.balance:
+            state["family_balance"] = self.stream.balance.state()
         if self.average is not None:
             tensors, state["average"] = self.average.state()
         checkpoint.save(self.out / "checkpoint", self.net, self.opt, state, average=tensors)
@@ -496,6 +509,8 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{stats['loss']:.3f}", gate=f"{stats['gate']:.3f}")
             if self.step % cfg.log_every == 0 or self.step == 1:
+                if self.stream and self.stream.balance:  # each family's running miss rate, as drawn by
+                    stats["family_miss"] = {f: round(m, 3) for f, m in sorted(self.stream.balance.miss.items())}
                 log.write(json.dumps({"step": self.step, "time": round(time.time() - t0, 1), **stats}) + "\n")
                 log.flush()
             due = cfg.eval_every and self.step % cfg.eval_every == 0 and self.heldout
