@@ -1,0 +1,125 @@
+"""How many of the QA check's answers a rule leaves to any adapter, not only a generated one.
+
+A generated task adapter that loses answers under a rule (upper case kept 13 % of the base model's
+right answers at 10200) could be reading the description badly, or be writing where no adapter of
+its shape can keep them. This trains one static LoRA directly on the rule's own targets (the base
+model's replies to the training prompts, rewritten by the family's `comply`), at the layers asked,
+and answers the QA check with it: the share of right answers kept there is what the generator's
+adapter, at the same place and rank, could hope to keep.
+
+    python -m vllm_d2l.evaluation.ceiling --family upper --layers 15-29 --steps 120 --out ceiling.json
+
+The QA check's questions are left out of the training prompts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from ..apply import lora_applied
+from ..base_model import ensure_default_model, load_model_and_tokenizer
+from ..datasets.tasks import ALL_FAMILIES, load_replies
+from ..prompts import render
+from .tasks import QA_CHECK, answered, task_messages
+
+
+def layer_range(text: str) -> list[int]:
+    """"15-29" -> [15, ..., 29]; "3" -> [3]."""
+    lo, _, hi = text.partition("-")
+    return list(range(int(lo), int(hi or lo) + 1))
+
+
+def rule_targets(tok, family: str, seed: int, max_tokens: int = 120) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, target ids) for every training prompt outside the QA check: the base reply
+    rewritten to follow `family`'s rule with values drawn from the evaluation pools."""
+    fam = ALL_FAMILIES[family]
+    params = fam.draw(random.Random(seed), "eval")
+    asked = {q for q, _ in QA_CHECK}
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    out = []
+    for row in load_replies(more_questions=True):
+        if row["prompt"] in asked:
+            continue
+        target = tok(fam.comply(row["reply"], params), add_special_tokens=False).input_ids[:max_tokens]
+        out.append((render(tok, task_messages("none", "", row["prompt"])), target + [end]))
+    return out
+
+
+def train_static(model, tok, data, modules: list[str], rank: int, steps: int, batch: int, lr: float,
+                 seed: int = 0, log=print) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """One LoRA (A [rank, d_in] random, B [d_out, rank] zero) per module, trained by cross-entropy
+    on the targets; returns the factors as `lora_applied` takes them."""
+    torch.manual_seed(seed)
+    named = dict(model.named_modules())
+    factors = {m: (torch.randn(rank, named[m].in_features) / named[m].in_features ** 0.5,
+                   torch.zeros(named[m].out_features, rank)) for m in modules}
+    params = [t.requires_grad_(True) for ab in factors.values() for t in ab]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    rng, pad, t0 = random.Random(seed), tok.pad_token_id or 0, time.time()
+    for step in range(steps):
+        rows = rng.sample(data, min(batch, len(data)))
+        width = max(len(p) + len(a) for p, a in rows)
+        ids = torch.full((len(rows), width), pad)  # [B, T]
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100)
+        for i, (p, a) in enumerate(rows):
+            ids[i, :len(p) + len(a)] = torch.tensor(p + a)
+            mask[i, :len(p) + len(a)] = 1
+            labels[i, len(p):len(p) + len(a)] = torch.tensor(a)
+        with lora_applied(model, factors):
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]  # [B, T-1, V]
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 25 == 0 or step == steps - 1:
+            log(f"step {step}: loss {loss.item():.3f} ({time.time() - t0:.0f} s)")
+    return {m: (a.detach(), b.detach()) for m, (a, b) in factors.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vllm_d2l.evaluation.ceiling", description=__doc__.splitlines()[0])
+    p.add_argument("--family", default="upper", choices=sorted(ALL_FAMILIES))
+    p.add_argument("--layers", default="15-29", help="decoder layers whose down_proj gets the adapter, e.g. 0-29")
+    p.add_argument("--rank", type=int, default=16, help="16: the task generator's 8 rows and its 8 always-on ones")
+    p.add_argument("--steps", type=int, default=120)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", help="base model folder (default: the packaged default model)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, tok = load_model_and_tokenizer(args.model or ensure_default_model(), dtype=torch.float32)
+    for w in model.parameters():
+        w.requires_grad_(False)
+    layers = layer_range(args.layers)
+    if max(layers) >= model.config.num_hidden_layers:
+        raise SystemExit(f"--layers {args.layers}: the model has {model.config.num_hidden_layers} layers")
+    data = rule_targets(tok, args.family, args.seed)
+    factors = train_static(model, tok, data, [f"model.layers.{i}.mlp.down_proj" for i in layers],
+                           args.rank, args.steps, args.batch, args.lr, args.seed)
+    base_ok, _ = answered(model, tok, QA_CHECK)
+    ok, outs = answered(model, tok, QA_CHECK, factors)
+    params = ALL_FAMILIES[args.family].draw(random.Random(args.seed), "eval")
+    follows = [bool(ALL_FAMILIES[args.family].check(o, params)) for o in outs]
+    known = [i for i, k in enumerate(base_ok) if k]
+    result = {"family": args.family, "params": params, "layers": args.layers, "rank": args.rank, "steps": args.steps,
+              "batch": args.batch, "lr": args.lr, "training_prompts": len(data),
+              "base_accuracy": sum(base_ok) / len(base_ok), "accuracy": sum(ok) / len(ok),
+              "retained": sum(ok[i] for i in known) / len(known) if known else None,
+              "follows": sum(follows) / len(follows), "outputs": outs}
+    print(json.dumps({k: v for k, v in result.items() if k != "outputs"}, indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
