@@ -1294,12 +1294,18 @@ def test_family_balance_draws_the_missed_families_more_and_resumes_with_its_rate
     bal = FamilyBalance(["a", "b", "c", "d"], share=0.5, decay=0.5)
     assert bal.weights() == {f: 0.25 for f in "abcd"}
     bal.update([("a", 1.0), ("b", 0.0), ("a", 0.0), ("negated", 1.0)])
-    assert bal.miss == {"a": 0.5, "b": 0.0}  # c and d unseen: they count as the mean, 0.25
+    # the decayed mean from zero, corrected: a's (0.5 * 0.5 * 1 + 0.5 * 0) / (1 - 0.5 ** 2) = 1 / 3
+    assert bal.miss == pytest.approx({"a": 1 / 3, "b": 0.0})  # c and d unseen: they count as the mean, 1 / 6
     w = bal.weights()
     assert w == pytest.approx({"a": 0.125 + 0.5 * 0.5, "b": 0.125, "c": 0.125 + 0.5 * 0.25, "d": 0.125 + 0.5 * 0.25})
     again = FamilyBalance(["a", "b", "c", "d"], share=0.5, decay=0.5)
     again.load(json.loads(json.dumps(bal.state())))
     assert again.weights() == w
+    bal.update([("b", 1.0)] * 40)
+    assert bal.miss["b"] == pytest.approx(1.0)  # many observations: the start is forgotten
+    old = FamilyBalance(["a", "b"], share=0.5)
+    old.load({"miss": {"a": 0.2, "zz": 1.0}})  # a state written before the correction
+    assert old.miss == pytest.approx({"a": 0.2})
     with pytest.raises(ValueError, match="share"):
         FamilyBalance(["a"], share=1.5)
     # the record maker draws the family from the weights, and only from those with weight

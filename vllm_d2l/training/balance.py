@@ -25,7 +25,17 @@ class FamilyBalance:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"family balance decay must be in (0, 1), got {decay}")
         self.families, self.share, self.decay = list(families), share, decay
-        self.miss: dict[str, float] = {}  # a family enters at its first observation
+        # per family: the decayed sum of its misses from zero and how many there were; a family
+        # enters at its first observation
+        self.raw: dict[str, float] = {}
+        self.count: dict[str, int] = {}
+
+    @property
+    def miss(self) -> dict[str, float]:
+        """Each observed family's running miss rate, corrected for the zero it started from (as
+        Adam's moments are): a weighted mean of its observations however few, where starting at the
+        first one let that one example stand for about 1 / (1 - decay) of them."""
+        return {f: r / (1 - self.decay ** self.count[f]) for f, r in self.raw.items()}
 
     def update(self, observed: list[tuple[str, float]]) -> None:
         """Fold in (family, miss rate) pairs, one per example that had edit tokens; families not
@@ -33,8 +43,8 @@ class FamilyBalance:
         for family, miss in observed:
             if family not in self.families:
                 continue
-            old = self.miss.get(family)
-            self.miss[family] = miss if old is None else self.decay * old + (1 - self.decay) * miss
+            self.raw[family] = self.decay * self.raw.get(family, 0.0) + (1 - self.decay) * miss
+            self.count[family] = self.count.get(family, 0) + 1
 
     def weights(self) -> dict[str, float]:
         """Draw probabilities of every family; a family not observed yet counts as the mean miss."""
@@ -49,7 +59,14 @@ class FamilyBalance:
         return {f: (1 - self.share) / n + self.share * m / total for f, m in misses.items()}
 
     def state(self) -> dict:
-        return {"miss": dict(self.miss)}
+        return {"raw": dict(self.raw), "count": dict(self.count)}
 
     def load(self, state: dict) -> None:
-        self.miss = {f: float(m) for f, m in state.get("miss", {}).items() if f in self.families}
+        """Restore `state()`; a state saved before the correction (rates alone) counts each rate as
+        long settled."""
+        if "raw" in state:
+            self.raw = {f: float(r) for f, r in state["raw"].items() if f in self.families}
+            self.count = {f: int(state["count"][f]) for f in self.raw}
+        else:
+            self.raw = {f: float(m) for f, m in state.get("miss", {}).items() if f in self.families}
+            self.count = {f: 10_000 for f in self.raw}
