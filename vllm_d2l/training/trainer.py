@@ -305,7 +305,7 @@ class Trainer:
             examples.extend(mine)
         with record_function("factors"):
             factors = self.batch_factors(docs, n_chunks)
-        misses: list = []
+        misses: list | None = [] if edit_misses is not None else None
         with record_function("loss"):
             loss, stats = batch_loss(self.model, self.tok.pad_token_id or 0, examples, factors,
                                      cfg.kl_weight, cfg.ce_weight, edits=cfg.edits, kl_tail=cfg.kl_tail,
@@ -313,8 +313,8 @@ class Trainer:
                                      pair_margin=cfg.pair_margin,
                                      edit_margin_weight=cfg.edit_margin_weight if self.net.training else 0.0,
                                      delta_weight=cfg.delta_weight if self.net.training else 0.0,
-                                     bucket=cfg.pass_rows, edit_misses=misses if edit_misses is not None else None)
-        if edit_misses is not None:
+                                     bucket=cfg.pass_rows, edit_misses=misses)
+        if misses is not None:
             edit_misses.extend((e.doc, m) for e, m in zip(examples, misses) if m is not None)
         if cfg.l1_weight:
             l1 = sum(b.abs().mean() for _, b in factors.values()) / len(factors)
