@@ -5,15 +5,19 @@ right answers at 10200) could be reading the description badly, or be writing wh
 its shape can keep them. This trains one static LoRA directly on the rule's own targets (the base
 model's replies to the training prompts, rewritten by the family's `comply`), at the layers asked,
 and answers the QA check with it: the share of right answers kept there is what the generator's
-adapter, at the same place and rank, could hope to keep.
+adapter, at the same place and rank, could hope to keep. It also reads, teacher-forced on each
+right base reply rewritten by the rule, whether the answer's first token comes first, with the
+static adapter and bare (`answer_ranks`).
 
-    python -m vllm_d2l.evaluation.ceiling --family upper --layers 15-29 --steps 120 --out ceiling.json
+    python -m vllm_d2l.evaluation.ceiling --family upper --layers 15-29 --steps 120 --out ceiling.json \
+        [--hypernet DIR --description "Shout: every letter of your answer must be a capital."]
 
 The QA check's questions are left out of the training prompts.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import time
@@ -82,6 +86,36 @@ def train_static(model, tok, data, modules: list[str], rank: int, steps: int, ba
     return {m: (a.detach(), b.detach()) for m, (a, b) in factors.items()}
 
 
+def answer_ranks(model, tok, family: str, params: dict, replies: list[str], factors: dict | None = None) -> list[dict]:
+    """Teacher-forced on each right base reply rewritten by the rule, up to where it names the
+    answer: the rank of the answer's first token (0: greedy writes it) with `factors` applied, or
+    bare. Tells a description read badly from an answer the rule's text itself hides: if the bare
+    model, given the rewritten words before the answer, does not put it first either, no reading of
+    the description is to blame."""
+    from .metrics import contains
+
+    fam = ALL_FAMILIES[family]
+    rows = []
+    for (question, gold), reply in zip(QA_CHECK, replies):
+        answer = next((a for a in gold.split("|") if contains(reply, a)), None)
+        text = fam.comply(reply, params)
+        at = text.lower().find(answer.lower()) if answer else -1
+        if at < 0:  # a wrong base reply, or a rewrite that dropped the answer
+            continue
+        prompt = render(tok, task_messages("none", "", question))
+        before = prompt + tok(text[:at], add_special_tokens=False).input_ids
+        full = prompt + tok(text[:at + len(answer)], add_special_tokens=False).input_ids
+        while full[:len(before)] != before:  # the answer's first token took in the last one before it
+            before = before[:-1]
+        ids = torch.tensor([full])  # [1, T]
+        with torch.no_grad(), (lora_applied(model, factors) if factors else contextlib.nullcontext()):
+            logp = model(ids).logits[0, len(before) - 1].log_softmax(-1)  # [V]
+        target = full[len(before)]
+        rows.append({"question": question, "answer": answer, "token": tok.decode([target]),
+                     "rank": int((logp > logp[target]).sum()), "p": float(logp[target].exp())})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vllm_d2l.evaluation.ceiling", description=__doc__.splitlines()[0])
     p.add_argument("--family", default="upper", choices=sorted(ALL_FAMILIES))
@@ -93,8 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="base model folder (default: the packaged default model)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--hypernet", help="also read the answer ranks under this task hypernetwork's adapter of --description")
+    p.add_argument("--description", help="the description whose generated adapter --hypernet reads")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
+    if bool(args.hypernet) != bool(args.description):
+        raise SystemExit("--hypernet and --description go together")
     torch.set_num_threads(args.threads)
     model, tok = load_model_and_tokenizer(args.model or ensure_default_model(), dtype=torch.float32)
     for w in model.parameters():
@@ -105,17 +143,28 @@ def main(argv: list[str] | None = None) -> int:
     data = rule_targets(tok, args.family, args.seed)
     factors = train_static(model, tok, data, [f"model.layers.{i}.mlp.down_proj" for i in layers],
                            args.rank, args.steps, args.batch, args.lr, args.seed)
-    base_ok, _ = answered(model, tok, QA_CHECK)
+    base_ok, base_outs = answered(model, tok, QA_CHECK)
     ok, outs = answered(model, tok, QA_CHECK, factors)
     params = ALL_FAMILIES[args.family].draw(random.Random(args.seed), "eval")
+    ranks = {"bare": answer_ranks(model, tok, args.family, params, base_outs),
+             "static": answer_ranks(model, tok, args.family, params, base_outs, factors)}
+    if args.hypernet:  # the generated adapter of the description, read the same way
+        from ..generator import Generator
+        from .generation import factors_of
+
+        gen = Generator.load(args.hypernet, args.model or ensure_default_model())
+        ranks["generated"] = answer_ranks(gen.model, gen.tokenizer, args.family, params, base_outs,
+                                          factors_of(gen.internalize(args.description).weights))
     follows = [bool(ALL_FAMILIES[args.family].check(o, params)) for o in outs]
     known = [i for i, k in enumerate(base_ok) if k]
     result = {"family": args.family, "params": params, "layers": args.layers, "rank": args.rank, "steps": args.steps,
               "batch": args.batch, "lr": args.lr, "training_prompts": len(data),
               "base_accuracy": sum(base_ok) / len(base_ok), "accuracy": sum(ok) / len(ok),
               "retained": sum(ok[i] for i in known) / len(known) if known else None,
-              "follows": sum(follows) / len(follows), "outputs": outs}
-    print(json.dumps({k: v for k, v in result.items() if k != "outputs"}, indent=1))
+              "follows": sum(follows) / len(follows),
+              "answer_first": {k: sum(r["rank"] == 0 for r in rows) for k, rows in ranks.items()},
+              "answers_read": len(ranks["bare"]), "answer_ranks": ranks, "outputs": outs}
+    print(json.dumps({k: v for k, v in result.items() if k not in ("outputs", "answer_ranks")}, indent=1))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
     return 0
