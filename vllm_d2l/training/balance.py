@@ -1,7 +1,7 @@
 """Draw the task families the student gets wrong more often than those it has learnt.
 
-The stream drew every training family equally, and a step of 16 descriptions sees each of about
-26 families less than once: a rule the adapters already write ("Respond with one word.") took as
+The stream drew every training family equally, and a step of 16 descriptions sees each of the
+23 families less than once: a rule the adapters already write ("Respond with one word.") took as
 many records as one they still miss (upper case, a list labelled as the description shows it).
 Each family keeps a running miss rate, the share of its edit tokens (where the rewritten reply
 departs from the base model's first choice) that are not the student's first choice, and the
@@ -9,9 +9,9 @@ stream draws a family with probability
 
     p(f) = (1 - share) / N + share * miss(f) / sum of misses
 
-so that `share` of the draws follow the misses and the rest stay uniform: no family is ever
-starved, and one that is learnt falls back towards the uniform share. The miss rates are saved in
-the run's checkpoint, so a resumed run draws what an uninterrupted one would.
+so that `share` of the draws follow the misses and the rest stay uniform. No family is starved: one
+that is learnt falls to (1 - share) of the uniform share, never to none. The miss rates are saved
+in the run's checkpoint, so a resumed run draws what an uninterrupted one would.
 """
 from __future__ import annotations
 
