@@ -16,7 +16,7 @@ def test_rule_targets_follow_the_rule_and_leave_the_qa_check_out(tiny_model_dir)
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    data = ceiling.rule_targets(tok, "upper", seed=0)
+    data = ceiling.rule_targets(tok, "upper", {})
     assert data and all(a[-1] == tok.convert_tokens_to_ids("<|im_end|>") for _, a in data)
     text = tok.decode(data[0][1][:-1])
     assert text == text.upper() and any(c.isalpha() for c in text)
@@ -55,7 +55,7 @@ def test_train_static_lowers_the_loss_on_its_targets(tiny_model_dir):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     for w in model.parameters():
         w.requires_grad_(False)
-    data = ceiling.rule_targets(tok, "upper", seed=0)[:4]
+    data = ceiling.rule_targets(tok, "upper", {})[:4]
     seen = []
     factors = ceiling.train_static(model, tok, data, ["model.layers.1.mlp.down_proj"], rank=4, steps=30, batch=4,
                                    lr=1e-2, log=lambda line: seen.append(float(line.split("loss ")[1].split()[0])))

@@ -17,7 +17,6 @@ The QA check's questions are left out of the training prompts.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import random
 import time
@@ -29,6 +28,8 @@ from ..apply import lora_applied
 from ..base_model import ensure_default_model, load_model_and_tokenizer
 from ..datasets.tasks import ALL_FAMILIES, load_replies
 from ..prompts import render
+from ..training.objectives import Example, pad_batch, target_logits
+from .drift import reply_logprobs
 from .tasks import QA_CHECK, answered, task_messages
 
 
@@ -38,11 +39,10 @@ def layer_range(text: str) -> list[int]:
     return list(range(int(lo), int(hi or lo) + 1))
 
 
-def rule_targets(tok, family: str, seed: int, max_tokens: int = 120) -> list[tuple[list[int], list[int]]]:
+def rule_targets(tok, family: str, params: dict, max_tokens: int = 120) -> list[tuple[list[int], list[int]]]:
     """(prompt ids, target ids) for every training prompt outside the QA check: the base reply
-    rewritten to follow `family`'s rule with values drawn from the evaluation pools."""
+    rewritten to follow `family`'s rule with `params`."""
     fam = ALL_FAMILIES[family]
-    params = fam.draw(random.Random(seed), "eval")
     asked = {q for q, _ in QA_CHECK}
     end = tok.convert_tokens_to_ids("<|im_end|>")
     out = []
@@ -66,18 +66,11 @@ def train_static(model, tok, data, modules: list[str], rank: int, steps: int, ba
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     rng, pad, t0 = random.Random(seed), tok.pad_token_id or 0, time.time()
     for step in range(steps):
-        rows = rng.sample(data, min(batch, len(data)))
-        width = max(len(p) + len(a) for p, a in rows)
-        ids = torch.full((len(rows), width), pad)  # [B, T]
-        mask = torch.zeros(len(rows), width, dtype=torch.long)
-        labels = torch.full((len(rows), width), -100)
-        for i, (p, a) in enumerate(rows):
-            ids[i, :len(p) + len(a)] = torch.tensor(p + a)
-            mask[i, :len(p) + len(a)] = 1
-            labels[i, len(p):len(p) + len(a)] = torch.tensor(a)
+        rows = [Example(p, a) for p, a in rng.sample(data, min(batch, len(data)))]
+        ids, mask, target = pad_batch(rows, pad)
         with lora_applied(model, factors):
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]  # [B, T-1, V]
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+            logits = target_logits(model, ids, mask, target)  # [P, V]: the positions that predict a target token
+        loss = torch.nn.functional.cross_entropy(logits, torch.tensor([t for e in rows for t in e.answer]))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -95,7 +88,7 @@ def answer_ranks(model, tok, family: str, params: dict, replies: list[str], fact
     from .metrics import contains
 
     fam = ALL_FAMILIES[family]
-    rows = []
+    read = []  # (question, answer, the tokens before it, its first token)
     for (question, gold), reply in zip(QA_CHECK, replies):
         answer = next((a for a in gold.split("|") if contains(reply, a)), None)
         text = fam.comply(reply, params)
@@ -107,13 +100,11 @@ def answer_ranks(model, tok, family: str, params: dict, replies: list[str], fact
         full = prompt + tok(text[:at + len(answer)], add_special_tokens=False).input_ids
         while full[:len(before)] != before:  # the answer's first token took in the last one before it
             before = before[:-1]
-        ids = torch.tensor([full])  # [1, T]
-        with torch.no_grad(), (lora_applied(model, factors) if factors else contextlib.nullcontext()):
-            logp = model(ids).logits[0, len(before) - 1].log_softmax(-1)  # [V]
-        target = full[len(before)]
-        rows.append({"question": question, "answer": answer, "token": tok.decode([target]),
-                     "rank": int((logp > logp[target]).sum()), "p": float(logp[target].exp())})
-    return rows
+        read.append((question, answer, before, full[len(before)]))
+    with torch.no_grad():
+        logps = reply_logprobs(model, [Example(before, [t]) for _, _, before, t in read], 8, factors)
+    return [{"question": q, "answer": a, "token": tok.decode([t]), "rank": int((lp[0] > lp[0, t]).sum()),
+             "p": float(lp[0, t].exp())} for (q, a, _, t), lp in zip(read, logps)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,12 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     layers = layer_range(args.layers)
     if max(layers) >= model.config.num_hidden_layers:
         raise SystemExit(f"--layers {args.layers}: the model has {model.config.num_hidden_layers} layers")
-    data = rule_targets(tok, args.family, args.seed)
+    params = ALL_FAMILIES[args.family].draw(random.Random(args.seed), "eval")
+    data = rule_targets(tok, args.family, params)
     factors = train_static(model, tok, data, [f"model.layers.{i}.mlp.down_proj" for i in layers],
                            args.rank, args.steps, args.batch, args.lr, args.seed)
     base_ok, base_outs = answered(model, tok, QA_CHECK)
     ok, outs = answered(model, tok, QA_CHECK, factors)
-    params = ALL_FAMILIES[args.family].draw(random.Random(args.seed), "eval")
     ranks = {"bare": answer_ranks(model, tok, args.family, params, base_outs),
              "static": answer_ranks(model, tok, args.family, params, base_outs, factors)}
     if args.hypernet:  # the generated adapter of the description, read the same way

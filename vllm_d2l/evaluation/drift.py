@@ -17,7 +17,7 @@ from ..prompts import render
 from ..training.objectives import Example, pad_batch, target_logits
 
 
-def _reply_logprobs(model, examples: list[Example], batch_size: int, factors: dict | None) -> list[torch.Tensor]:
+def reply_logprobs(model, examples: list[Example], batch_size: int, factors: dict | None) -> list[torch.Tensor]:
     """Log-softmax [n_i, V] at the positions that predict each example's answer tokens."""
     out: list[torch.Tensor] = []
     for s in range(0, len(examples), batch_size):
@@ -42,10 +42,10 @@ def answer_drift(model, tok, questions: list[str], replies: list[str], factors_b
     if not tokens:
         return {"questions": 0, "tokens": 0, "bare_logprob": None, "kl": None, "logprob": None, "per_task": {}}
     gold = [torch.tensor(e.answer)[:, None] for e in examples]  # [n_i, 1]
-    bare = _reply_logprobs(model, examples, batch_size, None)
+    bare = reply_logprobs(model, examples, batch_size, None)
     per_task = {}
     for task, factors in factors_by_task.items():
-        moved = _reply_logprobs(model, examples, batch_size, factors)
+        moved = reply_logprobs(model, examples, batch_size, factors)
         kl = sum((b.exp() * (b - a)).sum().item() for b, a in zip(bare, moved))  # summed over reply tokens
         lp = sum(a.gather(1, g).sum().item() for a, g in zip(moved, gold))
         per_task[task] = {"kl": kl / tokens, "logprob": lp / tokens}
