@@ -562,3 +562,73 @@ def test_copy_path_reads_the_final_states_when_no_target_layer_does(model):
     assert factors.keys() == {"model.layers.0.mlp.down_proj", "lm_head"}
     with pytest.raises(ModelMismatch):  # the head's rows need the vocabulary's size
         HypernetConfig(kind="token", key_dim=6, pointer_rank=3).validate()
+
+
+def test_token_variants_are_the_same_text_spelt_elsewhere(tiny_model_dir):
+    """" x" -> "x" (unspaced), "x" -> " x" (spaced), ")," -> ")" (unpunctuated), -1 where the
+    vocabulary lacks one; ids past the tokenizer's vocabulary (padding rows of the head) have none."""
+    from transformers import AutoTokenizer
+    from vllm_d2l.token_variants import KINDS, variant_table, variants_of
+    vocab = {"Ġx": 0, "x": 1, "),": 2, ")": 3, "Ġthe": 4, "Ġ": 5, "Ġ,": 6, "a.": 7}
+    assert KINDS == ("unspaced", "spaced", "unpunctuated")
+    assert variants_of("Ġx", vocab) == (1, -1, -1)
+    assert variants_of("x", vocab) == (-1, 0, -1)
+    assert variants_of("),", vocab) == (-1, -1, 3)
+    assert variants_of("Ġthe", vocab) == (-1, -1, -1)  # no "the" here
+    assert variants_of("Ġ,", vocab) == (-1, -1, -1)  # "," is not in it, and a bare space is not a variant
+    assert variants_of("a.", vocab) == (-1, -1, -1)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    table = variant_table(tok, len(tok) + 7)
+    assert table.shape == (len(tok) + 7, 3) and (table[len(tok):] == -1).all()
+    pairs = [(i, j) for t, i in tok.get_vocab().items() if t.startswith("Ġ") and (j := tok.get_vocab().get(t[1:])) is not None]
+    assert pairs and all(table[i, 0] == j and table[j, 1] == i for i, j in pairs)
+
+
+def test_copy_path_raises_spelling_variants_by_their_weights_and_starts_as_without(model, tiny_model_dir):
+    """With `pointer_variants` a pair's key also goes into the rows of its next token's variants,
+    weighed by its kind's weight λ_k (and counted so for the centring): at λ = 0 the factors are
+    those of the path without; unbound to a tokenizer the path refuses to guess."""
+    from transformers import AutoTokenizer
+    from vllm_d2l.token_variants import variant_table
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    kw = dict(pointer_rank=3, memory_read="ridge", write_gate=True)
+    net = token_net(model.config, pointer_variants=True, **kw).open_(seed=3)
+    net.train()
+    plain = token_net(model.config, **kw)
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if k != "pointer_variant_gain"})
+    plain.train()
+    enc, mask = encode(model, net)
+    with pytest.raises(RuntimeError, match="bind_tokenizer"):
+        net.batch_factors(enc, mask, [0, 1], 2)
+    net.bind_tokenizer(tok)
+    with torch.no_grad():
+        net.pointer_write.normal_()
+        plain.pointer_write.copy_(net.pointer_write)
+        for n in (net, plain):
+            n.pointer_gain.fill_(1.3)
+        torch.testing.assert_close(net.batch_factors(enc, mask, [0, 1], 2)["lm_head"][1],
+                                   plain.batch_factors(enc, mask, [0, 1], 2)["lm_head"][1])
+        lam = torch.tensor([0.5, -0.3, 0.8])
+        net.pointer_variant_gain.copy_(lam)
+        a, b = net.batch_factors(enc, mask, [0, 1], 2)["lm_head"]
+    table = variant_table(tok, model.config.vocab_size)
+    ids = random_ids()
+    assert (table[ids[:, 1:]] >= 0).any()  # the random documents do hold tokens with variants
+    z_all = model.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+    x = torch.randn(5, model.config.hidden_size)
+    for d, n_tok in enumerate((12, 9)):
+        z = z_all[d, :n_tok - 1].float() / net.pointer_rms
+        g = 2 * torch.sigmoid(z @ net.pointer_write + net.pointer_write_bias)
+        keys = (z @ net.pointer_key.T / 3 ** 0.5).detach()
+        g = g.detach()
+        entries = [(int(v), float(g[t]), keys[t]) for t, v in enumerate(ids[d, 1:n_tok])]  # (row, weight, key)
+        entries += [(int(table[v, k]), float(lam[k] * g[t]), keys[t]) for t, v in enumerate(ids[d, 1:n_tok])
+                    for k in range(3) if table[v, k] >= 0]
+        mean = sum(w * key for _, w, key in entries) / sum(w for _, w, _ in entries)
+        q = (x / net.pointer_rms) @ net.pointer_key.T
+        direct = torch.zeros(5, model.config.vocab_size)
+        for row, w, key in entries:
+            direct[:, row] += 1.3 * w * (q @ (key - mean))
+        torch.testing.assert_close(x @ a[d].T @ b[d].T, direct.detach(), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ModelMismatch, match="pointer_rank"):
+        token_net(model.config, pointer_variants=True)

@@ -723,6 +723,22 @@ def test_a_branch_switches_the_copy_paths_embedding_keys_on_over_a_trained_copy_
     assert branch.net.pointer_key_own.any() and branch.net.pointer_key_embed.any()
 
 
+def test_a_branch_switches_the_copy_paths_spelling_variants_on_over_a_trained_copy_path(tiny_model_dir, tmp_path):
+    """`pointer_variants` over a run that has the copy path: the variants' three weights start at
+    zero in a group of their own (at the gain's rate), the trainer binds the tokenizer, the first
+    step computes what the parent's does, and from then on the weights learn."""
+    net = {"kind": "token", "key_dim": 4, "bias_rank": 2, "memory_read": "ridge", "write_gate": True, "pointer_rank": 2}
+    parent = Trainer(config(tmp_path / "p", tiny_model_dir, steps=6, hypernet=net, pointer_gain_lr_mult=30.0))
+    parent.run(progress=False, until=3)
+    branch = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6, hypernet={**net, "pointer_variants": True},
+                            branch_from=str(tmp_path / "p" / "run" / "checkpoint"), pointer_gain_lr_mult=30.0))
+    assert branch.step == 3 and branch.opt.param_groups[-1]["name"] == "pointer_variants"
+    assert branch.opt.param_groups[-1]["lr_mult"] == 30.0
+    assert branch.net.variants_bound and not branch.net.pointer_variant_gain.any()
+    assert branch.train_step()["ce"] == pytest.approx(parent.train_step()["ce"], rel=1e-5)
+    assert branch.net.pointer_variant_gain.any()
+
+
 def test_a_branch_to_the_whitened_read_puts_its_new_groups_after_the_saved_ones(tiny_model_dir, tmp_path):
     """The whitening strengths and the write gate sit ahead of the value map and the always-on block
     in the network, so their groups would come first by order of appearance: a branch of a plain-sum

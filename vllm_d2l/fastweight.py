@@ -44,7 +44,10 @@ With `pointer_rank` k_p a copy path joins them, a LoRA on `lm_head` (see `Hypern
 so a reply state that matches a stored state raises the logit of the token that followed it there,
 and of no other token. With `pointer_embed` the keys have their own maps and read token t's
 embedding too, a_t = ((P + P_own) z~_t + P_emb e~_t) / sqrt(k_p) (e~ RMS-normalised), the query
-unchanged: a key then says which token it was stored at, not only what was expected next. Its memory is that [vocab, k_p] sum (with the tokens' weighed counts and
+unchanged: a key then says which token it was stored at, not only what was expected next.
+With `pointer_variants` each pair is also added into the rows of token t+1's spelling variants
+(`token_variants`: " x" -> "x", "Talk" -> " Talk", ")," -> ")"), by a learned weight per kind of
+variant, so a label shown mid-sentence can open a line. Its memory is that [vocab, k_p] sum (with the tokens' weighed counts and
 keys, for the centring); documents and chunks still combine by adding.
 
 With `write_gate` every token's terms (and its count in n) are weighed by g_t = 2 sigmoid(u . m~_t
@@ -58,6 +61,7 @@ import torch
 import torch.nn as nn
 
 from .hypernet import HypernetBase, HypernetConfig
+from .token_variants import KINDS as VARIANT_KINDS, variant_table
 from .lora import HEAD, module_path
 
 
@@ -118,10 +122,22 @@ class FastWeightNet(HypernetBase):
             if c.pointer_embed:  # the keys' own maps, of the final state and of the token's embedding: zero
                 self.pointer_key_own = nn.Parameter(torch.zeros(c.pointer_rank, hidden))
                 self.pointer_key_embed = nn.Parameter(torch.zeros(c.pointer_rank, hidden))
+            if c.pointer_variants:  # each kind of spelling variant's weight (zero: none) and the variants'
+                # ids, which come from the tokenizer (`bind_tokenizer`), not the checkpoint: -1 until bound
+                self.pointer_variant_gain = nn.Parameter(torch.zeros(len(VARIANT_KINDS)))
+                self.register_buffer("pointer_variant_ids", torch.full((c.base_vocab_size, len(VARIANT_KINDS)), -1),
+                                     persistent=False)
+                self.variants_bound = False
 
     @property
     def capture(self) -> list[str]:
         return [p for m in self.config.target_modules for p in self.paths[m]]
+
+    def bind_tokenizer(self, tokenizer) -> None:
+        if self.config.pointer_variants:
+            table = variant_table(tokenizer, self.config.base_vocab_size)
+            self.pointer_variant_ids.copy_(table.to(self.pointer_variant_ids.device))
+            self.variants_bound = True
 
     @torch.no_grad()
     def calibrate_(self, enc, mask: torch.Tensor) -> None:
@@ -192,10 +208,23 @@ class FastWeightNet(HypernetBase):
         keys = keys * (w / c.pointer_rank ** 0.5)[..., None]  # weighed
         n, t = nxt.shape
         vocab = c.base_vocab_size
-        rows = (nxt + torch.arange(n, device=nxt.device)[:, None] * vocab).reshape(-1)  # [N*(T-1)]
+        offset = torch.arange(n, device=nxt.device)[:, None] * vocab  # [N, 1]: each document's rows
+        rows = (nxt + offset).reshape(-1)  # [N*(T-1)]
         p = keys.new_zeros(n * vocab, c.pointer_rank).index_add(0, rows, keys.reshape(n * t, -1))
         pc = w.new_zeros(n * vocab).index_add(0, rows, w.reshape(-1))
-        return {"P": p.view(n, vocab, -1), "pc": pc.view(n, vocab), "pk": keys.sum(1)}
+        pk = keys.sum(1)
+        if c.pointer_variants:  # each pair again, into its token's variants' rows, by each kind's weight
+            if not self.variants_bound:
+                raise RuntimeError("this copy path raises spelling variants, which come from the base model's "
+                                   "tokenizer: call bind_tokenizer(tokenizer) first")
+            var = self.pointer_variant_ids[nxt]  # [N, T-1, K]
+            lam = self.pointer_variant_gain * (var >= 0)  # [N, T-1, K]: 0 where a token has no such variant
+            vrows = (var.clamp_min(0) + offset[..., None]).reshape(-1)  # [N*(T-1)*K]
+            vkeys = keys[..., None, :] * lam[..., None]  # [N, T-1, K, k_p]
+            p = p.index_add(0, vrows, vkeys.reshape(vrows.numel(), -1))
+            pc = pc.index_add(0, vrows, (w[..., None] * lam).reshape(-1))
+            pk = pk + vkeys.sum((1, 2))
+        return {"P": p.view(n, vocab, -1), "pc": pc.view(n, vocab), "pk": pk}
 
     def pointer_factors(self, mem: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The copy path's LoRA on the head from D summed memories: A [k_p, H], B [D, V, k_p]."""

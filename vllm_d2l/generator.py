@@ -110,6 +110,7 @@ class Generator:
                  guidance: float = 1.0):
         hypernet.config.check_base_model(model.config)
         self.model, self.tokenizer, self.hypernet = model, tokenizer, hypernet.eval()
+        hypernet.bind_tokenizer(tokenizer)
         self.encoder = Encoder(model, hypernet.config.source_layers, hypernet.capture)
         self.base_model_name = base_model_name
         self.fingerprint = fingerprint

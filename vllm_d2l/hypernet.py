@@ -152,6 +152,13 @@ class HypernetConfig:
     # reply's state at "Holy" raised " gu" (+1.4) hardly more than '!"' (+1.2) and "am" (+1.1),
     # and at "ole" the path raised "ac" above "ole": it knew the phrase, not the place in it.
     pointer_embed: bool = False
+    # with `pointer_rank`: a stored pair also raises its token's spelling variants
+    # (`token_variants.KINDS`: without its leading space, with one, without a closing "," or "."),
+    # each kind by a learned weight that starts at zero (the path without them). Why: a byte-level
+    # BPE spells a label or a word apart after a space and where a line starts, so a description's
+    # " x)," could never be copied into the "x)" that opens a list: told "Mark the lines of your
+    # list x), y), z).", every 10400 adapter opened its lists with "*" or "a".
+    pointer_variants: bool = False
 
     def adapter_rank(self, chunks: int = 1) -> int:
         """Rank of a document's adapter: Perceiver chunks concatenate along rank; the token kind's
@@ -244,6 +251,8 @@ class HypernetConfig:
                                     f"rows before its always-on block), base_vocab_size={self.base_vocab_size}")
             if self.pointer_embed and not self.pointer_rank:
                 raise ModelMismatch("pointer_embed reads keys for the copy path: it needs pointer_rank")
+            if self.pointer_variants and not self.pointer_rank:
+                raise ModelMismatch("pointer_variants widens the copy path: it needs pointer_rank")
             if self.pooled_rank < 0 or self.pooled_basis < 1:
                 raise ModelMismatch(f"bad pooled block pooled_rank={self.pooled_rank}, pooled_basis={self.pooled_basis}")
             if len(self.target_modules) != 1:
@@ -312,6 +321,10 @@ class HypernetBase(nn.Module):
 
     def calibrate_(self, enc, mask) -> None:
         """Set data-dependent scales from a first batch (kinds that need none ignore it)."""
+
+    def bind_tokenizer(self, tokenizer) -> None:
+        """Take what the network needs of the base model's tokenizer (kinds that need none ignore
+        it). Whoever pairs a network with its base model calls this: the generator and the trainer."""
 
     def document_factors(self, parts: list[tuple]) -> dict:
         """Adapters of several documents, each given as its own encoded chunks `(Encoded [n_i, .., T_i],

@@ -113,7 +113,8 @@ READING = ("chunk_overlap",)
 # switches that add a part starting as a no-op (the network without it, exactly: the pooled block's
 # mixing map, like the others' tensors, starts at zero): a config may turn one on over a snapshot
 # taken without it, as a resumed run may over its own checkpoint
-SWITCHES = ("write_gate", "own_write_keys", "value_embed", "pooled_rank", "pointer_rank", "pointer_embed")
+SWITCHES = ("write_gate", "own_write_keys", "value_embed", "pooled_rank", "pointer_rank", "pointer_embed",
+            "pointer_variants")
 
 
 def load_snapshot(folder: Path, net: Hypernet) -> int:

@@ -280,7 +280,8 @@ class TrainConfig:
     ridge_lr_mult: float = 1.0  # the token kind's whitening strengths' rate (memory_read: ridge)
     # the copy path's gain (`hypernet.pointer_rank`), relative to lr: one number that starts at zero,
     # which Adam moves by about the rate a step, so at the base rate the path would take thousands of
-    # steps to open (a matched state raises its token by gain * sqrt(pointer_rank) nats)
+    # steps to open (a matched state raises its token by gain * sqrt(pointer_rank) nats); the weights
+    # of `hypernet.pointer_variants`, three numbers that start at zero too, train at the same rate
     pointer_gain_lr_mult: float = 30.0
     # the copy path's key maps of `hypernet.pointer_embed`, relative to lr: they start at zero beside a
     # trained P whose entries are about 0.03, which the base rate (3e-4 a step) reaches in 100 steps

@@ -47,6 +47,8 @@ def group_of(name: str, p: torch.nn.Parameter) -> str:
         return "pointer_gain"
     if name in ("pointer_key_own", "pointer_key_embed"):  # its keys' own maps, switched on later still
         return "pointer_embed"
+    if name == "pointer_variant_gain":  # the weights of its tokens' spelling variants, switched on later again
+        return "pointer_variants"
     if name.startswith("pointer_"):  # and the rest of it
         return "pointer"
     if name.startswith("bias_"):
@@ -92,6 +94,7 @@ class Trainer:
             hcfg = HypernetConfig.for_base_model(self.model.config, base_model=model_dir.name, **cfg.hypernet)
             self.net = build(hcfg)
         self.net.to(self.device).train()
+        self.net.bind_tokenizer(self.tok)
         if cfg.train_overlap and not self.net.config.chunk_overlap:
             raise ValueError("train_overlap reads chunks behind the hypernetwork's chunk_overlap tokens, "
                              "which is 0: set hypernet.chunk_overlap (a token-kind field)")
@@ -138,7 +141,7 @@ class Trainer:
                 "embed_value": (cfg.value_lr_mult if cfg.embed_value_lr_mult is None else cfg.embed_value_lr_mult,
                                 cfg.weight_decay),
                 "pointer": (1.0, 0.0), "pointer_gain": (cfg.pointer_gain_lr_mult, 0.0),
-                "pointer_embed": (cfg.pointer_embed_lr_mult, 0.0), "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
+                "pointer_embed": (cfg.pointer_embed_lr_mult, 0.0), "pointer_variants": (cfg.pointer_gain_lr_mult, 0.0), "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
 
     def param_groups(self, first: tuple[str, ...] | list[str] = ()) -> list[dict]:
         """Optimizer groups, those named in `first` (a checkpoint's, in its order) ahead of the rest:
