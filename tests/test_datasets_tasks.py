@@ -1097,3 +1097,38 @@ def test_open_labels_draw_styles_of_their_own_without_digits_and_change_no_other
         if style not in fixed:
             opened.add(style)
     assert len(opened) >= 5
+
+
+def test_shifted_labels_count_from_letters_only_the_description_names():
+    """With `shifted_labels` a share of the open styles counts from another Latin letter ("k), l),
+    m)"): never from a, i, x, y or z, never a digit; a list stops at "z"; every target continues
+    the description's labels; and with the share at 0 every record is the open labels' own."""
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.datasets.tasks import load_replies, make_record
+
+    assert tasks.label("k)", 3) == "m)" and tasks.label("[P]", 2) == "[Q]" and tasks._capacity("w)") == 4
+    assert tasks._capacity("(I)") == tasks._capacity("§α") == tasks._MAX_LABELLED
+    styles = {tasks._open_style(random.Random(s), shifted=True) for s in range(3000)}
+    starts = {next(c for c in st if c.isalpha()) for st in styles}
+    assert len(starts) == 42 and not starts & set("aAiIxXyYzZ") and not any(c.isdigit() for st in styles for c in st)
+    assert tasks.LABELLED.check("w) one\nx) two\ny) three\nz) four", {"style": "w)"})
+    assert not tasks.LABELLED.check("w) one\nx) two\ny) three\nz) four\n{) five", {"style": "w)"})
+    long = "First. Second. Third. Fourth. Fifth. Sixth. Seventh."
+    assert tasks.LABELLED.comply(long, {"style": "v."}).splitlines()[-1].startswith("z. ")
+    replies = load_replies(None, more_questions=True)
+    kw = dict(extra=True, composed=True, open_params=True, free_phrases=True, pairs=True, labels=True, open_labels=True)
+    shifted = 0
+    for index in range(1200):
+        on, off = make_record(2, index, replies, shifted_labels=0.5, **kw), make_record(2, index, replies, **kw)
+        assert make_record(2, index, replies, shifted_labels=0.0, **kw) == off
+        if on["genre"] != "task:labelled":  # a lettered partner carries its labelled neighbour's values, unused
+            assert {**on, "params": {}} == {**off, "params": {}}
+            continue
+        style = on["params"]["style"]
+        assert tasks.label(style, 1) in on["text"] and tasks.label(style, 2) in on["text"]
+        assert all(tasks.LABELLED.check(q["a"], on["params"]) and q["a"].startswith(tasks.label(style, 1) + " ")
+                   for q in on["qa"])
+        shifted += next(c for c in style if c.isalpha()) in tasks._SHIFT_STARTS + tasks._SHIFT_STARTS.upper()
+    assert shifted >= 5
+    with pytest.raises(ValueError, match="open_labels"):
+        make_record(2, 0, replies, shifted_labels=0.5)

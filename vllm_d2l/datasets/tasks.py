@@ -996,30 +996,53 @@ _OPEN_LABELS: contextvars.ContextVar[random.Random | None] = contextvars.Context
 _open_labels = functools.partial(_drawing, _OPEN_LABELS)
 
 
-def _open_style(rng: random.Random) -> str:
-    """A label style of a counter and a wrapping: "§α", "<I>", "a -"; never "a)" or an eval style."""
-    while (style := rng.choice(_OPEN_WRAPS).format(rng.choice(_OPEN_COUNTERS))) in ("a)", *_LABEL_STYLES["eval"]):
+# Shifted labels (`task_shifted_labels`). At 10460 the open styles' first marks were written (a
+# list told "<α>, <β>, <γ>" opened with "<" 94 % of the time), but only as members of a set learnt
+# by heart: five counters, each starting at its first letter. Told "x), y), z)" every adapter still
+# opened with "a". Here a share of the open styles counts from another Latin letter ("k), l), m)",
+# "[P], [Q], [R]"), 42 first marks that only the description names. Never from "a" or "i" (their
+# own counters), nor from "x", "y" or "z", which stay unseen for probing; still no digit.
+_SHIFT_STARTS = "bcdefghjklmnopqrstuvw"
+for _letter in _SHIFT_STARTS + _SHIFT_STARTS.upper():
+    _COUNTERS[_letter] = lambda i, start=_letter: chr(ord(start) + i - 1)
+_SHIFTED_LABELS: contextvars.ContextVar[float] = contextvars.ContextVar("d2l_task_shifted_labels", default=0.0)
+_shifted_labels = functools.partial(_drawing, _SHIFTED_LABELS)
+
+
+def _capacity(style: str) -> int:
+    """How many items a style can label: a shifted counter stops at "z" ("w)" labels four)."""
+    counter = next(c for c in style if c in _COUNTERS)
+    if counter in _SHIFT_STARTS + _SHIFT_STARTS.upper():
+        return min(_MAX_LABELLED, ord("z") - ord(counter.lower()) + 1)
+    return _MAX_LABELLED
+
+
+def _open_style(rng: random.Random, shifted: bool = False) -> str:
+    """A label style of a counter and a wrapping: "§α", "<I>", "a -" (shifted: "k)", "[P]"); never
+    "a)" or an eval style."""
+    counters = _SHIFT_STARTS + _SHIFT_STARTS.upper() if shifted else _OPEN_COUNTERS
+    while (style := rng.choice(_OPEN_WRAPS).format(rng.choice(counters))) in ("a)", *_LABEL_STYLES["eval"]):
         pass
     return style
 
 
 def _labels_draw(rng: random.Random, split: str) -> dict:
     style = rng.choice(_pool(_LABEL_STYLES, split))
-    own = _OPEN_LABELS.get()
+    own, shift = _OPEN_LABELS.get(), _SHIFTED_LABELS.get()
     if own is not None and split != "eval" and own.random() < OPEN_LABEL_SHARE:
-        style = _open_style(own)
+        style = _open_style(own, shifted=bool(shift) and own.random() < shift)
     return {"style": style, **{f"l{i}": label(style, i) for i in (1, 2, 3)}}
 
 
 def _labelled_check(r: str, p: dict) -> bool:
     lines = _lines(r)
-    return 2 <= len(lines) <= _MAX_LABELLED and all(
+    return 2 <= len(lines) <= _capacity(p["style"]) and all(
         l.startswith(label(p["style"], i) + " ") and _words(l[len(label(p["style"], i)):])
         for i, l in enumerate(lines, 1))
 
 
 def _labelled_comply(r: str, p: dict) -> str:
-    items = [l[2:] for l in _bullets_comply(r, p).splitlines()][:_MAX_LABELLED]
+    items = [l[2:] for l in _bullets_comply(r, p).splitlines()][:_capacity(p["style"])]
     return "\n".join(f"{label(p['style'], i)} {s}" for i, s in enumerate(items, 1))
 
 
@@ -1650,7 +1673,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 null_pairs: bool = False, exclamations: float = 0.0, stub_keys: float = 0.0,
                 stub_pool: tuple[str, ...] = (), negations: float = 0.0, affirmations: float = 0.0,
                 dropout: float = 0.0, avoid_tidy: bool = False, digits: float = 0.0,
-                answer_cuts: bool = False, open_labels: bool = False,
+                answer_cuts: bool = False, open_labels: bool = False, shifted_labels: float = 0.0,
                 family_weights: dict[str, float] | None = None) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
@@ -1690,19 +1713,23 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     a free phrase with a number in it (`_digit_phrase`), and this share of training descriptions
     has a sentence with a number about the setting beside it (`with_fact`), each drawn by a
     generator of its own. `answer_cuts`: `_record`'s `cut_answers`. `open_labels` (with `labels`):
-    half the labelled lists' styles are open ones (`_open_style`), drawn by a generator of its own.
+    half the labelled lists' styles are open ones (`_open_style`), drawn by a generator of its own;
+    `shifted_labels` (with `open_labels`): this share of those counts from another letter ("k), l), m)").
     `family_weights` (instead of `families`): the family is drawn with these probabilities
     (`training.balance`), from the same generator as before."""
     if stub_keys and not stub_pool:
         raise ValueError("stub_keys needs a stub_pool (`stub_words(tokenizer)`)")
     if negations and not pairs:
         raise ValueError("negations are minimal pairs' partners: they need pairs")
+    if shifted_labels and not open_labels:
+        raise ValueError("shifted_labels are open label styles: they need open_labels")
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     draw = {"composed": composed, "open_params": open_params, "wide": wide, "extra": extra, "near_miss": near_miss,
             "free_phrases": free_phrases, "labels": labels}
     with (_wide_words(random.Random(f"d2l-task-wide:{seed}:{first}") if wide_words else None),
-          _open_labels(random.Random(f"d2l-task-labels:{seed}:{first}") if open_labels else None)):
+          _open_labels(random.Random(f"d2l-task-labels:{seed}:{first}") if open_labels else None),
+          _shifted_labels(shifted_labels)):
         if family_weights:
             family = rng.choices(list(family_weights), list(family_weights.values()))[0]
         else:

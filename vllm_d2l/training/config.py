@@ -161,6 +161,9 @@ class TrainConfig:
     # ("<I>", "§α"; `datasets.tasks._open_style`): with fourteen styles the adapters wrote the nearest
     # trained style for any other. off: as before
     task_open_labels: bool = False
+    # with task_open_labels, this share of the open styles counts from another Latin letter ("k), l),
+    # m)"), so that only the description says where a list starts (`datasets.tasks._SHIFT_STARTS`)
+    task_shifted_labels: float = 0.0
     # this share of the stream's family draws follows each family's running miss rate on its edit
     # tokens, the rest uniform (`training.balance`: a rule learnt takes fewer records than one still
     # missed); `task_balance_decay` is the rate's per-observation decay. 0: every family equally

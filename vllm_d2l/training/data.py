@@ -220,6 +220,7 @@ class RecordStream:
                                              affirmations=cfg.task_affirmations, dropout=cfg.task_dropout,
                                              avoid_tidy=cfg.task_avoid_tidy, digits=cfg.task_digits,
                                              answer_cuts=cfg.task_answer_cuts, open_labels=cfg.task_open_labels,
+                                             shifted_labels=cfg.task_shifted_labels,
                                              family_weights=self.balance.weights() if self.balance else None)
 
     @staticmethod
