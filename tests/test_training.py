@@ -735,8 +735,10 @@ def test_a_branch_switches_the_copy_paths_spelling_variants_on_over_a_trained_co
     assert branch.step == 3 and branch.opt.param_groups[-1]["name"] == "pointer_variants"
     assert branch.opt.param_groups[-1]["lr_mult"] == 30.0
     assert branch.net.variants_bound and not branch.net.pointer_variant_gain.any()
-    assert branch.train_step()["ce"] == pytest.approx(parent.train_step()["ce"], rel=1e-5)
-    assert branch.net.pointer_variant_gain.any()
+    row = branch.train_step()
+    assert row["ce"] == pytest.approx(parent.train_step()["ce"], rel=1e-5)
+    assert branch.net.pointer_variant_gain.any()  # the weights learn, and each step logs them
+    assert [row[f"variant_{k}"] for k in ("unspaced", "spaced", "unpunctuated")] == branch.net.pointer_variant_gain.tolist()
 
 
 def test_a_branch_to_the_whitened_read_puts_its_new_groups_after_the_saved_ones(tiny_model_dir, tmp_path):

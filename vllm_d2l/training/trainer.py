@@ -25,6 +25,7 @@ from ..base_model import ensure_default_model, load_model_and_tokenizer
 from ..datasets import corpora
 from ..encoder import Encoded, Encoder, pack_chunks, read_behind
 from ..hypernet import HypernetBase, HypernetConfig, build
+from ..token_variants import KINDS as VARIANT_KINDS
 from . import checkpoint, scoring
 from .averaging import WeightAverage
 from .config import TrainConfig
@@ -372,6 +373,8 @@ class Trainer:
         totals["gate"] = (gate if gate is not None else self.net.gain).detach().abs().mean().item()
         if getattr(self.net.config, "pointer_rank", 0):  # how far the copy path has opened
             totals["pointer_gain"] = self.net.pointer_gain.item()
+            if self.net.config.pointer_variants:  # and how far each kind of spelling variant has
+                totals |= {f"variant_{k}": v for k, v in zip(VARIANT_KINDS, self.net.pointer_variant_gain.tolist())}
         return totals
 
     @torch.no_grad()
