@@ -707,38 +707,29 @@ def test_a_branch_adds_parts_and_keeps_the_parents_optimizer_step_and_data(tiny_
                        hypernet={switch: type(value)() for switch, value in list(part.items())[:1]}))
 
 
-def test_a_branch_switches_the_copy_paths_embedding_keys_on_over_a_trained_copy_path(tiny_model_dir, tmp_path):
-    """`pointer_embed` over a run that has the copy path: its two key maps start at zero in a group
-    of their own after the saved ones (at `pointer_embed_lr_mult`), the first step computes what
-    the parent's does, and from then on the maps learn."""
+@pytest.mark.parametrize("switch, rates, lr_mult, new", [
+    ("pointer_embed", {"pointer_embed_lr_mult": 4.0}, 4.0, ("pointer_key_own", "pointer_key_embed")),
+    ("pointer_variants", {}, 30.0, ("pointer_variant_gain",))])
+def test_a_branch_switches_a_copy_path_part_on_over_a_trained_copy_path(tiny_model_dir, tmp_path, switch, rates,
+                                                                           lr_mult, new):
+    """`pointer_embed` (the keys' own maps) or `pointer_variants` (the spelling variants' weights)
+    over a run that has the copy path: the new part starts at zero in a group of its own after the
+    saved ones, at its rate, the first step computes what the parent's does, and from then on the
+    part learns (the variants' weights are logged each step; the trainer binds the tokenizer)."""
     net = {"kind": "token", "key_dim": 4, "bias_rank": 2, "memory_read": "ridge", "write_gate": True, "pointer_rank": 2}
     parent = Trainer(config(tmp_path / "p", tiny_model_dir, steps=6, hypernet=net, pointer_gain_lr_mult=30.0))
     parent.run(progress=False, until=3)
-    branch = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6, hypernet={**net, "pointer_embed": True},
-                            branch_from=str(tmp_path / "p" / "run" / "checkpoint"), pointer_embed_lr_mult=4.0))
-    assert branch.step == 3 and branch.opt.param_groups[-1]["name"] == "pointer_embed"
-    assert branch.opt.param_groups[-1]["lr_mult"] == 4.0
-    assert not branch.net.pointer_key_own.any() and not branch.net.pointer_key_embed.any()
-    assert branch.train_step()["ce"] == pytest.approx(parent.train_step()["ce"], rel=1e-5)
-    assert branch.net.pointer_key_own.any() and branch.net.pointer_key_embed.any()
-
-
-def test_a_branch_switches_the_copy_paths_spelling_variants_on_over_a_trained_copy_path(tiny_model_dir, tmp_path):
-    """`pointer_variants` over a run that has the copy path: the variants' three weights start at
-    zero in a group of their own (at the gain's rate), the trainer binds the tokenizer, the first
-    step computes what the parent's does, and from then on the weights learn."""
-    net = {"kind": "token", "key_dim": 4, "bias_rank": 2, "memory_read": "ridge", "write_gate": True, "pointer_rank": 2}
-    parent = Trainer(config(tmp_path / "p", tiny_model_dir, steps=6, hypernet=net, pointer_gain_lr_mult=30.0))
-    parent.run(progress=False, until=3)
-    branch = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6, hypernet={**net, "pointer_variants": True},
-                            branch_from=str(tmp_path / "p" / "run" / "checkpoint"), pointer_gain_lr_mult=30.0))
-    assert branch.step == 3 and branch.opt.param_groups[-1]["name"] == "pointer_variants"
-    assert branch.opt.param_groups[-1]["lr_mult"] == 30.0
-    assert branch.net.variants_bound and not branch.net.pointer_variant_gain.any()
+    branch = Trainer(config(tmp_path / "b", tiny_model_dir, steps=6, hypernet={**net, switch: True},
+                            branch_from=str(tmp_path / "p" / "run" / "checkpoint"), pointer_gain_lr_mult=30.0, **rates))
+    assert branch.step == 3 and branch.opt.param_groups[-1]["name"] == switch
+    assert branch.opt.param_groups[-1]["lr_mult"] == lr_mult
+    assert not any(getattr(branch.net, n).any() for n in new)
     row = branch.train_step()
     assert row["ce"] == pytest.approx(parent.train_step()["ce"], rel=1e-5)
-    assert branch.net.pointer_variant_gain.any()  # the weights learn, and each step logs them
-    assert [row[f"variant_{k}"] for k in ("unspaced", "spaced", "unpunctuated")] == branch.net.pointer_variant_gain.tolist()
+    assert all(getattr(branch.net, n).any() for n in new)
+    if switch == "pointer_variants":
+        assert branch.net.variants_bound
+        assert [row[f"variant_{k}"] for k in ("unspaced", "spaced", "unpunctuated")] == branch.net.pointer_variant_gain.tolist()
 
 
 def test_a_branch_to_the_whitened_read_puts_its_new_groups_after_the_saved_ones(tiny_model_dir, tmp_path):
