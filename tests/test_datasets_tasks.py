@@ -1128,7 +1128,7 @@ def test_shifted_labels_count_from_letters_only_the_description_names():
         assert tasks.label(style, 1) in on["text"] and tasks.label(style, 2) in on["text"]
         assert all(tasks.LABELLED.check(q["a"], on["params"]) and q["a"].startswith(tasks.label(style, 1) + " ")
                    for q in on["qa"])
-        shifted += next(c for c in style if c.isalpha()) in tasks._SHIFT_STARTS + tasks._SHIFT_STARTS.upper()
+        shifted += next(c for c in style if c.isalpha()) in tasks._SHIFT_COUNTERS
     assert shifted >= 5
     with pytest.raises(ValueError, match="open_labels"):
         make_record(2, 0, replies, shifted_labels=0.5)

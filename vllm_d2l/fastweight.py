@@ -47,8 +47,9 @@ embedding too, a_t = ((P + P_own) z~_t + P_emb e~_t) / sqrt(k_p) (e~ RMS-normali
 unchanged: a key then says which token it was stored at, not only what was expected next.
 With `pointer_variants` each pair is also added into the rows of token t+1's spelling variants
 (`token_variants`: " x" -> "x", "Talk" -> " Talk", ")," -> ")"), by a learned weight per kind of
-variant, so a label shown mid-sentence can open a line. Its memory is that [vocab, k_p] sum (with the tokens' weighed counts and
-keys, for the centring); documents and chunks still combine by adding.
+variant, so a label shown mid-sentence can open a line.
+Its memory is that [vocab, k_p] sum (with the tokens' weighed counts and keys, for the centring);
+documents and chunks still combine by adding.
 
 With `write_gate` every token's terms (and its count in n) are weighed by g_t = 2 sigmoid(u . m~_t
 + c), read from the same input as its key: the memory becomes a weighted one, chunks still sum.
@@ -61,8 +62,8 @@ import torch
 import torch.nn as nn
 
 from .hypernet import HypernetBase, HypernetConfig
-from .token_variants import KINDS as VARIANT_KINDS, variant_table
 from .lora import HEAD, module_path
+from .token_variants import KINDS as VARIANT_KINDS, variant_table
 
 
 def rms_normed(x: torch.Tensor) -> torch.Tensor:

@@ -1003,7 +1003,8 @@ _open_labels = functools.partial(_drawing, _OPEN_LABELS)
 # "[P], [Q], [R]"), 42 first marks that only the description names. Never from "a" or "i" (their
 # own counters), nor from "x", "y" or "z", which stay unseen for probing; still no digit.
 _SHIFT_STARTS = "bcdefghjklmnopqrstuvw"
-for _letter in _SHIFT_STARTS + _SHIFT_STARTS.upper():
+_SHIFT_COUNTERS = _SHIFT_STARTS + _SHIFT_STARTS.upper()
+for _letter in _SHIFT_COUNTERS:
     _COUNTERS[_letter] = lambda i, start=_letter: chr(ord(start) + i - 1)
 _SHIFTED_LABELS: contextvars.ContextVar[float] = contextvars.ContextVar("d2l_task_shifted_labels", default=0.0)
 _shifted_labels = functools.partial(_drawing, _SHIFTED_LABELS)
@@ -1012,7 +1013,7 @@ _shifted_labels = functools.partial(_drawing, _SHIFTED_LABELS)
 def _capacity(style: str) -> int:
     """How many items a style can label: a shifted counter stops at "z" ("w)" labels four)."""
     counter = next(c for c in style if c in _COUNTERS)
-    if counter in _SHIFT_STARTS + _SHIFT_STARTS.upper():
+    if counter in _SHIFT_COUNTERS:
         return min(_MAX_LABELLED, ord("z") - ord(counter.lower()) + 1)
     return _MAX_LABELLED
 
@@ -1020,7 +1021,7 @@ def _capacity(style: str) -> int:
 def _open_style(rng: random.Random, shifted: bool = False) -> str:
     """A label style of a counter and a wrapping: "§α", "<I>", "a -" (shifted: "k)", "[P]"); never
     "a)" or an eval style."""
-    counters = _SHIFT_STARTS + _SHIFT_STARTS.upper() if shifted else _OPEN_COUNTERS
+    counters = _SHIFT_COUNTERS if shifted else _OPEN_COUNTERS
     while (style := rng.choice(_OPEN_WRAPS).format(rng.choice(counters))) in ("a)", *_LABEL_STYLES["eval"]):
         pass
     return style
