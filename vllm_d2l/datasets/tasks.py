@@ -973,9 +973,14 @@ _LABEL_STYLES = {"train": ["a.", "(a)", "[a]", "a:", "A)", "A.", "(A)", "i.", "i
 _MAX_LABELLED = 26
 
 
+def _counter(style: str) -> str:
+    """The character of a style that counts: "(i)" -> "i"."""
+    return next(c for c in style if c in _COUNTERS)
+
+
 def label(style: str, i: int) -> str:
     """The `i`-th label (from 1) of a style: label("(i)", 3) == "(iii)"."""
-    counter = next(c for c in style if c in _COUNTERS)
+    counter = _counter(style)
     return style.replace(counter, _COUNTERS[counter](i), 1)
 
 
@@ -1012,7 +1017,7 @@ _shifted_labels = functools.partial(_drawing, _SHIFTED_LABELS)
 
 def _capacity(style: str) -> int:
     """How many items a style can label: a shifted counter stops at "z" ("w)" labels four)."""
-    counter = next(c for c in style if c in _COUNTERS)
+    counter = _counter(style)
     if counter in _SHIFT_COUNTERS:
         return min(_MAX_LABELLED, ord("z") - ord(counter.lower()) + 1)
     return _MAX_LABELLED
