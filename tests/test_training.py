@@ -1292,6 +1292,15 @@ def test_a_scorer_process_writes_the_rows_and_best_snapshot_the_trainer_would(ti
     assert [r["step"] for r in trainer._log_rows() if "heldout_ce" in r] == [2, 4, 6]
     assert not any((tmp_path / "True" / "run" / scoring.PENDING).iterdir())
 
+    # a trainer restarted while its scorer still runs starts a second one on the same folder: the
+    # step is scored and logged once, and neither scorer fails
+    trainer.step = 8
+    folder = scoring.write_pending(trainer)
+    scorers = [scoring.spawn(trainer.out, [folder]) for _ in range(2)]
+    assert [s.wait() for s in scorers] == [0, 0]
+    assert [r["step"] for r in trainer._log_rows() if "heldout_ce" in r] == [2, 4, 6, 8]
+    assert not folder.exists()
+
 
 def test_family_balance_draws_the_missed_families_more_and_resumes_with_its_rates(tiny_model_dir, tmp_path):
     """`task_balance`: each family's miss rate is a running mean of its examples' edit misses, the

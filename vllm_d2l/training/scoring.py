@@ -10,12 +10,16 @@ trainer would (`Trainer.keep_if_best`) and removes the folder.
 
 One scorer at a time, in step order: the trainer waits for the last one before it starts the next
 (when evaluations are tens of steps apart it has long finished). A run stopped with folders still
-pending has them scored when it resumes, so no evaluated step is lost with a stop.
+pending has them scored when it resumes, so no evaluated step is lost with a stop. A trainer stopped
+and restarted while its scorer still runs starts a second scorer on the same folders: each scorer
+holds the run's `scoring.lock` while it works and skips a folder the other has already scored, so no
+step is scored (and logged) twice.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import shutil
 import subprocess
@@ -85,8 +89,26 @@ def _holding(trainer, folder: Path, averaged: bool) -> Iterator[None]:
     yield
 
 
+@contextlib.contextmanager
+def _locked(run: Path) -> Iterator[None]:
+    """Hold the run's scoring lock (waiting for another scorer to let go of it)."""
+    with open(run / "scoring.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def score(cfg: TrainConfig, folders: list[Path]) -> list[dict]:
     """Score each pending folder as the trainer would have at its step; return the rows written."""
+    if not folders:
+        return []
+    with _locked(folders[0].parent.parent):  # run/pending/<step>
+        return _score(cfg, [f for f in folders if (f / "state.json").is_file()])
+
+
+def _score(cfg: TrainConfig, folders: list[Path]) -> list[dict]:
     from ..evaluation.plots import training_chart
     from .trainer import Trainer
 
