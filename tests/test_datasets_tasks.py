@@ -2,6 +2,7 @@
 it, and the splits keep held-out families, wordings, parameters and prompts out of training."""
 import random
 import re
+import unicodedata
 
 import pytest
 
@@ -1132,3 +1133,64 @@ def test_shifted_labels_count_from_letters_only_the_description_names():
     assert shifted >= 5
     with pytest.raises(ValueError, match="open_labels"):
         make_record(2, 0, replies, shifted_labels=0.5)
+
+
+def test_open_prefixes_mark_lines_with_prefixes_only_the_description_names():
+    """With `open_prefixes` a share of the line-prefix records draws a prefix of its own: hundreds
+    of them, never a digit, a bullet's mark or an evaluation prefix; the description shows it, every
+    target's lines start with it; other families and the share at 0 leave each record as it was."""
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.datasets.tasks import load_replies, make_record
+
+    prefixes = {tasks._open_prefix(random.Random(s)) for s in range(3000)}
+    assert len(prefixes) > 1000
+    assert not any(c.isdigit() or unicodedata.category(c).startswith("N") for p in prefixes for c in p)
+    assert not prefixes & {*tasks._PREFIXES["eval"], "-", "*"} and not any(p[0] in "-*" for p in prefixes)
+    replies = load_replies(None, more_questions=True)
+    kw = dict(extra=True, composed=True, open_params=True, pairs=True)
+    opened = 0
+    for index in range(80):
+        on = make_record(3, index, replies, families=["line_prefix", "bullets"], open_prefixes=0.5, **kw)
+        off = make_record(3, index, replies, families=["line_prefix", "bullets"], **kw)
+        assert make_record(3, index, replies, families=["line_prefix", "bullets"], open_prefixes=0.0, **kw) == off
+        if on["genre"] != "task:line_prefix" or on["params"] == off["params"]:
+            assert on == off
+            continue
+        symbol = on["params"]["symbol"]
+        assert symbol not in tasks._pool(tasks._PREFIXES, "train") and symbol in on["text"]
+        assert all(tasks.ALL_FAMILIES["line_prefix"].check(q["a"], on["params"]) for q in on["qa"])
+        opened += 1
+    assert opened >= 10
+
+
+def test_sequence_labels_mark_lines_with_the_descriptions_marks_in_order():
+    """With `sequence_labels` a share of the open styles is four to six different marks in no order,
+    all shown in the description: letters (never x, y, z), open words or symbols, never a digit; the
+    n-th line of every target starts with the n-th mark and a list stops at the last; with the share
+    at 0 every record is the open labels' own."""
+    from vllm_d2l.datasets import tasks
+    from vllm_d2l.datasets.tasks import load_replies, make_record
+
+    draws = [tasks._sequence_marks(random.Random(s)) for s in range(2000)]
+    assert all(4 <= len(m) <= 6 and len(set(m)) == len(m) for m in draws)
+    assert len({m[0] for m in draws}) > 500
+    assert not set("xyz") & set(tasks._SEQUENCE_LETTERS) and not any(c.isdigit() for m in draws for c in "".join(m))
+    p = {"marks": ["k)", "q)", "b)", "m)"]}
+    assert tasks.LABELLED.check("k) one\nq) two\nb) three", p)
+    assert not tasks.LABELLED.check("k) one\nl) two", p) and not tasks.LABELLED.check("k) a\nq) b\nb) c\nm) d\nn) e", p)
+    assert tasks.LABELLED.comply("First. Second. Third. Fourth. Fifth. Sixth.", p).splitlines()[-1].startswith("m) ")
+    replies = load_replies(None, more_questions=True)
+    kw = dict(extra=True, composed=True, open_params=True, free_phrases=True, pairs=True, labels=True, open_labels=True)
+    sequences = 0
+    for index in range(150):
+        on = make_record(4, index, replies, families=["labelled", "bullets"], sequence_labels=0.5, **kw)
+        off = make_record(4, index, replies, families=["labelled", "bullets"], **kw)
+        assert make_record(4, index, replies, families=["labelled", "bullets"], sequence_labels=0.0, **kw) == off
+        if on["genre"] != "task:labelled" or "marks" not in on["params"]:  # a lettered partner: values unused
+            assert {**on, "params": {}} == {**off, "params": {}} or on["genre"] == "task:labelled"
+            continue
+        marks = on["params"]["marks"]
+        assert all(m in on["text"] for m in marks)
+        assert all(tasks.LABELLED.check(q["a"], on["params"]) and q["a"].startswith(marks[0] + " ") for q in on["qa"])
+        sequences += 1
+    assert sequences >= 5

@@ -26,6 +26,7 @@ import json
 import random
 import re
 import string
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -1015,6 +1016,31 @@ _SHIFTED_LABELS: contextvars.ContextVar[float] = contextvars.ContextVar("d2l_tas
 _shifted_labels = functools.partial(_drawing, _SHIFTED_LABELS)
 
 
+# Open line prefixes (`task_open_prefixes`). Eight training symbols were learnt as a set, like the
+# label styles: the copy path never had to copy a line's first mark from the description, and at
+# 10530 "1., 2., 3." opened with "1" 0.1 % of the time. Here a share of the line-prefix records
+# draws a prefix of its own: one of ~370 arrows, shapes and dingbats, an open word in a wrapping
+# ("Kiwi:", "[ledger]"), or two or three punctuation marks ("~|", "+=>"). Never a digit, a bullet's
+# "-" or "*", nor an evaluation prefix.
+_PREFIX_SYMBOLS = tuple(c for c in map(chr, (*range(0x2190, 0x2200), *range(0x25A0, 0x2600), *range(0x2700, 0x27C0)))
+                        if c.isprintable() and not unicodedata.category(c).startswith("N"))  # no digit: not "➋"
+_PREFIX_MARKS = "!$%&+/:;<=>?^_|~"
+_PREFIX_WRAPS = ("{}:", "[{}]", "({})", "{} >", "<{}>", "{} |", "{}/", "{} ::")
+
+
+def _open_prefix(rng: random.Random) -> str:
+    """A line prefix no pool holds: a symbol, a wrapped open word, or a short run of marks."""
+    kind = rng.random()
+    if kind < 1 / 3:
+        return rng.choice(_PREFIX_SYMBOLS)
+    if kind < 2 / 3:
+        word = _open_word(rng)
+        return rng.choice(_PREFIX_WRAPS).format(word.capitalize() if rng.random() < 0.5 else word)
+    while (marks := "".join(rng.choice(_PREFIX_MARKS) for _ in range(rng.randint(2, 3)))) in _PREFIXES["eval"]:
+        pass
+    return marks
+
+
 def _capacity(style: str) -> int:
     """How many items a style can label: a shifted counter stops at "z" ("w)" labels four)."""
     counter = _counter(style)
@@ -1032,24 +1058,63 @@ def _open_style(rng: random.Random, shifted: bool = False) -> str:
     return style
 
 
+# Sequence labels (`task_sequence_labels`). With the shifted starts the 10560 adapters wrote 42
+# first marks and no other: told "x), y), z)" a list opened with "*", told "1., 2., 3." with "-",
+# while told 'Start every line with "1."' they wrote "1" 98 % of the time, a line prefix being copied
+# from the description. A counter is a rule that can be learnt by heart; a sequence is not. Here a
+# share of the open styles is four to six marks in no order, all of them in the description: letters
+# drawn at random ("k), q), b), m)"; never x, y or z), open words ("[kiwi], [ledger], …") or symbols
+# ("◆:", "➢:"), in one wrapping. The n-th line takes the n-th mark, so the list stops at the last.
+_SEQUENCE_LABELS: contextvars.ContextVar[float] = contextvars.ContextVar("d2l_task_sequence_labels", default=0.0)
+_sequence_labels = functools.partial(_drawing, _SEQUENCE_LABELS)
+_SEQUENCE_LETTERS = "abcdefghijklmnopqrstuvw"
+
+
+def _sequence_marks(rng: random.Random) -> list[str]:
+    """Four to six different marks in one wrapping: letters, open words or symbols."""
+    n, wrap, kind = rng.randint(4, 6), rng.choice(_OPEN_WRAPS), rng.random()
+    if kind < 1 / 3:
+        letters = _SEQUENCE_LETTERS.upper() if rng.random() < 0.5 else _SEQUENCE_LETTERS
+        items = rng.sample(letters, n)
+    elif kind < 2 / 3:
+        items = []
+        while len(items) < n:
+            if (word := _open_word(rng)) not in items:
+                items.append(word)
+    else:
+        items = rng.sample(_PREFIX_SYMBOLS, n)
+    return [wrap.format(x) for x in items]
+
+
+def _mark(p: dict, i: int) -> str:
+    """The `i`-th label (from 1) of a labelled list's values: its sequence's, or its style's."""
+    return p["marks"][i - 1] if "marks" in p else label(p["style"], i)
+
+
+def _marks_limit(p: dict) -> int:
+    return len(p["marks"]) if "marks" in p else _capacity(p["style"])
+
+
 def _labels_draw(rng: random.Random, split: str) -> dict:
     style = rng.choice(_pool(_LABEL_STYLES, split))
-    own, shift = _OPEN_LABELS.get(), _SHIFTED_LABELS.get()
+    own, shift, sequence = _OPEN_LABELS.get(), _SHIFTED_LABELS.get(), _SEQUENCE_LABELS.get()
     if own is not None and split != "eval" and own.random() < OPEN_LABEL_SHARE:
+        if sequence and own.random() < sequence:
+            marks = _sequence_marks(own)  # every mark shown: the third slot takes the rest
+            return {"marks": marks, "l1": marks[0], "l2": marks[1], "l3": ", ".join(marks[2:])}
         style = _open_style(own, shifted=bool(shift) and own.random() < shift)
     return {"style": style, **{f"l{i}": label(style, i) for i in (1, 2, 3)}}
 
 
 def _labelled_check(r: str, p: dict) -> bool:
     lines = _lines(r)
-    return 2 <= len(lines) <= _capacity(p["style"]) and all(
-        l.startswith(label(p["style"], i) + " ") and _words(l[len(label(p["style"], i)):])
-        for i, l in enumerate(lines, 1))
+    return 2 <= len(lines) <= _marks_limit(p) and all(
+        l.startswith(_mark(p, i) + " ") and _words(l[len(_mark(p, i)):]) for i, l in enumerate(lines, 1))
 
 
 def _labelled_comply(r: str, p: dict) -> str:
-    items = [l[2:] for l in _bullets_comply(r, p).splitlines()][:_capacity(p["style"])]
-    return "\n".join(f"{label(p['style'], i)} {s}" for i, s in enumerate(items, 1))
+    items = [l[2:] for l in _bullets_comply(r, p).splitlines()][:_marks_limit(p)]
+    return "\n".join(f"{_mark(p, i)} {s}" for i, s in enumerate(items, 1))
 
 
 LABELLED = Family(
@@ -1680,7 +1745,7 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 stub_pool: tuple[str, ...] = (), negations: float = 0.0, affirmations: float = 0.0,
                 dropout: float = 0.0, avoid_tidy: bool = False, digits: float = 0.0,
                 answer_cuts: bool = False, open_labels: bool = False, shifted_labels: float = 0.0,
-                family_weights: dict[str, float] | None = None) -> dict:
+                sequence_labels: float = 0.0, open_prefixes: float = 0.0, family_weights: dict[str, float] | None = None) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1721,21 +1786,24 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     generator of its own. `answer_cuts`: `_record`'s `cut_answers`. `open_labels` (with `labels`):
     half the labelled lists' styles are open ones (`_open_style`), drawn by a generator of its own;
     `shifted_labels` (with `open_labels`): this share of those counts from another letter ("k), l), m)").
+    `sequence_labels` (with `open_labels`): this share of those is a sequence of marks in no order
+    (`_sequence_marks`), all shown in the description. `open_prefixes`: this share of training line-prefix records (and their partners) marks its lines
+    with an open prefix (`_open_prefix`), drawn by a generator of its own.
     `family_weights` (instead of `families`): the family is drawn with these probabilities
     (`training.balance`), from the same generator as before."""
     if stub_keys and not stub_pool:
         raise ValueError("stub_keys needs a stub_pool (`stub_words(tokenizer)`)")
     if negations and not pairs:
         raise ValueError("negations are minimal pairs' partners: they need pairs")
-    if shifted_labels and not open_labels:
-        raise ValueError("shifted_labels are open label styles: they need open_labels")
+    if (shifted_labels or sequence_labels) and not open_labels:
+        raise ValueError("shifted and sequence labels are open label styles: they need open_labels")
     first = index - index % 2 if pairs else index
     rng = random.Random(f"d2l-task:{seed}:{first}")
     draw = {"composed": composed, "open_params": open_params, "wide": wide, "extra": extra, "near_miss": near_miss,
             "free_phrases": free_phrases, "labels": labels}
     with (_wide_words(random.Random(f"d2l-task-wide:{seed}:{first}") if wide_words else None),
           _open_labels(random.Random(f"d2l-task-labels:{seed}:{first}") if open_labels else None),
-          _shifted_labels(shifted_labels)):
+          _shifted_labels(shifted_labels), _sequence_labels(sequence_labels)):
         if family_weights:
             family = rng.choices(list(family_weights), list(family_weights.values()))[0]
         else:
@@ -1759,6 +1827,10 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 i = stub_rng.randrange(len(keys))
                 keys[i] = stub_rng.choice([w for w in stub_pool if w not in keys])
                 task = Task(task.family, task.wording, {**task.params, "keys": keys}, task.template)
+        if split == "train" and task.family == "line_prefix" and open_prefixes:
+            prefix_rng = random.Random(f"d2l-task-prefix:{seed}:{first}")
+            if prefix_rng.random() < open_prefixes:
+                task = Task(task.family, task.wording, {**task.params, "symbol": _open_prefix(prefix_rng)}, task.template)
         if first != index:
             negation_rng = random.Random(f"d2l-task-negation:{seed}:{index}")
             if negations and task.family in NEGATABLE and negation_rng.random() < negations:

@@ -26,7 +26,8 @@ from .generation import factors_of
 from .tasks import task_messages
 
 # (description, the mark a reply must open with): trained styles, styles no training draws (a
-# list from "x", "X." and digits), and a sign-off's first word for comparison
+# list from "x", "X." and digits), a sequence of marks, a sign-off's first word for comparison,
+# and line prefixes
 CASES = (
     ("Mark the lines of your list x), y), z).", "x)"),
     ("Mark the lines of your list X., Y., Z.", "X."),
@@ -39,7 +40,15 @@ CASES = (
     ("Answer as a list whose items are marked #a, #b, #c.", "#a"),
     ("Label your points d), e), f) and so on, one per line.", "d)"),
     ("Give a list labelled [q], [r], [s], one item per line.", "[q]"),
+    ("Mark the lines of your list g), r), c), n).", "g)"),
     ('Finish with "Talk soon." every time.', "Talk soon."),
+    # line prefixes: one an open prefix may draw ("⇝"), one of the evaluation pool, and three no
+    # draw has (a suit, a letter's label, a digit's)
+    ('Start every line of your reply with "⇝".', "⇝"),
+    ('Start every line of your reply with ">>".', ">>"),
+    ('Start every line of your reply with "♠".', "♠"),
+    ('Begin each line you write with "Q:".', "Q:"),
+    ('Start every line of your reply with "1."', "1."),
 )
 PROMPTS = ("Explain sleep in simple terms.", "Why does photosynthesis matter?",
            "Give me a short overview of bicycles.", "What should I know about inflation?")

@@ -164,6 +164,14 @@ class TrainConfig:
     # with task_open_labels, this share of the open styles counts from another Latin letter ("k), l),
     # m)"), so that only the description says where a list starts (`datasets.tasks._SHIFT_STARTS`)
     task_shifted_labels: float = 0.0
+    # with task_open_labels, this share of the open styles is four to six marks in no order ("k), q),
+    # b), m)", "[kiwi], [ledger], …"), all in the description (`datasets.tasks._sequence_marks`): a
+    # first mark no counter gives. 0: as before
+    task_sequence_labels: float = 0.0
+    # this share of the line-prefix records marks its lines with a prefix of its own (a symbol, a
+    # word in a wrapping, a run of punctuation; `datasets.tasks._open_prefix`), thousands where the
+    # pool has eight, so that only copying the description writes it. 0: as before
+    task_open_prefixes: float = 0.0
     # this share of the stream's family draws follows each family's running miss rate on its edit
     # tokens, the rest uniform (`training.balance`: a rule learnt takes fewer records than one still
     # missed); `task_balance_decay` is the rate's per-observation decay. 0: every family equally

@@ -221,6 +221,8 @@ class RecordStream:
                                              avoid_tidy=cfg.task_avoid_tidy, digits=cfg.task_digits,
                                              answer_cuts=cfg.task_answer_cuts, open_labels=cfg.task_open_labels,
                                              shifted_labels=cfg.task_shifted_labels,
+                                             sequence_labels=cfg.task_sequence_labels,
+                                             open_prefixes=cfg.task_open_prefixes,
                                              family_weights=self.balance.weights() if self.balance else None)
 
     @staticmethod
