@@ -553,6 +553,43 @@ def test_copy_path_keys_read_the_tokens_own_embedding_and_start_as_without(model
         token_net(model.config, pointer_embed=True)
 
 
+def test_copy_path_keys_read_the_state_ahead_and_start_as_without(model):
+    """With `pointer_ahead` a key is (P z~_t + P_ahead z~_{t+1}) / sqrt(k_p), z~_{t+1} the final state
+    at the stored token itself: at its zero start the factors are those of the path without it,
+    and with it each stored pair's key reads the state one place on."""
+    kw = dict(pointer_rank=3, memory_read="ridge", write_gate=True)
+    net = token_net(model.config, pointer_ahead=True, **kw).open_(seed=3)
+    net.train()
+    plain = token_net(model.config, **kw)
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if k != "pointer_key_ahead"})
+    plain.train()
+    assert net.config.source_layers == plain.config.source_layers
+    enc, mask = encode(model, net)
+    with torch.no_grad():
+        net.pointer_gain.fill_(1.3)
+        plain.pointer_gain.fill_(1.3)
+        same = net.batch_factors(enc, mask, [0, 1], 2)
+        without = plain.batch_factors(enc, mask, [0, 1], 2)
+        for path, (a, b) in without.items():
+            torch.testing.assert_close(same[path][1], b)
+        net.pointer_key_ahead.normal_()
+        a, b = net.batch_factors(enc, mask, [0, 1], 2)["lm_head"]
+    ids = random_ids()
+    z_all = model.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+    x = torch.randn(5, model.config.hidden_size)
+    for d, n_tok in enumerate((12, 9)):
+        z = z_all[d, :n_tok].float() / net.pointer_rms
+        g = 2 * torch.sigmoid(z[:-1] @ net.pointer_write + net.pointer_write_bias)
+        keys = (z[:-1] @ net.pointer_key.T + z[1:] @ net.pointer_key_ahead.T) / 3 ** 0.5
+        keys = keys - (g[:, None] * keys).sum(0) / g.sum()
+        q = (x / net.pointer_rms) @ net.pointer_key.T
+        direct = torch.zeros(5, model.config.vocab_size)
+        direct.index_add_(1, ids[d, 1:n_tok], 1.3 * (q @ (g[:, None] * keys).T))
+        torch.testing.assert_close(x @ a[d].T @ b[d].T, direct.detach(), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ModelMismatch, match="pointer_rank"):
+        token_net(model.config, pointer_ahead=True)
+
+
 def test_copy_path_reads_the_final_states_when_no_target_layer_does(model):
     net = token_net(model.config, pointer_rank=3, target_layers=[0]).open_(seed=3)
     n = model.config.num_hidden_layers

@@ -709,11 +709,12 @@ def test_a_branch_adds_parts_and_keeps_the_parents_optimizer_step_and_data(tiny_
 
 @pytest.mark.parametrize("switch, rates, lr_mult, new", [
     ("pointer_embed", {"pointer_embed_lr_mult": 4.0}, 4.0, ("pointer_key_own", "pointer_key_embed")),
-    ("pointer_variants", {}, 30.0, ("pointer_variant_gain",))])
+    ("pointer_variants", {}, 30.0, ("pointer_variant_gain",)),
+    ("pointer_ahead", {"pointer_embed_lr_mult": 4.0}, 4.0, ("pointer_key_ahead",))])
 def test_a_branch_switches_a_copy_path_part_on_over_a_trained_copy_path(tiny_model_dir, tmp_path, switch, rates,
                                                                            lr_mult, new):
-    """`pointer_embed` (the keys' own maps) or `pointer_variants` (the spelling variants' weights)
-    over a run that has the copy path: the new part starts at zero in a group of its own after the
+    """`pointer_embed` (the keys' own maps), `pointer_variants` (the spelling variants' weights) or
+    `pointer_ahead` (the keys' map of the state ahead) over a run that has the copy path: the new part starts at zero in a group of its own after the
     saved ones, at its rate, the first step computes what the parent's does, and from then on the
     part learns (the variants' weights are logged each step; the trainer binds the tokenizer)."""
     net = {"kind": "token", "key_dim": 4, "bias_rank": 2, "memory_read": "ridge", "write_gate": True, "pointer_rank": 2}

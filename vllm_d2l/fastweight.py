@@ -45,6 +45,8 @@ so a reply state that matches a stored state raises the logit of the token that 
 and of no other token. With `pointer_embed` the keys have their own maps and read token t's
 embedding too, a_t = ((P + P_own) z~_t + P_emb e~_t) / sqrt(k_p) (e~ RMS-normalised), the query
 unchanged: a key then says which token it was stored at, not only what was expected next.
+With `pointer_ahead` a key also reads the state at the stored token itself, a_t += P_ahead z~_{t+1}
+/ sqrt(k_p): the state before a list's first mark cannot know a list begins there, the mark's own can.
 With `pointer_variants` each pair is also added into the rows of token t+1's spelling variants
 (`token_variants`: " x" -> "x", "Talk" -> " Talk", ")," -> ")"), by a learned weight per kind of
 variant, so a label shown mid-sentence can open a line.
@@ -123,6 +125,8 @@ class FastWeightNet(HypernetBase):
             if c.pointer_embed:  # the keys' own maps, of the final state and of the token's embedding: zero
                 self.pointer_key_own = nn.Parameter(torch.zeros(c.pointer_rank, hidden))
                 self.pointer_key_embed = nn.Parameter(torch.zeros(c.pointer_rank, hidden))
+            if c.pointer_ahead:  # the map of the state one place ahead, at the stored token: zero
+                self.pointer_key_ahead = nn.Parameter(torch.zeros(c.pointer_rank, hidden))
             if c.pointer_variants:  # each kind of spelling variant's weight (zero: none) and the variants'
                 # ids, which come from the tokenizer (`bind_tokenizer`), not the checkpoint: -1 until bound
                 self.pointer_variant_gain = nn.Parameter(torch.zeros(len(VARIANT_KINDS)))
@@ -195,6 +199,7 @@ class FastWeightNet(HypernetBase):
             raise ValueError("the copy path needs the tokens read (`Encoded.ids`)")
         z = enc.hidden[:, c.pointer_source].float()  # [N, T, H]: what the LM head sees
         w = mask.float() if write is None else (mask & write).float()
+        ahead = z[:, 1:]  # [N, T-1, H]: the state at the stored token itself
         z, nxt, w = z[:, :-1], enc.ids[:, 1:], mask[:, :-1].float() * w[:, 1:]  # pairs (t, t+1) [N, T-1]
         if self.training and not self.pointer_rms:  # never while serving: every replica reads alike
             with torch.no_grad():
@@ -206,6 +211,8 @@ class FastWeightNet(HypernetBase):
             e = enc.hidden[:, -1, :-1].float()  # [N, T-1, H]: token t itself
             e = rms_normed(e)
             keys = keys + z @ self.pointer_key_own.T + e @ self.pointer_key_embed.T
+        if c.pointer_ahead:
+            keys = keys + (ahead / self.head_rms()) @ self.pointer_key_ahead.T
         keys = keys * (w / c.pointer_rank ** 0.5)[..., None]  # weighed
         n, t = nxt.shape
         vocab = c.base_vocab_size

@@ -159,6 +159,14 @@ class HypernetConfig:
     # " x)," could never be copied into the "x)" that opens a list: told "Mark the lines of your
     # list x), y), z).", every 10400 adapter opened its lists with "*" or "a".
     pointer_variants: bool = False
+    # with `pointer_rank`: a key also reads the final state at the stored token itself, one place
+    # ahead of the state it is stored under: a_t += P_ahead z~_{t+1} / sqrt(k_p) (P_ahead zero at the
+    # start: the path without it). Why: a causal state cannot know what comes after it, so the key
+    # stored before a list's first mark ("...your list" -> " g") looks like any noun's, while those
+    # before the later marks ("g)," -> " r") look like a list's: told "Mark the lines of your list
+    # g), r), c), n)." the 10590 adapters opened with a later mark or a trained one, never "g". The
+    # state at " g" has read "list g" and can say "a first mark".
+    pointer_ahead: bool = False
 
     def adapter_rank(self, chunks: int = 1) -> int:
         """Rank of a document's adapter: Perceiver chunks concatenate along rank; the token kind's
@@ -251,6 +259,8 @@ class HypernetConfig:
                                     f"rows before its always-on block), base_vocab_size={self.base_vocab_size}")
             if self.pointer_embed and not self.pointer_rank:
                 raise ModelMismatch("pointer_embed reads keys for the copy path: it needs pointer_rank")
+            if self.pointer_ahead and not self.pointer_rank:
+                raise ModelMismatch("pointer_ahead reads keys for the copy path: it needs pointer_rank")
             if self.pointer_variants and not self.pointer_rank:
                 raise ModelMismatch("pointer_variants widens the copy path: it needs pointer_rank")
             if self.pooled_rank < 0 or self.pooled_basis < 1:

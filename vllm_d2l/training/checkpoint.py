@@ -114,7 +114,7 @@ READING = ("chunk_overlap",)
 # mixing map, like the others' tensors, starts at zero): a config may turn one on over a snapshot
 # taken without it, as a resumed run may over its own checkpoint
 SWITCHES = ("write_gate", "own_write_keys", "value_embed", "pooled_rank", "pointer_rank", "pointer_embed",
-            "pointer_variants")
+            "pointer_variants", "pointer_ahead")
 
 
 def load_snapshot(folder: Path, net: Hypernet) -> int:

@@ -48,6 +48,8 @@ def group_of(name: str, p: torch.nn.Parameter) -> str:
         return "pointer_gain"
     if name in ("pointer_key_own", "pointer_key_embed"):  # its keys' own maps, switched on later still
         return "pointer_embed"
+    if name == "pointer_key_ahead":  # the keys' map of the state ahead, at the keys' maps' rate
+        return "pointer_ahead"
     if name == "pointer_variant_gain":  # the weights of its tokens' spelling variants, switched on later again
         return "pointer_variants"
     if name.startswith("pointer_"):  # and the rest of it
@@ -142,7 +144,8 @@ class Trainer:
                 "embed_value": (cfg.value_lr_mult if cfg.embed_value_lr_mult is None else cfg.embed_value_lr_mult,
                                 cfg.weight_decay),
                 "pointer": (1.0, 0.0), "pointer_gain": (cfg.pointer_gain_lr_mult, 0.0),
-                "pointer_embed": (cfg.pointer_embed_lr_mult, 0.0), "pointer_variants": (cfg.pointer_gain_lr_mult, 0.0), "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
+                "pointer_embed": (cfg.pointer_embed_lr_mult, 0.0), "pointer_variants": (cfg.pointer_gain_lr_mult, 0.0),
+                "pointer_ahead": (cfg.pointer_embed_lr_mult, 0.0), "decay": (1.0, cfg.weight_decay), "rest": (1.0, 0.0)}
 
     def param_groups(self, first: tuple[str, ...] | list[str] = ()) -> list[dict]:
         """Optimizer groups, those named in `first` (a checkpoint's, in its order) ahead of the rest:
