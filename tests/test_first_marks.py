@@ -22,6 +22,12 @@ def test_the_probe_reads_each_marks_first_two_tokens_and_can_zero_the_variants(t
     assert runs["doubled"]["variant_weights"] == [2.0, 2.0, 2.0]
     assert [r["p_first"] for r in runs["zeroed"]["cases"]] == [r["p_first"] for r in rows]
     assert [r["p_first"] for r in runs["doubled"]["cases"]] != [r["p_first"] for r in rows]  # the weights reach the head
+    # the copy path's own share of the first token's logit: the head's update, which the variants feed
+    assert all(isinstance(r["copy_first"], float) for r in rows)
+    assert [r["copy_first"] for r in runs["doubled"]["cases"]] != [r["copy_first"] for r in rows]
+    uncopied = build_tiny_hypernet(tiny_model_dir, tmp_path / "uncopied", opened=True, kind="token", key_dim=6)
+    assert first_marks.main([str(uncopied), "--model", str(tiny_model_dir), "--out", str(tmp_path / "u.json")]) == 0
+    assert all(r["copy_first"] is None for r in json.loads((tmp_path / "u.json").read_text())["cases"])
     plain = build_tiny_hypernet(tiny_model_dir, tmp_path / "plain", opened=True, kind="token", key_dim=6, pointer_rank=3)
     with pytest.raises(SystemExit, match="pointer_variants"):
         first_marks.main([str(plain), "--model", str(tiny_model_dir), "--variant-weights", "0"])

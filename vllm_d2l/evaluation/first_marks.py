@@ -10,7 +10,10 @@ in every trained style but never copied (" x)" in "x), y), z)": every 10400 adap
     python -m vllm_d2l.evaluation.first_marks DIR [--variant-weights 0] [--out marks.json]
 
 `--variant-weights W` sets the copy path's spelling-variant weights (`pointer_variants`) to W, to
-tell what they carry from what the rest of the adapter does.
+tell what they carry from what the rest of the adapter does. `copy_first` is the logit the copy
+path (the adapter's LM-head update) adds to the mark's first token at the reply's start, averaged
+over the prompts: whether a mark comes out because it was copied or because the layers' rows write
+it (at 10610 "♠" got +0.94 from the copy, a list's "g" +0.02).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import torch
 
 from ..apply import lora_applied
 from ..prompts import render
+from ..lora import HEAD
 from .generation import factors_of
 from .tasks import task_messages
 
@@ -62,19 +66,24 @@ def first_marks(generator, cases=CASES, prompts=PROMPTS) -> list[dict]:
     rows = []
     for description, mark in cases:
         first, second = (tok(mark, add_special_tokens=False).input_ids + [None])[:2]  # one-token mark: no second
-        factors = factors_of(generator.internalize(description).weights)
+        weights = generator.internalize(description).weights
         p1 = p2 = 0.0
-        top = []
-        with lora_applied(model, factors):
-            for prompt in prompts:
-                ids = render(tok, task_messages("none", "", prompt)) + [first]
-                probs = model(torch.tensor([ids])).logits[0, -2:].float().softmax(-1)  # [2, V]: at the start, after `first`
-                p1 += float(probs[0, first]) / len(prompts)
-                p2 += float(probs[1, second]) / len(prompts) if second is not None else 0.0
-                top.append(tok.decode([int(probs[0].argmax())]))
+        top, logits = [], {}
+        for part, head in (("all", 1.0), ("no copy", 0.0)) if HEAD in weights.b else (("all", 1.0),):
+            with lora_applied(model, factors_of(weights, head=head)):
+                for prompt in prompts:
+                    ids = render(tok, task_messages("none", "", prompt)) + [first]
+                    out = model(torch.tensor([ids])).logits[0, -2:].float()  # [2, V]: at the start, after `first`
+                    logits[part] = logits.get(part, 0.0) + float(out[0, first]) / len(prompts)
+                    if part == "all":
+                        probs = out.softmax(-1)
+                        p1 += float(probs[0, first]) / len(prompts)
+                        p2 += float(probs[1, second]) / len(prompts) if second is not None else 0.0
+                        top.append(tok.decode([int(probs[0].argmax())]))
         rows.append({"description": description, "mark": mark,
                      "tokens": tok.convert_ids_to_tokens([t for t in (first, second) if t is not None]),
                      "p_first": round(p1, 4), "p_second": round(p2, 4) if second is not None else None,
+                     "copy_first": round(logits["all"] - logits["no copy"], 3) if "no copy" in logits else None,
                      "preferred": top})
     return rows
 
@@ -102,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['description'][:60]:62} {' '.join(r['tokens']):12} P(first) {r['p_first']:.3f}  "
               f"P(second | first) {r['p_second'] if r['p_second'] is None else round(r['p_second'], 3)}  "
-              f"preferred {r['preferred']}")
+              f"copy {r['copy_first']}  preferred {r['preferred']}")
     result = {"hypernet": str(args.hypernet), "variant_weights": net.pointer_variant_gain.tolist()
               if getattr(net.config, "pointer_variants", False) else None, "cases": rows}
     if args.out:
