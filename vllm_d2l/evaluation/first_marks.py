@@ -13,7 +13,7 @@ in every trained style but never copied (" x)" in "x), y), z)": every 10400 adap
 tell what they carry from what the rest of the adapter does. `copy_first` is the logit the copy
 path (the adapter's LM-head update) adds to the mark's first token at the reply's start, averaged
 over the prompts: whether a mark comes out because it was copied or because the layers' rows write
-it (at 10610 "♠" got +0.94 from the copy, a list's "g" +0.02).
+it (at 10560 the line prefix "♠" got +1.8 from the copy, the "g" of "g), r), c), n)" +0.001).
 """
 from __future__ import annotations
 
