@@ -511,17 +511,21 @@ def test_copy_path_raises_exactly_the_next_tokens_logits_and_starts_as_without(m
     assert token_net(model.config, pointer_rank=3).is_noop()
 
 
-def test_copy_path_keys_read_the_tokens_own_embedding_and_start_as_without(model):
+@pytest.mark.parametrize("switch, maps", [("pointer_embed", ("pointer_key_own", "pointer_key_embed")),
+                                           ("pointer_ahead", ("pointer_key_ahead",))])
+def test_copy_path_key_maps_start_as_without_and_match_a_direct_sum(model, switch, maps):
     """With `pointer_embed` a key is ((P + P_own) z~_t + P_emb e~_t) / sqrt(k_p), e~_t token t's
-    RMS-normalised embedding, and the query stays P z~: at their zero start the factors are those
-    of the path without them, and the embeddings join the encoder's states last."""
+    RMS-normalised embedding (the embeddings join the encoder's states last); with `pointer_ahead`
+    it is (P z~_t + P_ahead z~_{t+1}) / sqrt(k_p), z~_{t+1} the final state at the stored token
+    itself. The query stays P z~: at their zero start the factors are those of the path without
+    them, and with them each stored pair's key is the formula's."""
     kw = dict(pointer_rank=3, memory_read="ridge", write_gate=True)
-    net = token_net(model.config, pointer_embed=True, **kw).open_(seed=3)
+    net = token_net(model.config, **{switch: True}, **kw).open_(seed=3)
     net.train()
     plain = token_net(model.config, **kw)
-    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("pointer_key_")})
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if k not in maps})
     plain.train()
-    assert net.config.source_layers == plain.config.source_layers + [0]
+    assert net.config.source_layers == plain.config.source_layers + ([0] if switch == "pointer_embed" else [])
     enc, mask = encode(model, net)
     enc_plain, _ = encode(model, plain)
     with torch.no_grad():
@@ -531,63 +535,29 @@ def test_copy_path_keys_read_the_tokens_own_embedding_and_start_as_without(model
         without = plain.batch_factors(enc_plain, mask, [0, 1], 2)
         for path, (a, b) in without.items():
             torch.testing.assert_close(same[path][1], b)
-        net.pointer_key_own.normal_()
-        net.pointer_key_embed.normal_()
+        for name in maps:
+            getattr(net, name).normal_()
         a, b = net.batch_factors(enc, mask, [0, 1], 2)["lm_head"]
     ids = random_ids()
     z_all = model.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state
     e_all = model.model.embed_tokens(ids)
     x = torch.randn(5, model.config.hidden_size)
     for d, n_tok in enumerate((12, 9)):
-        z = z_all[d, :n_tok - 1].float() / net.pointer_rms
-        e = e_all[d, :n_tok - 1].float()
-        e = e / e.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt()
-        g = 2 * torch.sigmoid(z @ net.pointer_write + net.pointer_write_bias)
-        keys = (z @ (net.pointer_key + net.pointer_key_own).T + e @ net.pointer_key_embed.T) / 3 ** 0.5
-        keys = keys - (g[:, None] * keys).sum(0) / g.sum()
-        q = (x / net.pointer_rms) @ net.pointer_key.T
-        direct = torch.zeros(5, model.config.vocab_size)
-        direct.index_add_(1, ids[d, 1:n_tok], 1.3 * (q @ (g[:, None] * keys).T))
-        torch.testing.assert_close(x @ a[d].T @ b[d].T, direct.detach(), atol=1e-4, rtol=1e-4)
-    with pytest.raises(ModelMismatch, match="pointer_rank"):
-        token_net(model.config, pointer_embed=True)
-
-
-def test_copy_path_keys_read_the_state_ahead_and_start_as_without(model):
-    """With `pointer_ahead` a key is (P z~_t + P_ahead z~_{t+1}) / sqrt(k_p), z~_{t+1} the final state
-    at the stored token itself: at its zero start the factors are those of the path without it,
-    and with it each stored pair's key reads the state one place on."""
-    kw = dict(pointer_rank=3, memory_read="ridge", write_gate=True)
-    net = token_net(model.config, pointer_ahead=True, **kw).open_(seed=3)
-    net.train()
-    plain = token_net(model.config, **kw)
-    plain.load_state_dict({k: v for k, v in net.state_dict().items() if k != "pointer_key_ahead"})
-    plain.train()
-    assert net.config.source_layers == plain.config.source_layers
-    enc, mask = encode(model, net)
-    with torch.no_grad():
-        net.pointer_gain.fill_(1.3)
-        plain.pointer_gain.fill_(1.3)
-        same = net.batch_factors(enc, mask, [0, 1], 2)
-        without = plain.batch_factors(enc, mask, [0, 1], 2)
-        for path, (a, b) in without.items():
-            torch.testing.assert_close(same[path][1], b)
-        net.pointer_key_ahead.normal_()
-        a, b = net.batch_factors(enc, mask, [0, 1], 2)["lm_head"]
-    ids = random_ids()
-    z_all = model.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state
-    x = torch.randn(5, model.config.hidden_size)
-    for d, n_tok in enumerate((12, 9)):
-        z = z_all[d, :n_tok].float() / net.pointer_rms
+        z = z_all[d, :n_tok].float() / net.pointer_rms  # [n_tok, H]
         g = 2 * torch.sigmoid(z[:-1] @ net.pointer_write + net.pointer_write_bias)
-        keys = (z[:-1] @ net.pointer_key.T + z[1:] @ net.pointer_key_ahead.T) / 3 ** 0.5
+        if switch == "pointer_embed":
+            e = e_all[d, :n_tok - 1].float()
+            e = e / e.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt()
+            keys = (z[:-1] @ (net.pointer_key + net.pointer_key_own).T + e @ net.pointer_key_embed.T) / 3 ** 0.5
+        else:
+            keys = (z[:-1] @ net.pointer_key.T + z[1:] @ net.pointer_key_ahead.T) / 3 ** 0.5
         keys = keys - (g[:, None] * keys).sum(0) / g.sum()
         q = (x / net.pointer_rms) @ net.pointer_key.T
         direct = torch.zeros(5, model.config.vocab_size)
         direct.index_add_(1, ids[d, 1:n_tok], 1.3 * (q @ (g[:, None] * keys).T))
         torch.testing.assert_close(x @ a[d].T @ b[d].T, direct.detach(), atol=1e-4, rtol=1e-4)
     with pytest.raises(ModelMismatch, match="pointer_rank"):
-        token_net(model.config, pointer_ahead=True)
+        token_net(model.config, **{switch: True})
 
 
 def test_copy_path_reads_the_final_states_when_no_target_layer_does(model):
