@@ -1060,7 +1060,7 @@ def _open_style(rng: random.Random, shifted: bool = False) -> str:
 
 # Sequence labels (`task_sequence_labels`). With the shifted starts the 10560 adapters wrote 42
 # first marks and no other: told "x), y), z)" a list opened with "*", told "1., 2., 3." with "-",
-# while told 'Start every line with "1."' they wrote "1" 98 % of the time, a line prefix being copied
+# while told 'Start every line with "1."' they opened with "1" (P 0.98), a line prefix being copied
 # from the description. A counter is a rule that can be learnt by heart; a sequence is not. Here a
 # share of the open styles is four to six marks in no order, all of them in the description: letters
 # drawn at random ("k), q), b), m)"; never x, y or z), open words ("[kiwi], [ledger], …") or symbols
@@ -1745,7 +1745,8 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
                 stub_pool: tuple[str, ...] = (), negations: float = 0.0, affirmations: float = 0.0,
                 dropout: float = 0.0, avoid_tidy: bool = False, digits: float = 0.0,
                 answer_cuts: bool = False, open_labels: bool = False, shifted_labels: float = 0.0,
-                sequence_labels: float = 0.0, open_prefixes: float = 0.0, family_weights: dict[str, float] | None = None) -> dict:
+                sequence_labels: float = 0.0, open_prefixes: float = 0.0,
+                family_weights: dict[str, float] | None = None) -> dict:
     """Record `index` of run `seed`: a task's description as the text, and ordinary prompts whose
     answers are the base model's replies rewritten to follow it. Depends on (seed, index) only.
     Two of the four prompts are short questions (when the pool has them), so that the rules are
@@ -1787,8 +1788,9 @@ def make_record(seed: int, index: int, replies: list[dict], split: str = "train"
     half the labelled lists' styles are open ones (`_open_style`), drawn by a generator of its own;
     `shifted_labels` (with `open_labels`): this share of those counts from another letter ("k), l), m)").
     `sequence_labels` (with `open_labels`): this share of those is a sequence of marks in no order
-    (`_sequence_marks`), all shown in the description. `open_prefixes`: this share of training line-prefix records (and their partners) marks its lines
-    with an open prefix (`_open_prefix`), drawn by a generator of its own.
+    (`_sequence_marks`), all shown in the description. `open_prefixes`: this share of training
+    line-prefix records (and their partners) marks its lines with an open prefix (`_open_prefix`),
+    drawn by a generator of its own.
     `family_weights` (instead of `families`): the family is drawn with these probabilities
     (`training.balance`), from the same generator as before."""
     if stub_keys and not stub_pool:

@@ -294,8 +294,9 @@ class TrainConfig:
     # steps to open (a matched state raises its token by gain * sqrt(pointer_rank) nats); the weights
     # of `hypernet.pointer_variants`, three numbers that start at zero too, train at the same rate
     pointer_gain_lr_mult: float = 30.0
-    # the copy path's key maps of `hypernet.pointer_embed` and `pointer_ahead`, relative to lr: they start at zero beside a
-    # trained P whose entries are about 0.03, which the base rate (3e-4 a step) reaches in 100 steps
+    # the copy path's key maps of `hypernet.pointer_embed` and `pointer_ahead`, relative to lr: they
+    # start at zero beside a trained P whose entries are about 0.03, which the base rate (3e-4 a
+    # step) reaches in 100 steps
     pointer_embed_lr_mult: float = 1.0
     warmup: int = 100
     weight_decay: float = 0.01
