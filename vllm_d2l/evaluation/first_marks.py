@@ -58,33 +58,35 @@ PROMPTS = ("Explain sleep in simple terms.", "Why does photosynthesis matter?",
            "Give me a short overview of bicycles.", "What should I know about inflation?")
 
 
+def _start_logits(model, factors, contexts: list[list[int]]) -> torch.Tensor:
+    """[P, 2, V] logits under `factors`: at each reply's start and after the mark's first token."""
+    with lora_applied(model, factors):
+        return torch.stack([model(torch.tensor([ids])).logits[0, -2:].float() for ids in contexts])
+
+
 @torch.no_grad()
 def first_marks(generator, cases=CASES, prompts=PROMPTS) -> list[dict]:
     """Per case: the mark's first two tokens, P(first) at the reply's start and P(second | first),
-    each averaged over `prompts`, and the first tokens the adapter prefers instead."""
+    each averaged over `prompts`, the copy path's share of the first token's logit, and the first
+    tokens the adapter prefers instead."""
     model, tok = generator.model, generator.tokenizer
+    starts = [render(tok, task_messages("none", "", prompt)) for prompt in prompts]
     rows = []
     for description, mark in cases:
         first, second = (tok(mark, add_special_tokens=False).input_ids + [None])[:2]  # one-token mark: no second
         weights = generator.internalize(description).weights
-        p1 = p2 = 0.0
-        top, logits = [], {}
-        for part, head in (("all", 1.0), ("no copy", 0.0)) if HEAD in weights.b else (("all", 1.0),):
-            with lora_applied(model, factors_of(weights, head=head)):
-                for prompt in prompts:
-                    ids = render(tok, task_messages("none", "", prompt)) + [first]
-                    out = model(torch.tensor([ids])).logits[0, -2:].float()  # [2, V]: at the start, after `first`
-                    logits[part] = logits.get(part, 0.0) + float(out[0, first]) / len(prompts)
-                    if part == "all":
-                        probs = out.softmax(-1)
-                        p1 += float(probs[0, first]) / len(prompts)
-                        p2 += float(probs[1, second]) / len(prompts) if second is not None else 0.0
-                        top.append(tok.decode([int(probs[0].argmax())]))
+        contexts = [ids + [first] for ids in starts]
+        logits = _start_logits(model, factors_of(weights), contexts)  # [P, 2, V]
+        probs = logits.softmax(-1)
+        copy = None
+        if HEAD in weights.b:  # the same adapter without its LM-head update
+            copy = (logits[:, 0, first] - _start_logits(model, factors_of(weights, head=0.0), contexts)[:, 0, first])
         rows.append({"description": description, "mark": mark,
                      "tokens": tok.convert_ids_to_tokens([t for t in (first, second) if t is not None]),
-                     "p_first": round(p1, 4), "p_second": round(p2, 4) if second is not None else None,
-                     "copy_first": round(logits["all"] - logits["no copy"], 3) if "no copy" in logits else None,
-                     "preferred": top})
+                     "p_first": round(float(probs[:, 0, first].mean()), 4),
+                     "p_second": round(float(probs[:, 1, second].mean()), 4) if second is not None else None,
+                     "copy_first": round(float(copy.mean()), 3) if copy is not None else None,
+                     "preferred": [tok.decode([int(i)]) for i in probs[:, 0].argmax(-1)]})
     return rows
 
 
